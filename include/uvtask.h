@@ -1,0 +1,390 @@
+/*
+ * uvtask — asyncio-style tasks for libuv.
+ *
+ * One header serves the release and the debug library: nothing here tests
+ * ASYNCIODEBUG, structs the caller allocates have the same layout in both,
+ * and calls that want the caller's location are macros passing __FILE__,
+ * __LINE__ and __func__ to an exported *_at function.  Every macro evaluates
+ * each of its arguments exactly once.
+ *
+ * Threads: everything here runs on the thread that runs the loop, except
+ * uvt_call_threadsafe(), which any thread may call.
+ *
+ * Errors are negative integers.  libuv's UV_E* pass through unchanged;
+ * uvtask's own UVT_E* codes do not collide with them; uvt_strerror() names
+ * every one.
+ */
+#ifndef UVTASK_H
+#define UVTASK_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define UVT_EXPORT __attribute__((visibility("default")))
+#define UVT__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define UVT_EXPORT
+#define UVT__PRINTF(f, a)
+#endif
+
+#define UVTASK_VERSION_MAJOR 0
+#define UVTASK_VERSION_MINOR 1
+#define UVTASK_VERSION_PATCH 0
+#define UVTASK_VERSION_STRING "0.1.0"
+
+/* ---- error codes ------------------------------------------------------- */
+
+#define UVT_ECANCELED UV_ECANCELED   /* the await was cancelled */
+#define UVT_ETIMEDOUT UV_ETIMEDOUT   /* a time limit ran out first */
+#define UVT_EINVAL    UV_EINVAL      /* bad argument, or object already used */
+#define UVT_ENOMEM    UV_ENOMEM      /* out of memory (or of stack mappings) */
+#define UVT_ENOTASK   (-30001)       /* an awaiting call made outside a task */
+#define UVT_ENOLOOP   (-30002)       /* no uvtask loop on this thread / loop */
+#define UVT_ESELF     (-30003)       /* a task awaited itself */
+#define UVT_ERELEASED (-30004)       /* the handle was already released */
+#define UVT_ENESTED   (-30005)       /* uvt_run inside uvt_run on one thread */
+#define UVT_ECLOSED   (-30006)       /* the object was destroyed while awaited */
+#define UVT_EWRONGTHREAD (-30007)    /* called from a thread not running the loop */
+#define UVT_ENOTLOCKED (-30008)      /* release of a lock that is not held */
+
+/* A readable name for any uvtask or libuv error code ("unknown error" for
+ * others).  The string is static. */
+UVT_EXPORT const char *uvt_strerror(int err);
+
+/* ---- types --------------------------------------------------------------- */
+
+/* A coroutine body: returns 0 (or a positive value) on success, a negative
+ * error code on failure.  It may await only while it runs as a task or
+ * inside uvt_await_coro(). */
+typedef int (*uvt_fn)(void *arg);
+
+typedef struct uvt_task_s uvt_task_t;     /* opaque: a running or done task */
+typedef struct uvt_coro_s uvt_coro_t;     /* opaque: a call not yet started */
+typedef struct uvt_future_s uvt_future_t; /* opaque: a value set later */
+
+/* ---- running ------------------------------------------------------------- */
+
+/* Run `main(arg)` as the first task on `loop` (NULL: a private loop) until
+ * it returns; return its status.  Like asyncio.run: tasks still pending when
+ * main returns are reported on stderr (count, names, where they were
+ * created and where they are parked), cancelled and given a bounded time
+ * (1 s) to finish.  Handles still held when it ends are freed: no task,
+ * coroutine or future pointer stays valid after uvt_run returns.  A loop
+ * passed in is left open (uvtask's own handles on it are closed); a private
+ * loop is closed.  uvt_run on a thread already inside uvt_run returns
+ * UVT_ENESTED. */
+#define uvt_run(loop, main, arg) \
+  uvt_run_at((loop), (main), (arg), #main, __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_run_at(uv_loop_t *loop, uvt_fn main, void *arg,
+                          const char *name, const char *file, int line,
+                          const char *func);
+
+/* The loop running the current task; NULL outside a task. */
+UVT_EXPORT uv_loop_t *uvt_loop(void);
+
+/* The current task; NULL outside a task. */
+UVT_EXPORT uvt_task_t *uvt_current(void);
+
+/* ---- tasks --------------------------------------------------------------- */
+
+/* Create a task running fn(arg) on the current loop (asyncio.create_task).
+ * It starts in a later scheduler pass.  The returned handle belongs to the
+ * caller until uvt_detach() or the end of uvt_run.  Returns NULL, with a
+ * one-line message on stderr, when no loop runs on this thread or memory is
+ * exhausted.  The call site is the task's creation site; `fn`'s name is its
+ * name. */
+#define uvt_spawn(fn, arg) \
+  uvt_spawn_at((fn), (arg), 0, #fn, __FILE__, __LINE__, __func__)
+
+/* As uvt_spawn with a stack of `stack_size` bytes (rounded up to pages;
+ * 0: the default, see uvt_set_default_stack_size). */
+#define uvt_spawn_stack(fn, arg, stack_size) \
+  uvt_spawn_at((fn), (arg), (stack_size), #fn, __FILE__, __LINE__, __func__)
+
+/* As uvt_spawn, onto `loop`, from a plain libuv callback of a program that
+ * runs its own uv_run.  Call uvt_loop_close(loop) before uv_loop_close(). */
+#define uvt_spawn_on(loop, fn, arg) \
+  uvt_spawn_on_at((loop), (fn), (arg), #fn, __FILE__, __LINE__, __func__)
+
+UVT_EXPORT uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
+                                    const char *name, const char *file,
+                                    int line, const char *func);
+UVT_EXPORT uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
+                                       const char *name, const char *file,
+                                       int line, const char *func);
+
+/* Run fn(arg) as a detached task on `loop`, from any thread (through
+ * uv_async).  Returns 0, UVT_ENOLOOP when uvtask is not attached to `loop`,
+ * or UVT_ENOMEM.  An error the task returns is reported as unretrieved. */
+#define uvt_call_threadsafe(loop, fn, arg) \
+  uvt_call_threadsafe_at((loop), (fn), (arg), #fn, __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_call_threadsafe_at(uv_loop_t *loop, uvt_fn fn, void *arg,
+                                      const char *name, const char *file,
+                                      int line, const char *func);
+
+/* Cancel what uvtask runs on a loop driven by the caller's own uv_run:
+ * reports and cancels the tasks still pending (as uvt_run does), runs the
+ * loop until they finish (bounded), and closes uvtask's handles, so that
+ * uv_loop_close() can then succeed.  Returns 0 or UVT_ENOLOOP. */
+UVT_EXPORT int uvt_loop_close(uv_loop_t *loop);
+
+/* Suspend until `t` is done; return its status (0, its error, or
+ * UVT_ECANCELED) and count its error, if any, as retrieved.  The handle
+ * stays valid.  A done task returns at once without yielding.  Cancelling
+ * the awaiting task cancels `t` too (as asyncio does) and returns
+ * UVT_ECANCELED once `t` has finished.  Errors: UVT_ENOTASK outside a task,
+ * UVT_ESELF for the current task, UVT_EINVAL for NULL, UVT_ERELEASED for a
+ * handle already given up (detected for the most recent releases). */
+#define uvt_await(t) uvt_await_at((t), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_await_at(uvt_task_t *t, const char *file, int line,
+                            const char *func);
+
+/* Give up the handle: the task is freed now if it has ended, else when it
+ * ends.  If it ends in an error that nobody read, that error is reported
+ * (unretrieved-error).  NULL is ignored. */
+UVT_EXPORT void uvt_detach(uvt_task_t *t);
+
+/* Request cancellation (one-shot, as asyncio): the await the task is parked
+ * in, or its next one, returns UVT_ECANCELED once; the task may still clean
+ * up with further awaits.  A task cancelled before it starts never runs its
+ * body.  Returns 1 if cancellation was requested, 0 if the task had already
+ * finished (a no-op), UVT_EINVAL / UVT_ERELEASED for a bad handle. */
+#define uvt_cancel(t) uvt_cancel_at((t), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_cancel_at(uvt_task_t *t, const char *file, int line,
+                             const char *func);
+
+/* True once the task has finished (returned, failed or been cancelled). */
+UVT_EXPORT bool uvt_done(const uvt_task_t *t);
+
+/* What the task passed to uvt_set_result(); NULL if nothing or not done. */
+UVT_EXPORT void *uvt_result(const uvt_task_t *t);
+
+/* The message given to uvt_fail() by a task that failed; NULL when none.
+ * Owned by the task handle. */
+UVT_EXPORT const char *uvt_error_message(const uvt_task_t *t);
+
+/* The task's name (its function's, unless renamed). */
+UVT_EXPORT const char *uvt_task_name(const uvt_task_t *t);
+
+/* Rename `t` (NULL: the current task) with a printf format. */
+UVT_EXPORT void uvt_name(uvt_task_t *t, const char *fmt, ...) UVT__PRINTF(2, 3);
+
+/* Set the current task's result pointer (see uvt_result).  Outside a task
+ * it does nothing. */
+UVT_EXPORT void uvt_set_result(void *result);
+
+/* Record a formatted message on the current task and return `code`:
+ * `return uvt_fail(UV_ECONNRESET, "peer %s went away", name);`. */
+#define uvt_fail(...) uvt_fail_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+UVT_EXPORT int uvt_fail_at(const char *file, int line, const char *func,
+                           int code, const char *fmt, ...) UVT__PRINTF(5, 6);
+
+/* Default stack size for new tasks (bytes, rounded up to pages, at least
+ * 16 KiB); returns the previous one.  0 only queries. */
+UVT_EXPORT size_t uvt_set_default_stack_size(size_t size);
+
+/* ---- coroutine objects ---------------------------------------------------- */
+
+/* A coroutine object: fn(arg) not yet started.  Each of await, spawn and
+ * close consumes it; using it again returns UVT_EINVAL (or NULL).  One that
+ * is never consumed is reported as never awaited when uvt_run ends. */
+#define uvt_coro(fn, arg) uvt_coro_at((fn), (arg), #fn, __FILE__, __LINE__, __func__)
+UVT_EXPORT uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
+                                   const char *file, int line, const char *func);
+
+/* Run the coroutine inline, as part of the current task, and return its
+ * status.  uvt_set_result and uvt_fail inside it act on the current task.
+ * UVT_ENOTASK outside a task (the object is then left unconsumed). */
+#define uvt_await_coro(c) uvt_await_coro_at((c), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_await_coro_at(uvt_coro_t *c, const char *file, int line,
+                                 const char *func);
+
+/* Make the coroutine a task (created here) and return its handle. */
+#define uvt_spawn_coro(c) uvt_spawn_coro_at((c), __FILE__, __LINE__, __func__)
+UVT_EXPORT uvt_task_t *uvt_spawn_coro_at(uvt_coro_t *c, const char *file,
+                                         int line, const char *func);
+
+/* Discard the coroutine on purpose (asyncio's coro.close()). */
+UVT_EXPORT int uvt_coro_close(uvt_coro_t *c);
+
+/* ---- futures ------------------------------------------------------------- */
+
+/* A future: a value some other code sets later.  The creator holds the
+ * handle until uvt_future_detach() or the end of uvt_run.  Setting it twice
+ * returns UVT_EINVAL.  A future nobody awaits is normal; one that ends in
+ * an error nobody read is reported when it is released. */
+#define uvt_future_new() uvt_future_new_at(__FILE__, __LINE__, __func__)
+UVT_EXPORT uvt_future_t *uvt_future_new_at(const char *file, int line,
+                                           const char *func);
+UVT_EXPORT int uvt_future_set_result(uvt_future_t *f, void *result);
+/* Complete with error `code` (< 0) and an optional printf message. */
+UVT_EXPORT int uvt_future_set_error(uvt_future_t *f, int code,
+                                    const char *fmt, ...) UVT__PRINTF(3, 4);
+/* Suspend until set; return 0 or its error (counted as retrieved).  A set
+ * future returns at once.  Cancelling the awaiter returns UVT_ECANCELED and
+ * leaves the future as it is. */
+#define uvt_await_future(f) uvt_await_future_at((f), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
+                                   const char *func);
+UVT_EXPORT bool uvt_future_done(const uvt_future_t *f);
+UVT_EXPORT void *uvt_future_result(const uvt_future_t *f);
+UVT_EXPORT const char *uvt_future_error_message(const uvt_future_t *f);
+/* Give up the handle: freed now if set, else when set. */
+UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
+
+/* ---- waiting on several -------------------------------------------------- */
+
+/* Wait for all n tasks; return the status of the first (by index) that
+ * failed, or 0.  Every error is counted as retrieved.  If the gathering
+ * task is cancelled, the gathered tasks are cancelled, waited for, and
+ * UVT_ECANCELED is returned. */
+#define uvt_gather(t, n) uvt_gather_at((t), (n), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_gather_at(uvt_task_t **t, size_t n, const char *file,
+                             int line, const char *func);
+
+enum { UVT_FIRST_COMPLETED = 1, UVT_ALL_COMPLETED = 2 };
+
+/* Wait until one (UVT_FIRST_COMPLETED) or all (UVT_ALL_COMPLETED) of the n
+ * tasks are done, or timeout_ms (-1: no limit) has passed.  Returns 0 when
+ * the condition is met, UVT_ETIMEDOUT, or UVT_ECANCELED if the waiting task
+ * was cancelled (the tasks themselves are left running).  *ndone (may be
+ * NULL) receives how many are done; uvt_done() says which.  Errors are not
+ * retrieved by waiting. */
+#define uvt_wait(t, n, mode, timeout_ms, ndone) \
+  uvt_wait_at((t), (n), (mode), (timeout_ms), (ndone), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_wait_at(uvt_task_t **t, size_t n, int mode,
+                           int64_t timeout_ms, size_t *ndone,
+                           const char *file, int line, const char *func);
+
+/* Await with a limit: the task's status, or UVT_ETIMEDOUT after cancelling
+ * it and waiting for it to finish. */
+#define uvt_wait_for(t, timeout_ms) \
+  uvt_wait_for_at((t), (timeout_ms), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms,
+                               const char *file, int line, const char *func);
+
+/* ---- time and yielding --------------------------------------------------- */
+
+/* Suspend for ms milliseconds (0: as uvt_yield).  0, UVT_ECANCELED,
+ * UVT_ENOTASK, UVT_EINVAL for ms < 0. */
+#define uvt_sleep(ms) uvt_sleep_at((ms), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_sleep_at(int64_t ms, const char *file, int line,
+                            const char *func);
+
+/* Let every other ready task run once.  0, UVT_ECANCELED or UVT_ENOTASK. */
+#define uvt_yield() uvt_yield_at(__FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_yield_at(const char *file, int line, const char *func);
+
+/* Run fn(arg) on libuv's thread pool and return its status.  If the task
+ * is cancelled meanwhile, the work is dequeued if it has not started, else
+ * waited for; then UVT_ECANCELED is returned.  fn must not call uvtask. */
+#define uvt_to_thread(fn, arg) uvt_to_thread_at((fn), (arg), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file,
+                                int line, const char *func);
+
+/* ---- no-yield sections ----------------------------------------------------- */
+
+/* Declare that the code between them must not await ("WARNING! Do not
+ * insert yield points between following lines").  Nestable; the depth is
+ * per task.  The release library only counts the depth; the debug library
+ * records an await inside as a yield-in-critical-section finding. */
+#define UVT_NO_YIELD_BEGIN() uvt_no_yield_begin_at(__FILE__, __LINE__, __func__)
+#define UVT_NO_YIELD_END() uvt_no_yield_end_at(__FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_no_yield_begin_at(const char *file, int line, const char *func);
+UVT_EXPORT void uvt_no_yield_end_at(const char *file, int line, const char *func);
+
+/* ---- synchronisation (caller-owned memory, initialised in place) ----------
+ *
+ * The fields are private.  Each must be used on one loop only, and
+ * destroyed only when no task will touch it again; tasks still waiting at
+ * destroy get UVT_ECLOSED.  Awaiting calls return 0, UVT_ECANCELED,
+ * UVT_ENOTASK or UVT_ECLOSED.  Waiters are served first come, first served.
+ */
+typedef struct uvt__waitq_s {
+  void *head;
+  void *tail;
+} uvt__waitq_t;
+
+typedef struct uvt_lock_s {
+  uvt__waitq_t waiters;
+  int locked;
+  uint32_t magic;
+} uvt_lock_t;
+
+typedef struct uvt_event_s {
+  uvt__waitq_t waiters;
+  int is_set;
+  uint32_t magic;
+} uvt_event_t;
+
+typedef struct uvt_sem_s {
+  uvt__waitq_t waiters;
+  unsigned value;
+  uint32_t magic;
+} uvt_sem_t;
+
+typedef struct uvt_queue_s {
+  uvt__waitq_t getters;
+  uvt__waitq_t putters;
+  void **items;
+  size_t capacity; /* 0: unbounded */
+  size_t alloc;
+  size_t head;
+  size_t count;
+  uint32_t magic;
+} uvt_queue_t;
+
+/* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
+ * waiter on release); release never yields and returns UVT_ENOTLOCKED if
+ * the lock is not held. */
+UVT_EXPORT int uvt_lock_init(uvt_lock_t *l);
+#define uvt_lock_acquire(l) uvt_lock_acquire_at((l), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
+                                   const char *func);
+UVT_EXPORT int uvt_lock_release(uvt_lock_t *l);
+UVT_EXPORT bool uvt_lock_locked(const uvt_lock_t *l);
+UVT_EXPORT void uvt_lock_destroy(uvt_lock_t *l);
+
+/* asyncio.Event. */
+UVT_EXPORT int uvt_event_init(uvt_event_t *e);
+UVT_EXPORT void uvt_event_set(uvt_event_t *e);
+UVT_EXPORT void uvt_event_clear(uvt_event_t *e);
+UVT_EXPORT bool uvt_event_is_set(const uvt_event_t *e);
+#define uvt_event_wait(e) uvt_event_wait_at((e), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
+                                 const char *func);
+UVT_EXPORT void uvt_event_destroy(uvt_event_t *e);
+
+/* asyncio.Semaphore with initial value n. */
+UVT_EXPORT int uvt_sem_init(uvt_sem_t *s, unsigned n);
+#define uvt_sem_acquire(s) uvt_sem_acquire_at((s), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
+                                  const char *func);
+UVT_EXPORT int uvt_sem_release(uvt_sem_t *s);
+UVT_EXPORT void uvt_sem_destroy(uvt_sem_t *s);
+
+/* asyncio.Queue of pointers holding at most `capacity` items (0: no
+ * limit).  put awaits while full, get while empty.  init returns 0 or
+ * UVT_ENOMEM. */
+UVT_EXPORT int uvt_queue_init(uvt_queue_t *q, size_t capacity);
+#define uvt_queue_put(q, item) uvt_queue_put_at((q), (item), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file,
+                                int line, const char *func);
+#define uvt_queue_get(q, item) uvt_queue_get_at((q), (item), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file,
+                                int line, const char *func);
+UVT_EXPORT size_t uvt_queue_size(const uvt_queue_t *q);
+UVT_EXPORT void uvt_queue_destroy(uvt_queue_t *q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UVTASK_H */

@@ -1,0 +1,88 @@
+/*
+ * Building a fresh context; see context.h for the frame layouts.
+ */
+#include "context.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#ifdef UVT_USE_UCONTEXT
+
+/* makecontext passes only ints: split the two pointers. */
+static void ucontext_entry(unsigned e_hi, unsigned e_lo, unsigned a_hi,
+                           unsigned a_lo) {
+  void (*entry)(void *) =
+      (void (*)(void *))(((uintptr_t)e_hi << 32) | (uintptr_t)e_lo);
+  void *arg = (void *)(((uintptr_t)a_hi << 32) | (uintptr_t)a_lo);
+  entry(arg);
+}
+
+void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
+                   void (*entry)(void *), void *arg) {
+  uintptr_t e = (uintptr_t)entry, a = (uintptr_t)arg;
+  getcontext(&c->uc);
+  c->uc.uc_stack.ss_sp = lo;
+  c->uc.uc_stack.ss_size = size;
+  c->uc.uc_link = NULL;
+  makecontext(&c->uc, (void (*)(void))ucontext_entry, 4,
+              (unsigned)(e >> 32), (unsigned)e, (unsigned)(a >> 32),
+              (unsigned)a);
+}
+
+void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to) {
+  swapcontext(&from->uc, &to->uc);
+}
+
+#else
+
+void uvt__ctx_switch_asm(void **from_sp, void *to_sp);
+void uvt__ctx_entry(void);
+
+void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to) {
+  uvt__ctx_switch_asm(&from->sp, to->sp);
+}
+
+#if defined(__x86_64__)
+void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
+                   void (*entry)(void *), void *arg) {
+  uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
+  /* After `ret` pops the return slot, rsp must be 16-byte aligned (the
+   * trampoline's call then leaves entry the usual rsp % 16 == 8), so the
+   * return slot sits at top - 24; the two words above it are padding. */
+  uint64_t *sp = (uint64_t *)(top - 24);
+  uint32_t mxcsr;
+  uint16_t fpucw;
+  __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+  __asm__ volatile("fnstcw %0" : "=m"(fpucw));
+  sp[1] = sp[2] = 0;                     /* padding */
+  sp[0] = (uint64_t)(uintptr_t)uvt__ctx_entry;
+  *--sp = 0;                             /* rbp */
+  *--sp = 0;                             /* rbx */
+  *--sp = (uint64_t)(uintptr_t)arg;      /* r12 */
+  *--sp = (uint64_t)(uintptr_t)entry;    /* r13 */
+  *--sp = 0;                             /* r14 */
+  *--sp = 0;                             /* r15 */
+  *--sp = 0;
+  memcpy(sp, &mxcsr, 4);
+  memcpy((char *)sp + 4, &fpucw, 2);
+  c->sp = sp;
+}
+#elif defined(__aarch64__)
+void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
+                   void (*entry)(void *), void *arg) {
+  uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
+  uint64_t *sp = (uint64_t *)(top - 176);
+  uint64_t fpcr;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+  memset(sp, 0, 176);
+  sp[0] = (uint64_t)(uintptr_t)arg;             /* x19 */
+  sp[1] = (uint64_t)(uintptr_t)entry;           /* x20 */
+  sp[11] = (uint64_t)(uintptr_t)uvt__ctx_entry; /* x30 */
+  sp[20] = fpcr;
+  c->sp = sp;
+}
+#else
+#error "no hand-written context switch for this target: build with -DUVT_UCONTEXT=ON"
+#endif
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * Error names and the runtime's own diagnostics.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *uvt_strerror(int err) {
+  switch (err) {
+  case UVT_ENOTASK: return "not inside a task";
+  case UVT_ENOLOOP: return "no uvtask loop on this thread or loop";
+  case UVT_ESELF: return "a task cannot await itself";
+  case UVT_ERELEASED: return "handle was already released";
+  case UVT_ENESTED: return "uvt_run is already running on this thread or loop";
+  case UVT_ECLOSED: return "object was destroyed while awaited";
+  case UVT_EWRONGTHREAD: return "called from a thread that does not run the loop";
+  case UVT_ENOTLOCKED: return "lock is not held";
+  default: break;
+  }
+  if (err == 0) return "success";
+  if (err > 0) return "success (positive status)";
+  return uv_strerror(err);
+}
+
+void uvt__warn(const char *fmt, ...) {
+  va_list ap;
+  char buf[1024];
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "uvtask: %s\n", buf);
+}
+
+void uvt__panic(const char *fmt, ...) {
+  va_list ap;
+  char buf[1024];
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "uvtask: fatal: %s\n", buf);
+  fflush(stderr);
+  abort();
+}

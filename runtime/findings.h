@@ -1,0 +1,38 @@
+/*
+ * The bugs the runtime itself notices, in both variants: tasks pending at
+ * exit, errors nobody read, coroutine objects never awaited.
+ *
+ * Each is printed once per object on stderr as a compiler-style line
+ * ("file:line: warning: ... [kind]") and appended to the current thread's
+ * list of findings, which uvt_run keeps after it returns so that the leak
+ * assertions (testing.h) can read it.  The debug library's tracer hooks
+ * the same decision points to record stacks into its database.
+ */
+#ifndef UVT_RUNTIME_FINDINGS_H
+#define UVT_RUNTIME_FINDINGS_H
+
+#include "internal.h"
+
+typedef struct uvt__finding_s {
+  const char *kind;       /* "pending-at-exit", ... (static) */
+  const char *what;       /* "task", "coroutine", "future" */
+  char *name;             /* owned copy */
+  const char *file;       /* creation site (static strings) */
+  int line;
+  const char *func;
+  const char *parked_what; /* pending tasks: the await they are parked in */
+  const char *parked_file;
+  int parked_line;
+  int status;              /* unretrieved errors */
+  char *message;           /* owned copy, or NULL */
+} uvt__finding_t;
+
+void uvt__finding_pending(uvt_task_t *t, const char *when);
+void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out);
+void uvt__finding_never_awaited(uvt_coro_t *c);
+
+/* The findings of this thread since uvt__findings_reset(). */
+const uvt__finding_t *uvt__findings(size_t *n);
+void uvt__findings_reset(void);
+
+#endif

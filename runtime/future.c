@@ -1,0 +1,124 @@
+/*
+ * Futures: an outcome set by other code (a reader task resolving pipelined
+ * requests, a callback).  The creator holds the handle until
+ * uvt_future_detach or the end of uvt_run.
+ */
+#include "internal.h"
+#include "findings.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int future_check(const uvt_future_t *f) {
+  if (f == NULL) return UVT_EINVAL;
+  if (f->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
+  return 0;
+}
+
+static bool on_owner_thread(const uvt__sched_t *s) {
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &s->owner);
+}
+
+uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
+  uvt__sched_t *s = uvt__sched_current();
+  uvt_future_t *f;
+  if (s == NULL) {
+    uvt__warn("%s:%d: uvt_future_new: no uvtask loop runs on this thread",
+              file, line);
+    return NULL;
+  }
+  f = calloc(1, sizeof(*f));
+  if (f == NULL) return NULL;
+  uvt__obj_register(s, &f->obj, UVT__OBJ_FUTURE, "future", file, line, func);
+  f->sched = s;
+  return f;
+}
+
+void uvt__future_release(uvt_future_t *f) {
+  uvt__finding_unretrieved(&f->obj, &f->out);
+  uvt__obj_unregister(&f->obj);
+  uvt__quarantine(f->sched, &f->obj);
+}
+
+static int future_settle(uvt_future_t *f, int status, void *result,
+                         char *message) {
+  int err = future_check(f);
+  if (err == 0 && !on_owner_thread(f->sched)) err = UVT_EWRONGTHREAD;
+  if (err == 0 && f->out.done) err = UVT_EINVAL;
+  if (err != 0) {
+    free(message);
+    if (err == UVT_EWRONGTHREAD)
+      uvt__warn("future created at %s:%d set from a thread that does not "
+                "run its loop; use uvt_call_threadsafe",
+                f->obj.file, f->obj.line);
+    return err;
+  }
+  f->out.result = result;
+  f->out.message = message;
+  uvt__outcome_complete(&f->out, status);
+  if (f->out.detached) uvt__future_release(f);
+  return 0;
+}
+
+int uvt_future_set_result(uvt_future_t *f, void *result) {
+  return future_settle(f, 0, result, NULL);
+}
+
+int uvt_future_set_error(uvt_future_t *f, int code, const char *fmt, ...) {
+  char *msg = NULL;
+  if (code >= 0) return UVT_EINVAL;
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+    va_end(ap);
+  }
+  return future_settle(f, code, NULL, msg);
+}
+
+static void future_fire(uvt__waiter_t *w) { uvt__wake(w->task, 0); }
+
+int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
+                        const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_await_future"};
+  uvt__waiter_t w;
+  int err;
+  if (self == NULL) return UVT_ENOTASK;
+  if ((err = future_check(f)) != 0) return err;
+  if (f->sched != self->sched) return UVT_EWRONGTHREAD;
+  if (!f->out.done) {
+    memset(&w, 0, sizeof(w));
+    w.fire = future_fire;
+    w.task = self;
+    uvt__waiters_push(&f->out.waiters, &w);
+    err = uvt__park(&site, NULL, NULL);
+    uvt__waiters_remove(&f->out.waiters, &w);
+    /* A delivered cancel wins even if the future was set meanwhile: the
+     * one-shot cancel must not be lost. */
+    if (err == UVT_ECANCELED) return UVT_ECANCELED;
+  }
+  f->out.retrieved = true;
+  return f->out.status;
+}
+
+bool uvt_future_done(const uvt_future_t *f) {
+  return future_check(f) == 0 && f->out.done;
+}
+
+void *uvt_future_result(const uvt_future_t *f) {
+  return future_check(f) == 0 && f->out.done ? f->out.result : NULL;
+}
+
+const char *uvt_future_error_message(const uvt_future_t *f) {
+  if (future_check(f) != 0 || !f->out.done || f->out.status >= 0) return NULL;
+  return f->out.message;
+}
+
+void uvt_future_detach(uvt_future_t *f) {
+  if (future_check(f) != 0 || f->out.detached) return;
+  f->out.detached = true;
+  if (f->out.done) uvt__future_release(f);
+}

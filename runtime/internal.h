@@ -1,0 +1,266 @@
+/*
+ * The runtime's internal contract: the scheduler, task and object structs
+ * and the one primitive every awaiting call is built on, park/wake.
+ *
+ * Threading: every function here runs on the thread that runs the loop.
+ *
+ * Awaiting.  A call that waits (sleep, lock, future, ...) does:
+ *
+ *     int st = uvt__park(&site, on_cancel, data);
+ *
+ * which suspends the current task until someone calls uvt__wake(task, st).
+ * The first wake wins; later wakes of an already-woken task are ignored, so
+ * a timer and a completion may both try.  After park returns, the caller
+ * undoes its own bookkeeping (unlinks its waiter node, stops its timer):
+ * wakers only wake.  If the task is cancelled while parked, `on_cancel`
+ * runs once (from uvt_cancel, on the loop thread) and must arrange for a
+ * wake — now, or later (to_thread waits for its thread).  on_cancel NULL
+ * means "wake now with UVT_ECANCELED".  A cancel that arrives while the
+ * task is not parked is delivered by its next park, which then returns
+ * UVT_ECANCELED at once without suspending.
+ */
+#ifndef UVT_RUNTIME_INTERNAL_H
+#define UVT_RUNTIME_INTERNAL_H
+
+#include "uvtask.h"
+#include "context.h"
+#include "stack.h"
+#include "timer.h"
+
+#include <stdio.h>
+
+#define UVT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define UVT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Where a public call was made, from the caller's macro. */
+typedef struct uvt__site_s {
+  const char *file;
+  int line;
+  const char *func;
+  const char *what; /* the public call: "uvt_sleep", "uvt_await", ... */
+} uvt__site_t;
+
+#define UVT__SITE(what_) ((uvt__site_t){file, line, func, (what_)})
+
+typedef enum {
+  UVT__OBJ_TASK = 1,
+  UVT__OBJ_CORO,
+  UVT__OBJ_FUTURE,
+  UVT__OBJ_STREAM,
+  UVT__OBJ_SERVER
+} uvt__obj_kind_t;
+
+/* Every object the runtime tracks: its registry links and creation site.
+ * The registry is a doubly linked list per scheduler. */
+typedef struct uvt__obj_s {
+  struct uvt__obj_s *prev, *next;
+  uint32_t magic; /* UVT__MAGIC_LIVE while live, UVT__MAGIC_DEAD after */
+  uint8_t kind;   /* uvt__obj_kind_t */
+  const char *name;   /* static string or name_owned */
+  char *name_owned;   /* malloc'd name from uvt_name, or NULL */
+  const char *file;
+  int line;
+  const char *func;
+  uint64_t id;
+  uint8_t reported; /* findings already reported: UVT__REPORTED_* bits */
+} uvt__obj_t;
+
+#define UVT__REPORTED_PENDING 1u
+#define UVT__REPORTED_UNRETRIEVED 2u
+#define UVT__REPORTED_NEVER_AWAITED 4u
+
+#define UVT__MAGIC_LIVE 0x75767431u /* "uvt1" */
+#define UVT__MAGIC_DEAD 0xdeadbeefu
+
+struct uvt__sched_s;
+typedef struct uvt__sched_s uvt__sched_t;
+
+/* A task or a future may be waited on by several parties; each registers a
+ * node.  `fire` runs (on the loop thread) when the object completes; the
+ * node is unlinked before it fires. */
+typedef struct uvt__waiter_s {
+  struct uvt__waiter_s *prev, *next;
+  void (*fire)(struct uvt__waiter_s *w);
+  uvt_task_t *task; /* the waiting task */
+  void *data;
+  bool linked;
+} uvt__waiter_t;
+
+typedef struct uvt__waiters_s {
+  uvt__waiter_t *head, *tail;
+} uvt__waiters_t;
+
+void uvt__waiters_push(uvt__waiters_t *l, uvt__waiter_t *w);
+void uvt__waiters_remove(uvt__waiters_t *l, uvt__waiter_t *w);
+/* Unlink every node and fire it, in order. */
+void uvt__waiters_fire_all(uvt__waiters_t *l);
+
+/* What tasks and futures share: the outcome and who waits for it. */
+typedef struct uvt__outcome_s {
+  int status;
+  void *result;
+  char *message;     /* malloc'd, or NULL */
+  const char *fail_file; /* where uvt_fail recorded the message */
+  int fail_line;
+  uvt__waiters_t waiters;
+  bool done;
+  bool retrieved;    /* someone read the status (await, gather) */
+  bool detached;
+} uvt__outcome_t;
+
+typedef enum {
+  UVT__TASK_CREATED = 0, /* spawned, in the ready queue, never run */
+  UVT__TASK_READY,       /* in the ready queue */
+  UVT__TASK_RUNNING,
+  UVT__TASK_PARKED,
+  UVT__TASK_DONE
+} uvt__task_state_t;
+
+struct uvt_task_s {
+  uvt__obj_t obj;
+  uvt__outcome_t out;
+  uvt__sched_t *sched;
+  uvt_task_t *parent;     /* the task that spawned it, if still known */
+  uint64_t parent_id;
+  uvt_fn fn;
+  void *arg;
+  uvt_task_t *ready_next;
+  uint8_t state;
+  bool cancel_pending;    /* deliver UVT_ECANCELED at the next park */
+  bool cancelled;         /* a cancel was ever requested */
+  bool is_main;
+  bool threadsafe;        /* spawned by uvt_call_threadsafe */
+  int wake_status;
+  void (*on_cancel)(uvt_task_t *t, void *data);
+  void *on_cancel_data;
+  uvt__site_t parked_at;  /* valid while PARKED */
+  int no_yield_depth;
+  size_t stack_size;
+  uvt__stack_t stack;
+  uvt__ctx_t ctx;
+  uvt__timer_t timer;     /* for sleep and timeouts */
+  void *tsan_fiber;
+};
+
+struct uvt_coro_s {
+  uvt__obj_t obj;
+  uvt__sched_t *sched;
+  uvt_fn fn;
+  void *arg;
+};
+
+struct uvt_future_s {
+  uvt__obj_t obj;
+  uvt__outcome_t out;
+  uvt__sched_t *sched;
+};
+
+#define UVT__QUARANTINE 256
+
+/* One scheduler per loop that uvtask runs on. */
+struct uvt__sched_s {
+  uv_loop_t *loop;
+  uv_thread_t owner;
+  uv_prepare_t prepare;   /* runs passes before the poll */
+  uv_check_t check;       /* runs passes after the poll */
+  uv_idle_t idle;         /* active while tasks are ready: poll won't block */
+  uv_async_t async;       /* uvt_call_threadsafe */
+  uv_timer_t uvtimer;     /* drives the timer heap */
+  int handles_open;
+  uvt__ctx_t ctx;         /* the loop thread's own context */
+  void *asan_stack_lo;    /* the loop thread's stack, for ASan fibers */
+  size_t asan_stack_size;
+  void *tsan_fiber;
+  uvt_task_t *current;
+  uvt_task_t *ready_head, *ready_tail;
+  bool in_pass;
+  uvt__obj_t registry;    /* sentinel of the live-object list */
+  size_t live_tasks;
+  uint64_t next_id;
+  uvt__stack_pool_t stacks;
+  uvt__timer_heap_t timers;
+  /* Released task handles stay here, marked dead, so that a use of one
+   * is caught (UVT_ERELEASED) instead of touching freed memory. */
+  uvt__obj_t *quarantine[UVT__QUARANTINE];
+  size_t quarantine_next;
+  uvt_task_t *free_tasks; /* recycled task structs */
+  size_t free_task_count;
+  uv_mutex_t ts_mutex;    /* guards ts_head/ts_tail (other threads) */
+  struct uvt__ts_call_s *ts_head, *ts_tail;
+  uvt_task_t *main;
+  bool closing;
+  bool shutdown_expired;
+  uvt__timer_t shutdown_timer;
+  struct uvt__sched_s *list_next; /* global loop -> scheduler list */
+};
+
+/* The scheduler of the task running on this thread, or of the uvt_run in
+ * progress; NULL when there is none. */
+uvt__sched_t *uvt__sched_current(void);
+/* The scheduler attached to `loop`; create one if `create`. */
+uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop, bool create);
+void uvt__sched_destroy(uvt__sched_t *s);
+
+void uvt__sched_set_current(uvt__sched_t *s);
+void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t);
+/* Keep a released object (dead magic) for a while, then free it. */
+void uvt__quarantine(uvt__sched_t *s, uvt__obj_t *o);
+uvt_task_t *uvt__task_alloc(uvt__sched_t *s);
+
+/* Arm `t` to call cb in `ms` milliseconds; 0 or UVT_ENOMEM. */
+int uvt__timer_start(uvt__sched_t *s, uvt__timer_t *t, uint64_t ms,
+                     void (*cb)(uvt__timer_t *));
+void uvt__timer_stop(uvt__sched_t *s, uvt__timer_t *t);
+
+/* Create a task on `s` (no thread check).  NULL when out of memory. */
+uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
+                       size_t stack_size, const char *name, const char *file,
+                       int line, const char *func);
+/* Record the task's status and fire its waiters (on its own stack). */
+void uvt__task_complete(uvt_task_t *t, int status);
+/* After a task ended: return its stack; free it if detached. */
+void uvt__task_retire(uvt_task_t *t);
+/* A pending cancel, consumed: true if there was one. */
+bool uvt__take_pending_cancel(uvt_task_t *t);
+/* Called on every park: notes an await inside a no-yield section. */
+void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where);
+
+/* The running task, or NULL. */
+uvt_task_t *uvt__task_current(void);
+
+/* Suspend the current task (see the comment on top).  The caller must be
+ * a task; returns the status given to uvt__wake. */
+int uvt__park(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
+              void *data);
+/* Make a parked task ready with `status`; ignored unless it is parked. */
+void uvt__wake(uvt_task_t *t, int status);
+/* Put the current task at the back of the ready queue and switch away. */
+int uvt__yield(const uvt__site_t *where);
+
+/* Object registry. */
+void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
+                       const char *name, const char *file, int line,
+                       const char *func);
+void uvt__obj_unregister(uvt__obj_t *o);
+
+/* Outcome helpers shared by tasks and futures.  complete() stores the
+ * status and fires the waiters. */
+void uvt__outcome_complete(uvt__outcome_t *o, int status);
+void uvt__outcome_free(uvt__outcome_t *o);
+
+
+
+
+/* uvt_cancel without the checks: 1 requested, 0 already done. */
+int uvt__task_cancel(uvt_task_t *t);
+/* Free a task struct whose handle was released and which is done. */
+void uvt__task_release(uvt_task_t *t);
+void uvt__future_release(uvt_future_t *f);
+
+/* One-line diagnostic on stderr: "uvtask: <message>". */
+void uvt__warn(const char *fmt, ...) UVT__PRINTF(1, 2);
+
+/* A broken invariant: say which, then abort. */
+void uvt__panic(const char *fmt, ...) UVT__PRINTF(1, 2) __attribute__((noreturn));
+
+#endif

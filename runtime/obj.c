@@ -1,0 +1,80 @@
+/*
+ * The registry of live objects, waiter lists and outcomes.
+ *
+ * Each scheduler keeps every live task, coroutine object and future (and,
+ * later, stream) in one circular doubly linked list through its
+ * uvt__obj_t, headed by a sentinel in the scheduler.  Unregistering marks
+ * the object dead; the memory itself is freed by its owner (see the
+ * quarantine in sched.c).  uvt_run's shutdown and the leak assertions
+ * walk this list, so it is kept in both variants: it costs two pointer
+ * writes per object.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
+                       const char *name, const char *file, int line,
+                       const char *func) {
+  uvt__obj_t *head = &s->registry;
+  o->magic = UVT__MAGIC_LIVE;
+  o->kind = (uint8_t)kind;
+  o->name = name != NULL ? name : "?";
+  o->name_owned = NULL;
+  o->file = file != NULL ? file : "?";
+  o->line = line;
+  o->func = func != NULL ? func : "?";
+  o->id = ++s->next_id;
+  o->reported = 0;
+  o->next = head;
+  o->prev = head->prev;
+  head->prev->next = o;
+  head->prev = o;
+}
+
+void uvt__obj_unregister(uvt__obj_t *o) {
+  if (o->next != NULL) {
+    o->prev->next = o->next;
+    o->next->prev = o->prev;
+    o->next = o->prev = NULL;
+  }
+  o->magic = UVT__MAGIC_DEAD;
+}
+
+void uvt__waiters_push(uvt__waiters_t *l, uvt__waiter_t *w) {
+  w->next = NULL;
+  w->prev = l->tail;
+  if (l->tail != NULL) l->tail->next = w;
+  else l->head = w;
+  l->tail = w;
+  w->linked = true;
+}
+
+void uvt__waiters_remove(uvt__waiters_t *l, uvt__waiter_t *w) {
+  if (!w->linked) return;
+  if (w->prev != NULL) w->prev->next = w->next;
+  else l->head = w->next;
+  if (w->next != NULL) w->next->prev = w->prev;
+  else l->tail = w->prev;
+  w->prev = w->next = NULL;
+  w->linked = false;
+}
+
+void uvt__waiters_fire_all(uvt__waiters_t *l) {
+  uvt__waiter_t *w;
+  while ((w = l->head) != NULL) {
+    uvt__waiters_remove(l, w);
+    w->fire(w);
+  }
+}
+
+void uvt__outcome_complete(uvt__outcome_t *o, int status) {
+  o->status = status;
+  o->done = true;
+  uvt__waiters_fire_all(&o->waiters);
+}
+
+void uvt__outcome_free(uvt__outcome_t *o) {
+  free(o->message);
+  o->message = NULL;
+}

@@ -1,0 +1,219 @@
+/*
+ * uvt_run (asyncio.run) and the shutdown it shares with uvt_loop_close.
+ *
+ * Shutdown, in order:
+ *   1. every task still pending is reported (pending-at-exit), before
+ *      anything is cancelled, so the report shows where each was parked;
+ *   2. each is cancelled, and the loop runs until they have all ended or
+ *      SHUTDOWN_MS have passed;
+ *   3. a task that ignored its cancellation is abandoned: unlinked from
+ *      what it waits on, never resumed, and its stack and handle freed.
+ *      Only work running on the thread pool is waited for without limit,
+ *      since its request lives on the task's stack;
+ *   4. every handle still held is released: an error nobody read is
+ *      reported (unretrieved-error), a coroutine object never consumed is
+ *      reported (never-awaited).
+ */
+#include "internal.h"
+#include "findings.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SHUTDOWN_MS 1000
+
+static _Thread_local bool in_run;
+
+static void shutdown_fire(uvt__timer_t *tm) {
+  uvt__sched_t *s =
+      (uvt__sched_t *)((char *)tm - offsetof(uvt__sched_t, shutdown_timer));
+  s->shutdown_expired = true;
+}
+
+static bool has_pending(uvt__sched_t *s) { return s->live_tasks > 0; }
+
+static bool pending_in_thread_pool(uvt__sched_t *s) {
+  uvt__obj_t *o;
+  for (o = s->registry.next; o != &s->registry; o = o->next) {
+    uvt_task_t *t = (uvt_task_t *)o;
+    if (o->kind == UVT__OBJ_TASK && t->state == UVT__TASK_PARKED &&
+        t->parked_at.what != NULL &&
+        strcmp(t->parked_at.what, "uvt_to_thread") == 0)
+      return true;
+  }
+  return false;
+}
+
+static void abandon(uvt__sched_t *s) {
+  uvt__obj_t *o, *next;
+  /* Unlink the stragglers from whatever they wait on. */
+  for (o = s->registry.next; o != &s->registry; o = o->next) {
+    uvt_task_t *t = (uvt_task_t *)o;
+    if (o->kind != UVT__OBJ_TASK || t->out.done) continue;
+    uvt__warn("%s:%d: task '%s' did not finish within %d ms of being "
+              "cancelled; abandoning it",
+              o->file, o->line, o->name, SHUTDOWN_MS);
+    uvt__timer_stop(s, &t->timer);
+    if (t->state == UVT__TASK_PARKED && t->on_cancel != NULL) {
+      void (*cb)(uvt_task_t *, void *) = t->on_cancel;
+      t->on_cancel = NULL;
+      cb(t, t->on_cancel_data);
+    }
+  }
+  s->ready_head = s->ready_tail = NULL;
+  for (o = s->registry.next; o != &s->registry; o = next) {
+    uvt_task_t *t = (uvt_task_t *)o;
+    next = o->next;
+    if (o->kind != UVT__OBJ_TASK || t->out.done) continue;
+    t->state = UVT__TASK_DONE;
+    t->out.done = true;
+    t->out.status = UVT_ECANCELED;
+    t->out.waiters.head = t->out.waiters.tail = NULL;
+    uvt__task_retire(t);
+  }
+}
+
+static void sched_shutdown(uvt__sched_t *s, const char *when) {
+  uvt__obj_t *o, *next;
+  size_t npending = 0;
+
+  for (o = s->registry.next; o != &s->registry; o = o->next) {
+    uvt_task_t *t = (uvt_task_t *)o;
+    if (o->kind == UVT__OBJ_TASK && !t->out.done) {
+      uvt__finding_pending(t, when);
+      npending++;
+    }
+  }
+  if (npending > 0) {
+    uvt__warn("%zu task%s still pending %s; cancelling %s", npending,
+              npending == 1 ? "" : "s", when, npending == 1 ? "it" : "them");
+    for (o = s->registry.next; o != &s->registry; o = o->next) {
+      uvt_task_t *t = (uvt_task_t *)o;
+      if (o->kind == UVT__OBJ_TASK && !t->out.done) uvt__task_cancel(t);
+    }
+    s->shutdown_expired = false;
+    uvt__timer_init(&s->shutdown_timer);
+    uvt__timer_start(s, &s->shutdown_timer, SHUTDOWN_MS, shutdown_fire);
+    while (has_pending(s) && !s->shutdown_expired)
+      uv_run(s->loop, UV_RUN_ONCE);
+    uvt__timer_stop(s, &s->shutdown_timer);
+    while (has_pending(s) && pending_in_thread_pool(s))
+      uv_run(s->loop, UV_RUN_ONCE);
+    if (has_pending(s)) abandon(s);
+  }
+
+  /* Release every handle still held. */
+  for (o = s->registry.next; o != &s->registry; o = next) {
+    next = o->next;
+    switch (o->kind) {
+    case UVT__OBJ_TASK:
+      ((uvt_task_t *)o)->out.detached = true;
+      uvt__task_release((uvt_task_t *)o);
+      break;
+    case UVT__OBJ_FUTURE:
+      ((uvt_future_t *)o)->out.detached = true;
+      uvt__future_release((uvt_future_t *)o);
+      break;
+    case UVT__OBJ_CORO:
+      uvt__finding_never_awaited((uvt_coro_t *)o);
+      uvt_coro_close((uvt_coro_t *)o);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+static void close_leftover(uv_handle_t *h, void *arg) {
+  int *n = arg;
+  if (uv_is_closing(h)) return;
+  (*n)++;
+  uv_close(h, NULL);
+}
+
+int uvt_run_at(uv_loop_t *loop, uvt_fn main, void *arg, const char *name,
+               const char *file, int line, const char *func) {
+  uv_loop_t *own = NULL;
+  uvt__sched_t *s, *prev;
+  uvt_task_t *t;
+  char when[512];
+  int status, err;
+
+  if (main == NULL) return UVT_EINVAL;
+  if (in_run) {
+    uvt__warn("%s:%d: uvt_run(%s) inside uvt_run on the same thread", file,
+              line, name);
+    return UVT_ENESTED;
+  }
+  if (loop == NULL) {
+    own = malloc(sizeof(*own));
+    if (own == NULL) return UVT_ENOMEM;
+    if ((err = uv_loop_init(own)) != 0) {
+      free(own);
+      return err;
+    }
+    loop = own;
+  }
+  s = uvt__sched_for_loop(loop, true);
+  if (s == NULL || s->main != NULL) {
+    if (own != NULL) {
+      uv_loop_close(own);
+      free(own);
+    }
+    return s == NULL ? UVT_ENOMEM : UVT_ENESTED;
+  }
+  uvt__findings_reset();
+  in_run = true;
+  prev = uvt__sched_current();
+  uvt__sched_set_current(s);
+  uv_ref((uv_handle_t *)&s->async);
+
+  t = uvt__spawn(s, main, arg, 0, name, file, line, func);
+  if (t == NULL) {
+    status = UVT_ENOMEM;
+  } else {
+    t->is_main = true;
+    s->main = t;
+    while (!t->out.done) uv_run(loop, UV_RUN_DEFAULT);
+    status = t->out.status;
+    t->out.retrieved = true;
+  }
+  uv_unref((uv_handle_t *)&s->async);
+
+  snprintf(when, sizeof(when), "when main task '%s' returned",
+           t != NULL ? t->obj.name : name);
+  sched_shutdown(s, when);
+  uvt__sched_destroy(s);
+
+  if (own != NULL) {
+    int leftover = 0;
+    uv_walk(own, close_leftover, &leftover);
+    if (leftover > 0) {
+      uvt__warn("uvt_run(%s): closed %d libuv handle%s left open on its "
+                "private loop",
+                name, leftover, leftover == 1 ? "" : "s");
+      uv_run(own, UV_RUN_DEFAULT);
+    }
+    if ((err = uv_loop_close(own)) != 0)
+      uvt__panic("uvt_run(%s): private loop did not close: %s", name,
+                 uv_strerror(err));
+    free(own);
+  }
+  uvt__sched_set_current(prev);
+  in_run = false;
+  return status;
+}
+
+int uvt_loop_close(uv_loop_t *loop) {
+  uvt__sched_t *s, *prev;
+  if (loop == NULL) return UVT_EINVAL;
+  s = uvt__sched_for_loop(loop, false);
+  if (s == NULL) return UVT_ENOLOOP;
+  if (s->main != NULL) return UVT_ENESTED;
+  prev = uvt__sched_current();
+  uvt__sched_set_current(s);
+  sched_shutdown(s, "when uvt_loop_close was called");
+  uvt__sched_destroy(s);
+  uvt__sched_set_current(prev == s ? NULL : prev);
+  return 0;
+}

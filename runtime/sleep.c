@@ -1,0 +1,30 @@
+/*
+ * uvt_sleep and uvt_yield.
+ */
+#include "internal.h"
+
+static void sleep_fire(uvt__timer_t *tm) {
+  uvt_task_t *t = (uvt_task_t *)((char *)tm - offsetof(uvt_task_t, timer));
+  uvt__wake(t, 0);
+}
+
+int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_sleep"};
+  int st;
+  if (self == NULL) return UVT_ENOTASK;
+  if (ms < 0) return UVT_EINVAL;
+  if (ms == 0) return uvt__yield(&site);
+  if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;
+  st = uvt__timer_start(self->sched, &self->timer, (uint64_t)ms, sleep_fire);
+  if (st != 0) return st;
+  st = uvt__park(&site, NULL, NULL);
+  uvt__timer_stop(self->sched, &self->timer);
+  return st;
+}
+
+int uvt_yield_at(const char *file, int line, const char *func) {
+  uvt__site_t site = {file, line, func, "uvt_yield"};
+  if (uvt__task_current() == NULL) return UVT_ENOTASK;
+  return uvt__yield(&site);
+}

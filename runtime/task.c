@@ -1,0 +1,278 @@
+/*
+ * Tasks: spawning, awaiting, detaching, cancelling, and their outcome.
+ *
+ * Ownership.  The handle returned by spawn belongs to the caller.  The
+ * struct lives until both (a) the task has ended and (b) the handle was
+ * released (uvt_detach, or uvt_run's end).  The stack lives only while the
+ * task runs: the pass that sees a task end gives its stack back.
+ */
+#include "internal.h"
+#include "findings.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The scheduler a call from this thread should use, or NULL. */
+static uvt__sched_t *sched_here(void) { return uvt__sched_current(); }
+
+static bool on_owner_thread(const uvt__sched_t *s) {
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&self, &s->owner);
+}
+
+/* A handle check shared by the calls taking a task. */
+static int task_check(const uvt_task_t *t) {
+  if (t == NULL) return UVT_EINVAL;
+  if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
+  return 0;
+}
+
+uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
+                       size_t stack_size, const char *name, const char *file,
+                       int line, const char *func) {
+  uvt_task_t *t = uvt__task_alloc(s);
+  uvt_task_t *parent = s->current;
+  if (t == NULL) return NULL;
+  uvt__obj_register(s, &t->obj, UVT__OBJ_TASK, name, file, line, func);
+  t->sched = s;
+  t->fn = fn;
+  t->arg = arg;
+  t->stack_size = stack_size;
+  t->parent = parent;
+  t->parent_id = parent != NULL ? parent->obj.id : 0;
+  t->state = UVT__TASK_CREATED;
+  uvt__timer_init(&t->timer);
+  s->live_tasks++;
+  uvt__ready_push(s, t);
+  return t;
+}
+
+uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
+                         const char *name, const char *file, int line,
+                         const char *func) {
+  uvt__sched_t *s = sched_here();
+  uvt_task_t *t;
+  if (fn == NULL) {
+    uvt__warn("%s:%d: uvt_spawn(NULL): no function to run", file, line);
+    return NULL;
+  }
+  if (s == NULL) {
+    uvt__warn("%s:%d: uvt_spawn(%s): no uvtask loop runs on this thread "
+              "(use uvt_run, uvt_spawn_on or uvt_call_threadsafe)",
+              file, line, name);
+    return NULL;
+  }
+  t = uvt__spawn(s, fn, arg, stack_size, name, file, line, func);
+  if (t == NULL)
+    uvt__warn("%s:%d: uvt_spawn(%s): out of memory", file, line, name);
+  return t;
+}
+
+uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
+                            const char *name, const char *file, int line,
+                            const char *func) {
+  uvt__sched_t *s;
+  uvt_task_t *t;
+  if (loop == NULL || fn == NULL) {
+    uvt__warn("%s:%d: uvt_spawn_on(%s): loop and function are required",
+              file, line, name);
+    return NULL;
+  }
+  s = uvt__sched_for_loop(loop, true);
+  if (s == NULL) {
+    uvt__warn("%s:%d: uvt_spawn_on(%s): out of memory", file, line, name);
+    return NULL;
+  }
+  if (!on_owner_thread(s)) {
+    uvt__warn("%s:%d: uvt_spawn_on(%s): called from a thread that does not "
+              "run the loop; use uvt_call_threadsafe",
+              file, line, name);
+    return NULL;
+  }
+  t = uvt__spawn(s, fn, arg, 0, name, file, line, func);
+  if (t == NULL)
+    uvt__warn("%s:%d: uvt_spawn_on(%s): out of memory", file, line, name);
+  return t;
+}
+
+void uvt__task_complete(uvt_task_t *t, int status) {
+  t->state = UVT__TASK_DONE;
+  t->no_yield_depth = 0;
+  if (t->is_main) uv_stop(t->sched->loop);
+  uvt__outcome_complete(&t->out, status);
+}
+
+void uvt__task_release(uvt_task_t *t) {
+  uvt__finding_unretrieved(&t->obj, &t->out);
+  uvt__obj_unregister(&t->obj);
+  uvt__quarantine(t->sched, &t->obj);
+}
+
+/* ---- await ---------------------------------------------------------------- */
+
+typedef struct {
+  uvt__waiter_t w;
+  uvt_task_t *target;
+  bool cancelled;
+} await_t;
+
+static void await_fire(uvt__waiter_t *w) { uvt__wake(w->task, 0); }
+
+/* Cancelling the awaiter cancels what it awaits (as asyncio does); the
+ * awaiter stays parked until the target has finished. */
+static void await_on_cancel(uvt_task_t *self, void *data) {
+  await_t *a = data;
+  (void)self;
+  a->cancelled = true;
+  uvt__task_cancel(a->target);
+}
+
+/* Park the current task until `t` is done.  Returns true if the waiting
+ * task was cancelled meanwhile. */
+bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
+  await_t a;
+  memset(&a, 0, sizeof(a));
+  a.target = t;
+  a.cancelled = cancelled;
+  a.w.fire = await_fire;
+  a.w.task = uvt__task_current();
+  uvt__waiters_push(&t->out.waiters, &a.w);
+  while (!t->out.done) {
+    int st = uvt__park(site, await_on_cancel, &a);
+    if (st == UVT_ECANCELED && !t->out.done && !a.cancelled) {
+      /* A cancel that arrived before the park: deliver it the same way. */
+      a.cancelled = true;
+      uvt__task_cancel(t);
+    }
+  }
+  uvt__waiters_remove(&t->out.waiters, &a.w);
+  return a.cancelled;
+}
+
+int uvt_await_at(uvt_task_t *t, const char *file, int line, const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_await"};
+  int err;
+  if (self == NULL) return UVT_ENOTASK;
+  if ((err = task_check(t)) != 0) return err;
+  if (t == self) return UVT_ESELF;
+  if (t->sched != self->sched) return UVT_EWRONGTHREAD;
+  if (!t->out.done && uvt__await_done(t, &site, false)) return UVT_ECANCELED;
+  t->out.retrieved = true;
+  return t->out.status;
+}
+
+/* ---- detach / cancel -------------------------------------------------------- */
+
+void uvt_detach(uvt_task_t *t) {
+  if (task_check(t) != 0 || t->out.detached) return;
+  if (!on_owner_thread(t->sched)) {
+    uvt__warn("uvt_detach('%s'): called from a thread that does not run "
+              "its loop; ignored",
+              t->obj.name);
+    return;
+  }
+  t->out.detached = true;
+  if (t->out.done && t->stack.lo == NULL) uvt__task_release(t);
+}
+
+int uvt__task_cancel(uvt_task_t *t) {
+  switch (t->state) {
+  case UVT__TASK_DONE:
+    return 0;
+  case UVT__TASK_PARKED:
+    t->cancelled = true;
+    if (t->on_cancel != NULL) {
+      void (*cb)(uvt_task_t *, void *) = t->on_cancel;
+      t->on_cancel = NULL;
+      cb(t, t->on_cancel_data);
+    }
+    /* else: an earlier cancel is still being delivered. */
+    return 1;
+  case UVT__TASK_READY:
+    /* Already woken by a cancel: one-shot, do not deliver it twice. */
+    if (t->cancelled && t->wake_status == UVT_ECANCELED) return 1;
+    /* fall through */
+  default:
+    t->cancelled = true;
+    t->cancel_pending = true;
+    return 1;
+  }
+}
+
+int uvt_cancel_at(uvt_task_t *t, const char *file, int line,
+                  const char *func) {
+  int err = task_check(t);
+  (void)func;
+  if (err != 0) return err;
+  if (!on_owner_thread(t->sched)) {
+    uvt__warn("%s:%d: uvt_cancel('%s'): called from a thread that does not "
+              "run its loop; use uvt_call_threadsafe",
+              file, line, t->obj.name);
+    return UVT_EWRONGTHREAD;
+  }
+  return uvt__task_cancel(t);
+}
+
+/* ---- accessors ---------------------------------------------------------------- */
+
+bool uvt_done(const uvt_task_t *t) {
+  return task_check(t) == 0 && t->out.done;
+}
+
+void *uvt_result(const uvt_task_t *t) {
+  return task_check(t) == 0 && t->out.done ? t->out.result : NULL;
+}
+
+const char *uvt_error_message(const uvt_task_t *t) {
+  if (task_check(t) != 0 || !t->out.done || t->out.status >= 0) return NULL;
+  return t->out.message;
+}
+
+const char *uvt_task_name(const uvt_task_t *t) {
+  return task_check(t) == 0 ? t->obj.name : NULL;
+}
+
+uvt_task_t *uvt_current(void) { return uvt__task_current(); }
+
+uv_loop_t *uvt_loop(void) {
+  uvt_task_t *t = uvt__task_current();
+  return t != NULL ? t->sched->loop : NULL;
+}
+
+void uvt_name(uvt_task_t *t, const char *fmt, ...) {
+  va_list ap;
+  char *name = NULL;
+  if (t == NULL) t = uvt__task_current();
+  if (task_check(t) != 0 || fmt == NULL) return;
+  va_start(ap, fmt);
+  if (vasprintf(&name, fmt, ap) < 0) name = NULL;
+  va_end(ap);
+  if (name == NULL) return;
+  free(t->obj.name_owned);
+  t->obj.name_owned = name;
+  t->obj.name = name;
+}
+
+void uvt_set_result(void *result) {
+  uvt_task_t *t = uvt__task_current();
+  if (t != NULL) t->out.result = result;
+}
+
+int uvt_fail_at(const char *file, int line, const char *func, int code,
+                const char *fmt, ...) {
+  uvt_task_t *t = uvt__task_current();
+  va_list ap;
+  char *msg = NULL;
+  (void)func;
+  if (t == NULL || fmt == NULL) return code;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  va_end(ap);
+  free(t->out.message);
+  t->out.message = msg;
+  t->out.fail_file = file;
+  t->out.fail_line = line;
+  return code;
+}

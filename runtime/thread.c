@@ -1,0 +1,58 @@
+/*
+ * uvt_to_thread: run a function on libuv's thread pool and await it.
+ *
+ * The work request lives on the awaiting task's stack, so the task stays
+ * parked until libuv's after-work callback has run, even when cancelled:
+ * uv_cancel dequeues work that has not started; work already running is
+ * waited for, then UVT_ECANCELED is returned.
+ */
+#include "internal.h"
+
+typedef struct {
+  uv_work_t req;
+  uvt_fn fn;
+  void *arg;
+  int status;
+  uvt_task_t *task;
+  bool cancelled;
+} work_t;
+
+static void work_run(uv_work_t *req) {
+  work_t *w = req->data;
+  w->status = w->fn(w->arg);
+}
+
+static void work_done(uv_work_t *req, int status) {
+  work_t *w = req->data;
+  if (status == UV_ECANCELED || w->cancelled) w->status = UVT_ECANCELED;
+  uvt__wake(w->task, w->status);
+}
+
+static void work_on_cancel(uvt_task_t *t, void *data) {
+  work_t *w = data;
+  (void)t;
+  w->cancelled = true;
+  uv_cancel((uv_req_t *)&w->req);
+}
+
+int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file, int line,
+                     const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_to_thread"};
+  work_t w;
+  int err;
+  if (self == NULL) return UVT_ENOTASK;
+  if (fn == NULL) return UVT_EINVAL;
+  /* A pending cancel must be taken now: once queued, the request must
+   * stay alive (on this stack) until libuv is done with it. */
+  if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;
+  w.fn = fn;
+  w.arg = arg;
+  w.status = 0;
+  w.task = self;
+  w.cancelled = false;
+  w.req.data = &w;
+  err = uv_queue_work(self->sched->loop, &w.req, work_run, work_done);
+  if (err != 0) return err;
+  return uvt__park(&site, work_on_cancel, &w);
+}

@@ -1,0 +1,220 @@
+/*
+ * Waiting on several tasks: gather, wait, wait_for.
+ *
+ * Each registers one waiter node per task not yet done; the nodes live on
+ * the waiting task's stack (or, for many tasks, in one allocation) and are
+ * unlinked before the call returns, whatever woke it.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STACK_WAITERS 16
+
+bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled);
+
+typedef struct {
+  uvt_task_t **tasks;
+  size_t n;
+  size_t ndone;
+  size_t need;       /* wake when ndone reaches this */
+  uvt_task_t *self;
+  bool cancelled;
+  bool cancel_children; /* gather: a cancel propagates to the tasks */
+} group_t;
+
+static int check_tasks(uvt_task_t **ts, size_t n, uvt_task_t *self) {
+  size_t i;
+  if (ts == NULL && n > 0) return UVT_EINVAL;
+  for (i = 0; i < n; i++) {
+    if (ts[i] == NULL) return UVT_EINVAL;
+    if (ts[i]->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
+    if (ts[i] == self) return UVT_ESELF;
+    if (ts[i]->sched != self->sched) return UVT_EWRONGTHREAD;
+  }
+  return 0;
+}
+
+static void group_fire(uvt__waiter_t *w) {
+  group_t *g = w->data;
+  g->ndone++;
+  if (g->ndone >= g->need) uvt__wake(g->self, 0);
+}
+
+static void group_cancel_children(group_t *g) {
+  size_t i;
+  for (i = 0; i < g->n; i++)
+    if (!g->tasks[i]->out.done) uvt__task_cancel(g->tasks[i]);
+}
+
+static void group_on_cancel(uvt_task_t *self, void *data) {
+  group_t *g = data;
+  g->cancelled = true;
+  if (g->cancel_children) group_cancel_children(g);
+  else uvt__wake(self, UVT_ECANCELED);
+}
+
+static void timeout_fire(uvt__timer_t *tm) {
+  uvt_task_t *t = (uvt_task_t *)((char *)tm - offsetof(uvt_task_t, timer));
+  uvt__wake(t, UVT_ETIMEDOUT);
+}
+
+/* Register waiters on every task not done; returns the node array (the
+ * caller frees it if it is not `local`), or NULL when out of memory. */
+static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local) {
+  uvt__waiter_t *ws = local;
+  size_t i;
+  if (g->n > STACK_WAITERS) {
+    ws = calloc(g->n, sizeof(*ws));
+    if (ws == NULL) return NULL;
+  } else {
+    memset(local, 0, sizeof(*local) * STACK_WAITERS);
+  }
+  g->ndone = 0;
+  for (i = 0; i < g->n; i++) {
+    if (g->tasks[i]->out.done) {
+      g->ndone++;
+      continue;
+    }
+    ws[i].fire = group_fire;
+    ws[i].task = g->self;
+    ws[i].data = g;
+    uvt__waiters_push(&g->tasks[i]->out.waiters, &ws[i]);
+  }
+  return ws;
+}
+
+static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local) {
+  size_t i;
+  for (i = 0; i < g->n; i++)
+    uvt__waiters_remove(&g->tasks[i]->out.waiters, &ws[i]);
+  if (ws != local) free(ws);
+}
+
+int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
+                  const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_gather"};
+  uvt__waiter_t local[STACK_WAITERS], *ws;
+  group_t g;
+  size_t i;
+  int err;
+  if (self == NULL) return UVT_ENOTASK;
+  if ((err = check_tasks(ts, n, self)) != 0) return err;
+  memset(&g, 0, sizeof(g));
+  g.tasks = ts;
+  g.n = n;
+  g.need = n;
+  g.self = self;
+  g.cancel_children = true;
+  if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
+  while (g.ndone < g.n) {
+    int st = uvt__park(&site, group_on_cancel, &g);
+    if (st == UVT_ECANCELED && !g.cancelled) {
+      /* A cancel pending before the park: propagate it the same way. */
+      g.cancelled = true;
+      group_cancel_children(&g);
+    }
+  }
+  group_unlink(&g, ws, local);
+  if (g.cancelled) return UVT_ECANCELED;
+  err = 0;
+  for (i = 0; i < n; i++) {
+    ts[i]->out.retrieved = true;
+    if (err == 0 && ts[i]->out.status < 0) err = ts[i]->out.status;
+  }
+  return err;
+}
+
+int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
+                size_t *ndone, const char *file, int line, const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_wait"};
+  uvt__waiter_t local[STACK_WAITERS], *ws;
+  group_t g;
+  int err, st;
+  if (ndone != NULL) *ndone = 0;
+  if (self == NULL) return UVT_ENOTASK;
+  if (mode != UVT_FIRST_COMPLETED && mode != UVT_ALL_COMPLETED)
+    return UVT_EINVAL;
+  if (timeout_ms < -1) return UVT_EINVAL;
+  if ((err = check_tasks(ts, n, self)) != 0) return err;
+  memset(&g, 0, sizeof(g));
+  g.tasks = ts;
+  g.n = n;
+  g.need = mode == UVT_FIRST_COMPLETED && n > 0 ? 1 : n;
+  g.self = self;
+  if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
+  if (g.ndone >= g.need) {
+    st = 0;
+  } else if (timeout_ms == 0) {
+    st = UVT_ETIMEDOUT;
+  } else {
+    st = 0;
+    if (timeout_ms > 0 &&
+        uvt__timer_start(self->sched, &self->timer, (uint64_t)timeout_ms,
+                         timeout_fire) != 0)
+      st = UVT_ENOMEM;
+    if (st == 0) st = uvt__park(&site, group_on_cancel, &g);
+    uvt__timer_stop(self->sched, &self->timer);
+  }
+  group_unlink(&g, ws, local);
+  if (ndone != NULL) {
+    size_t i, k = 0;
+    for (i = 0; i < n; i++) k += ts[i]->out.done;
+    *ndone = k;
+  }
+  return st;
+}
+
+int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
+                    int line, const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_wait_for"};
+  uvt__waiter_t w;
+  group_t g;
+  int st;
+  if (self == NULL) return UVT_ENOTASK;
+  if (t == NULL || timeout_ms < -1) return UVT_EINVAL;
+  if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
+  if (t == self) return UVT_ESELF;
+  if (t->sched != self->sched) return UVT_EWRONGTHREAD;
+  if (!t->out.done) {
+    memset(&g, 0, sizeof(g));
+    memset(&w, 0, sizeof(w));
+    g.tasks = &t;
+    g.n = 1;
+    g.need = 1;
+    g.self = self;
+    if (timeout_ms == 0) {
+      st = UVT_ETIMEDOUT;
+    } else {
+      w.fire = group_fire;
+      w.task = self;
+      w.data = &g;
+      uvt__waiters_push(&t->out.waiters, &w);
+      st = 0;
+      if (timeout_ms > 0 &&
+          uvt__timer_start(self->sched, &self->timer, (uint64_t)timeout_ms,
+                           timeout_fire) != 0)
+        st = UVT_ENOMEM;
+      if (st == 0) st = uvt__park(&site, group_on_cancel, &g);
+      uvt__timer_stop(self->sched, &self->timer);
+      uvt__waiters_remove(&t->out.waiters, &w);
+      if (st == UVT_ENOMEM) return st;
+    }
+    if (!t->out.done) {
+      /* Timed out or cancelled: cancel the task and wait for it to end,
+       * as asyncio.wait_for does. */
+      bool cancelled = st == UVT_ECANCELED;
+      uvt__task_cancel(t);
+      if (uvt__await_done(t, &site, cancelled) || cancelled)
+        return UVT_ECANCELED;
+      return UVT_ETIMEDOUT;
+    }
+    if (st == UVT_ECANCELED) return UVT_ECANCELED;
+  }
+  t->out.retrieved = true;
+  return t->out.status;
+}
