@@ -103,3 +103,12 @@ void uvt__finding_never_awaited(uvt_coro_t *c) {
           c->obj.file, c->obj.line, c->obj.name);
   finding_add("never-awaited", "coroutine", &c->obj);
 }
+
+void uvt__finding_unclosed(uvt__obj_t *o, const char *what) {
+  if (o->reported & UVT__REPORTED_UNCLOSED) return;
+  o->reported |= UVT__REPORTED_UNCLOSED;
+  fprintf(stderr,
+          "%s:%d: warning: %s '%s' was never closed [unclosed-stream]\n",
+          o->file, o->line, what, o->name);
+  finding_add("unclosed-stream", what, o);
+}

@@ -30,6 +30,9 @@ typedef struct uvt__finding_s {
 void uvt__finding_pending(uvt_task_t *t, const char *when);
 void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out);
 void uvt__finding_never_awaited(uvt_coro_t *c);
+/* A stream or server still open at shutdown (asyncio's unclosed
+ * transport); `what` is "stream" or "server". */
+void uvt__finding_unclosed(uvt__obj_t *o, const char *what);
 
 /* The findings of this thread since uvt__findings_reset(). */
 const uvt__finding_t *uvt__findings(size_t *n);

@@ -63,11 +63,17 @@ typedef struct uvt__obj_s {
   const char *func;
   uint64_t id;
   uint8_t reported; /* findings already reported: UVT__REPORTED_* bits */
+  /* Streams and servers: called by the shutdown of uvt_run or
+   * uvt_loop_close for an object still open.  It must uv_close its libuv
+   * handle, increment sched->pending_closes, and in the close callback
+   * unregister, free, and decrement pending_closes. */
+  void (*on_shutdown)(struct uvt__obj_s *o);
 } uvt__obj_t;
 
 #define UVT__REPORTED_PENDING 1u
 #define UVT__REPORTED_UNRETRIEVED 2u
 #define UVT__REPORTED_NEVER_AWAITED 4u
+#define UVT__REPORTED_UNCLOSED 8u
 
 #define UVT__MAGIC_LIVE 0x75767431u /* "uvt1" */
 #define UVT__MAGIC_DEAD 0xdeadbeefu
@@ -190,6 +196,7 @@ struct uvt__sched_s {
   uvt_task_t *main;
   bool closing;
   bool shutdown_expired;
+  int pending_closes;     /* stream handles closing at shutdown */
   uvt__timer_t shutdown_timer;
   struct uvt__sched_s *list_next; /* global loop -> scheduler list */
 };

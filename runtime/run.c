@@ -118,10 +118,16 @@ static void sched_shutdown(uvt__sched_t *s, const char *when) {
       uvt__finding_never_awaited((uvt_coro_t *)o);
       uvt_coro_close((uvt_coro_t *)o);
       break;
+    case UVT__OBJ_STREAM:
+    case UVT__OBJ_SERVER:
+      uvt__finding_unclosed(o, o->kind == UVT__OBJ_STREAM ? "stream" : "server");
+      if (o->on_shutdown != NULL) o->on_shutdown(o);
+      break;
     default:
       break;
     }
   }
+  while (s->pending_closes > 0) uv_run(s->loop, UV_RUN_NOWAIT);
 }
 
 static void close_leftover(uv_handle_t *h, void *arg) {

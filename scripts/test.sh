@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds uvtask and runs the whole test suite with ctest.
+#   scripts/test.sh             release build in build/
+#   scripts/test.sh --sanitize  AddressSanitizer + UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+dir=build
+opts=()
+case "${1:-}" in
+  --sanitize) dir=build-asan; opts+=(-DUVT_SANITIZE=ON) ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--sanitize]" >&2; exit 2 ;;
+esac
+
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${opts[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+cd "$dir"
+ctest --output-on-failure -j"$(nproc)"
