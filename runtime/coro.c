@@ -41,14 +41,20 @@ int uvt_await_coro_at(uvt_coro_t *c, const char *file, int line,
   uvt_task_t *self = uvt__task_current();
   uvt_fn fn;
   void *arg;
-  (void)file, (void)line, (void)func;
   if (self == NULL) return UVT_ENOTASK;
   if (coro_check(c) != 0) return UVT_EINVAL;
   if (c->sched != self->sched) return UVT_EWRONGTHREAD;
+  int st;
   fn = c->fn;
   arg = c->arg;
   coro_consume(c);
-  return fn(arg);
+  /* An await inside the coroutine is, for a no-yield section around this
+   * call, an await made here: remember the outermost inline await. */
+  if (self->await_nest++ == 0)
+    self->outer_await = (uvt__site_t){file, line, func, "uvt_await_coro"};
+  st = fn(arg);
+  self->await_nest--;
+  return st;
 }
 
 uvt_task_t *uvt_spawn_coro_at(uvt_coro_t *c, const char *file, int line,

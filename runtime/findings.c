@@ -6,8 +6,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+int uvt__findings_quiet;
+
+/* Tell the hooks (the tracer records it with its stacks). */
+static void finding_hook(const char *kind, const uvt__obj_t *o,
+                         const char *where_file, int where_line,
+                         const char *what, int status, const char *text) {
+  UVT__HOOK(.kind = UVT_HOOK_FINDING, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id, .name = o->name, .file = o->file, .line = o->line,
+            .func = o->func, .where_file = where_file,
+            .where_line = where_line, .what = what, .status = status,
+            .message = text, .finding = kind, .object = o);
+  (void)kind, (void)o, (void)where_file, (void)where_line, (void)what,
+      (void)status, (void)text;
+}
+
 static _Thread_local uvt__finding_t *found;
 static _Thread_local size_t nfound, capfound;
+
+/* The compiler-style line, as asyncio logs as it goes. */
+static void report_line(const uvt__obj_t *o, const char *text,
+                        const char *kind) {
+  if (uvt__findings_quiet) return;
+  fprintf(stderr, "%s:%d: warning: %s [%s]\n", o->file, o->line, text, kind);
+}
 
 static char *dup_or_null(const char *s) {
   return s != NULL ? strdup(s) : NULL;
@@ -54,18 +76,21 @@ void uvt__finding_pending(uvt_task_t *t, const char *when) {
   uvt__finding_t *f;
   if (t->obj.reported & UVT__REPORTED_PENDING) return;
   t->obj.reported |= UVT__REPORTED_PENDING;
+  char text[1024];
   if (t->state == UVT__TASK_CREATED)
-    fprintf(stderr,
-            "%s:%d: warning: task '%s' still pending %s, never started "
-            "[pending-at-exit]\n",
-            t->obj.file, t->obj.line, t->obj.name, when);
+    snprintf(text, sizeof(text), "task '%s' still pending %s, never started",
+             t->obj.name, when);
   else
-    fprintf(stderr,
-            "%s:%d: warning: task '%s' still pending %s, parked in %s at "
-            "%s:%d [pending-at-exit]\n",
-            t->obj.file, t->obj.line, t->obj.name, when,
-            t->parked_at.what ? t->parked_at.what : "?",
-            t->parked_at.file ? t->parked_at.file : "?", t->parked_at.line);
+    snprintf(text, sizeof(text),
+             "task '%s' still pending %s, parked in %s at %s:%d", t->obj.name,
+             when, t->parked_at.what ? t->parked_at.what : "?",
+             t->parked_at.file ? t->parked_at.file : "?", t->parked_at.line);
+  report_line(&t->obj, text, "pending-at-exit");
+  finding_hook("pending-at-exit", &t->obj,
+               t->state == UVT__TASK_CREATED ? NULL : t->parked_at.file,
+               t->parked_at.line,
+               t->state == UVT__TASK_CREATED ? NULL : t->parked_at.what, 0,
+               text);
   f = finding_add("pending-at-exit", "task", &t->obj);
   if (f != NULL && t->state != UVT__TASK_CREATED) {
     f->parked_what = t->parked_at.what;
@@ -76,18 +101,21 @@ void uvt__finding_pending(uvt_task_t *t, const char *when) {
 
 void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out) {
   const char *what = o->kind == UVT__OBJ_TASK ? "task" : "future";
+  char text[1024];
   uvt__finding_t *f;
   if (o->reported & UVT__REPORTED_UNRETRIEVED) return;
   if (!out->done || out->retrieved || out->status >= 0 ||
       out->status == UVT_ECANCELED)
     return;
   o->reported |= UVT__REPORTED_UNRETRIEVED;
-  fprintf(stderr,
-          "%s:%d: warning: %s '%s' failed with %d (%s)%s%s%s; nobody read "
-          "the error [unretrieved-error]\n",
-          o->file, o->line, what, o->name, out->status,
-          uvt_strerror(out->status), out->message ? " \"" : "",
-          out->message ? out->message : "", out->message ? "\"" : "");
+  snprintf(text, sizeof(text),
+           "%s '%s' failed with %d (%s)%s%s%s; nobody read the error", what,
+           o->name, out->status, uvt_strerror(out->status),
+           out->message ? " \"" : "", out->message ? out->message : "",
+           out->message ? "\"" : "");
+  report_line(o, text, "unretrieved-error");
+  finding_hook("unretrieved-error", o, out->fail_file, out->fail_line, NULL,
+               out->status, text);
   f = finding_add("unretrieved-error", what, o);
   if (f != NULL) {
     f->status = out->status;
@@ -97,18 +125,21 @@ void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out) {
 
 void uvt__finding_never_awaited(uvt_coro_t *c) {
   if (c->obj.reported & UVT__REPORTED_NEVER_AWAITED) return;
+  char text[512];
   c->obj.reported |= UVT__REPORTED_NEVER_AWAITED;
-  fprintf(stderr,
-          "%s:%d: warning: coroutine '%s' was never awaited [never-awaited]\n",
-          c->obj.file, c->obj.line, c->obj.name);
+  snprintf(text, sizeof(text), "coroutine '%s' was never awaited",
+           c->obj.name);
+  report_line(&c->obj, text, "never-awaited");
+  finding_hook("never-awaited", &c->obj, NULL, 0, NULL, 0, text);
   finding_add("never-awaited", "coroutine", &c->obj);
 }
 
 void uvt__finding_unclosed(uvt__obj_t *o, const char *what) {
   if (o->reported & UVT__REPORTED_UNCLOSED) return;
+  char text[512];
   o->reported |= UVT__REPORTED_UNCLOSED;
-  fprintf(stderr,
-          "%s:%d: warning: %s '%s' was never closed [unclosed-stream]\n",
-          o->file, o->line, what, o->name);
+  snprintf(text, sizeof(text), "%s '%s' was never closed", what, o->name);
+  report_line(o, text, "unclosed-stream");
+  finding_hook("unclosed-stream", o, NULL, 0, NULL, 0, text);
   finding_add("unclosed-stream", what, o);
 }

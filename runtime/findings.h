@@ -27,6 +27,9 @@ typedef struct uvt__finding_s {
   char *message;           /* owned copy, or NULL */
 } uvt__finding_t;
 
+/* Set by the tracer for ASYNCIODEBUG_LOG=0: no lines on stderr. */
+extern int uvt__findings_quiet;
+
 void uvt__finding_pending(uvt_task_t *t, const char *when);
 void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out);
 void uvt__finding_never_awaited(uvt_coro_t *c);

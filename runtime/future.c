@@ -49,6 +49,7 @@ static int future_settle(uvt_future_t *f, int status, void *result,
   if (err == 0 && f->out.done) err = UVT_EINVAL;
   if (err != 0) {
     free(message);
+    if (err == UVT_EWRONGTHREAD) uvt__wrong_thread(&f->obj, "uvt_future_set", NULL, 0);
     if (err == UVT_EWRONGTHREAD)
       uvt__warn("future created at %s:%d set from a thread that does not "
                 "run its loop; use uvt_call_threadsafe",
@@ -57,6 +58,9 @@ static int future_settle(uvt_future_t *f, int status, void *result,
   }
   f->out.result = result;
   f->out.message = message;
+  UVT__HOOK(.kind = UVT_HOOK_DONE, .object_kind = UVT_OBJECT_FUTURE,
+            .id = f->obj.id, .name = f->obj.name, .status = status,
+            .message = message, .loop = f->sched->loop, .object = f);
   uvt__outcome_complete(&f->out, status);
   if (f->out.detached) uvt__future_release(f);
   return 0;
@@ -100,7 +104,7 @@ int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
      * one-shot cancel must not be lost. */
     if (err == UVT_ECANCELED) return UVT_ECANCELED;
   }
-  f->out.retrieved = true;
+  uvt__outcome_retrieve(&f->obj, &f->out);
   return f->out.status;
 }
 
@@ -120,5 +124,7 @@ const char *uvt_future_error_message(const uvt_future_t *f) {
 void uvt_future_detach(uvt_future_t *f) {
   if (future_check(f) != 0 || f->out.detached) return;
   f->out.detached = true;
+  UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_FUTURE,
+            .id = f->obj.id, .name = f->obj.name, .object = f);
   if (f->out.done) uvt__future_release(f);
 }

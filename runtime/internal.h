@@ -26,6 +26,7 @@
 #include "context.h"
 #include "stack.h"
 #include "timer.h"
+#include "hook_points.h"
 
 #include <stdio.h>
 
@@ -141,6 +142,8 @@ struct uvt_task_s {
   void *on_cancel_data;
   uvt__site_t parked_at;  /* valid while PARKED */
   int no_yield_depth;
+  int await_nest;         /* uvt_await_coro calls running inline */
+  uvt__site_t outer_await; /* the outermost of them */
   size_t stack_size;
   uvt__stack_t stack;
   uvt__ctx_t ctx;
@@ -254,6 +257,11 @@ void uvt__obj_unregister(uvt__obj_t *o);
  * status and fires the waiters. */
 void uvt__outcome_complete(uvt__outcome_t *o, int status);
 void uvt__outcome_free(uvt__outcome_t *o);
+/* Mark the outcome's status as read (await, gather, wait_for). */
+void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out);
+/* Tell the hooks a loop-thread call came from another thread. */
+void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
+                       int line);
 
 
 

@@ -8,7 +8,12 @@
 void uvt_no_yield_begin_at(const char *file, int line, const char *func) {
   uvt_task_t *t = uvt__task_current();
   (void)file, (void)line, (void)func;
-  if (t != NULL) t->no_yield_depth++;
+  if (t == NULL) return;
+  t->no_yield_depth++;
+  UVT__HOOK(.kind = UVT_HOOK_NO_YIELD_BEGIN, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .where_file = file, .where_line = line, .where_func = func,
+            .no_yield_depth = t->no_yield_depth, .object = t);
 }
 
 void uvt_no_yield_end_at(const char *file, int line, const char *func) {
@@ -20,8 +25,25 @@ void uvt_no_yield_end_at(const char *file, int line, const char *func) {
     return;
   }
   t->no_yield_depth--;
+  UVT__HOOK(.kind = UVT_HOOK_NO_YIELD_END, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .where_file = file, .where_line = line, .where_func = func,
+            .no_yield_depth = t->no_yield_depth, .object = t);
 }
 
+/* Every park passes here.  The await reported is the outermost inline
+ * one (uvt_await_coro) if any: that is the line in the section's own code
+ * that led to the suspension. */
 void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where) {
+#ifdef ASYNCIODEBUG
+  const uvt__site_t *w = t->await_nest > 0 ? &t->outer_await : where;
+  UVT__HOOK(.kind = UVT_HOOK_AWAIT, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .file = t->obj.file, .line = t->obj.line, .func = t->obj.func,
+            .where_file = w->file, .where_line = w->line,
+            .where_func = w->func, .what = w->what,
+            .no_yield_depth = t->no_yield_depth, .object = t);
+#else
   (void)t, (void)where;
+#endif
 }

@@ -30,6 +30,31 @@ void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
   o->prev = head->prev;
   head->prev->next = o;
   head->prev = o;
+  UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)kind,
+            .id = o->id,
+            .parent_id = s->current != NULL ? s->current->obj.id : 0,
+            .task_id = s->current != NULL ? s->current->obj.id : 0,
+            .name = o->name, .file = o->file, .line = line, .func = o->func,
+            .loop = s->loop, .object = o);
+}
+
+void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out) {
+  (void)o;
+  if (out->retrieved) return;
+  out->retrieved = true;
+  UVT__HOOK(.kind = UVT_HOOK_RETRIEVED, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id, .name = o->name, .status = out->status, .object = o);
+}
+
+void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
+                       int line) {
+  UVT__HOOK(.kind = UVT_HOOK_WRONG_THREAD,
+            .object_kind = o != NULL ? (uvt_object_kind_t)o->kind : 0,
+            .id = o != NULL ? o->id : 0, .name = o != NULL ? o->name : NULL,
+            .file = o != NULL ? o->file : NULL, .line = o != NULL ? o->line : 0,
+            .func = o != NULL ? o->func : NULL, .where_file = file,
+            .where_line = line, .what = call, .object = o);
+  (void)o, (void)call, (void)file, (void)line;
 }
 
 void uvt__obj_unregister(uvt__obj_t *o) {
@@ -39,6 +64,8 @@ void uvt__obj_unregister(uvt__obj_t *o) {
     o->next = o->prev = NULL;
   }
   o->magic = UVT__MAGIC_DEAD;
+  UVT__HOOK(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id, .name = o->name, .object = o);
 }
 
 void uvt__waiters_push(uvt__waiters_t *l, uvt__waiter_t *w) {

@@ -182,7 +182,7 @@ int uvt_run_at(uv_loop_t *loop, uvt_fn main, void *arg, const char *name,
     s->main = t;
     while (!t->out.done) uv_run(loop, UV_RUN_DEFAULT);
     status = t->out.status;
-    t->out.retrieved = true;
+    uvt__outcome_retrieve(&t->obj, &t->out);
   }
   uv_unref((uv_handle_t *)&s->async);
 

@@ -80,6 +80,7 @@ struct uvt__ts_call_s {
 static _Thread_local uvt__sched_t *tls_sched
     __attribute__((tls_model("initial-exec")));
 
+static uint64_t sched_count;
 static uv_once_t list_once = UV_ONCE_INIT;
 static uv_mutex_t list_mutex;
 static uvt__sched_t *list_head;
@@ -184,8 +185,19 @@ static void run_task(uvt__sched_t *s, uvt_task_t *t) {
   }
   t->state = UVT__TASK_RUNNING;
   s->current = t;
+  UVT__HOOK(.kind = UVT_HOOK_RESUME, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .loop = s->loop, .object = t);
   switch_into(s, t);
   s->current = NULL;
+  UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .file = t->obj.file, .line = t->obj.line, .func = t->obj.func,
+            .where_file = t->state == UVT__TASK_DONE ? NULL : t->parked_at.file,
+            .where_line = t->parked_at.line,
+            .what = t->state == UVT__TASK_DONE ? NULL : t->parked_at.what,
+            .status = t->state == UVT__TASK_DONE ? t->out.status : 0,
+            .loop = s->loop, .object = t);
   if (UVT__UNLIKELY(!uvt__stack_intact(&t->stack)))
     uvt__panic("stack overflow in task '%s' (created at %s:%d): its %zu-byte "
                "stack was overrun; give it more with uvt_spawn_stack() or "
@@ -317,11 +329,13 @@ static void uvtimer_cb(uv_timer_t *h) {
   uvt__sched_t *s = h->data;
   uint64_t now = uv_now(s->loop);
   uvt__timer_t *top;
+  UVT__HOOK(.kind = UVT_HOOK_CALLBACK_BEGIN, .what = "timer", .loop = s->loop);
   while ((top = uvt__heap_top(&s->timers)) != NULL && top->due_ms <= now) {
     uvt__heap_remove(&s->timers, top);
     top->cb(top);
   }
   timers_rearm(s);
+  UVT__HOOK(.kind = UVT_HOOK_CALLBACK_END, .what = "timer", .loop = s->loop);
 }
 
 int uvt__timer_start(uvt__sched_t *s, uvt__timer_t *t, uint64_t ms,
@@ -350,6 +364,7 @@ static void async_cb(uv_async_t *h) {
   uvt__sched_t *s = h->data;
   struct uvt__ts_call_s *c;
   uvt__sched_t *prev = tls_sched;
+  UVT__HOOK(.kind = UVT_HOOK_CALLBACK_BEGIN, .what = "async", .loop = s->loop);
   uv_mutex_lock(&s->ts_mutex);
   c = s->ts_head;
   s->ts_head = s->ts_tail = NULL;
@@ -367,6 +382,7 @@ static void async_cb(uv_async_t *h) {
     c = next;
   }
   tls_sched = prev;
+  UVT__HOOK(.kind = UVT_HOOK_CALLBACK_END, .what = "async", .loop = s->loop);
 }
 
 int uvt_call_threadsafe_at(uv_loop_t *loop, uvt_fn fn, void *arg,
@@ -416,6 +432,10 @@ static uvt__sched_t *sched_create(uv_loop_t *loop) {
   }
   s->loop = loop;
   s->owner = uv_thread_self();
+  /* Object ids are unique in the process: the scheduler's number in the
+   * top bits, a counter below. */
+  s->next_id = (uint64_t)__atomic_add_fetch(&sched_count, 1, __ATOMIC_RELAXED)
+               << 40;
   s->registry.next = s->registry.prev = &s->registry;
   uvt__stack_pool_init(&s->stacks);
   uv_prepare_init(loop, &s->prepare);
@@ -517,6 +537,7 @@ void uvt__sched_destroy(uvt__sched_t *s) {
       break;
     }
   uv_mutex_unlock(&list_mutex);
+  UVT__HOOK(.kind = UVT_HOOK_LOOP_CLOSE, .loop = s->loop);
 
   uv_close((uv_handle_t *)&s->prepare, handle_closed);
   uv_close((uv_handle_t *)&s->check, handle_closed);

@@ -85,6 +85,7 @@ uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
     return NULL;
   }
   if (!on_owner_thread(s)) {
+    uvt__wrong_thread(NULL, "uvt_spawn_on", file, line);
     uvt__warn("%s:%d: uvt_spawn_on(%s): called from a thread that does not "
               "run the loop; use uvt_call_threadsafe",
               file, line, name);
@@ -100,6 +101,10 @@ void uvt__task_complete(uvt_task_t *t, int status) {
   t->state = UVT__TASK_DONE;
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
+  UVT__HOOK(.kind = UVT_HOOK_DONE, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .status = status, .message = t->out.message, .loop = t->sched->loop,
+            .object = t);
   uvt__outcome_complete(&t->out, status);
 }
 
@@ -159,7 +164,7 @@ int uvt_await_at(uvt_task_t *t, const char *file, int line, const char *func) {
   if (t == self) return UVT_ESELF;
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
   if (!t->out.done && uvt__await_done(t, &site, false)) return UVT_ECANCELED;
-  t->out.retrieved = true;
+  uvt__outcome_retrieve(&t->obj, &t->out);
   return t->out.status;
 }
 
@@ -168,12 +173,15 @@ int uvt_await_at(uvt_task_t *t, const char *file, int line, const char *func) {
 void uvt_detach(uvt_task_t *t) {
   if (task_check(t) != 0 || t->out.detached) return;
   if (!on_owner_thread(t->sched)) {
+    uvt__wrong_thread(&t->obj, "uvt_detach", NULL, 0);
     uvt__warn("uvt_detach('%s'): called from a thread that does not run "
               "its loop; ignored",
               t->obj.name);
     return;
   }
   t->out.detached = true;
+  UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .name = t->obj.name, .object = t);
   if (t->out.done && t->stack.lo == NULL) uvt__task_release(t);
 }
 
@@ -207,6 +215,7 @@ int uvt_cancel_at(uvt_task_t *t, const char *file, int line,
   (void)func;
   if (err != 0) return err;
   if (!on_owner_thread(t->sched)) {
+    uvt__wrong_thread(&t->obj, "uvt_cancel", file, line);
     uvt__warn("%s:%d: uvt_cancel('%s'): called from a thread that does not "
               "run its loop; use uvt_call_threadsafe",
               file, line, t->obj.name);
@@ -274,5 +283,9 @@ int uvt_fail_at(const char *file, int line, const char *func, int code,
   t->out.message = msg;
   t->out.fail_file = file;
   t->out.fail_line = line;
+  UVT__HOOK(.kind = UVT_HOOK_FAIL, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .where_file = file, .where_line = line, .where_func = func,
+            .status = code, .message = msg, .object = t);
   return code;
 }

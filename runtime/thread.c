@@ -24,8 +24,12 @@ static void work_run(uv_work_t *req) {
 
 static void work_done(uv_work_t *req, int status) {
   work_t *w = req->data;
+  UVT__HOOK(.kind = UVT_HOOK_CALLBACK_BEGIN, .what = "work",
+            .loop = w->task->sched->loop);
   if (status == UV_ECANCELED || w->cancelled) w->status = UVT_ECANCELED;
   uvt__wake(w->task, w->status);
+  UVT__HOOK(.kind = UVT_HOOK_CALLBACK_END, .what = "work",
+            .loop = w->task->sched->loop);
 }
 
 static void work_on_cancel(uvt_task_t *t, void *data) {

@@ -121,7 +121,7 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   if (g.cancelled) return UVT_ECANCELED;
   err = 0;
   for (i = 0; i < n; i++) {
-    ts[i]->out.retrieved = true;
+    uvt__outcome_retrieve(&ts[i]->obj, &ts[i]->out);
     if (err == 0 && ts[i]->out.status < 0) err = ts[i]->out.status;
   }
   return err;
@@ -215,6 +215,6 @@ int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
     }
     if (st == UVT_ECANCELED) return UVT_ECANCELED;
   }
-  t->out.retrieved = true;
+  uvt__outcome_retrieve(&t->obj, &t->out);
   return t->out.status;
 }

@@ -1,0 +1,62 @@
+/*
+ * The hook registry: a fixed array of subscribers, called in order.
+ * Subscribing is rare and happens before tasks run, so the array is not
+ * locked; uvt__hooks_on is what the hook points test.
+ */
+#include "hook_points.h"
+
+#define MAX_SUBSCRIBERS 8
+
+#ifdef ASYNCIODEBUG
+int uvt__hooks_on;
+
+static struct {
+  uvt_hook_fn fn;
+  void *data;
+} subs[MAX_SUBSCRIBERS];
+static int nsubs;
+
+void uvt__hook_dispatch(const uvt_hook_event_t *ev) {
+  int i;
+  for (i = 0; i < nsubs; i++) subs[i].fn(ev, subs[i].data);
+}
+
+int uvt_hook_add(uvt_hook_fn fn, void *data) {
+  if (fn == NULL || nsubs == MAX_SUBSCRIBERS) return UVT_EINVAL;
+  subs[nsubs].fn = fn;
+  subs[nsubs].data = data;
+  nsubs++;
+  __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+int uvt_hook_remove(uvt_hook_fn fn, void *data) {
+  int i;
+  for (i = 0; i < nsubs; i++) {
+    if (subs[i].fn == fn && subs[i].data == data) {
+      for (; i + 1 < nsubs; i++) subs[i] = subs[i + 1];
+      nsubs--;
+      if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
+      return 0;
+    }
+  }
+  return UVT_EINVAL;
+}
+
+int uvt_debug_build(void) { return 1; }
+
+#else
+
+int uvt_hook_add(uvt_hook_fn fn, void *data) {
+  (void)fn, (void)data;
+  return UV_ENOTSUP;
+}
+
+int uvt_hook_remove(uvt_hook_fn fn, void *data) {
+  (void)fn, (void)data;
+  return UVT_EINVAL;
+}
+
+int uvt_debug_build(void) { return 0; }
+
+#endif
