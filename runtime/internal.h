@@ -69,6 +69,7 @@ typedef struct uvt__obj_s {
    * handle, increment sched->pending_closes, and in the close callback
    * unregister, free, and decrement pending_closes. */
   void (*on_shutdown)(struct uvt__obj_s *o);
+  void *trace; /* the debug tracer's record of this object */
 } uvt__obj_t;
 
 #define UVT__REPORTED_PENDING 1u
@@ -271,6 +272,9 @@ int uvt__task_cancel(uvt_task_t *t);
 /* Free a task struct whose handle was released and which is done. */
 void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);
+
+/* Report what is still alive on this thread's loops (process exit). */
+void uvt__scan_at_exit(void);
 
 /* One-line diagnostic on stderr: "uvtask: <message>". */
 void uvt__warn(const char *fmt, ...) UVT__PRINTF(1, 2);

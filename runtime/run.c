@@ -223,3 +223,34 @@ int uvt_loop_close(uv_loop_t *loop) {
   uvt__sched_set_current(prev == s ? NULL : prev);
   return 0;
 }
+
+/* At process exit (the debug tracer's exit handler): report what is still
+ * alive on this thread's loops — pending tasks, coroutine objects never
+ * awaited, unread errors, open streams — without cancelling anything. */
+void uvt__scan_at_exit(void) {
+  uvt__sched_t *s = uvt__sched_current();
+  uvt__obj_t *o;
+  if (s == NULL) return;
+  for (o = s->registry.next; o != &s->registry; o = o->next) {
+    switch (o->kind) {
+    case UVT__OBJ_TASK:
+      if (!((uvt_task_t *)o)->out.done)
+        uvt__finding_pending((uvt_task_t *)o, "when the process exited");
+      else
+        uvt__finding_unretrieved(o, &((uvt_task_t *)o)->out);
+      break;
+    case UVT__OBJ_FUTURE:
+      uvt__finding_unretrieved(o, &((uvt_future_t *)o)->out);
+      break;
+    case UVT__OBJ_CORO:
+      uvt__finding_never_awaited((uvt_coro_t *)o);
+      break;
+    case UVT__OBJ_STREAM:
+    case UVT__OBJ_SERVER:
+      uvt__finding_unclosed(o, o->kind == UVT__OBJ_STREAM ? "stream" : "server");
+      break;
+    default:
+      break;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+/*
+ * The environment switch, as PYTHONASYNCIODEBUG:
+ *   ASYNCIODEBUG          unset, empty or 0: off; 1: ./asynciodebug.db;
+ *                         anything else: the database path
+ *   ASYNCIODEBUG_SLOW_MS  slow-callback threshold (default 100)
+ *   ASYNCIODEBUG_DEPTH    frames per stack (default 16, at most 64)
+ *   ASYNCIODEBUG_LOG      0: no finding lines on stderr (default 1)
+ * A bad value gets one line on stderr naming the variable and the value
+ * used instead.
+ */
+#include "tracer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+tracer_config_t uvt__tcfg = {false, "", 100, 16, true};
+
+static int int_env(const char *name, int def, int lo, int hi) {
+  const char *v = getenv(name);
+  char *end;
+  long n;
+  if (v == NULL || *v == '\0') return def;
+  errno = 0;
+  n = strtol(v, &end, 10);
+  if (errno != 0 || *end != '\0' || n < lo || n > hi) {
+    fprintf(stderr,
+            "asynciodebug: %s=%s is not a number from %d to %d; using %d\n",
+            name, v, lo, hi, def);
+    return def;
+  }
+  return (int)n;
+}
+
+void uvt__tracer_config_load(void) {
+  const char *v = getenv("ASYNCIODEBUG");
+  uvt__tcfg.on = false;
+  if (v == NULL || *v == '\0' || strcmp(v, "0") == 0) return;
+  if (strcmp(v, "1") == 0) v = "./asynciodebug.db";
+  if (strlen(v) >= sizeof(uvt__tcfg.path)) {
+    fprintf(stderr, "asynciodebug: ASYNCIODEBUG path is too long; recording off\n");
+    return;
+  }
+  strcpy(uvt__tcfg.path, v);
+  uvt__tcfg.slow_ms = int_env("ASYNCIODEBUG_SLOW_MS", 100, 1, 3600000);
+  uvt__tcfg.depth = int_env("ASYNCIODEBUG_DEPTH", 16, 1, 64);
+  uvt__tcfg.log = int_env("ASYNCIODEBUG_LOG", 1, 0, 1) != 0;
+  uvt__tcfg.on = true;
+}

@@ -1,0 +1,546 @@
+/*
+ * The recorder: the hook subscriber that turns runtime events into rows.
+ *
+ * Per object it keeps a small record (tobj_t, hung on uvt__obj_t.trace):
+ * creation site and stack, parent, timings, outcome.  Objects start on
+ * their thread's `young` list.  Every FLUSH_MS (checked on events; an idle
+ * loop has nothing new to say) the young objects still alive get their row
+ * written and move to the `old` list; an object that ends while still
+ * young and healthy is only counted in its creation site's statistics.
+ * An object involved in a finding always gets its row, at once.
+ *
+ * Findings the runtime decides (pending-at-exit, unretrieved-error,
+ * never-awaited, unclosed-stream) arrive as UVT_HOOK_FINDING; this file
+ * adds their stacks.  Findings it decides itself: slow-callback (a step or
+ * runtime callback over ASYNCIODEBUG_SLOW_MS), yield-in-critical-section
+ * (the first await inside each no-yield section) and wrong-thread.
+ *
+ * All of this runs on the loop thread that raised the event; the state is
+ * per thread, so several loops on several threads need no locks here.
+ */
+#define UNW_LOCAL_ONLY
+#include "tracer.h"
+#include "internal.h"
+
+#include <libunwind.h>
+#include "findings.h"
+
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLUSH_MS 25
+#define STEP_BUDGET 200000 /* timeline steps written per process */
+#define STATS_SLOTS 1024
+
+typedef struct tobj_s {
+  struct tobj_s *prev, *next;
+  uvt__obj_t *obj;
+  uint64_t id, parent_id;
+  uint8_t kind;
+  bool emitted, involved, ended, has_status, retrieved;
+  const char *file, *func;
+  int line;
+  int64_t create_stack, fail_stack;
+  int64_t created_ns, ended_ns, retrieved_ns;
+  int status;
+  char *name;
+  char *message;
+  const char *fail_file;
+  int fail_line;
+  uint64_t steps, busy_ns, max_step_ns, step_start;
+  int64_t step_start_wall;
+  int64_t section_stack;
+  const char *section_file;
+  int section_line;
+  bool section_reported;
+} tobj_t;
+
+typedef struct {
+  const char *file;
+  int line;
+  uint8_t kind;
+  const char *name;
+  uint64_t count, steps, busy_ns, max_step_ns;
+} stat_t;
+
+typedef struct tstate_s {
+  rec_t *head, *tail;
+  size_t nrecs;
+  tobj_t young, old; /* sentinels */
+  uint64_t last_flush_ns;
+  uint64_t live_tasks;
+  uint64_t cb_start;
+  stat_t stats[STATS_SLOTS];
+  size_t nstats;
+} tstate_t;
+
+static _Thread_local tstate_t *ts;
+static uint64_t steps_written;
+static uintptr_t lib_lo, lib_hi; /* our own code: skipped in stacks */
+
+static const char *const kind_names[] = {"?", "task", "coroutine", "future",
+                                         "stream", "server"};
+
+static tstate_t *state(void) {
+  if (ts == NULL) {
+    ts = calloc(1, sizeof(*ts));
+    if (ts == NULL) return NULL;
+    ts->young.next = ts->young.prev = &ts->young;
+    ts->old.next = ts->old.prev = &ts->old;
+  }
+  return ts;
+}
+
+static void list_add(tobj_t *head, tobj_t *o) {
+  o->next = head;
+  o->prev = head->prev;
+  head->prev->next = o;
+  head->prev = o;
+}
+
+static void list_del(tobj_t *o) {
+  o->prev->next = o->next;
+  o->next->prev = o->prev;
+  o->next = o->prev = o;
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+void uvt__rec_push(rec_t *r) {
+  tstate_t *s = state();
+  if (s == NULL) {
+    uvt__rec_free(r);
+    return;
+  }
+  r->next = NULL;
+  if (s->tail != NULL) s->tail->next = r;
+  else s->head = r;
+  s->tail = r;
+  s->nrecs++;
+}
+
+void uvt__rec_submit(void) {
+  tstate_t *s = ts;
+  if (s == NULL || s->head == NULL) return;
+  uvt__writer_enqueue(s->head, s->tail);
+  s->head = s->tail = NULL;
+  s->nrecs = 0;
+  uvt__writer_wake();
+}
+
+/* ---- stacks ------------------------------------------------------------------ */
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
+  uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+  int i;
+  (void)size;
+  for (i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t a, b;
+    if (ph->p_type != PT_LOAD) continue;
+    a = info->dlpi_addr + ph->p_vaddr;
+    b = a + ph->p_memsz;
+    if (a < lo) lo = a;
+    if (b > hi) hi = b;
+  }
+  if (me >= lo && me < hi) {
+    lib_lo = lo;
+    lib_hi = hi;
+    return 1;
+  }
+  return 0;
+}
+
+/* The caller's stack without uvtask's own frames on top, so that the first
+ * frame is the user's call (the spawn, the await). */
+static int64_t capture_user_stack(void) {
+  uint64_t pcs[80];
+  void *buf[80];
+  int n, i = 0, want = uvt__tcfg.depth + 24;
+  if (want > 80) want = 80;
+  n = unw_backtrace(buf, want);
+  while (i < n && (uintptr_t)buf[i] >= lib_lo && (uintptr_t)buf[i] < lib_hi) i++;
+  if (i >= n) return 0;
+  {
+    int k, m = n - i > uvt__tcfg.depth ? uvt__tcfg.depth : n - i;
+    for (k = 0; k < m; k++) pcs[k] = (uint64_t)(uintptr_t)buf[i + k];
+    return uvt__stack_intern(pcs, m);
+  }
+}
+
+/* ---- rows ------------------------------------------------------------------- */
+
+static void emit_object(tobj_t *o) {
+  rec_t *r = uvt__rec_new(REC_OBJECT);
+  if (r == NULL) return;
+  r->id = o->id;
+  r->parent_id = o->parent_id;
+  r->okind = kind_names[o->kind <= 5 ? o->kind : 0];
+  r->name = o->name != NULL ? strdup(o->name) : NULL;
+  r->file = o->file;
+  r->line = o->line;
+  r->func = o->func;
+  r->create_stack = o->create_stack;
+  r->created_ns = o->created_ns;
+  r->ended = o->ended;
+  r->ended_ns = o->ended_ns;
+  r->has_status = o->has_status;
+  r->status = o->status;
+  r->message = o->message != NULL ? strdup(o->message) : NULL;
+  r->fail_file = o->fail_file;
+  r->fail_line = o->fail_line;
+  r->fail_stack = o->fail_stack;
+  r->retrieved = o->retrieved;
+  r->retrieved_ns = o->retrieved_ns;
+  r->steps = o->steps;
+  r->busy_ns = o->busy_ns;
+  r->max_step_ns = o->max_step_ns;
+  uvt__rec_push(r);
+  o->emitted = true;
+}
+
+static void stats_add(tstate_t *s, tobj_t *o) {
+  size_t h = ((uintptr_t)o->file * 31u + (size_t)o->line * 7u + o->kind) % STATS_SLOTS;
+  size_t i;
+  for (i = 0; i < STATS_SLOTS; i++, h = (h + 1) % STATS_SLOTS) {
+    stat_t *st = &s->stats[h];
+    if (st->count == 0) {
+      st->file = o->file;
+      st->line = o->line;
+      st->kind = o->kind;
+      s->nstats++;
+    } else if (st->file != o->file || st->line != o->line || st->kind != o->kind) {
+      continue;
+    }
+    st->count++;
+    st->steps += o->steps;
+    st->busy_ns += o->busy_ns;
+    if (o->max_step_ns > st->max_step_ns) st->max_step_ns = o->max_step_ns;
+    return;
+  }
+  /* Table full: write the object's row instead; nothing is lost. */
+  emit_object(o);
+}
+
+static void stats_flush(tstate_t *s) {
+  size_t i;
+  if (s->nstats == 0) return;
+  for (i = 0; i < STATS_SLOTS; i++) {
+    stat_t *st = &s->stats[i];
+    rec_t *r;
+    if (st->count == 0) continue;
+    r = uvt__rec_new(REC_SITE_STAT);
+    if (r != NULL) {
+      r->okind = kind_names[st->kind <= 5 ? st->kind : 0];
+      r->file = st->file;
+      r->line = st->line;
+      r->count = st->count;
+      r->steps = st->steps;
+      r->busy_ns = st->busy_ns;
+      r->max_step_ns = st->max_step_ns;
+      uvt__rec_push(r);
+    }
+    memset(st, 0, sizeof(*st));
+  }
+  s->nstats = 0;
+}
+
+static void flush(tstate_t *s, uint64_t now) {
+  tobj_t *o;
+  s->last_flush_ns = now;
+  while ((o = s->young.next) != &s->young) {
+    list_del(o);
+    emit_object(o);
+    list_add(&s->old, o);
+  }
+  stats_flush(s);
+  uvt__rec_submit();
+}
+
+static void maybe_flush(tstate_t *s, uint64_t now) {
+  if (now - s->last_flush_ns >= (uint64_t)FLUSH_MS * 1000000u) flush(s, now);
+}
+
+void uvt__recorder_flush_all(void) {
+  if (ts != NULL) flush(ts, uv_hrtime());
+}
+
+void uvt__tracer_print(const char *file, int line, const char *text,
+                       const char *kind) {
+  __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
+  if (uvt__tcfg.log)
+    fprintf(stderr, "%s:%d: warning: %s [%s]\n", file ? file : "?", line, text,
+            kind);
+}
+
+static void finding(tstate_t *s, tobj_t *o, const char *kind, const char *file,
+                    int line, const char *func, const char *text,
+                    int64_t stack, int64_t stack2, const char *where_file,
+                    int where_line, const char *where_what, bool has_status,
+                    int status, int64_t duration_ns) {
+  rec_t *r = uvt__rec_new(REC_FINDING);
+  if (o != NULL) {
+    o->involved = true;
+    emit_object(o);
+  }
+  if (r == NULL) return;
+  r->fkind = kind;
+  r->object_id = o != NULL ? o->id : 0;
+  r->file = file;
+  r->line = line;
+  r->func = func;
+  r->message = text != NULL ? strdup(text) : NULL;
+  r->stack = stack;
+  r->stack2 = stack2;
+  r->where_file = where_file;
+  r->where_line = where_line;
+  r->where_what = where_what;
+  r->has_status = has_status;
+  r->status = status;
+  r->duration_ns = duration_ns;
+  r->ts_ns = uvt__now_ns();
+  uvt__rec_push(r);
+  /* A finding goes to the writer now, not at the next flush. */
+  (void)s;
+  uvt__rec_submit();
+}
+
+/* ---- the hook ----------------------------------------------------------------- */
+
+static tobj_t *tobj_of(const uvt_hook_event_t *ev) {
+  const uvt__obj_t *o = ev->object;
+  return o != NULL ? o->trace : NULL;
+}
+
+static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
+  tobj_t *o = calloc(1, sizeof(*o));
+  uvt__obj_t *obj = (uvt__obj_t *)ev->object;
+  if (o == NULL || obj == NULL) {
+    free(o);
+    return;
+  }
+  o->obj = obj;
+  o->id = ev->id;
+  o->parent_id = ev->parent_id;
+  o->kind = (uint8_t)ev->object_kind;
+  o->file = ev->file;
+  o->line = ev->line;
+  o->func = ev->func;
+  o->name = ev->name != NULL ? strdup(ev->name) : NULL;
+  o->created_ns = uvt__now_ns();
+  o->create_stack = capture_user_stack();
+  obj->trace = o;
+  list_add(&s->young, o);
+  __atomic_add_fetch(&uvt__stat_objects, 1, __ATOMIC_RELAXED);
+  if (o->kind == UVT_OBJECT_TASK) {
+    uint64_t live = ++s->live_tasks, peak;
+    peak = __atomic_load_n(&uvt__stat_peak_tasks, __ATOMIC_RELAXED);
+    while (live > peak && !__atomic_compare_exchange_n(
+                              &uvt__stat_peak_tasks, &peak, live, true,
+                              __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      ;
+  }
+}
+
+static void refresh_name(tobj_t *o, const char *name) {
+  if (name == NULL || (o->name != NULL && strcmp(o->name, name) == 0)) return;
+  free(o->name);
+  o->name = strdup(name);
+}
+
+static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
+                       uint64_t now) {
+  uint64_t dur = now - o->step_start;
+  bool slow = dur >= (uint64_t)uvt__tcfg.slow_ms * 1000000u;
+  o->steps++;
+  o->busy_ns += dur;
+  if (dur > o->max_step_ns) o->max_step_ns = dur;
+  if (slow) {
+    char text[768];
+    refresh_name(o, ev->name);
+    snprintf(text, sizeof(text), "task '%s' blocked the loop for %llu ms%s%s%s",
+             o->name ? o->name : "?", (unsigned long long)(dur / 1000000),
+             ev->what ? " before " : "", ev->what ? ev->what : "",
+             ev->what ? "" : " (until it ended)");
+    uvt__tracer_print(o->file, o->line, text, "slow-callback");
+    finding(s, o, "slow-callback", o->file, o->line, o->func, text, 0, 0,
+            ev->where_file, ev->where_line, ev->what, false, 0, (int64_t)dur);
+  }
+  if (o->emitted || slow) {
+    if (slow || __atomic_add_fetch(&steps_written, 1, __ATOMIC_RELAXED) <= STEP_BUDGET) {
+      rec_t *r = uvt__rec_new(REC_STEP);
+      if (r != NULL) {
+        r->object_id = o->id;
+        r->ts_ns = o->step_start_wall;
+        r->duration_ns = (int64_t)dur;
+        r->slow = slow;
+        uvt__rec_push(r);
+      }
+    } else {
+      __atomic_add_fetch(&uvt__stat_shed, 1, __ATOMIC_RELAXED);
+    }
+  }
+}
+
+static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+  int64_t stack = 0;
+  const uvt__obj_t *obj = ev->object;
+  if (strcmp(ev->finding, "pending-at-exit") == 0 && obj != NULL &&
+      obj->kind == UVT__OBJ_TASK) {
+    uint64_t pcs[64];
+    int n = uvt__stack_of_parked(obj, pcs, uvt__tcfg.depth + 8), i = 0;
+    /* Drop the runtime's own frames: the first frame shown is the await. */
+    while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
+    if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
+    if (i < n) stack = uvt__stack_intern(pcs + i, n - i);
+  } else if (strcmp(ev->finding, "unretrieved-error") == 0 && o != NULL) {
+    stack = o->fail_stack;
+  }
+  __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
+  finding(s, o, ev->finding, ev->file, ev->line, ev->func, ev->message, stack,
+          0, ev->where_file, ev->where_line, ev->what, ev->status != 0,
+          ev->status, 0);
+}
+
+static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+  char text[768];
+  if (ev->no_yield_depth <= 0 || o->section_reported) return;
+  o->section_reported = true;
+  refresh_name(o, ev->name);
+  snprintf(text, sizeof(text),
+           "task '%s' awaits (%s) inside a no-yield section begun at %s:%d",
+           o->name ? o->name : "?", ev->what ? ev->what : "?",
+           o->section_file ? o->section_file : "?", o->section_line);
+  uvt__tracer_print(ev->where_file, ev->where_line, text,
+                    "yield-in-critical-section");
+  finding(s, o, "yield-in-critical-section", ev->where_file, ev->where_line,
+          ev->where_func, text, capture_user_stack(), o->section_stack,
+          o->section_file, o->section_line, ev->what, false, 0, 0);
+}
+
+static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+  char text[768];
+  const char *file = ev->where_file ? ev->where_file : ev->file;
+  int line = ev->where_file ? ev->where_line : ev->line;
+  snprintf(text, sizeof(text),
+           "%s called from a thread that does not run the loop%s%s%s",
+           ev->what ? ev->what : "a uvtask call", ev->name ? " (object '" : "",
+           ev->name ? ev->name : "", ev->name ? "')" : "");
+  uvt__tracer_print(file, line, text, "wrong-thread");
+  finding(s, o, "wrong-thread", file, line, ev->where_func, text,
+          capture_user_stack(), 0, NULL, 0, ev->what, false, 0, 0);
+}
+
+static void hook(const uvt_hook_event_t *ev, void *data) {
+  tstate_t *s = state();
+  tobj_t *o;
+  uint64_t now;
+  (void)data;
+  if (s == NULL) return;
+  o = tobj_of(ev);
+  switch (ev->kind) {
+  case UVT_HOOK_CREATE:
+    on_create(s, ev);
+    break;
+  case UVT_HOOK_RESUME:
+    now = uv_hrtime();
+    if (o != NULL) {
+      o->step_start = now;
+      if (o->emitted) o->step_start_wall = uvt__now_ns();
+    }
+    maybe_flush(s, now);
+    break;
+  case UVT_HOOK_SUSPEND:
+    if (o != NULL) on_suspend(s, o, ev, uv_hrtime());
+    break;
+  case UVT_HOOK_DONE:
+    if (o == NULL) break;
+    o->ended = true;
+    o->ended_ns = uvt__now_ns();
+    o->has_status = true;
+    o->status = ev->status;
+    refresh_name(o, ev->name);
+    if (ev->message != NULL) {
+      free(o->message);
+      o->message = strdup(ev->message);
+    }
+    if (o->kind == UVT_OBJECT_TASK && s->live_tasks > 0) s->live_tasks--;
+    break;
+  case UVT_HOOK_RETRIEVED:
+    if (o != NULL && !o->retrieved) {
+      o->retrieved = true;
+      o->retrieved_ns = uvt__now_ns();
+    }
+    break;
+  case UVT_HOOK_FAIL:
+    if (o != NULL) {
+      o->fail_file = ev->where_file;
+      o->fail_line = ev->where_line;
+      o->fail_stack = capture_user_stack();
+    }
+    break;
+  case UVT_HOOK_DESTROY:
+    if (o == NULL) break;
+    if (!o->ended) {
+      o->ended = true;
+      o->ended_ns = uvt__now_ns();
+    }
+    refresh_name(o, ev->name);
+    if (o->emitted || o->involved) emit_object(o);
+    else stats_add(s, o);
+    list_del(o);
+    if (o->obj != NULL) o->obj->trace = NULL;
+    free(o->name);
+    free(o->message);
+    free(o);
+    break;
+  case UVT_HOOK_NO_YIELD_BEGIN:
+    if (o != NULL && ev->no_yield_depth == 1) {
+      o->section_reported = false;
+      o->section_file = ev->where_file;
+      o->section_line = ev->where_line;
+      o->section_stack = capture_user_stack();
+    }
+    break;
+  case UVT_HOOK_AWAIT:
+    if (o != NULL) on_await(s, o, ev);
+    break;
+  case UVT_HOOK_FINDING:
+    on_finding(s, o, ev);
+    break;
+  case UVT_HOOK_WRONG_THREAD:
+    on_wrong_thread(s, o, ev);
+    break;
+  case UVT_HOOK_CALLBACK_BEGIN:
+    s->cb_start = now = uv_hrtime();
+    maybe_flush(s, now);
+    break;
+  case UVT_HOOK_CALLBACK_END:
+    now = uv_hrtime();
+    if (s->cb_start != 0 &&
+        now - s->cb_start >= (uint64_t)uvt__tcfg.slow_ms * 1000000u) {
+      char text[256];
+      snprintf(text, sizeof(text), "uvtask's %s callback blocked the loop for %llu ms",
+               ev->what ? ev->what : "?",
+               (unsigned long long)((now - s->cb_start) / 1000000));
+      uvt__tracer_print(__FILE__, __LINE__, text, "slow-callback");
+      finding(s, NULL, "slow-callback", NULL, 0, NULL, text, 0, 0, NULL, 0,
+              ev->what, false, 0, (int64_t)(now - s->cb_start));
+    }
+    s->cb_start = 0;
+    break;
+  case UVT_HOOK_LOOP_CLOSE:
+    flush(s, uv_hrtime());
+    break;
+  default:
+    break;
+  }
+}
+
+void uvt__recorder_start(void) {
+  dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
+  uvt__findings_quiet = !uvt__tcfg.log;
+  uvt_hook_add(hook, NULL);
+}

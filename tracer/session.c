@@ -1,0 +1,135 @@
+/*
+ * A recording session: one per process, from the library's load to the
+ * process's end, however it ends.
+ *
+ *  - start: a constructor reads the environment; with ASYNCIODEBUG set it
+ *    opens the database, inserts the session row and the module map, and
+ *    subscribes the recorder to the hooks;
+ *  - exit() or return from main: an on_exit handler (which, unlike atexit,
+ *    is told the exit status) reports what is still alive, writes every
+ *    remaining row, ends the session and checkpoints the WAL;
+ *  - a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) or
+ *    SIGTERM/SIGINT left at their default action: the handler, on an
+ *    alternate stack (a stack overflow leaves none), notes the signal and
+ *    the running task, hands the pending rows to the writer, waits a
+ *    bounded time for its commit, then restores the previous action and
+ *    re-raises, so the process dies as it would have;
+ *  - fork: the child drops the parent's writer and connection and starts
+ *    a session of its own.
+ */
+#include "tracer.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CRASH_WAIT_MS 2000
+#define ALTSTACK_SIZE (64 * 1024)
+
+static bool active;
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
+                                    SIGTERM, SIGINT};
+#define NSIG_HANDLED (sizeof(fatal_signals) / sizeof(fatal_signals[0]))
+static struct sigaction old_actions[NSIG_HANDLED];
+static bool installed[NSIG_HANDLED];
+static volatile sig_atomic_t in_crash;
+
+static void session_begin(void);
+
+static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
+  session_end_t end = {"signal", 0, sig, 0};
+  uvt_task_t *t;
+  size_t i;
+  (void)info, (void)uctx;
+  if (!in_crash) {
+    in_crash = 1;
+    t = uvt__task_current();
+    end.crash_task_id = t != NULL ? t->obj.id : 0;
+    /* Best effort: the rows this thread had not handed over yet. */
+    uvt__rec_submit();
+    uvt__writer_crash(&end, CRASH_WAIT_MS);
+  }
+  for (i = 0; i < NSIG_HANDLED; i++)
+    if (fatal_signals[i] == sig) sigaction(sig, &old_actions[i], NULL);
+  raise(sig);
+}
+
+static void install_signal_handlers(void) {
+  static char *altstack;
+  stack_t ss;
+  size_t i;
+  if (altstack == NULL) altstack = malloc(ALTSTACK_SIZE);
+  if (altstack != NULL) {
+    ss.ss_sp = altstack;
+    ss.ss_size = ALTSTACK_SIZE;
+    ss.ss_flags = 0;
+    sigaltstack(&ss, NULL);
+  }
+  for (i = 0; i < NSIG_HANDLED; i++) {
+    struct sigaction sa;
+    if (sigaction(fatal_signals[i], NULL, &old_actions[i]) != 0) continue;
+    /* Leave alone what the program (or a sanitizer) handles itself. */
+    if (old_actions[i].sa_handler != SIG_DFL) continue;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fatal_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(fatal_signals[i], &sa, NULL) == 0) installed[i] = true;
+  }
+}
+
+static void on_process_exit(int status, void *arg) {
+  session_end_t end = {"exit", status, 0, 0};
+  (void)arg;
+  if (!active || in_crash) return;
+  active = false;
+  uvt__scan_at_exit();
+  uvt__recorder_flush_all();
+  uvt__writer_finish(&end, CRASH_WAIT_MS);
+  if (uvt__tcfg.log) {
+    uint64_t n = __atomic_load_n(&uvt__stat_findings, __ATOMIC_RELAXED);
+    fprintf(stderr, "asynciodebug: %llu finding%s; see: uvtask report %s\n",
+            (unsigned long long)n, n == 1 ? "" : "s", uvt__tcfg.path);
+  }
+}
+
+static void atfork_child(void) {
+  if (!active) return;
+  uvt__writer_forget();
+  uvt__stacks_forget();
+  __atomic_store_n(&uvt__stat_objects, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&uvt__stat_findings, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&uvt__stat_shed, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&uvt__stat_peak_tasks, 0, __ATOMIC_RELAXED);
+  active = false;
+  session_begin();
+}
+
+static void session_begin(void) {
+  if (uvt__writer_start() != 0) return;
+  active = true;
+  uvt__modules_record();
+  uvt__rec_submit();
+  if (uvt__tcfg.log)
+    fprintf(stderr,
+            "asynciodebug: recording to %s (pid %d, slow > %d ms, depth %d)\n",
+            uvt__tcfg.path, (int)getpid(), uvt__tcfg.slow_ms, uvt__tcfg.depth);
+}
+
+__attribute__((constructor)) static void tracer_init(void) {
+  static bool once;
+  if (once) return;
+  once = true;
+  uvt__tracer_config_load();
+  if (!uvt__tcfg.on) return;
+  session_begin();
+  if (!active) return;
+  uvt__recorder_start();
+  install_signal_handlers();
+  on_exit(on_process_exit, NULL);
+  pthread_atfork(NULL, NULL, atfork_child);
+}

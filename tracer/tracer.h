@@ -1,0 +1,149 @@
+/*
+ * The asynciodebug tracer: the hook subscriber that records to SQLite.
+ *
+ * Data flows one way:
+ *
+ *   loop thread(s)                      writer thread
+ *   hook events -> recorder.c --records--> writer.c -> SQLite
+ *
+ * The loop thread decides findings and builds records (rec_t, below) in a
+ * per-thread batch; it hands whole batches to the writer under a mutex
+ * held only to link a pointer, and wakes it through a pipe.  It never
+ * waits on SQLite or the disk.  Nothing on this path is ever dropped:
+ * findings, objects and stacks always reach the writer.  Only timeline
+ * steps have a budget per session; past it they are counted (sessions.shed)
+ * instead of written.
+ *
+ * Stacks are raw return addresses (libunwind), interned process-wide by
+ * hash (stacks.c), and symbolised later by the `uvtask` command from the
+ * module map recorded at start.
+ */
+#ifndef UVT_TRACER_TRACER_H
+#define UVT_TRACER_TRACER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tracer_config_s {
+  bool on;             /* recording */
+  char path[4096];     /* database file */
+  int slow_ms;         /* ASYNCIODEBUG_SLOW_MS */
+  int depth;           /* ASYNCIODEBUG_DEPTH */
+  bool log;            /* ASYNCIODEBUG_LOG: findings on stderr */
+} tracer_config_t;
+
+extern tracer_config_t uvt__tcfg;
+
+/* Read the environment; warn on stderr about bad values. */
+void uvt__tracer_config_load(void);
+
+/* ---- records handed to the writer ------------------------------------- */
+
+typedef enum {
+  REC_OBJECT = 1, /* insert or replace an objects row */
+  REC_STACK,      /* a new interned stack */
+  REC_FINDING,
+  REC_SITE_STAT,
+  REC_STEP,
+  REC_MODULE
+} rec_kind_t;
+
+typedef struct rec_s {
+  struct rec_s *next;
+  rec_kind_t kind;
+  /* objects / findings / site stats */
+  uint64_t id, parent_id, object_id;
+  const char *okind;  /* static: "task", ... */
+  char *name;         /* owned */
+  const char *file;   /* static (__FILE__) */
+  int line;
+  const char *func;   /* static (__func__) */
+  int64_t create_stack, fail_stack, stack, stack2;
+  int64_t created_ns, ended_ns, retrieved_ns, ts_ns, duration_ns;
+  bool ended, has_status, retrieved;
+  int status;
+  char *message;      /* owned */
+  const char *fail_file;
+  int fail_line;
+  const char *fkind;  /* findings: static kind */
+  const char *where_file, *where_what;
+  int where_line;
+  uint64_t steps, busy_ns, max_step_ns, count;
+  /* stacks */
+  uint64_t *pcs;      /* owned */
+  int npcs;
+  /* modules */
+  char *path;         /* owned */
+  char *build_id;     /* owned */
+  uint64_t base, lo, hi;
+  /* steps */
+  bool slow;
+} rec_t;
+
+/* Append to the calling thread's batch (records are owned by it now). */
+void uvt__rec_push(rec_t *r);
+rec_t *uvt__rec_new(rec_kind_t kind);
+void uvt__rec_free(rec_t *r);
+/* Hand the calling thread's batch to the writer and wake it. */
+void uvt__rec_submit(void);
+
+/* ---- writer (writer.c) ------------------------------------------------ */
+
+typedef struct session_end_s {
+  const char *reason;   /* "exit" or "signal" */
+  int exit_status;
+  int signal;
+  uint64_t crash_task_id;
+} session_end_t;
+
+/* Open the database (created 0600, never through a symlink), check or
+ * create the schema, insert this process's session row and start the
+ * writer thread.  Returns 0, or -1 after a one-line message on stderr. */
+int uvt__writer_start(void);
+/* Link a batch (a list of records) for the writer. */
+void uvt__writer_enqueue(rec_t *head, rec_t *tail);
+/* Wake the writer (async-signal-safe). */
+void uvt__writer_wake(void);
+/* Write everything queued, end the session, checkpoint, stop the thread
+ * and close the database.  Waits at most timeout_ms for the writer.  */
+void uvt__writer_finish(const session_end_t *end, int timeout_ms);
+/* From a signal handler: ask the writer to commit what it has plus `end`,
+ * and wait for it at most timeout_ms (async-signal-safe). */
+void uvt__writer_crash(const session_end_t *end, int timeout_ms);
+/* In a forked child: forget the parent's writer (do not touch it). */
+void uvt__writer_forget(void);
+
+/* Counters the writer folds into the session row. */
+extern uint64_t uvt__stat_objects, uvt__stat_findings, uvt__stat_shed;
+extern uint64_t uvt__stat_peak_tasks;
+extern char uvt__test_name[256];
+
+/* ---- stacks (stacks.c) -------------------------------------------------- */
+
+/* Capture the calling thread's stack, skipping `skip` innermost frames,
+ * and intern it.  Returns the stack id (> 0) or 0 if none. */
+int64_t uvt__stack_capture(int skip);
+/* Intern raw PCs (e.g. unwound from a parked task); id or 0. */
+int64_t uvt__stack_intern(const uint64_t *pcs, int n);
+/* Unwind a parked task from its saved context; number of PCs. */
+int uvt__stack_of_parked(const void *task, uint64_t *pcs, int max);
+/* Record the loaded modules (paths, build-ids, address ranges). */
+void uvt__modules_record(void);
+/* Reset after fork: stack ids restart in the child's session. */
+void uvt__stacks_forget(void);
+
+/* ---- recorder (recorder.c) ---------------------------------------------- */
+
+/* Subscribe to the hooks. */
+void uvt__recorder_start(void);
+/* Emit rows for every object alive on this thread and submit. */
+void uvt__recorder_flush_all(void);
+/* A finding decided by the tracer: count it, print it unless silenced. */
+void uvt__tracer_print(const char *file, int line, const char *text,
+                       const char *kind);
+
+/* Wall-clock nanoseconds. */
+int64_t uvt__now_ns(void);
+
+#endif
