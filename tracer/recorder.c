@@ -65,7 +65,19 @@ typedef struct {
   uint64_t count, steps, busy_ns, max_step_ns;
 } stat_t;
 
+/* A timer per loop flushes young objects even when the loop has nothing
+ * else to do (a program parked in a long sleep still gets its live tasks
+ * written, so a SIGKILL loses at most FLUSH_MS plus a commit).  It runs
+ * only while there are young objects, and is unref'd: it never keeps a
+ * loop alive. */
+typedef struct ltimer_s {
+  struct ltimer_s *next;
+  uv_loop_t *loop;
+  uv_timer_t timer;
+} ltimer_t;
+
 typedef struct tstate_s {
+  ltimer_t *timers;
   rec_t *head, *tail;
   size_t nrecs;
   tobj_t young, old; /* sentinels */
@@ -162,7 +174,10 @@ static int64_t capture_user_stack(void) {
   if (want > 80) want = 80;
   n = unw_backtrace(buf, want);
   while (i < n && (uintptr_t)buf[i] >= lib_lo && (uintptr_t)buf[i] < lib_hi) i++;
-  if (i >= n) return 0;
+  /* All frames are ours when the user's frame was a tail call into
+   * uvtask (`return uvt_fail(...)`): keep the stack below the tracer. */
+  if (i >= n) i = n > 3 ? 3 : n - 1;
+  if (i < 0) return 0;
   {
     int k, m = n - i > uvt__tcfg.depth ? uvt__tcfg.depth : n - i;
     for (k = 0; k < m; k++) pcs[k] = (uint64_t)(uintptr_t)buf[i + k];
@@ -259,6 +274,46 @@ static void flush(tstate_t *s, uint64_t now) {
   uvt__rec_submit();
 }
 
+static void flush_timer_cb(uv_timer_t *h) {
+  tstate_t *s = ts;
+  if (s != NULL) flush(s, uv_hrtime());
+  uv_timer_stop(h);
+}
+
+static void arm_flush_timer(tstate_t *s, uv_loop_t *loop) {
+  ltimer_t *lt;
+  if (loop == NULL) return;
+  for (lt = s->timers; lt != NULL; lt = lt->next)
+    if (lt->loop == loop) break;
+  if (lt == NULL) {
+    lt = calloc(1, sizeof(*lt));
+    if (lt == NULL) return;
+    lt->loop = loop;
+    uv_timer_init(loop, &lt->timer);
+    uv_unref((uv_handle_t *)&lt->timer);
+    lt->next = s->timers;
+    s->timers = lt;
+  }
+  if (!uv_is_active((uv_handle_t *)&lt->timer))
+    uv_timer_start(&lt->timer, flush_timer_cb, FLUSH_MS, 0);
+}
+
+static void ltimer_closed(uv_handle_t *h) {
+  free((ltimer_t *)((char *)h - offsetof(ltimer_t, timer)));
+}
+
+static void close_flush_timer(tstate_t *s, uv_loop_t *loop) {
+  ltimer_t **pp;
+  for (pp = &s->timers; *pp != NULL; pp = &(*pp)->next) {
+    if ((*pp)->loop == loop) {
+      ltimer_t *lt = *pp;
+      *pp = lt->next;
+      uv_close((uv_handle_t *)&lt->timer, ltimer_closed);
+      return;
+    }
+  }
+}
+
 static void maybe_flush(tstate_t *s, uint64_t now) {
   if (now - s->last_flush_ns >= (uint64_t)FLUSH_MS * 1000000u) flush(s, now);
 }
@@ -333,6 +388,7 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   o->create_stack = capture_user_stack();
   obj->trace = o;
   list_add(&s->young, o);
+  arm_flush_timer(s, ev->loop);
   __atomic_add_fetch(&uvt__stat_objects, 1, __ATOMIC_RELAXED);
   if (o->kind == UVT_OBJECT_TASK) {
     uint64_t live = ++s->live_tasks, peak;
@@ -533,6 +589,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     break;
   case UVT_HOOK_LOOP_CLOSE:
     flush(s, uv_hrtime());
+    close_flush_timer(s, ev->loop);
     break;
   default:
     break;

@@ -1,0 +1,185 @@
+/*
+ * tracer_scenario: small programs with one bug each, for the tracer tests.
+ * Built against the release library; the tests run it with the debug
+ * library preloaded and ASYNCIODEBUG set, then read the database.
+ * The tests find each expected line by the marker comment on it.
+ *
+ * Usage: tracer_scenario NAME
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uvtask.h>
+
+static int quick(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int fails(void *arg) {
+  (void)arg;
+  return uvt_fail(UV_ECONNREFUSED, "redis is down"); /* @raised */
+}
+
+static int sleeps_forever(void *arg) {
+  (void)arg;
+  for (;;)
+    if (uvt_sleep(1000) != 0) return UVT_ECANCELED; /* @parked */
+}
+
+static int blocks(void *arg) {
+  (void)arg;
+  usleep(300 * 1000); /* @blocked */
+  return 0;
+}
+
+static int rate_lookup(void *arg) {
+  (void)arg;
+  return uvt_sleep(1);
+}
+
+static int never_awaited(void *arg) {
+  (void)arg;
+  uvt_coro(quick, NULL); /* @never-awaited */
+  return 0;
+}
+
+static int unretrieved(void *arg) {
+  (void)arg;
+  uvt_detach(uvt_spawn(fails, NULL)); /* @unretrieved */
+  return uvt_sleep(20);
+}
+
+static int pending(void *arg) {
+  (void)arg;
+  uvt_spawn(sleeps_forever, NULL); /* @pending */
+  return uvt_sleep(5);
+}
+
+static int slow(void *arg) {
+  uvt_task_t *t = uvt_spawn(blocks, arg); /* @slow */
+  return uvt_await(t);
+}
+
+static int noyield(void *arg) {
+  int i;
+  (void)arg;
+  for (i = 0; i < 3; i++) { /* three sections, one finding each */
+    UVT_NO_YIELD_BEGIN(); /* @section */
+    uvt_await_coro(uvt_coro(rate_lookup, NULL)); /* @await */
+    uvt_yield();
+    UVT_NO_YIELD_END();
+  }
+  return 0;
+}
+
+static uvt_task_t *victim;
+
+static void other_thread(void *arg) {
+  (void)arg;
+  uvt_cancel(victim); /* @wrong-thread */
+}
+
+static int wrong_thread(void *arg) {
+  uv_thread_t th;
+  (void)arg;
+  victim = uvt_spawn(sleeps_forever, NULL);
+  uv_thread_create(&th, other_thread, NULL);
+  uv_thread_join(&th);
+  uvt_cancel(victim);
+  return uvt_await(victim) == UVT_ECANCELED ? 0 : -1;
+}
+
+static int clean(void *arg) {
+  uvt_task_t *ts[50];
+  int i;
+  uvt_lock_t lock;
+  (void)arg;
+  uvt_lock_init(&lock);
+  for (i = 0; i < 50; i++) ts[i] = uvt_spawn(quick, NULL);
+  if (uvt_gather(ts, 50) != 0) return -1;
+  for (i = 0; i < 50; i++) uvt_detach(ts[i]);
+  uvt_await_coro(uvt_coro(quick, NULL));
+  uvt_coro_close(uvt_coro(quick, NULL));
+  {
+    uvt_task_t *f = uvt_spawn(fails, NULL);
+    if (uvt_await(f) != UV_ECONNREFUSED) return -1; /* error read: no finding */
+    uvt_detach(f);
+  }
+  UVT_NO_YIELD_BEGIN();
+  uvt_lock_acquire(&lock); /* free lock: does not suspend */
+  uvt_lock_release(&lock);
+  UVT_NO_YIELD_END();
+  uvt_lock_destroy(&lock);
+  return 0;
+}
+
+static int crash_abort(void *arg) {
+  (void)arg;
+  uvt_spawn(sleeps_forever, NULL); /* @live-at-crash */
+  uvt_sleep(30);
+  abort(); /* @abort */
+}
+
+static int crash_segv(void *arg) {
+  (void)arg;
+  uvt_sleep(30);
+  raise(SIGSEGV);
+  return 0;
+}
+
+static int exit_in_task(void *arg) {
+  (void)arg;
+  uvt_spawn(sleeps_forever, NULL); /* @pending-exit */
+  uvt_sleep(30);
+  exit(3);
+}
+
+static int wait_forever(void *arg) {
+  (void)arg;
+  uvt_spawn(sleeps_forever, NULL); /* @killed */
+  puts("ready");
+  fflush(stdout);
+  for (;;)
+    if (uvt_sleep(1000) != 0) return 0;
+}
+
+static int forks(void *arg) {
+  pid_t pid;
+  (void)arg;
+  uvt_sleep(5);
+  pid = fork();
+  if (pid == 0) exit(0); /* the child's session ends without findings */
+  waitpid(pid, NULL, 0);
+  uvt_coro(quick, NULL); /* @parent-only */
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  uvt_fn fn;
+} scenarios[] = {
+    {"never-awaited", never_awaited}, {"unretrieved-error", unretrieved},
+    {"pending-at-exit", pending},     {"slow-callback", slow},
+    {"yield-in-critical-section", noyield},
+    {"wrong-thread", wrong_thread},   {"clean", clean},
+    {"abort", crash_abort},           {"segv", crash_segv},
+    {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
+    {"fork", forks},
+};
+
+int main(int argc, char **argv) {
+  size_t i;
+  if (argc != 2) {
+    fprintf(stderr, "usage: tracer_scenario NAME\n");
+    return 2;
+  }
+  for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+    if (strcmp(argv[1], scenarios[i].name) == 0)
+      return uvt_run(NULL, scenarios[i].fn, NULL) == 0 ? 0 : 1;
+  fprintf(stderr, "tracer_scenario: no scenario '%s'\n", argv[1]);
+  return 2;
+}

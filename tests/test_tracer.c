@@ -1,0 +1,365 @@
+/*
+ * The debug tracer end to end: run tests/progs/tracer_scenario.c (built
+ * against the release library) with the debug library in front and
+ * ASYNCIODEBUG set, then check the database with SQL: exactly the expected
+ * findings, pointing at the scenario's own source lines.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "schema.h"
+
+extern char **environ;
+
+#define SCENARIO UVT_BUILD_DIR "/tests/tracer_scenario"
+#define SCENARIO_SRC UVT_SOURCE_DIR "/tests/progs/tracer_scenario.c"
+#define DEBUG_LIB_DIR UVT_BUILD_DIR "/debug"
+
+static char dir[256], db_path[512];
+
+static void make_dir(void) {
+  snprintf(dir, sizeof(dir), "/tmp/uvt-tracer-XXXXXX");
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(db_path, sizeof(db_path), "%s/trace.db", dir);
+}
+
+static void remove_dir(void) {
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+
+TestSuite(tracer, .init = make_dir, .fini = remove_dir, .timeout = 60);
+
+/* The line of the scenario's source that carries `marker`. */
+static int marker_line(const char *marker) {
+  FILE *f = fopen(SCENARIO_SRC, "r");
+  char buf[512];
+  int n = 0;
+  cr_assert_not_null(f);
+  while (fgets(buf, sizeof(buf), f) != NULL) {
+    n++;
+    if (strstr(buf, marker) != NULL) {
+      fclose(f);
+      return n;
+    }
+  }
+  fclose(f);
+  cr_assert_fail("marker %s not in the scenario", marker);
+  return -1;
+}
+
+/* Start the scenario with recording on; `preload` uses LD_PRELOAD (as
+ * `uvtask run` does) instead of LD_LIBRARY_PATH. */
+static pid_t start(const char *name, const char *db, bool preload, int *out_fd) {
+  char env_db[600], env_lib[600];
+  char *argv[] = {(char *)SCENARIO, (char *)name, NULL};
+  char *envp[64];
+  int n = 0, i;
+  posix_spawn_file_actions_t fa;
+  int pipefd[2];
+  pid_t pid;
+  snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", db);
+  if (preload)
+    snprintf(env_lib, sizeof(env_lib), "LD_PRELOAD=%s/libuvtask.so.0", DEBUG_LIB_DIR);
+  else
+    snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s", DEBUG_LIB_DIR);
+  envp[n++] = env_db;
+  envp[n++] = env_lib;
+  envp[n++] = "ASYNCIODEBUG_LOG=0";
+  for (i = 0; environ[i] != NULL && n < 62; i++)
+    if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
+        strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
+        strncmp(environ[i], "LD_LIBRARY_PATH=", 16) != 0)
+      envp[n++] = environ[i];
+  envp[n] = NULL;
+  posix_spawn_file_actions_init(&fa);
+  if (out_fd != NULL) {
+    cr_assert_eq(pipe(pipefd), 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+  }
+  cr_assert_eq(posix_spawn(&pid, SCENARIO, &fa, NULL, argv, envp), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  if (out_fd != NULL) {
+    close(pipefd[1]);
+    *out_fd = pipefd[0];
+  }
+  return pid;
+}
+
+static int run_scenario(const char *name, bool preload) {
+  int status;
+  pid_t pid = start(name, db_path, preload, NULL);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  return status;
+}
+
+static sqlite3 *open_db(void) {
+  sqlite3 *db;
+  cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  return db;
+}
+
+static long long q_int(sqlite3 *db, const char *sql, const char *arg) {
+  sqlite3_stmt *st;
+  long long v = -1;
+  cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s",
+               sql, sqlite3_errmsg(db));
+  if (arg != NULL) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+/* Exactly one finding in the database, of `kind`, at the marker's line of
+ * the scenario's own source; returns its row id. */
+static long long expect_only_finding(sqlite3 *db, const char *kind,
+                                     const char *marker) {
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings", NULL), 1,
+               "findings other than %s recorded", kind);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings WHERE kind=?1", kind), 1);
+  cr_expect_eq(q_int(db, "SELECT line FROM findings WHERE kind=?1", kind),
+               marker_line(marker));
+  cr_expect_eq(q_int(db, "SELECT file LIKE '%tracer_scenario.c' FROM findings "
+                         "WHERE kind=?1", kind), 1);
+  return q_int(db, "SELECT id FROM findings WHERE kind=?1", kind);
+}
+
+static void expect_clean_exit(int status, int code) {
+  cr_assert(WIFEXITED(status), "scenario died (status %d)", status);
+  cr_assert_eq(WEXITSTATUS(status), code);
+}
+
+Test(tracer, file_is_private_and_versioned) {
+  struct stat st;
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("clean", false), 0);
+  cr_assert_eq(lstat(db_path, &st), 0);
+  cr_expect_eq(st.st_mode & 0777, 0600);
+  db = open_db();
+  cr_expect_eq(q_int(db, "PRAGMA user_version", NULL), UVT_SCHEMA_VERSION);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM meta WHERE key='format' AND value=?1",
+                     UVT_SCHEMA_FORMAT), 1);
+  /* The WAL was folded into the main file at exit. */
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_reason='exit' "
+                         "AND exit_status=0 AND end_ns >= start_ns", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, clean_program_has_no_findings) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("clean", false), 0);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings", NULL), 0);
+  cr_expect_eq(q_int(db, "SELECT objects FROM sessions", NULL) >= 53, 1);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM modules WHERE path LIKE '%tracer_scenario'", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, never_awaited) {
+  sqlite3 *db;
+  long long id;
+  expect_clean_exit(run_scenario("never-awaited", true), 0);
+  db = open_db();
+  id = expect_only_finding(db, "never-awaited", "@never-awaited");
+  (void)id;
+  /* The coroutine's row names its creating task and carries a stack. */
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM objects o JOIN findings f ON "
+                         "f.object_id=o.id WHERE o.kind='coroutine' AND "
+                         "o.create_stack IS NOT NULL AND o.parent_id IS NOT NULL", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, unretrieved_error) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("unretrieved-error", false), 0);
+  db = open_db();
+  expect_only_finding(db, "unretrieved-error", "@unretrieved");
+  cr_expect_eq(q_int(db, "SELECT status FROM findings", NULL), -111);
+  cr_expect_eq(q_int(db, "SELECT o.fail_line FROM objects o JOIN findings f "
+                         "ON f.object_id=o.id", NULL), marker_line("@raised"));
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM objects WHERE message='redis is down'", NULL), 1);
+  cr_expect_eq(q_int(db, "SELECT stack IS NOT NULL FROM findings", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, pending_at_exit) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("pending-at-exit", false), 0);
+  db = open_db();
+  expect_only_finding(db, "pending-at-exit", "@pending");
+  cr_expect_eq(q_int(db, "SELECT where_line FROM findings", NULL), marker_line("@parked"));
+  cr_expect_eq(q_int(db, "SELECT where_what='uvt_sleep' FROM findings", NULL), 1);
+  /* Where it is parked: a stack unwound from the suspended task. */
+  cr_expect_eq(q_int(db, "SELECT length(s.pcs) >= 16 FROM findings f JOIN stacks s "
+                         "ON s.id=f.stack", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, slow_callback) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("slow-callback", false), 0);
+  db = open_db();
+  expect_only_finding(db, "slow-callback", "@slow");
+  cr_expect_eq(q_int(db, "SELECT duration_ns >= 250000000 FROM findings", NULL), 1);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM steps WHERE slow=1", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, yield_in_critical_section_once_per_section) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("yield-in-critical-section", false), 0);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings", NULL), 3);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings WHERE "
+                         "kind='yield-in-critical-section' AND "
+                         "stack IS NOT NULL AND stack2 IS NOT NULL", NULL), 3);
+  {
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM findings WHERE line=%d AND where_line=%d",
+             marker_line("@await"), marker_line("@section"));
+    cr_expect_eq(q_int(db, sql, NULL), 3);
+  }
+  sqlite3_close(db);
+}
+
+Test(tracer, wrong_thread) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("wrong-thread", false), 0);
+  db = open_db();
+  expect_only_finding(db, "wrong-thread", "@wrong-thread");
+  sqlite3_close(db);
+}
+
+Test(tracer, abort_is_recorded) {
+  sqlite3 *db;
+  int status = run_scenario("abort", false);
+  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+            "the process must still die of SIGABRT");
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_reason='signal' "
+                         "AND signal=6 AND crash_task_id IS NOT NULL", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, segv_is_recorded) {
+  sqlite3 *db;
+  int status = run_scenario("segv", false);
+  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_reason='signal' "
+                         "AND signal=11", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, exit_inside_a_task_ends_the_session) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("exit-in-task", false), 3);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT exit_status FROM sessions WHERE end_reason='exit'", NULL), 3);
+  expect_only_finding(db, "pending-at-exit", "@pending-exit");
+  sqlite3_close(db);
+}
+
+Test(tracer, sigkill_keeps_a_sound_file) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  char buf[16];
+  int fd, status;
+  pid_t pid = start("wait-forever", db_path, false, &fd);
+  cr_assert_gt(read(fd, buf, sizeof(buf)), 0); /* "ready" */
+  close(fd);
+  usleep(150 * 1000); /* past a flush and a commit */
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  db = open_db();
+  cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+  cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+  cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+  sqlite3_finalize(st);
+  /* The session is there, never ended; the live task's row was flushed. */
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_ns IS NULL", NULL), 1);
+  {
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM objects WHERE kind='task' AND line=%d",
+             marker_line("@killed"));
+    cr_expect_eq(q_int(db, sql, NULL), 1);
+  }
+  sqlite3_close(db);
+}
+
+Test(tracer, fork_gives_the_child_its_own_session) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("fork", false), 0);
+  usleep(100 * 1000);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions", NULL), 2);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions c JOIN sessions p "
+                         "ON c.ppid = p.pid", NULL), 1);
+  expect_only_finding(db, "never-awaited", "@parent-only");
+  sqlite3_close(db);
+}
+
+Test(tracer, several_processes_share_one_file) {
+  pid_t pids[4];
+  int i, status;
+  sqlite3 *db;
+  for (i = 0; i < 4; i++) pids[i] = start("never-awaited", db_path, false, NULL);
+  for (i = 0; i < 4; i++) {
+    waitpid(pids[i], &status, 0);
+    expect_clean_exit(status, 0);
+  }
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions", NULL), 4);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings WHERE kind='never-awaited'", NULL), 4);
+  cr_expect_eq(q_int(db, "SELECT count(DISTINCT session_id) FROM findings", NULL), 4);
+  sqlite3_close(db);
+}
+
+Test(tracer, refuses_a_symlink_and_a_foreign_file) {
+  char link_path[600], other[600];
+  sqlite3 *db;
+  int fd;
+  snprintf(link_path, sizeof(link_path), "%s/link.db", dir);
+  snprintf(other, sizeof(other), "%s/victim", dir);
+  fd = open(other, O_CREAT | O_WRONLY, 0644);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  cr_assert_eq(symlink(other, link_path), 0);
+  {
+    int status;
+    pid_t pid = start("never-awaited", link_path, false, NULL);
+    waitpid(pid, &status, 0);
+    expect_clean_exit(status, 0); /* the program runs; recording is off */
+  }
+  {
+    struct stat st;
+    cr_assert_eq(stat(other, &st), 0);
+    cr_expect_eq(st.st_size, 0, "the symlink's target was written");
+  }
+  /* Another program's SQLite database is not written into. */
+  cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+  cr_assert_eq(sqlite3_exec(db, "CREATE TABLE invoices(x)", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  {
+    int status;
+    pid_t pid = start("never-awaited", db_path, false, NULL);
+    waitpid(pid, &status, 0);
+    expect_clean_exit(status, 0);
+  }
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name='sessions'", NULL), 0);
+  sqlite3_close(db);
+}
