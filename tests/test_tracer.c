@@ -214,6 +214,21 @@ Test(tracer, slow_callback) {
   expect_only_finding(db, "slow-callback", "@slow");
   cr_expect_eq(q_int(db, "SELECT duration_ns >= 250000000 FROM findings", NULL), 1);
   cr_expect_eq(q_int(db, "SELECT count(*) FROM steps WHERE slow=1", NULL), 1);
+  /* Sampled while blocked (in usleep), not where the task ended: the
+   * stack holds the blocking libc call and the task's own frame. */
+  cr_expect_eq(q_int(db, "SELECT length(s.pcs) >= 32 FROM findings f JOIN stacks s "
+                         "ON s.id=f.stack", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, slow_busy_loop_is_sampled_with_a_signal) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("slow-busy", false), 0);
+  db = open_db();
+  expect_only_finding(db, "slow-callback", "@slow-busy");
+  cr_expect_eq(q_int(db, "SELECT duration_ns >= 250000000 FROM findings", NULL), 1);
+  cr_expect_eq(q_int(db, "SELECT length(s.pcs) >= 16 FROM findings f JOIN stacks s "
+                         "ON s.id=f.stack", NULL), 1);
   sqlite3_close(db);
 }
 

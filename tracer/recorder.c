@@ -24,6 +24,7 @@
 
 #include <libunwind.h>
 #include "findings.h"
+#include "watchdog.h"
 
 #include <link.h>
 #include <stdio.h>
@@ -171,8 +172,11 @@ static int64_t capture_user_stack(void) {
   uint64_t pcs[80];
   void *buf[80];
   int n, i = 0, want = uvt__tcfg.depth + 24;
+  wd_slot_t *slot = uvt__wd_slot();
   if (want > 80) want = 80;
+  if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
   n = unw_backtrace(buf, want);
+  if (slot != NULL) __atomic_store_n(&slot->in_capture, 0, __ATOMIC_RELEASE);
   while (i < n && (uintptr_t)buf[i] >= lib_lo && (uintptr_t)buf[i] < lib_hi) i++;
   /* All frames are ours when the user's frame was a tail call into
    * uvtask (`return uvt_fail(...)`): keep the stack below the tracer. */
@@ -415,14 +419,26 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
   if (dur > o->max_step_ns) o->max_step_ns = dur;
   if (slow) {
     char text[768];
+    int64_t blocked = 0;
+    wd_slot_t *slot = uvt__wd_slot();
+    /* The watchdog's sample of this very step: where the loop was stuck. */
+    if (slot != NULL &&
+        __atomic_load_n(&slot->sample_done, __ATOMIC_ACQUIRE) == slot->step_seq &&
+        slot->npcs > 0) {
+      int i = 0, n = slot->npcs;
+      while (i < n && slot->pcs[i] >= lib_lo && slot->pcs[i] < lib_hi) i++;
+      if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
+      if (i < n) blocked = uvt__stack_intern(slot->pcs + i, n - i);
+    }
     refresh_name(o, ev->name);
     snprintf(text, sizeof(text), "task '%s' blocked the loop for %llu ms%s%s%s",
              o->name ? o->name : "?", (unsigned long long)(dur / 1000000),
              ev->what ? " before " : "", ev->what ? ev->what : "",
              ev->what ? "" : " (until it ended)");
     uvt__tracer_print(o->file, o->line, text, "slow-callback");
-    finding(s, o, "slow-callback", o->file, o->line, o->func, text, 0, 0,
-            ev->where_file, ev->where_line, ev->what, false, 0, (int64_t)dur);
+    finding(s, o, "slow-callback", o->file, o->line, o->func, text, blocked,
+            0, ev->where_file, ev->where_line, ev->what, false, 0,
+            (int64_t)dur);
   }
   if (o->emitted || slow) {
     if (slow || __atomic_add_fetch(&steps_written, 1, __ATOMIC_RELAXED) <= STEP_BUDGET) {
@@ -503,14 +519,22 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   case UVT_HOOK_RESUME:
     now = uv_hrtime();
     if (o != NULL) {
+      wd_slot_t *slot = uvt__wd_slot();
       o->step_start = now;
       if (o->emitted) o->step_start_wall = uvt__now_ns();
+      if (slot != NULL) {
+        __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
+      }
     }
     maybe_flush(s, now);
     break;
-  case UVT_HOOK_SUSPEND:
+  case UVT_HOOK_SUSPEND: {
+    wd_slot_t *slot = uvt__wd_slot();
+    if (slot != NULL) __atomic_store_n(&slot->step_start, 0, __ATOMIC_RELEASE);
     if (o != NULL) on_suspend(s, o, ev, uv_hrtime());
     break;
+  }
   case UVT_HOOK_DONE:
     if (o == NULL) break;
     o->ended = true;

@@ -19,6 +19,7 @@
  */
 #include "tracer.h"
 #include "internal.h"
+#include "watchdog.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -87,6 +88,7 @@ static void on_process_exit(int status, void *arg) {
   (void)arg;
   if (!active || in_crash) return;
   active = false;
+  uvt__watchdog_stop();
   uvt__scan_at_exit();
   uvt__recorder_flush_all();
   uvt__writer_finish(&end, CRASH_WAIT_MS);
@@ -101,12 +103,14 @@ static void atfork_child(void) {
   if (!active) return;
   uvt__writer_forget();
   uvt__stacks_forget();
+  uvt__watchdog_forget();
   __atomic_store_n(&uvt__stat_objects, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_findings, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_shed, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_peak_tasks, 0, __ATOMIC_RELAXED);
   active = false;
   session_begin();
+  if (active) uvt__watchdog_start();
 }
 
 static void session_begin(void) {
@@ -129,6 +133,7 @@ __attribute__((constructor)) static void tracer_init(void) {
   session_begin();
   if (!active) return;
   uvt__recorder_start();
+  uvt__watchdog_start();
   install_signal_handlers();
   on_exit(on_process_exit, NULL);
   pthread_atfork(NULL, NULL, atfork_child);

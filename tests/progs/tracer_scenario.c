@@ -36,6 +36,15 @@ static int blocks(void *arg) {
   return 0;
 }
 
+/* CPU-bound: the watchdog samples it with a signal, not from a syscall. */
+static int spins(void *arg) {
+  uint64_t end = uv_hrtime() + 300 * 1000000ull;
+  volatile uint64_t x = 0;
+  (void)arg;
+  while (uv_hrtime() < end) x++; /* @spinning */
+  return 0;
+}
+
 static int rate_lookup(void *arg) {
   (void)arg;
   return uvt_sleep(1);
@@ -61,6 +70,11 @@ static int pending(void *arg) {
 
 static int slow(void *arg) {
   uvt_task_t *t = uvt_spawn(blocks, arg); /* @slow */
+  return uvt_await(t);
+}
+
+static int slow_busy(void *arg) {
+  uvt_task_t *t = uvt_spawn(spins, arg); /* @slow-busy */
   return uvt_await(t);
 }
 
@@ -164,6 +178,7 @@ static const struct {
 } scenarios[] = {
     {"never-awaited", never_awaited}, {"unretrieved-error", unretrieved},
     {"pending-at-exit", pending},     {"slow-callback", slow},
+    {"slow-busy", slow_busy},
     {"yield-in-critical-section", noyield},
     {"wrong-thread", wrong_thread},   {"clean", clean},
     {"abort", crash_abort},           {"segv", crash_segv},
