@@ -1,0 +1,173 @@
+/*
+ * bench_tracer: what the debug variant costs, in one run.
+ *
+ * The same workloads run three times, each in a fresh process of this
+ * program: with the release library, with the debug library and recording
+ * off (ASYNCIODEBUG unset), and with recording on (depth-16 stacks, a
+ * temporary database).  The library is chosen by LD_LIBRARY_PATH, as a
+ * user would put the debug library in front.
+ *
+ *   sequential  spawn a trivial task, await it, detach it
+ *   gathered    spawn 100,000 tasks at once, gather them
+ *
+ * Printed: ns per task for each, the ratios to release, the rows written
+ * per second by the writer and the statistics shed (findings never are).
+ *
+ * Usage: bench_tracer [scale]
+ */
+#include <spawn.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uvtask.h>
+
+extern char **environ;
+
+static int trivial(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static size_t n_seq, n_gather;
+static double ns_seq, ns_gather;
+
+static int worker_main(void *arg) {
+  size_t i, r;
+  uvt_task_t **ts = malloc(n_gather * sizeof(*ts));
+  (void)arg;
+  if (ts == NULL) return UVT_ENOMEM;
+  ns_seq = ns_gather = 1e30;
+  for (r = 0; r < 3; r++) {
+    uint64_t t0 = uv_hrtime();
+    double v;
+    for (i = 0; i < n_seq; i++) {
+      uvt_task_t *t = uvt_spawn(trivial, NULL);
+      uvt_await(t);
+      uvt_detach(t);
+    }
+    v = (double)(uv_hrtime() - t0) / (double)n_seq;
+    if (v < ns_seq) ns_seq = v;
+    t0 = uv_hrtime();
+    for (i = 0; i < n_gather; i++) ts[i] = uvt_spawn(trivial, NULL);
+    uvt_gather(ts, n_gather);
+    for (i = 0; i < n_gather; i++) uvt_detach(ts[i]);
+    v = (double)(uv_hrtime() - t0) / (double)n_gather;
+    if (v < ns_gather) ns_gather = v;
+  }
+  free(ts);
+  return 0;
+}
+
+static int worker(double scale) {
+  n_seq = (size_t)(200000 * scale) + 1;
+  n_gather = (size_t)(100000 * scale) + 1;
+  if (uvt_run(NULL, worker_main, NULL) != 0) return 1;
+  printf("%.1f %.1f\n", ns_seq, ns_gather);
+  return 0;
+}
+
+typedef struct {
+  const char *label;
+  double seq, gather, wall_s;
+} result_t;
+
+static int run_variant(const char *self, const char *libdir, const char *db,
+                       const char *scale, result_t *out) {
+  char lib_env[4200], db_env[4200];
+  char *argv[] = {(char *)self, "--worker", (char *)scale, NULL};
+  char *envp[128];
+  int n = 0, i, status, fd[2];
+  posix_spawn_file_actions_t fa;
+  pid_t pid;
+  char buf[256] = {0};
+  uint64_t t0 = uv_hrtime();
+  snprintf(lib_env, sizeof(lib_env), "LD_LIBRARY_PATH=%s", libdir);
+  envp[n++] = lib_env;
+  if (db != NULL) {
+    snprintf(db_env, sizeof(db_env), "ASYNCIODEBUG=%s", db);
+    envp[n++] = db_env;
+    envp[n++] = "ASYNCIODEBUG_LOG=0";
+    envp[n++] = "ASYNCIODEBUG_SLOW_MS=60000"; /* spawning 100k in one step is slow on purpose */
+  }
+  for (i = 0; environ[i] != NULL && n < 120; i++)
+    if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
+        strncmp(environ[i], "LD_LIBRARY_PATH=", 16) != 0)
+      envp[n++] = environ[i];
+  envp[n] = NULL;
+  if (pipe(fd) != 0) return -1;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+  posix_spawn_file_actions_addclose(&fa, fd[0]);
+  if (posix_spawn(&pid, self, &fa, NULL, argv, envp) != 0) return -1;
+  posix_spawn_file_actions_destroy(&fa);
+  close(fd[1]);
+  (void)!read(fd[0], buf, sizeof(buf) - 1);
+  close(fd[0]);
+  waitpid(pid, &status, 0);
+  out->wall_s = (double)(uv_hrtime() - t0) / 1e9;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  return sscanf(buf, "%lf %lf", &out->seq, &out->gather) == 2 ? 0 : -1;
+}
+
+static long long db_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *st;
+  long long v = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+int main(int argc, char **argv) {
+  char self[4096], dir[4096], release[4200], debug[4200], db[4200];
+  const char *scale = "1";
+  result_t r[3] = {{"release", 0, 0, 0}, {"debug, off", 0, 0, 0},
+                   {"debug, recording", 0, 0, 0}};
+  ssize_t len;
+  sqlite3 *sdb;
+  long long rows, shed, findings;
+  char tmpdir[] = "/tmp/bench-tracer-XXXXXX";
+
+  if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
+    return worker(argc >= 3 ? atof(argv[2]) : 1.0);
+  if (argc >= 2) scale = argv[1];
+
+  len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return 1;
+  self[len] = '\0';
+  strcpy(dir, self);
+  *strrchr(dir, '/') = '\0'; /* <build>/bench */
+  snprintf(release, sizeof(release), "%s/..", dir);
+  snprintf(debug, sizeof(debug), "%s/../debug", dir);
+  if (mkdtemp(tmpdir) == NULL) return 1;
+  snprintf(db, sizeof(db), "%s/bench.db", tmpdir);
+
+  if (run_variant(self, release, NULL, scale, &r[0]) != 0 ||
+      run_variant(self, debug, NULL, scale, &r[1]) != 0 ||
+      run_variant(self, debug, db, scale, &r[2]) != 0) {
+    fprintf(stderr, "bench_tracer: a worker failed\n");
+    return 1;
+  }
+  if (sqlite3_open_v2(db, &sdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return 1;
+  rows = db_int(sdb, "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) "
+                     "FROM steps) + (SELECT count(*) FROM site_stats) + "
+                     "(SELECT count(*) FROM stacks)");
+  shed = db_int(sdb, "SELECT shed FROM sessions");
+  findings = db_int(sdb, "SELECT count(*) FROM findings");
+  sqlite3_close(sdb);
+  unlink(db);
+  rmdir(tmpdir);
+
+  printf("bench_tracer (scale %s; best of 3 rounds per variant)\n", scale);
+  printf("  %-18s %12s %12s\n", "variant", "sequential", "gathered");
+  for (int i = 0; i < 3; i++)
+    printf("  %-18s %9.1f ns %9.1f ns   (%.2fx / %.2fx release)\n", r[i].label,
+           r[i].seq, r[i].gather, r[i].seq / r[0].seq, r[i].gather / r[0].gather);
+  printf("  rows written: %lld in %.2f s of run (%.0f rows/s); shed: %lld; "
+         "findings: %lld (expected 0)\n",
+         rows, r[2].wall_s, (double)rows / r[2].wall_s, shed, findings);
+  return 0;
+}
