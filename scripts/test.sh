@@ -2,6 +2,7 @@
 # Builds uvtask and runs the whole test suite with ctest.
 #   scripts/test.sh             release build in build/
 #   scripts/test.sh --sanitize  AddressSanitizer + UBSan build in build-asan/
+#   scripts/test.sh --tsan      ThreadSanitizer build of the tracer in build-tsan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -10,8 +11,9 @@ dir=build
 opts=()
 case "${1:-}" in
   --sanitize) dir=build-asan; opts+=(-DUVT_SANITIZE=ON) ;;
+  --tsan) dir=build-tsan; opts+=(-DUVT_TSAN=ON) ;;
   "") ;;
-  *) echo "usage: scripts/test.sh [--sanitize]" >&2; exit 2 ;;
+  *) echo "usage: scripts/test.sh [--sanitize | --tsan]" >&2; exit 2 ;;
 esac
 
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${opts[@]}" >/dev/null

@@ -500,9 +500,34 @@ static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) 
            "%s called from a thread that does not run the loop%s%s%s",
            ev->what ? ev->what : "a uvtask call", ev->name ? " (object '" : "",
            ev->name ? ev->name : "", ev->name ? "')" : "");
+  rec_t *r;
+  /* This runs on the wrong thread: the object's record belongs to the
+   * loop thread, so only the event's own facts are used here. */
+  (void)o;
   uvt__tracer_print(file, line, text, "wrong-thread");
-  finding(s, o, "wrong-thread", file, line, ev->where_func, text,
-          capture_user_stack(), 0, NULL, 0, ev->what, false, 0, 0);
+  r = uvt__rec_new(REC_FINDING);
+  if (r == NULL) return;
+  r->fkind = "wrong-thread";
+  r->object_id = ev->id;
+  r->file = file;
+  r->line = line;
+  r->func = ev->where_func;
+  r->message = strdup(text);
+#if defined(__SANITIZE_THREAD__)
+  /* Under TSan, libunwind's per-thread cache destructor crashes the
+   * foreign thread when it exits (inside TSan's mutex interceptor), so
+   * the stack of the wrong thread is left out of TSan builds only. */
+  r->stack = 0;
+#else
+  r->stack = capture_user_stack();
+#endif
+  r->where_file = ev->file;
+  r->where_line = ev->line;
+  r->where_what = ev->what;
+  r->ts_ns = uvt__now_ns();
+  uvt__rec_push(r);
+  (void)s;
+  uvt__rec_submit();
 }
 
 static void hook(const uvt_hook_event_t *ev, void *data) {
@@ -591,7 +616,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     on_finding(s, o, ev);
     break;
   case UVT_HOOK_WRONG_THREAD:
-    on_wrong_thread(s, o, ev);
+    on_wrong_thread(s, NULL, ev);
     break;
   case UVT_HOOK_CALLBACK_BEGIN:
     s->cb_start = now = uv_hrtime();

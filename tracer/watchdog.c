@@ -44,7 +44,7 @@ static wd_slot_t slots[MAX_SLOTS];
 static int nslots;
 static pthread_mutex_t slots_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
-static volatile int stopping;
+static int stopping;
 static bool started;
 static __thread wd_slot_t *my_slot;
 
@@ -56,7 +56,7 @@ wd_slot_t *uvt__wd_slot(void) {
     my_slot->tid = (pid_t)syscall(SYS_gettid);
     my_slot->thread = pthread_self();
     __atomic_store_n(&my_slot->ready, 1, __ATOMIC_RELEASE);
-    nslots++;
+    __atomic_store_n(&nslots, nslots + 1, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&slots_mutex);
   return my_slot;
@@ -73,7 +73,9 @@ static void sample_handler(int sig, siginfo_t *info, void *uctx) {
   i = n > 2 ? 2 : n;
   s->npcs = 0;
   for (; i < n; i++) s->pcs[s->npcs++] = (uint64_t)(uintptr_t)buf[i];
-  __atomic_store_n(&s->sample_done, s->sample_seq, __ATOMIC_RELEASE);
+  __atomic_store_n(&s->sample_done,
+                   __atomic_load_n(&s->sample_seq, __ATOMIC_ACQUIRE),
+                   __ATOMIC_RELEASE);
 }
 
 /* Unwind a thread blocked in a system call from its stack and instruction
@@ -106,7 +108,7 @@ static void sample(wd_slot_t *s, uint64_t seq) {
   long nr;
   unsigned long long sp = 0, pc = 0;
   int fd, n;
-  s->sample_seq = seq;
+  __atomic_store_n(&s->sample_seq, seq, __ATOMIC_RELEASE);
   snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)s->tid);
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
@@ -154,7 +156,7 @@ static void *watchdog_main(void *arg) {
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   if (interval_ms < 2) interval_ms = 2;
   if (interval_ms > 50) interval_ms = 50;
-  while (!stopping) {
+  while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
     struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000};
     uint64_t now;
     int i, n;
@@ -189,7 +191,7 @@ void uvt__watchdog_start(void) {
 
 void uvt__watchdog_stop(void) {
   if (!started) return;
-  stopping = 1;
+  __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
   pthread_join(thread, NULL);
   started = false;
 }
@@ -197,8 +199,8 @@ void uvt__watchdog_stop(void) {
 void uvt__watchdog_forget(void) {
   /* After fork: the thread is gone; slots belong to the parent. */
   started = false;
-  stopping = 0;
-  nslots = 0;
+  __atomic_store_n(&stopping, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&nslots, 0, __ATOMIC_RELAXED);
   my_slot = NULL;
   pthread_mutex_init(&slots_mutex, NULL);
 }

@@ -48,8 +48,8 @@ static int wake_fd[2] = {-1, -1};
 static int ack_fd[2] = {-1, -1};
 static pthread_mutex_t queue_mutex = PTHREAD_MUTEX_INITIALIZER;
 static rec_t *queue_head, *queue_tail;
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t crash_requested;
+static int stop_requested;
+static int crash_requested; /* set from a signal handler */
 static session_end_t final_end;
 
 enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END, NSTMT };
@@ -411,14 +411,14 @@ static void *writer_main(void *arg) {
     if (poll(&p, 1, COMMIT_MS) > 0)
       while (read(wake_fd[0], buf, sizeof(buf)) > 0) {
       }
-    if (crash_requested) {
+    if (__atomic_load_n(&crash_requested, __ATOMIC_ACQUIRE)) {
       char c = 1;
       write_queue(&final_end);
       (void)!write(ack_fd[1], &c, 1);
       return NULL; /* the process is about to die: leave SQLite as is */
     }
     write_queue(NULL);
-    if (stop_requested) break;
+    if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE)) break;
   }
   write_queue(&final_end);
   return NULL;
@@ -484,7 +484,7 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
   (void)timeout_ms;
   if (!running) return;
   final_end = *end;
-  stop_requested = 1;
+  __atomic_store_n(&stop_requested, 1, __ATOMIC_RELEASE);
   uvt__writer_wake();
   pthread_join(thread, NULL);
   running = false;
@@ -507,7 +507,7 @@ void uvt__writer_crash(const session_end_t *end, int timeout_ms) {
   struct pollfd p;
   if (!running) return;
   final_end = *end;
-  crash_requested = 1;
+  __atomic_store_n(&crash_requested, 1, __ATOMIC_RELEASE);
   uvt__writer_wake();
   p.fd = ack_fd[0];
   p.events = POLLIN;
@@ -523,7 +523,8 @@ void uvt__writer_forget(void) {
   memset(stmt, 0, sizeof(stmt));
   queue_head = queue_tail = NULL;
   pthread_mutex_init(&queue_mutex, NULL);
-  stop_requested = crash_requested = 0;
+  __atomic_store_n(&stop_requested, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&crash_requested, 0, __ATOMIC_RELAXED);
   for (int i = 0; i < 2; i++) {
     if (wake_fd[i] >= 0) close(wake_fd[i]);
     if (ack_fd[i] >= 0) close(ack_fd[i]);
