@@ -303,10 +303,16 @@ UVT_EXPORT void uvt_no_yield_end_at(const char *file, int line, const char *func
 
 /* ---- synchronisation (caller-owned memory, initialised in place) ----------
  *
- * The fields are private.  Each must be used on one loop only, and
- * destroyed only when no task will touch it again; tasks still waiting at
- * destroy get UVT_ECLOSED.  Awaiting calls return 0, UVT_ECANCELED,
- * UVT_ENOTASK or UVT_ECLOSED.  Waiters are served first come, first served.
+ * The fields are private.  Each must be used on one loop only, and must
+ * outlive every task that waits on it — including waiters that uvt_run
+ * cancels when main returns, which unlink themselves from it — so do not
+ * put one on main's stack if other tasks may still wait on it then.
+ * Destroy it only when no task will touch it again; tasks still waiting at
+ * destroy get UVT_ECLOSED; a queue's remaining items (the caller's
+ * pointers) are dropped, not freed.  Awaiting calls return 0,
+ * UVT_ECANCELED, UVT_ENOTASK, UVT_ECLOSED, or UVT_EINVAL for an object
+ * never initialised or already destroyed.  Waiters are served first come,
+ * first served, and an uncontended acquire returns without yielding.
  */
 typedef struct uvt__waitq_s {
   void *head;
@@ -363,7 +369,8 @@ UVT_EXPORT int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
                                  const char *func);
 UVT_EXPORT void uvt_event_destroy(uvt_event_t *e);
 
-/* asyncio.Semaphore with initial value n. */
+/* asyncio.Semaphore with initial value n.  release returns UVT_EINVAL
+ * if the count would overflow. */
 UVT_EXPORT int uvt_sem_init(uvt_sem_t *s, unsigned n);
 #define uvt_sem_acquire(s) uvt_sem_acquire_at((s), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
@@ -372,8 +379,9 @@ UVT_EXPORT int uvt_sem_release(uvt_sem_t *s);
 UVT_EXPORT void uvt_sem_destroy(uvt_sem_t *s);
 
 /* asyncio.Queue of pointers holding at most `capacity` items (0: no
- * limit).  put awaits while full, get while empty.  init returns 0 or
- * UVT_ENOMEM. */
+ * limit).  put awaits while full, get while empty; put on an unbounded
+ * queue never yields and returns UVT_ENOMEM if it cannot grow.  init
+ * returns 0 or UVT_ENOMEM. */
 UVT_EXPORT int uvt_queue_init(uvt_queue_t *q, size_t capacity);
 #define uvt_queue_put(q, item) uvt_queue_put_at((q), (item), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file,

@@ -19,6 +19,25 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UVT_STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UVT_STACK_ASAN 1
+#endif
+#endif
+#ifdef UVT_STACK_ASAN
+/* A free stack is poisoned: a write into a finished task's stack (through
+ * a pointer that outlived it) is reported, not silently accepted. */
+void __asan_poison_memory_region(void const volatile *addr, size_t size);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#define POISON(p, n) __asan_poison_memory_region((p), (n))
+#define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UVT_SANITIZED 1
 #elif defined(__has_feature)
@@ -170,6 +189,7 @@ int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
   size = size == 0 ? p->default_size : uvt__stack_round(size);
   if (size == p->default_size && p->nfree > 0) {
     *out = p->free[--p->nfree];
+    UNPOISON(out->lo, out->size);
     p->out++;
     return 0;
   }
@@ -213,12 +233,14 @@ void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st) {
     }
     madvise(st->lo, st->size, MADV_DONTNEED);
   }
+  POISON(st->lo, st->size);
   p->free[p->nfree++] = *st;
 }
 
 void uvt__stack_pool_destroy(uvt__stack_pool_t *p) {
   size_t i;
   for (i = 0; i < p->nfree; i++) {
+    UNPOISON(p->free[i].lo, p->free[i].size);
     if (p->free[i].slab) stack_deregister(&p->free[i]);
     else stack_unmap(&p->free[i]);
   }

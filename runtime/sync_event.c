@@ -1,0 +1,59 @@
+/*
+ * asyncio.Event.
+ *
+ * `is_set` is the flag; `waiters` the tasks parked in wait.  set wakes
+ * every task waiting at that moment (each already counts as having seen
+ * the event, so a clear before it runs does not send it back to sleep)
+ * and leaves the flag up, so later waits return at once.  Invariant:
+ *
+ *     is_set  =>  waiters is empty
+ */
+#include "internal.h"
+#include "waitq.h"
+
+static bool event_valid(const uvt_event_t *e) {
+  return e != NULL && e->magic == UVT__MAGIC_LIVE;
+}
+
+int uvt_event_init(uvt_event_t *e) {
+  if (e == NULL) return UVT_EINVAL;
+  uvt__waitq_init(&e->waiters);
+  e->is_set = 0;
+  e->magic = UVT__MAGIC_LIVE;
+  return 0;
+}
+
+void uvt_event_set(uvt_event_t *e) {
+  if (!event_valid(e) || e->is_set) return;
+  e->is_set = 1;
+  uvt__waitq_wake_all(&e->waiters, 0);
+}
+
+void uvt_event_clear(uvt_event_t *e) {
+  if (!event_valid(e)) return;
+  e->is_set = 0;
+}
+
+bool uvt_event_is_set(const uvt_event_t *e) {
+  return event_valid(e) && e->is_set != 0;
+}
+
+int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
+                      const char *func) {
+  uvt__site_t site = UVT__SITE("uvt_event_wait");
+  uvt__wq_node_t node = {0};
+  uvt_task_t *self;
+
+  if (!event_valid(e)) return UVT_EINVAL;
+  self = uvt__task_current();
+  if (self == NULL) return UVT_ENOTASK;
+  if (e->is_set) return 0;
+  return uvt__waitq_wait(&e->waiters, &node, self, &site);
+}
+
+void uvt_event_destroy(uvt_event_t *e) {
+  if (!event_valid(e)) return;
+  uvt__waitq_wake_all(&e->waiters, UVT_ECLOSED);
+  e->is_set = 0;
+  e->magic = UVT__MAGIC_DEAD;
+}

@@ -1,0 +1,64 @@
+/*
+ * asyncio.Lock.
+ *
+ * `locked` says whether some task holds the lock; `waiters` queues the
+ * tasks parked in acquire, first come first served.  Release with waiters
+ * does not unlock: it hands the lock straight to the first waiter (which
+ * is woken with the lock already its own), so a task that calls acquire
+ * in between cannot barge in ahead of the queue.  Hence the invariant
+ *
+ *     !locked  =>  waiters is empty
+ *
+ * and acquire on an unlocked lock takes it at once, without yielding.
+ */
+#include "internal.h"
+#include "waitq.h"
+
+static bool lock_valid(const uvt_lock_t *l) {
+  return l != NULL && l->magic == UVT__MAGIC_LIVE;
+}
+
+int uvt_lock_init(uvt_lock_t *l) {
+  if (l == NULL) return UVT_EINVAL;
+  uvt__waitq_init(&l->waiters);
+  l->locked = 0;
+  l->magic = UVT__MAGIC_LIVE;
+  return 0;
+}
+
+int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
+                        const char *func) {
+  uvt__site_t site = UVT__SITE("uvt_lock_acquire");
+  uvt__wq_node_t node = {0};
+  uvt_task_t *self;
+
+  if (!lock_valid(l)) return UVT_EINVAL;
+  self = uvt__task_current();
+  if (self == NULL) return UVT_ENOTASK;
+  if (!l->locked) {
+    l->locked = 1;
+    return 0;
+  }
+  /* On 0 the releaser has handed us the lock (locked stayed 1).  On
+   * UVT_ECANCELED we were unlinked before anyone gave it to us; on
+   * UVT_ECLOSED the lock is gone: do not touch it. */
+  return uvt__waitq_wait(&l->waiters, &node, self, &site);
+}
+
+int uvt_lock_release(uvt_lock_t *l) {
+  if (!lock_valid(l)) return UVT_EINVAL;
+  if (!l->locked) return UVT_ENOTLOCKED;
+  if (!uvt__waitq_grant_first(&l->waiters, NULL)) l->locked = 0;
+  return 0;
+}
+
+bool uvt_lock_locked(const uvt_lock_t *l) {
+  return lock_valid(l) && l->locked != 0;
+}
+
+void uvt_lock_destroy(uvt_lock_t *l) {
+  if (!lock_valid(l)) return;
+  uvt__waitq_wake_all(&l->waiters, UVT_ECLOSED);
+  l->locked = 0;
+  l->magic = UVT__MAGIC_DEAD;
+}

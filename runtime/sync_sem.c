@@ -1,0 +1,59 @@
+/*
+ * asyncio.Semaphore.
+ *
+ * `value` counts the free permits; `waiters` the tasks parked in acquire.
+ * Release with waiters hands its permit straight to the first waiter
+ * instead of incrementing, so permits are served first come first served
+ * and a newcomer cannot take one ahead of the queue.  Invariant:
+ *
+ *     value > 0  =>  waiters is empty
+ */
+#include "internal.h"
+#include "waitq.h"
+
+#include <limits.h>
+
+static bool sem_valid(const uvt_sem_t *s) {
+  return s != NULL && s->magic == UVT__MAGIC_LIVE;
+}
+
+int uvt_sem_init(uvt_sem_t *s, unsigned n) {
+  if (s == NULL) return UVT_EINVAL;
+  uvt__waitq_init(&s->waiters);
+  s->value = n;
+  s->magic = UVT__MAGIC_LIVE;
+  return 0;
+}
+
+int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
+                       const char *func) {
+  uvt__site_t site = UVT__SITE("uvt_sem_acquire");
+  uvt__wq_node_t node = {0};
+  uvt_task_t *self;
+
+  if (!sem_valid(s)) return UVT_EINVAL;
+  self = uvt__task_current();
+  if (self == NULL) return UVT_ENOTASK;
+  if (s->value > 0) {
+    s->value--;
+    return 0;
+  }
+  return uvt__waitq_wait(&s->waiters, &node, self, &site);
+}
+
+/* UVT_EINVAL also when the count would overflow (more releases than
+ * acquires, UINT_MAX times). */
+int uvt_sem_release(uvt_sem_t *s) {
+  if (!sem_valid(s)) return UVT_EINVAL;
+  if (uvt__waitq_grant_first(&s->waiters, NULL)) return 0;
+  if (s->value == UINT_MAX) return UVT_EINVAL;
+  s->value++;
+  return 0;
+}
+
+void uvt_sem_destroy(uvt_sem_t *s) {
+  if (!sem_valid(s)) return;
+  uvt__waitq_wake_all(&s->waiters, UVT_ECLOSED);
+  s->value = 0;
+  s->magic = UVT__MAGIC_DEAD;
+}

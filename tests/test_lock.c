@@ -1,0 +1,437 @@
+/*
+ * uvt_lock_t: mutual exclusion, FIFO hand-off, misuse, cancellation.
+ *
+ * Checks inside task bodies use cr_expect (a failed cr_assert would
+ * longjmp off the task's stack); cr_assert only after uvt_run returns.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "uvtask.h"
+
+#define NWAIT 5
+
+TestSuite(lock, .timeout = 20);
+
+/* Yield often enough for every task spawned so far to reach its first
+ * park: each yield lets every other ready task run once. */
+static void settle(void) {
+  for (int i = 0; i < 4; i++) cr_expect_eq(uvt_yield(), 0);
+}
+
+/* A task that only counts that it ran: spawned just before a call that
+ * must not yield, it must not have run when the call returns. */
+static int ticker(void *arg) {
+  (*(int *)arg)++;
+  return 0;
+}
+
+/* ---- mutual exclusion ---------------------------------------------------- */
+
+struct excl {
+  uvt_lock_t lock;
+  int inside, max_inside, entries;
+};
+
+static int excl_worker(void *arg) {
+  struct excl *s = arg;
+  for (int round = 0; round < 3; round++) {
+    cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+    s->inside++;
+    s->entries++;
+    if (s->inside > s->max_inside) s->max_inside = s->inside;
+    /* Yield inside the critical section: the others must stay out. */
+    cr_expect_eq(uvt_yield(), 0);
+    cr_expect_eq(uvt_sleep(1), 0);
+    cr_expect_eq(uvt_yield(), 0);
+    s->inside--;
+    cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  }
+  return 0;
+}
+
+static int excl_main(void *arg) {
+  struct excl *s = arg;
+  uvt_task_t *t[4];
+  cr_expect_eq(uvt_lock_init(&s->lock), 0);
+  for (int i = 0; i < 4; i++) t[i] = uvt_spawn(excl_worker, s);
+  cr_expect_eq(uvt_gather(t, 4), 0);
+  cr_expect_not(uvt_lock_locked(&s->lock));
+  uvt_lock_destroy(&s->lock);
+  return 0;
+}
+
+Test(lock, mutual_exclusion_across_yields) {
+  struct excl s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, excl_main, &s), 0);
+  cr_assert_eq(s.max_inside, 1);
+  cr_assert_eq(s.entries, 12);
+  cr_assert_eq(s.inside, 0);
+}
+
+/* ---- FIFO order and hand-off --------------------------------------------- */
+
+struct fifo {
+  uvt_lock_t lock;
+  int order[NWAIT + 1];
+  int norder;
+  int idx[NWAIT];
+  int status[NWAIT];
+};
+
+static struct fifo *fifo_state;
+
+static int fifo_waiter(void *arg) {
+  int i = *(int *)arg;
+  struct fifo *s = fifo_state;
+  s->status[i] = uvt_lock_acquire(&s->lock);
+  s->order[s->norder++] = i;
+  cr_expect_eq(uvt_yield(), 0); /* hold it across a yield */
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  return 0;
+}
+
+static int fifo_main(void *arg) {
+  struct fifo *s = arg;
+  uvt_task_t *t[NWAIT];
+  fifo_state = s;
+  cr_expect_eq(uvt_lock_init(&s->lock), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  for (int i = 0; i < NWAIT; i++) {
+    s->idx[i] = i;
+    t[i] = uvt_spawn(fifo_waiter, &s->idx[i]);
+    /* Let each one park before the next is spawned. */
+    settle();
+  }
+  cr_expect_eq(s->norder, 0);
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  /* Handed to the first waiter, not unlocked: */
+  cr_expect(uvt_lock_locked(&s->lock));
+  /* so we queue behind all five instead of barging in. */
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  s->order[s->norder++] = NWAIT;
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  cr_expect_eq(uvt_gather(t, NWAIT), 0);
+  uvt_lock_destroy(&s->lock);
+  return 0;
+}
+
+Test(lock, fifo_order_and_no_barging) {
+  struct fifo s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, fifo_main, &s), 0);
+  cr_assert_eq(s.norder, NWAIT + 1);
+  for (int i = 0; i <= NWAIT; i++) cr_assert_eq(s.order[i], i, "order[%d]", i);
+  for (int i = 0; i < NWAIT; i++) cr_assert_eq(s.status[i], 0);
+}
+
+/* ---- fast path, misuse --------------------------------------------------- */
+
+static int uncontended_main(void *arg) {
+  int *ran = arg;
+  uvt_lock_t l;
+  uvt_task_t *t;
+  cr_expect_eq(uvt_lock_init(&l), 0);
+  t = uvt_spawn(ticker, ran);
+  cr_expect_eq(uvt_lock_acquire(&l), 0);
+  cr_expect_eq(*ran, 0, "an uncontended acquire yielded");
+  cr_expect(uvt_lock_locked(&l));
+  cr_expect_eq(uvt_lock_release(&l), 0);
+  cr_expect_eq(*ran, 0, "release yielded");
+  cr_expect_not(uvt_lock_locked(&l));
+  cr_expect_eq(uvt_await(t), 0);
+  uvt_lock_destroy(&l);
+  return 0;
+}
+
+Test(lock, uncontended_acquire_does_not_yield) {
+  int ran = 0;
+  cr_assert_eq(uvt_run(NULL, uncontended_main, &ran), 0);
+  cr_assert_eq(ran, 1);
+}
+
+static int unlocked_main(void *arg) {
+  uvt_lock_t *l = arg;
+  cr_expect_eq(uvt_lock_release(l), UVT_ENOTLOCKED);
+  cr_expect_eq(uvt_lock_acquire(l), 0);
+  cr_expect_eq(uvt_lock_release(l), 0);
+  cr_expect_eq(uvt_lock_release(l), UVT_ENOTLOCKED);
+  return 0;
+}
+
+Test(lock, release_unlocked) {
+  uvt_lock_t l;
+  cr_assert_eq(uvt_lock_init(&l), 0);
+  cr_assert_eq(uvt_lock_release(&l), UVT_ENOTLOCKED); /* outside a task too */
+  cr_assert_eq(uvt_run(NULL, unlocked_main, &l), 0);
+  cr_assert_not(uvt_lock_locked(&l));
+  uvt_lock_destroy(&l);
+}
+
+Test(lock, outside_a_task) {
+  uvt_lock_t l;
+  cr_assert_eq(uvt_lock_init(&l), 0);
+  cr_assert_eq(uvt_lock_acquire(&l), UVT_ENOTASK);
+  cr_assert_not(uvt_lock_locked(&l));
+  uvt_lock_destroy(&l);
+}
+
+Test(lock, invalid_objects) {
+  uvt_lock_t l;
+  memset(&l, 0, sizeof l); /* never initialised */
+  cr_assert_eq(uvt_lock_init(NULL), UVT_EINVAL);
+  cr_assert_eq(uvt_lock_acquire(NULL), UVT_EINVAL);
+  cr_assert_eq(uvt_lock_release(NULL), UVT_EINVAL);
+  cr_assert_not(uvt_lock_locked(NULL));
+  uvt_lock_destroy(NULL);
+  cr_assert_eq(uvt_lock_acquire(&l), UVT_EINVAL);
+  cr_assert_eq(uvt_lock_release(&l), UVT_EINVAL);
+  uvt_lock_destroy(&l);
+  cr_assert_eq(uvt_lock_init(&l), 0);
+  uvt_lock_destroy(&l);
+  cr_assert_eq(uvt_lock_acquire(&l), UVT_EINVAL); /* destroyed */
+  cr_assert_eq(uvt_lock_release(&l), UVT_EINVAL);
+  cr_assert_not(uvt_lock_locked(&l));
+  uvt_lock_destroy(&l); /* twice: ignored */
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+struct cancel {
+  uvt_lock_t lock;
+  int idx[3];
+  int status[3];
+  int order[3];
+  int norder;
+  int after_cancel; /* status of the await that follows a late cancel */
+};
+
+static struct cancel *cancel_state;
+
+static int cancel_waiter(void *arg) {
+  int i = *(int *)arg;
+  struct cancel *s = cancel_state;
+  s->status[i] = uvt_lock_acquire(&s->lock);
+  if (s->status[i] != 0) return s->status[i];
+  s->order[s->norder++] = i;
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  return 0;
+}
+
+static int cancel_main(void *arg) {
+  struct cancel *s = arg;
+  uvt_task_t *t[3];
+  cancel_state = s;
+  cr_expect_eq(uvt_lock_init(&s->lock), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  for (int i = 0; i < 3; i++) {
+    s->idx[i] = i;
+    t[i] = uvt_spawn(cancel_waiter, &s->idx[i]);
+    settle();
+  }
+  /* Cancel the first waiter while it is parked in acquire, and release
+   * before it has run again: the lock must skip it. */
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect(uvt_lock_locked(&s->lock)); /* still ours */
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  cr_expect(uvt_lock_locked(&s->lock)); /* handed to t[1] */
+  /* And the last one, behind t[1]. */
+  cr_expect_eq(uvt_cancel(t[2]), 1);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED);
+  cr_expect_eq(uvt_await(t[1]), 0);
+  cr_expect_eq(uvt_await(t[2]), UVT_ECANCELED);
+  cr_expect_not(uvt_lock_locked(&s->lock));
+  /* The lock still works. */
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  uvt_lock_destroy(&s->lock);
+  return 0;
+}
+
+Test(lock, cancel_parked_waiter) {
+  struct cancel s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, cancel_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+  cr_assert_eq(s.status[1], 0);
+  cr_assert_eq(s.status[2], UVT_ECANCELED);
+  cr_assert_eq(s.norder, 1);
+  cr_assert_eq(s.order[0], 1);
+}
+
+static int only_waiter_main(void *arg) {
+  struct cancel *s = arg;
+  uvt_task_t *t;
+  cancel_state = s;
+  cr_expect_eq(uvt_lock_init(&s->lock), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  s->idx[0] = 0;
+  t = uvt_spawn(cancel_waiter, &s->idx[0]);
+  settle();
+  cr_expect_eq(uvt_cancel(t), 1);
+  cr_expect_eq(uvt_await(t), UVT_ECANCELED);
+  /* Nobody waits any more: release unlocks. */
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  cr_expect_not(uvt_lock_locked(&s->lock));
+  uvt_lock_destroy(&s->lock);
+  return 0;
+}
+
+Test(lock, cancel_only_waiter_then_release_unlocks) {
+  struct cancel s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, only_waiter_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+}
+
+static int granted_waiter(void *arg) {
+  struct cancel *s = arg;
+  s->status[0] = uvt_lock_acquire(&s->lock);
+  if (s->status[0] != 0) return s->status[0];
+  /* We hold the lock; the cancel comes at the next await. */
+  s->after_cancel = uvt_yield();
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  return 0;
+}
+
+static int granted_main(void *arg) {
+  struct cancel *s = arg;
+  uvt_task_t *t;
+  cr_expect_eq(uvt_lock_init(&s->lock), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  t = uvt_spawn(granted_waiter, s);
+  settle();
+  /* Hand the lock over, then cancel before the waiter runs again. */
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  cr_expect_eq(uvt_cancel(t), 1);
+  cr_expect_eq(uvt_await(t), 0);
+  cr_expect_not(uvt_lock_locked(&s->lock));
+  uvt_lock_destroy(&s->lock);
+  return 0;
+}
+
+Test(lock, cancel_after_hand_off_keeps_the_lock) {
+  struct cancel s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, granted_main, &s), 0);
+  cr_assert_eq(s.status[0], 0);
+  cr_assert_eq(s.after_cancel, UVT_ECANCELED);
+}
+
+/* A cancel that arrives while the task is not parked is delivered by its
+ * next park: an acquire that has to wait then returns UVT_ECANCELED at
+ * once and must leave nothing behind in the lock's queue. */
+struct pending {
+  uvt_lock_t first, second;
+  int st_first, st_second;
+};
+
+static int pending_waiter(void *arg) {
+  struct pending *s = arg;
+  s->st_first = uvt_lock_acquire(&s->first); /* handed over, then cancelled */
+  if (s->st_first != 0) return s->st_first;
+  s->st_second = uvt_lock_acquire(&s->second); /* held by main: parks */
+  cr_expect_eq(uvt_lock_release(&s->first), 0);
+  if (s->st_second == 0) cr_expect_eq(uvt_lock_release(&s->second), 0);
+  return s->st_second;
+}
+
+static int pending_main(void *arg) {
+  struct pending *s = arg;
+  uvt_task_t *t;
+  cr_expect_eq(uvt_lock_init(&s->first), 0);
+  cr_expect_eq(uvt_lock_init(&s->second), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->first), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->second), 0);
+  t = uvt_spawn(pending_waiter, s);
+  settle();
+  cr_expect_eq(uvt_lock_release(&s->first), 0);
+  cr_expect_eq(uvt_cancel(t), 1);
+  cr_expect_eq(uvt_await(t), UVT_ECANCELED);
+  cr_expect_not(uvt_lock_locked(&s->first));
+  /* The cancelled acquire did not stay queued: release unlocks. */
+  cr_expect_eq(uvt_lock_release(&s->second), 0);
+  cr_expect_not(uvt_lock_locked(&s->second));
+  uvt_lock_destroy(&s->first);
+  uvt_lock_destroy(&s->second);
+  return 0;
+}
+
+Test(lock, pending_cancel_fails_contended_acquire_cleanly) {
+  struct pending s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, pending_main, &s), 0);
+  cr_assert_eq(s.st_first, 0);
+  cr_assert_eq(s.st_second, UVT_ECANCELED);
+}
+
+/* A task still parked in acquire when main returns is cancelled by
+ * uvt_run (pending-at-exit): it must leave the lock's queue, so that a
+ * later release does not hand the lock to a task that no longer exists. */
+struct at_exit {
+  uvt_lock_t lock;
+  int status;
+};
+
+static int at_exit_waiter(void *arg) {
+  struct at_exit *s = arg;
+  s->status = uvt_lock_acquire(&s->lock);
+  return s->status;
+}
+
+static int at_exit_main(void *arg) {
+  struct at_exit *s = arg;
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  uvt_detach(uvt_spawn(at_exit_waiter, s));
+  settle();
+  return 0; /* still holding the lock, the waiter parked */
+}
+
+Test(lock, waiter_pending_at_exit_leaves_the_queue) {
+  struct at_exit s;
+  memset(&s, 0, sizeof s);
+  s.status = 1;
+  cr_assert_eq(uvt_lock_init(&s.lock), 0);
+  cr_assert_eq(uvt_run(NULL, at_exit_main, &s), 0);
+  cr_assert_eq(s.status, UVT_ECANCELED);
+  cr_assert(uvt_lock_locked(&s.lock));
+  cr_assert_eq(uvt_lock_release(&s.lock), 0); /* nobody to hand it to */
+  cr_assert_not(uvt_lock_locked(&s.lock));
+  uvt_lock_destroy(&s.lock);
+}
+
+/* ---- destroy ------------------------------------------------------------- */
+
+static int closed_waiter(void *arg) {
+  struct cancel *s = cancel_state;
+  int i = *(int *)arg;
+  s->status[i] = uvt_lock_acquire(&s->lock);
+  return 0;
+}
+
+static int closed_main(void *arg) {
+  struct cancel *s = arg;
+  uvt_task_t *t[2];
+  cancel_state = s;
+  cr_expect_eq(uvt_lock_init(&s->lock), 0);
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  for (int i = 0; i < 2; i++) {
+    s->idx[i] = i;
+    s->status[i] = 1;
+    t[i] = uvt_spawn(closed_waiter, &s->idx[i]);
+  }
+  settle();
+  uvt_lock_destroy(&s->lock);
+  cr_expect_eq(uvt_gather(t, 2), 0);
+  return 0;
+}
+
+Test(lock, destroy_wakes_waiters_with_eclosed) {
+  struct cancel s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, closed_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECLOSED);
+  cr_assert_eq(s.status[1], UVT_ECLOSED);
+}

@@ -1,0 +1,532 @@
+/*
+ * uvt_queue_t: FIFO items, backpressure of a bounded queue, growth of an
+ * unbounded one, hand-off, cancellation of getters and putters (nothing
+ * lost or duplicated), destroy, misuse.
+ *
+ * Checks inside task bodies use cr_expect (a failed cr_assert would
+ * longjmp off the task's stack); cr_assert only after uvt_run returns.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "uvtask.h"
+
+#define ITEM(i) ((void *)(intptr_t)(i))
+#define NUM(p) ((int)(intptr_t)(p))
+
+TestSuite(queue, .timeout = 20);
+
+static void settle(void) {
+  for (int i = 0; i < 4; i++) cr_expect_eq(uvt_yield(), 0);
+}
+
+static int ticker(void *arg) {
+  (*(int *)arg)++;
+  return 0;
+}
+
+/* ---- FIFO across a producer and a consumer ------------------------------- */
+
+#define NPROD 200
+
+struct pc {
+  uvt_queue_t q;
+  int got[NPROD];
+  int ngot;
+};
+
+static int producer(void *arg) {
+  struct pc *s = arg;
+  for (int i = 1; i <= NPROD; i++) {
+    cr_expect_eq(uvt_queue_put(&s->q, ITEM(i)), 0);
+    if (i % 7 == 0) cr_expect_eq(uvt_yield(), 0);
+  }
+  return 0;
+}
+
+static int consumer(void *arg) {
+  struct pc *s = arg;
+  for (int i = 0; i < NPROD; i++) {
+    void *item = NULL;
+    cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+    s->got[s->ngot++] = NUM(item);
+    if (i % 5 == 0) cr_expect_eq(uvt_yield(), 0);
+  }
+  return 0;
+}
+
+static int pc_main(void *arg) {
+  struct pc *s = arg;
+  uvt_task_t *t[2];
+  t[0] = uvt_spawn(consumer, s);
+  t[1] = uvt_spawn(producer, s);
+  cr_expect_eq(uvt_gather(t, 2), 0);
+  cr_expect_eq(uvt_queue_size(&s->q), 0);
+  return 0;
+}
+
+static void check_pc(size_t capacity) {
+  struct pc s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_queue_init(&s.q, capacity), 0);
+  cr_assert_eq(uvt_run(NULL, pc_main, &s), 0);
+  cr_assert_eq(s.ngot, NPROD);
+  for (int i = 0; i < NPROD; i++)
+    cr_assert_eq(s.got[i], i + 1, "capacity %zu: got[%d]", capacity, i);
+  uvt_queue_destroy(&s.q);
+}
+
+Test(queue, fifo_producer_consumer_bounded) { check_pc(3); }
+Test(queue, fifo_producer_consumer_capacity_1) { check_pc(1); }
+Test(queue, fifo_producer_consumer_unbounded) { check_pc(0); }
+
+/* Several getters parked on an empty queue are served in arrival order. */
+struct getters {
+  uvt_queue_t q;
+  int idx[3];
+  int status[3];
+  void *item[3];
+};
+
+static struct getters *getters_state;
+
+static int getter(void *arg) {
+  int i = *(int *)arg;
+  struct getters *s = getters_state;
+  s->status[i] = uvt_queue_get(&s->q, &s->item[i]);
+  return s->status[i] < 0 ? s->status[i] : 0;
+}
+
+static void spawn_getters(struct getters *s, uvt_task_t **t, int n) {
+  getters_state = s;
+  for (int i = 0; i < n; i++) {
+    s->idx[i] = i;
+    s->status[i] = 1;
+    s->item[i] = NULL;
+    t[i] = uvt_spawn(getter, &s->idx[i]);
+    settle();
+  }
+}
+
+static int getters_fifo_main(void *arg) {
+  struct getters *s = arg;
+  uvt_task_t *t[3];
+  cr_expect_eq(uvt_queue_init(&s->q, 2), 0);
+  spawn_getters(s, t, 3);
+  for (int i = 0; i < 3; i++) {
+    cr_expect_eq(uvt_queue_put(&s->q, ITEM(10 + i)), 0);
+    /* Handed to a getter, never in the ring. */
+    cr_expect_eq(uvt_queue_size(&s->q), 0);
+  }
+  cr_expect_eq(uvt_gather(t, 3), 0);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, getters_served_in_order) {
+  struct getters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, getters_fifo_main, &s), 0);
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(s.status[i], 0);
+    cr_assert_eq(NUM(s.item[i]), 10 + i, "getter %d", i);
+  }
+}
+
+/* ---- backpressure -------------------------------------------------------- */
+
+/* Log codes: 100+i before put i, 200+i after it, 300+i when main got i. */
+struct bp {
+  uvt_queue_t q;
+  int log[32];
+  int nlog;
+};
+
+static int bp_producer(void *arg) {
+  struct bp *s = arg;
+  for (int i = 0; i < 5; i++) {
+    s->log[s->nlog++] = 100 + i;
+    cr_expect_eq(uvt_queue_put(&s->q, ITEM(i)), 0);
+    s->log[s->nlog++] = 200 + i;
+  }
+  return 0;
+}
+
+static void bp_get(struct bp *s, int want) {
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), want);
+  s->log[s->nlog++] = 300 + NUM(item);
+}
+
+static int bp_main(void *arg) {
+  struct bp *s = arg;
+  uvt_task_t *t;
+  cr_expect_eq(uvt_queue_init(&s->q, 2), 0);
+  t = uvt_spawn(bp_producer, s);
+  cr_expect_eq(uvt_yield(), 0);
+  /* Two puts went through, the third is parked. */
+  cr_expect_eq(uvt_queue_size(&s->q), 2);
+  cr_expect_eq(s->nlog, 5);
+  for (int i = 0; i < 3; i++) {
+    bp_get(s, i);
+    /* The parked putter's item moved into the freed slot at once. */
+    cr_expect_eq(uvt_queue_size(&s->q), 2);
+    cr_expect_eq(uvt_yield(), 0);
+  }
+  bp_get(s, 3);
+  bp_get(s, 4);
+  cr_expect_eq(uvt_queue_size(&s->q), 0);
+  cr_expect_eq(uvt_await(t), 0);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, bounded_backpressure_interleaving) {
+  static const int want[] = {100, 200, 101, 201, 102, /* parked: full */
+                             300, 202, 103,           /* one get, one put */
+                             301, 203, 104,
+                             302, 204,                /* producer done */
+                             303, 304};
+  struct bp s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, bp_main, &s), 0);
+  cr_assert_eq(s.nlog, (int)(sizeof want / sizeof want[0]));
+  for (int i = 0; i < s.nlog; i++)
+    cr_assert_eq(s.log[i], want[i], "log[%d]", i);
+}
+
+/* ---- unbounded ----------------------------------------------------------- */
+
+#define NBIG 10000
+
+static int unbounded_main(void *arg) {
+  int *ran = arg;
+  uvt_queue_t q;
+  uvt_task_t *t;
+  int next_put = 0, next_get = 0, ok = 1;
+  cr_expect_eq(uvt_queue_init(&q, 0), 0);
+  t = uvt_spawn(ticker, ran);
+  /* Wrap the ring before it has to grow: put 10, get 8, then many. */
+  for (; next_put < 10; next_put++)
+    cr_expect_eq(uvt_queue_put(&q, ITEM(next_put)), 0);
+  for (; next_get < 8; next_get++) {
+    void *item = NULL;
+    cr_expect_eq(uvt_queue_get(&q, &item), 0);
+    cr_expect_eq(NUM(item), next_get);
+  }
+  for (; next_put < NBIG + 8; next_put++)
+    if (uvt_queue_put(&q, ITEM(next_put)) != 0) ok = 0;
+  cr_expect(ok, "a put failed");
+  cr_expect_eq(uvt_queue_size(&q), NBIG);
+  cr_expect_eq(*ran, 0, "a put on an unbounded queue yielded");
+  for (; next_get < NBIG + 8; next_get++) {
+    void *item = NULL;
+    if (uvt_queue_get(&q, &item) != 0 || NUM(item) != next_get) ok = 0;
+  }
+  cr_expect(ok, "items out of order");
+  cr_expect_eq(uvt_queue_size(&q), 0);
+  cr_expect_eq(*ran, 0, "a get on a non-empty queue yielded");
+  cr_expect_eq(uvt_await(t), 0);
+  uvt_queue_destroy(&q);
+  return 0;
+}
+
+Test(queue, unbounded_ten_thousand_items) {
+  int ran = 0;
+  cr_assert_eq(uvt_run(NULL, unbounded_main, &ran), 0);
+  cr_assert_eq(ran, 1);
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+static int get_cancel_main(void *arg) {
+  struct getters *s = arg;
+  uvt_task_t *t[3];
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_init(&s->q, 0), 0);
+  spawn_getters(s, t, 3);
+  /* The cancelled getter is out of the line at once, before it has run
+   * again: items go to the others. */
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(2)), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(3)), 0);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED);
+  cr_expect_eq(uvt_gather(t + 1, 2), 0);
+  cr_expect_eq(uvt_queue_size(&s->q), 1);
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 3);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, get_cancelled) {
+  struct getters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, get_cancel_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+  cr_assert_null(s.item[0]);
+  cr_assert_eq(s.status[1], 0);
+  cr_assert_eq(NUM(s.item[1]), 1);
+  cr_assert_eq(s.status[2], 0);
+  cr_assert_eq(NUM(s.item[2]), 2);
+}
+
+static int get_granted_cancel_main(void *arg) {
+  struct getters *s = arg;
+  uvt_task_t *t[1];
+  cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
+  spawn_getters(s, t, 1);
+  /* Handed over, then cancelled before the getter runs: the item is not
+   * lost, the get returns it. */
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(7)), 0);
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_await(t[0]), 0);
+  cr_expect_eq(uvt_queue_size(&s->q), 0);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, get_cancelled_after_hand_off_keeps_the_item) {
+  struct getters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, get_granted_cancel_main, &s), 0);
+  cr_assert_eq(s.status[0], 0);
+  cr_assert_eq(NUM(s.item[0]), 7);
+}
+
+struct putters {
+  uvt_queue_t q;
+  int idx[3];
+  int status[3];
+};
+
+static struct putters *putters_state;
+
+/* Putter i puts item 10 + i. */
+static int putter(void *arg) {
+  int i = *(int *)arg;
+  struct putters *s = putters_state;
+  s->status[i] = uvt_queue_put(&s->q, ITEM(10 + i));
+  return s->status[i] < 0 ? s->status[i] : 0;
+}
+
+static void spawn_putters(struct putters *s, uvt_task_t **t, int n) {
+  putters_state = s;
+  for (int i = 0; i < n; i++) {
+    s->idx[i] = i;
+    s->status[i] = 1;
+    t[i] = uvt_spawn(putter, &s->idx[i]);
+    settle();
+  }
+}
+
+static void expect_items(uvt_queue_t *q, const int *want, size_t n) {
+  cr_expect_eq(uvt_queue_size(q), n);
+  for (size_t i = 0; i < n; i++) {
+    void *item = NULL;
+    cr_expect_eq(uvt_queue_get(q, &item), 0);
+    cr_expect_eq(NUM(item), want[i], "item %zu", i);
+  }
+  cr_expect_eq(uvt_queue_size(q), 0);
+}
+
+static int put_cancel_main(void *arg) {
+  struct putters *s = arg;
+  uvt_task_t *t[3];
+  cr_expect_eq(uvt_queue_init(&s->q, 2), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(2)), 0);
+  spawn_putters(s, t, 1);
+  cr_expect_eq(uvt_queue_size(&s->q), 2);
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED);
+  /* Exactly as before: 1, 2 and nothing of the cancelled put. */
+  expect_items(&s->q, (const int[]){1, 2}, 2);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, put_cancelled_while_full_leaves_queue_unchanged) {
+  struct putters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, put_cancel_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+}
+
+static int put_cancel_middle_main(void *arg) {
+  struct putters *s = arg;
+  uvt_task_t *t[3];
+  cr_expect_eq(uvt_queue_init(&s->q, 2), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(2)), 0);
+  spawn_putters(s, t, 3); /* items 10, 11, 12 parked */
+  /* Each get frees a slot that the oldest parked put still waiting
+   * fills; the cancelled one is skipped even before it has run again. */
+  cr_expect_eq(uvt_cancel(t[1]), 1);
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 1);
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 2);
+  cr_expect_eq(uvt_queue_size(&s->q), 2);
+  cr_expect_eq(uvt_await(t[1]), UVT_ECANCELED);
+  cr_expect_eq(uvt_await(t[0]), 0);
+  cr_expect_eq(uvt_await(t[2]), 0);
+  expect_items(&s->q, (const int[]){10, 12}, 2);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, put_cancelled_among_putters) {
+  struct putters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, put_cancel_middle_main, &s), 0);
+  cr_assert_eq(s.status[0], 0);
+  cr_assert_eq(s.status[1], UVT_ECANCELED);
+  cr_assert_eq(s.status[2], 0);
+}
+
+static int put_granted_cancel_main(void *arg) {
+  struct putters *s = arg;
+  uvt_task_t *t[1];
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  spawn_putters(s, t, 1);
+  /* The get moves the parked item in; a cancel after that does not take
+   * it out again, nor does the putter put it twice. */
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 1);
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_await(t[0]), 0);
+  expect_items(&s->q, (const int[]){10}, 1);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, put_cancelled_after_hand_off_is_kept_once) {
+  struct putters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, put_granted_cancel_main, &s), 0);
+  cr_assert_eq(s.status[0], 0);
+}
+
+/* A getter still parked when main returns is cancelled by uvt_run: the
+ * queue must not hand a later item to it. */
+static int at_exit_getter(void *arg) {
+  struct getters *s = arg;
+  s->status[0] = uvt_queue_get(&s->q, &s->item[0]);
+  return s->status[0];
+}
+
+static int getter_at_exit_main(void *arg) {
+  struct getters *s = arg;
+  uvt_detach(uvt_spawn(at_exit_getter, s));
+  settle();
+  return 0;
+}
+
+static int put_one_main(void *arg) {
+  struct getters *s = arg;
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(5)), 0);
+  cr_expect_eq(uvt_queue_size(&s->q), 1);
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 5);
+  return 0;
+}
+
+Test(queue, getter_pending_at_exit_leaves_the_queue) {
+  struct getters s;
+  memset(&s, 0, sizeof s);
+  s.status[0] = 1;
+  cr_assert_eq(uvt_queue_init(&s.q, 0), 0);
+  cr_assert_eq(uvt_run(NULL, getter_at_exit_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+  cr_assert_null(s.item[0]);
+  /* A second run on the same queue: the item stays for us. */
+  cr_assert_eq(uvt_run(NULL, put_one_main, &s), 0);
+  uvt_queue_destroy(&s.q);
+}
+
+/* ---- destroy and misuse -------------------------------------------------- */
+
+static int destroy_getters_main(void *arg) {
+  struct getters *s = arg;
+  uvt_task_t *t[2];
+  cr_expect_eq(uvt_queue_init(&s->q, 0), 0);
+  spawn_getters(s, t, 2);
+  uvt_queue_destroy(&s->q);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECLOSED);
+  cr_expect_eq(uvt_await(t[1]), UVT_ECLOSED);
+  return 0;
+}
+
+Test(queue, destroy_wakes_getters_with_eclosed) {
+  struct getters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, destroy_getters_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECLOSED);
+  cr_assert_eq(s.status[1], UVT_ECLOSED);
+}
+
+static int destroy_putters_main(void *arg) {
+  struct putters *s = arg;
+  uvt_task_t *t[2];
+  cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  spawn_putters(s, t, 2);
+  uvt_queue_destroy(&s->q);
+  cr_expect_eq(uvt_queue_size(&s->q), 0);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECLOSED);
+  cr_expect_eq(uvt_await(t[1]), UVT_ECLOSED);
+  return 0;
+}
+
+Test(queue, destroy_wakes_putters_with_eclosed) {
+  struct putters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, destroy_putters_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECLOSED);
+  cr_assert_eq(s.status[1], UVT_ECLOSED);
+}
+
+Test(queue, outside_a_task) {
+  uvt_queue_t q;
+  void *item = NULL;
+  cr_assert_eq(uvt_queue_init(&q, 0), 0);
+  cr_assert_eq(uvt_queue_put(&q, ITEM(1)), UVT_ENOTASK);
+  cr_assert_eq(uvt_queue_get(&q, &item), UVT_ENOTASK);
+  cr_assert_eq(uvt_queue_size(&q), 0);
+  uvt_queue_destroy(&q);
+}
+
+Test(queue, invalid_objects) {
+  uvt_queue_t q;
+  void *item = NULL;
+  memset(&q, 0, sizeof q);
+  cr_assert_eq(uvt_queue_init(NULL, 0), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_put(NULL, ITEM(1)), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_get(NULL, &item), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_size(NULL), 0);
+  uvt_queue_destroy(NULL);
+  cr_assert_eq(uvt_queue_put(&q, ITEM(1)), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_get(&q, &item), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_init(&q, 4), 0);
+  cr_assert_eq(uvt_queue_get(&q, NULL), UVT_EINVAL);
+  uvt_queue_destroy(&q);
+  cr_assert_eq(uvt_queue_put(&q, ITEM(1)), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_get(&q, &item), UVT_EINVAL);
+  cr_assert_eq(uvt_queue_size(&q), 0);
+  uvt_queue_destroy(&q);
+}
+
+Test(queue, init_too_large_is_enomem) {
+  uvt_queue_t q;
+  cr_assert_eq(uvt_queue_init(&q, SIZE_MAX), UVT_ENOMEM);
+  cr_assert_eq(uvt_queue_size(&q), 0);
+  cr_assert_eq(uvt_queue_put(&q, ITEM(1)), UVT_EINVAL);
+}
