@@ -46,7 +46,8 @@ typedef struct tobj_s {
   int64_t create_stack, fail_stack;
   int64_t created_ns, ended_ns, retrieved_ns;
   int status;
-  char *name;
+  const char *name;  /* the object's own (static) name, or name_owned */
+  char *name_owned;  /* copy of a name given by uvt_name */
   char *message;
   const char *fail_file;
   int fail_line;
@@ -79,6 +80,7 @@ typedef struct ltimer_s {
 
 typedef struct tstate_s {
   ltimer_t *timers;
+  uint64_t now_hr; /* uvt__tclock() at the current step's start; 0: none */
   rec_t *head, *tail;
   size_t nrecs;
   tobj_t young, old; /* sentinels */
@@ -89,7 +91,67 @@ typedef struct tstate_s {
   size_t nstats;
 } tstate_t;
 
-static _Thread_local tstate_t *ts;
+static _Thread_local tstate_t *ts __attribute__((tls_model("initial-exec")));
+
+/* Wall-clock time without a clock read: object timestamps use the time of
+ * the step (or callback) they happen in, which the recorder read anyway to
+ * time the step.  On these virtual machines a clock read costs as much as
+ * a task switch; a timestamp a step early is fine for a timeline. */
+static int64_t wall_offset;
+
+/* The tracer's monotonic clock, in uvt__tclock() nanoseconds.  With an
+ * invariant TSC (constant_tsc and nonstop_tsc), it reads the TSC (~7 ns)
+ * instead of clock_gettime through kvm-clock (~50 ns here), calibrated
+ * once over CALIBRATE_NS at start; elsewhere it is uvt__tclock(). */
+#define CALIBRATE_NS 5000000u
+static bool use_tsc;
+static double ns_per_tick;
+static uint64_t tsc0, hr0;
+
+uint64_t uvt__tclock(void) {
+#if defined(__x86_64__)
+  if (use_tsc) {
+    uint64_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return hr0 + (uint64_t)((double)((hi << 32 | lo) - tsc0) * ns_per_tick);
+  }
+#endif
+  return uv_hrtime();
+}
+
+static void tclock_init(void) {
+#if defined(__x86_64__)
+  FILE *f = fopen("/proc/cpuinfo", "re");
+  char line[4096];
+  bool constant = false, nonstop = false;
+  uint64_t lo, hi, t1, h1;
+  if (f == NULL) return;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, "flags", 5) != 0) continue;
+    constant = strstr(line, " constant_tsc") != NULL;
+    nonstop = strstr(line, " nonstop_tsc") != NULL;
+    break;
+  }
+  fclose(f);
+  if (!constant || !nonstop) return;
+  hr0 = uv_hrtime();
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  tsc0 = hi << 32 | lo;
+  do {
+    h1 = uv_hrtime();
+  } while (h1 - hr0 < CALIBRATE_NS);
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  t1 = hi << 32 | lo;
+  if (t1 <= tsc0) return;
+  ns_per_tick = (double)(h1 - hr0) / (double)(t1 - tsc0);
+  use_tsc = true;
+#endif
+}
+
+static int64_t step_wall(tstate_t *s) {
+  if (s->now_hr == 0) s->now_hr = uvt__tclock();
+  return (int64_t)s->now_hr + wall_offset;
+}
 static uint64_t steps_written;
 static uintptr_t lib_lo, lib_hi; /* our own code: skipped in stacks */
 
@@ -171,7 +233,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 static int64_t capture_user_stack(void) {
   uint64_t pcs[80];
   void *buf[80];
-  int n, i = 0, want = uvt__tcfg.depth + 24;
+  int n, i = 0, want = uvt__tcfg.depth + 12;
   wd_slot_t *slot = uvt__wd_slot();
   if (want > 80) want = 80;
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
@@ -280,7 +342,7 @@ static void flush(tstate_t *s, uint64_t now) {
 
 static void flush_timer_cb(uv_timer_t *h) {
   tstate_t *s = ts;
-  if (s != NULL) flush(s, uv_hrtime());
+  if (s != NULL) flush(s, uvt__tclock());
   uv_timer_stop(h);
 }
 
@@ -323,7 +385,7 @@ static void maybe_flush(tstate_t *s, uint64_t now) {
 }
 
 void uvt__recorder_flush_all(void) {
-  if (ts != NULL) flush(ts, uv_hrtime());
+  if (ts != NULL) flush(ts, uvt__tclock());
 }
 
 void uvt__tracer_print(const char *file, int line, const char *text,
@@ -368,6 +430,8 @@ static void finding(tstate_t *s, tobj_t *o, const char *kind, const char *file,
 
 /* ---- the hook ----------------------------------------------------------------- */
 
+static void refresh_name(tobj_t *o, const char *name);
+
 static tobj_t *tobj_of(const uvt_hook_event_t *ev) {
   const uvt__obj_t *o = ev->object;
   return o != NULL ? o->trace : NULL;
@@ -387,8 +451,9 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   o->file = ev->file;
   o->line = ev->line;
   o->func = ev->func;
-  o->name = ev->name != NULL ? strdup(ev->name) : NULL;
-  o->created_ns = uvt__now_ns();
+  o->name = NULL;
+  refresh_name(o, ev->name);
+  o->created_ns = step_wall(s);
   o->create_stack = capture_user_stack();
   obj->trace = o;
   list_add(&s->young, o);
@@ -404,10 +469,21 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   }
 }
 
+/* Names are usually the spawned function's, a string literal that lives
+ * as long as the program: keep the pointer.  Only a name set by uvt_name
+ * (owned by the object, freed with it) is copied. */
 static void refresh_name(tobj_t *o, const char *name) {
-  if (name == NULL || (o->name != NULL && strcmp(o->name, name) == 0)) return;
-  free(o->name);
-  o->name = strdup(name);
+  const uvt__obj_t *obj = o->obj;
+  if (name == NULL || name == o->name) return;
+  if (obj != NULL && name == obj->name_owned) {
+    char *copy = strdup(name);
+    if (copy == NULL) return;
+    free(o->name_owned);
+    o->name_owned = copy;
+    o->name = copy;
+  } else {
+    o->name = name;
+  }
 }
 
 static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
@@ -542,11 +618,12 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     on_create(s, ev);
     break;
   case UVT_HOOK_RESUME:
-    now = uv_hrtime();
+    now = uvt__tclock();
     if (o != NULL) {
       wd_slot_t *slot = uvt__wd_slot();
       o->step_start = now;
-      if (o->emitted) o->step_start_wall = uvt__now_ns();
+      s->now_hr = now;
+      o->step_start_wall = (int64_t)now + wall_offset;
       if (slot != NULL) {
         __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
         __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
@@ -557,13 +634,15 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   case UVT_HOOK_SUSPEND: {
     wd_slot_t *slot = uvt__wd_slot();
     if (slot != NULL) __atomic_store_n(&slot->step_start, 0, __ATOMIC_RELEASE);
-    if (o != NULL) on_suspend(s, o, ev, uv_hrtime());
+    now = uvt__tclock();
+    if (o != NULL) on_suspend(s, o, ev, now);
+    s->now_hr = now; /* what follows happens between steps */
     break;
   }
   case UVT_HOOK_DONE:
     if (o == NULL) break;
     o->ended = true;
-    o->ended_ns = uvt__now_ns();
+    o->ended_ns = step_wall(s);
     o->has_status = true;
     o->status = ev->status;
     refresh_name(o, ev->name);
@@ -576,7 +655,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   case UVT_HOOK_RETRIEVED:
     if (o != NULL && !o->retrieved) {
       o->retrieved = true;
-      o->retrieved_ns = uvt__now_ns();
+      o->retrieved_ns = step_wall(s);
     }
     break;
   case UVT_HOOK_FAIL:
@@ -590,14 +669,14 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     if (o == NULL) break;
     if (!o->ended) {
       o->ended = true;
-      o->ended_ns = uvt__now_ns();
+      o->ended_ns = step_wall(s);
     }
     refresh_name(o, ev->name);
     if (o->emitted || o->involved) emit_object(o);
     else stats_add(s, o);
     list_del(o);
     if (o->obj != NULL) o->obj->trace = NULL;
-    free(o->name);
+    free(o->name_owned);
     free(o->message);
     free(o);
     break;
@@ -619,11 +698,11 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     on_wrong_thread(s, NULL, ev);
     break;
   case UVT_HOOK_CALLBACK_BEGIN:
-    s->cb_start = now = uv_hrtime();
+    s->cb_start = s->now_hr = now = uvt__tclock();
     maybe_flush(s, now);
     break;
   case UVT_HOOK_CALLBACK_END:
-    now = uv_hrtime();
+    now = uvt__tclock();
     if (s->cb_start != 0 &&
         now - s->cb_start >= (uint64_t)uvt__tcfg.slow_ms * 1000000u) {
       char text[256];
@@ -637,7 +716,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     s->cb_start = 0;
     break;
   case UVT_HOOK_LOOP_CLOSE:
-    flush(s, uv_hrtime());
+    flush(s, uvt__tclock());
     close_flush_timer(s, ev->loop);
     break;
   default:
@@ -646,6 +725,8 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
 }
 
 void uvt__recorder_start(void) {
+  tclock_init();
+  wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
   uvt__findings_quiet = !uvt__tcfg.log;
   uvt_hook_add(hook, NULL);

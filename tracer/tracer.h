@@ -143,6 +143,9 @@ void uvt__recorder_flush_all(void);
 void uvt__tracer_print(const char *file, int line, const char *text,
                        const char *kind);
 
+/* The tracer's monotonic clock (ns, same origin as uv_hrtime). */
+uint64_t uvt__tclock(void);
+
 /* Wall-clock nanoseconds. */
 int64_t uvt__now_ns(void);
 

@@ -46,7 +46,7 @@ static pthread_mutex_t slots_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
 static int stopping;
 static bool started;
-static __thread wd_slot_t *my_slot;
+static __thread wd_slot_t *my_slot __attribute__((tls_model("initial-exec")));
 
 wd_slot_t *uvt__wd_slot(void) {
   if (my_slot != NULL || !started) return my_slot;
@@ -161,7 +161,7 @@ static void *watchdog_main(void *arg) {
     uint64_t now;
     int i, n;
     nanosleep(&ts, NULL);
-    now = uv_hrtime();
+    now = uvt__tclock();
     n = __atomic_load_n(&nslots, __ATOMIC_ACQUIRE);
     for (i = 0; i < n; i++) {
       wd_slot_t *s = &slots[i];
