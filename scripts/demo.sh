@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Builds uvtask and runs a demo: the talk's "first completed" scenario,
-# first with its bug (tasks left running when main returns), then fixed.
+# Builds uvtask and runs the demo: the talk's "first completed" scenario
+# (the slower mirrors are left running when main returns) with recording
+# on, then what was recorded, then the fixed version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
-echo "== examples/first_completed (the bug: the slower mirrors are left running)"
-build/examples/first_completed
+
+db=build/demo.db
+rm -f "$db" "$db-wal" "$db-shm"
+echo "== ASYNCIODEBUG=$db build/examples/first_completed   (debug library in front)"
+ASYNCIODEBUG="$db" LD_LIBRARY_PATH="$PWD/build/debug" build/examples/first_completed
 echo
-echo "== examples/first_completed --fixed (the rest are cancelled and awaited)"
-build/examples/first_completed --fixed
+if [ -x build/uvtask ]; then
+  echo "== uvtask report $db"
+  build/uvtask report "$db" || true
+else
+  echo "== what was recorded (sqlite3 $db)"
+  sqlite3 -header -column "$db" \
+    "SELECT kind, file || ':' || line AS site, message FROM findings ORDER BY id"
+fi
+echo
+echo "== build/examples/first_completed --fixed"
+ASYNCIODEBUG="$db.fixed" LD_LIBRARY_PATH="$PWD/build/debug" build/examples/first_completed --fixed
+rm -f "$db.fixed"

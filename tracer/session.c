@@ -72,9 +72,14 @@ static void install_signal_handlers(void) {
   }
   for (i = 0; i < NSIG_HANDLED; i++) {
     struct sigaction sa;
+    bool crash = fatal_signals[i] != SIGTERM && fatal_signals[i] != SIGINT;
     if (sigaction(fatal_signals[i], NULL, &old_actions[i]) != 0) continue;
-    /* Leave alone what the program (or a sanitizer) handles itself. */
-    if (old_actions[i].sa_handler != SIG_DFL) continue;
+    /* A program that handles SIGTERM/SIGINT itself ends by its own exit,
+     * which on_exit sees: leave those alone.  Crash signals are recorded
+     * first, then passed on to whoever handled them before (a sanitizer,
+     * say) by restoring its action and raising again. */
+    if (!crash && old_actions[i].sa_handler != SIG_DFL) continue;
+    if (old_actions[i].sa_handler == SIG_IGN) continue;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_fatal_signal;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
