@@ -115,7 +115,7 @@ Test(examples_debug, forgot_await) {
 }
 
 Test(examples_debug, fire_and_forget) {
-  check("fire_and_forget", "unretrieved-error", "Task(redis.set", 1);
+  check("fire_and_forget", "unretrieved-error", "else uvt_detach(uvt_spawn(redis_set", 1);
 }
 
 Test(examples_debug, first_completed) {
