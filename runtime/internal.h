@@ -273,6 +273,9 @@ int uvt__task_cancel(uvt_task_t *t);
 void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);
 
+/* The name given to uvt_testing_set_name, copied; false if none. */
+bool uvt__testing_name_copy(char *buf, size_t size);
+
 /* Report what is still alive on this thread's loops (process exit). */
 void uvt__scan_at_exit(void);
 

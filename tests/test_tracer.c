@@ -99,6 +99,11 @@ static pid_t start(const char *name, const char *db, bool preload, int *out_fd) 
 
 static int run_scenario(const char *name, bool preload) {
   int status;
+#if defined(__SANITIZE_ADDRESS__)
+  /* An ASan build's library cannot be preloaded ahead of libasan; the
+   * library path puts it in front just as well. */
+  preload = false;
+#endif
   pid_t pid = start(name, db_path, preload, NULL);
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   return status;
@@ -255,6 +260,16 @@ Test(tracer, wrong_thread) {
   expect_clean_exit(run_scenario("wrong-thread", false), 0);
   db = open_db();
   expect_only_finding(db, "wrong-thread", "@wrong-thread");
+  sqlite3_close(db);
+}
+
+Test(tracer, session_carries_the_test_name) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("named", false), 0);
+  db = open_db();
+  expect_only_finding(db, "never-awaited", "@named");
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE "
+                         "test_name='cache::refresh_survives_reset'", NULL), 1);
   sqlite3_close(db);
 }
 

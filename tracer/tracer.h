@@ -117,7 +117,6 @@ void uvt__writer_forget(void);
 /* Counters the writer folds into the session row. */
 extern uint64_t uvt__stat_objects, uvt__stat_findings, uvt__stat_shed;
 extern uint64_t uvt__stat_peak_tasks;
-extern char uvt__test_name[256];
 
 /* ---- stacks (stacks.c) -------------------------------------------------- */
 

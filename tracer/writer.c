@@ -19,7 +19,7 @@
  */
 #include "tracer.h"
 #include "schema.h"
-#include "uvtask.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +38,6 @@
 
 uint64_t uvt__stat_objects, uvt__stat_findings, uvt__stat_shed;
 uint64_t uvt__stat_peak_tasks;
-char uvt__test_name[256];
 
 static sqlite3 *db;
 static int64_t session_id;
@@ -208,6 +207,7 @@ static char *read_cmdline(void) {
 }
 
 static int session_insert(void) {
+  char test_name[256];
   sqlite3_stmt *st;
   char *argv = read_cmdline();
   char exe[4096];
@@ -228,8 +228,8 @@ static int session_insert(void) {
   sqlite3_bind_int64(st, 5, uvt__now_ns());
   sqlite3_bind_int(st, 6, uvt__tcfg.slow_ms);
   sqlite3_bind_int(st, 7, uvt__tcfg.depth);
-  if (uvt__test_name[0] != '\0')
-    sqlite3_bind_text(st, 8, uvt__test_name, -1, SQLITE_TRANSIENT);
+  if (uvt__testing_name_copy(test_name, sizeof(test_name)))
+    sqlite3_bind_text(st, 8, test_name, -1, SQLITE_TRANSIENT);
   ok = sqlite3_step(st) == SQLITE_DONE;
   sqlite3_finalize(st);
   free(argv);
@@ -345,14 +345,15 @@ static void write_rec(const rec_t *r) {
 }
 
 static void write_counters(void) {
+  char test_name[256];
   sqlite3_stmt *st = stmt[S_SESSION];
   sqlite3_bind_int64(st, 1, session_id);
   sqlite3_bind_int64(st, 2, (int64_t)__atomic_load_n(&uvt__stat_objects, __ATOMIC_RELAXED));
   sqlite3_bind_int64(st, 3, (int64_t)__atomic_load_n(&uvt__stat_findings, __ATOMIC_RELAXED));
   sqlite3_bind_int64(st, 4, (int64_t)__atomic_load_n(&uvt__stat_shed, __ATOMIC_RELAXED));
   sqlite3_bind_int64(st, 5, (int64_t)__atomic_load_n(&uvt__stat_peak_tasks, __ATOMIC_RELAXED));
-  if (uvt__test_name[0] != '\0')
-    sqlite3_bind_text(st, 6, uvt__test_name, -1, SQLITE_TRANSIENT);
+  if (uvt__testing_name_copy(test_name, sizeof(test_name)))
+    sqlite3_bind_text(st, 6, test_name, -1, SQLITE_TRANSIENT);
   else
     sqlite3_bind_null(st, 6);
   sqlite3_step(st);

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uvtask.h>
+#include <uvtask/testing.h>
 
 static int quick(void *arg) {
   (void)arg;
@@ -172,6 +173,13 @@ static int forks(void *arg) {
   return 0;
 }
 
+static int named(void *arg) {
+  (void)arg;
+  uvt_testing_set_name("cache::refresh_survives_reset");
+  uvt_coro(quick, NULL); /* @named */
+  return 0;
+}
+
 static const struct {
   const char *name;
   uvt_fn fn;
@@ -183,7 +191,7 @@ static const struct {
     {"wrong-thread", wrong_thread},   {"clean", clean},
     {"abort", crash_abort},           {"segv", crash_segv},
     {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
-    {"fork", forks},
+    {"fork", forks},                  {"named", named},
 };
 
 int main(int argc, char **argv) {
