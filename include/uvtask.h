@@ -395,4 +395,7 @@ UVT_EXPORT void uvt_queue_destroy(uvt_queue_t *q);
 #ifdef __cplusplus
 }
 #endif
+
+#include "uvtask/stream.h" /* streams and servers (TCP, Unix sockets) */
+
 #endif /* UVTASK_H */

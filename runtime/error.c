@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *uvt_strerror(int err) {
   switch (err) {
@@ -21,6 +22,12 @@ const char *uvt_strerror(int err) {
   }
   if (err == 0) return "success";
   if (err > 0) return "success (positive status)";
+  {
+    /* uv_strerror allocates a new string for a code it does not know. */
+    char name[64];
+    uv_err_name_r(err, name, sizeof(name));
+    if (strncmp(name, "Unknown system error", 20) == 0) return "unknown error";
+  }
   return uv_strerror(err);
 }
 

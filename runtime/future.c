@@ -36,6 +36,12 @@ uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
   return f;
 }
 
+void uvt__future_unpin(uvt_future_t *f) {
+  if (--f->out.pins == 0 && f->out.detached && f->out.done &&
+      f->obj.magic == UVT__MAGIC_LIVE)
+    uvt__future_release(f);
+}
+
 void uvt__future_release(uvt_future_t *f) {
   uvt__finding_unretrieved(&f->obj, &f->out);
   uvt__obj_unregister(&f->obj);
@@ -62,7 +68,7 @@ static int future_settle(uvt_future_t *f, int status, void *result,
             .id = f->obj.id, .name = f->obj.name, .status = status,
             .message = message, .loop = f->sched->loop, .object = f);
   uvt__outcome_complete(&f->out, status);
-  if (f->out.detached) uvt__future_release(f);
+  if (f->out.detached && f->out.pins == 0) uvt__future_release(f);
   return 0;
 }
 
@@ -98,11 +104,17 @@ int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
     w.fire = future_fire;
     w.task = self;
     uvt__waiters_push(&f->out.waiters, &w);
+    f->out.pins++;
     err = uvt__park(&site, NULL, NULL);
     uvt__waiters_remove(&f->out.waiters, &w);
     /* A delivered cancel wins even if the future was set meanwhile: the
      * one-shot cancel must not be lost. */
-    if (err == UVT_ECANCELED) return UVT_ECANCELED;
+    if (err != UVT_ECANCELED) {
+      uvt__outcome_retrieve(&f->obj, &f->out);
+      err = f->out.status;
+    }
+    uvt__future_unpin(f);
+    return err;
   }
   uvt__outcome_retrieve(&f->obj, &f->out);
   return f->out.status;
@@ -126,5 +138,5 @@ void uvt_future_detach(uvt_future_t *f) {
   f->out.detached = true;
   UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_FUTURE,
             .id = f->obj.id, .name = f->obj.name, .object = f);
-  if (f->out.done) uvt__future_release(f);
+  if (f->out.done && f->out.pins == 0) uvt__future_release(f);
 }

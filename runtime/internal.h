@@ -66,8 +66,8 @@ typedef struct uvt__obj_s {
   uint8_t reported; /* findings already reported: UVT__REPORTED_* bits */
   /* Streams and servers: called by the shutdown of uvt_run or
    * uvt_loop_close for an object still open.  It must uv_close its libuv
-   * handle, increment sched->pending_closes, and in the close callback
-   * unregister, free, and decrement pending_closes. */
+   * handle, increment sched->pending_callbacks, and in the close callback
+   * unregister, free, and decrement pending_callbacks. */
   void (*on_shutdown)(struct uvt__obj_s *o);
   void *trace; /* the debug tracer's record of this object */
 } uvt__obj_t;
@@ -114,6 +114,9 @@ typedef struct uvt__outcome_s {
   bool done;
   bool retrieved;    /* someone read the status (await, gather) */
   bool detached;
+  /* Tasks inside an await of this object.  A released handle is freed
+   * only once none is left: an awaiter reads the outcome after it wakes. */
+  int pins;
 } uvt__outcome_t;
 
 typedef enum {
@@ -138,6 +141,7 @@ struct uvt_task_s {
   bool cancelled;         /* a cancel was ever requested */
   bool is_main;
   bool threadsafe;        /* spawned by uvt_call_threadsafe */
+  bool in_pool;           /* parked on thread-pool work on its stack */
   int wake_status;
   void (*on_cancel)(uvt_task_t *t, void *data);
   void *on_cancel_data;
@@ -200,7 +204,9 @@ struct uvt__sched_s {
   uvt_task_t *main;
   bool closing;
   bool shutdown_expired;
-  int pending_closes;     /* stream handles closing at shutdown */
+  /* libuv callbacks the shutdown must wait for before the loop can go:
+   * handles closing (streams), requests whose memory is ours (lookups). */
+  int pending_callbacks;
   uvt__timer_t shutdown_timer;
   struct uvt__sched_s *list_next; /* global loop -> scheduler list */
 };
@@ -272,6 +278,10 @@ int uvt__task_cancel(uvt_task_t *t);
 /* Free a task struct whose handle was released and which is done. */
 void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);
+/* Awaiting code pins what it waits on for as long as it reads it; the
+ * last unpin of a released, finished handle frees it. */
+void uvt__task_unpin(uvt_task_t *t);
+void uvt__future_unpin(uvt_future_t *f);
 
 /* The name given to uvt_testing_set_name, copied; false if none. */
 bool uvt__testing_name_copy(char *buf, size_t size);

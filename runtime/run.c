@@ -36,9 +36,7 @@ static bool pending_in_thread_pool(uvt__sched_t *s) {
   uvt__obj_t *o;
   for (o = s->registry.next; o != &s->registry; o = o->next) {
     uvt_task_t *t = (uvt_task_t *)o;
-    if (o->kind == UVT__OBJ_TASK && t->state == UVT__TASK_PARKED &&
-        t->parked_at.what != NULL &&
-        strcmp(t->parked_at.what, "uvt_to_thread") == 0)
+    if (o->kind == UVT__OBJ_TASK && t->state == UVT__TASK_PARKED && t->in_pool)
       return true;
   }
   return false;
@@ -127,7 +125,7 @@ static void sched_shutdown(uvt__sched_t *s, const char *when) {
       break;
     }
   }
-  while (s->pending_closes > 0) uv_run(s->loop, UV_RUN_NOWAIT);
+  while (s->pending_callbacks > 0) uv_run(s->loop, UV_RUN_ONCE);
 }
 
 static void close_leftover(uv_handle_t *h, void *arg) {

@@ -221,7 +221,7 @@ void uvt__task_retire(uvt_task_t *t) {
   }
 #endif
   s->live_tasks--;
-  if (t->out.detached) uvt__task_release(t);
+  if (t->out.detached && t->out.pins == 0) uvt__task_release(t);
 }
 
 static void run_passes(uvt__sched_t *s) {

@@ -26,16 +26,26 @@
 #define UVT_STACK_ASAN 1
 #endif
 #endif
+/* Under ASan, a free stack's top is poisoned (where frames live); the
+ * whole stack would cost a shadow memset of size/8 on every task end. */
+#define POISON_TOP (64 * 1024)
+
 #ifdef UVT_STACK_ASAN
 /* A free stack is poisoned: a write into a finished task's stack (through
  * a pointer that outlived it) is reported, not silently accepted. */
 void __asan_poison_memory_region(void const volatile *addr, size_t size);
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
-#define POISON(p, n) __asan_poison_memory_region((p), (n))
-#define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+static void poison_top(const uvt__stack_t *st, int on) {
+  size_t n = st->size < POISON_TOP ? st->size : POISON_TOP;
+  char *top = (char *)st->lo + st->size - n;
+  if (on) __asan_poison_memory_region(top, n);
+  else __asan_unpoison_memory_region(top, n);
+}
+#define POISON(st) poison_top((st), 1)
+#define UNPOISON(st) poison_top((st), 0)
 #else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
+#define POISON(st) ((void)(st))
+#define UNPOISON(st) ((void)(st))
 #endif
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -53,7 +63,7 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define DEFAULT_STACK (128 * 1024)
 #endif
 #define MIN_STACK (16 * 1024)
-#define SLAB_STACKS 64
+#define SLAB_STACKS UVT__SLAB_STACKS
 
 static atomic_size_t default_size = DEFAULT_STACK;
 static atomic_long guard_budget = -1; /* guarded stacks still allowed */
@@ -115,11 +125,10 @@ static void stack_deregister(uvt__stack_t *st) {
 #endif
 }
 
-/* A stack in a mapping of its own, with a guard page if the budget
- * allows. */
-static int stack_map(size_t size, uvt__stack_t *out) {
+/* A stack in a mapping of its own, with a guard page if `guard` (a unit
+ * of the budget already taken). */
+static int stack_map(size_t size, bool guard, uvt__stack_t *out) {
   size_t page = uvt__page_size();
-  bool guard = guard_budget_take();
   size_t len = size + (guard ? page : 0);
   char *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -136,6 +145,7 @@ static int stack_map(size_t size, uvt__stack_t *out) {
   out->size = size;
   out->guarded = guard;
   out->slab = 0;
+  out->from = NULL;
   stack_register(out);
   return 0;
 }
@@ -165,6 +175,7 @@ static int stack_from_slab(uvt__stack_pool_t *p, uvt__stack_t *out) {
     }
     slab->base = base;
     slab->len = len;
+    slab->nfree = 0;
     slab->next = p->slabs;
     p->slabs = slab;
     p->slab_cursor = base;
@@ -174,6 +185,7 @@ static int stack_from_slab(uvt__stack_pool_t *p, uvt__stack_t *out) {
   out->size = p->default_size;
   out->guarded = 0;
   out->slab = 1;
+  out->from = p->slabs;
   p->slab_cursor += p->default_size;
   stack_register(out);
   return 0;
@@ -186,18 +198,23 @@ void uvt__stack_pool_init(uvt__stack_pool_t *p) {
 
 int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
   int err;
-  size = size == 0 ? p->default_size : uvt__stack_round(size);
-  if (size == p->default_size && p->nfree > 0) {
+  size = uvt__stack_round(size == 0 ? uvt__stack_default_size() : size);
+  if (size != p->default_size)
+    return stack_map(size, guard_budget_take(), out) == 0 ? (p->out++, 0)
+                                                          : UVT_ENOMEM;
+  if (p->nfree > 0) {
     *out = p->free[--p->nfree];
-    UNPOISON(out->lo, out->size);
+    if (out->from != NULL) out->from->nfree--;
+    UNPOISON(out);
     p->out++;
     return 0;
   }
-  err = stack_map(size, out);
-  if (err != 0 && size == p->default_size) err = stack_from_slab(p, out);
-  else if (err == 0 && !out->guarded && size == p->default_size) {
-    /* No guard left: use slabs, which cost one mapping per 64 stacks. */
-    stack_unmap(out);
+  /* Guard pages while the budget lasts; then slabs, which cost one
+   * mapping per 64 stacks. */
+  if (guard_budget_take()) {
+    err = stack_map(size, true, out);
+    if (err != 0) err = stack_from_slab(p, out);
+  } else {
     err = stack_from_slab(p, out);
   }
   if (err == 0) p->out++;
@@ -210,37 +227,33 @@ void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st) {
     stack_unmap(st);
     return;
   }
+  if (p->nfree >= UVT__POOL_KEEP && !st->slab) {
+    stack_unmap(st);
+    return;
+  }
   if (p->nfree == p->cap) {
     size_t cap = p->cap ? p->cap * 2 : 64;
     uvt__stack_t *nf = realloc(p->free, cap * sizeof(*nf));
     if (nf == NULL) {
-      if (st->slab) {
-        /* Cannot be unmapped alone; its pages go back, the range stays. */
-        madvise(st->lo, st->size, MADV_DONTNEED);
-        stack_deregister(st);
-      } else {
-        stack_unmap(st);
-      }
+      /* A slab stack cannot be unmapped alone: it is lost until the pool
+       * goes, which is what being out of memory costs here. */
+      if (!st->slab) stack_unmap(st);
       return;
     }
     p->free = nf;
     p->cap = cap;
   }
-  if (p->nfree >= UVT__POOL_KEEP) {
-    if (!st->slab) {
-      stack_unmap(st);
-      return;
-    }
-    madvise(st->lo, st->size, MADV_DONTNEED);
-  }
-  POISON(st->lo, st->size);
+  POISON(st);
   p->free[p->nfree++] = *st;
+  if (st->from != NULL && ++st->from->nfree == SLAB_STACKS &&
+      p->nfree > UVT__POOL_KEEP)
+    madvise(st->from->base, st->from->len, MADV_DONTNEED);
 }
 
 void uvt__stack_pool_destroy(uvt__stack_pool_t *p) {
   size_t i;
   for (i = 0; i < p->nfree; i++) {
-    UNPOISON(p->free[i].lo, p->free[i].size);
+    UNPOISON(&p->free[i]);
     if (p->free[i].slab) stack_deregister(&p->free[i]);
     else stack_unmap(&p->free[i]);
   }

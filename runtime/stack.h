@@ -17,9 +17,11 @@
  *
  * Stacks go back to the pool when their task ends (not when its handle is
  * dropped) and are reused last-in first-out, so their top pages are warm.
- * Each pool keeps at most UVT__POOL_KEEP free stacks of the default size;
- * beyond that a guarded stack is unmapped and a slab stack has its pages
- * given back with madvise.
+ * Each pool keeps at most UVT__POOL_KEEP free stacks of its size warm;
+ * beyond that a guarded stack is unmapped, and a slab whose stacks are all
+ * free has its pages given back with one madvise.  A task asking for
+ * another size (uvt_spawn_stack, or a default changed after the pool was
+ * made) gets a mapping of its own, unmapped when it ends.
  */
 #ifndef UVT_RUNTIME_STACK_H
 #define UVT_RUNTIME_STACK_H
@@ -36,12 +38,18 @@ typedef struct uvt__stack_s {
   unsigned char guarded;  /* own mapping with a guard page below lo */
   unsigned char slab;     /* carved from a slab: never unmapped alone */
   unsigned valgrind_id;
+  struct uvt__slab_s *from; /* the slab it was carved from */
 } uvt__stack_t;
 
+/* One mapping holding UVT__SLAB_STACKS stacks.  Its pages go back to the
+ * system in one madvise when all its stacks are free and the pool already
+ * keeps enough: one call per 64 stacks, not one per stack. */
+#define UVT__SLAB_STACKS 64
 typedef struct uvt__slab_s {
   struct uvt__slab_s *next;
   void *base;
   size_t len;
+  unsigned nfree;          /* its stacks now in the free list */
 } uvt__slab_t;
 
 typedef struct uvt__stack_pool_s {
@@ -62,7 +70,8 @@ size_t uvt__stack_round(size_t size);
 void uvt__stack_pool_init(uvt__stack_pool_t *p);
 /* Unmap everything the pool holds.  Stacks still out are the caller's. */
 void uvt__stack_pool_destroy(uvt__stack_pool_t *p);
-/* Take a stack of `size` bytes (0: default).  Returns 0 or UVT_ENOMEM. */
+/* Take a stack of `size` bytes (0: the process default now).  Returns 0
+ * or UVT_ENOMEM. */
 int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out);
 void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st);
 /* False if an unguarded stack's canary was overwritten. */

@@ -108,6 +108,12 @@ void uvt__task_complete(uvt_task_t *t, int status) {
   uvt__outcome_complete(&t->out, status);
 }
 
+void uvt__task_unpin(uvt_task_t *t) {
+  if (--t->out.pins == 0 && t->out.detached && t->out.done &&
+      t->stack.lo == NULL && t->obj.magic == UVT__MAGIC_LIVE)
+    uvt__task_release(t);
+}
+
 void uvt__task_release(uvt_task_t *t) {
   uvt__finding_unretrieved(&t->obj, &t->out);
   uvt__obj_unregister(&t->obj);
@@ -163,7 +169,19 @@ int uvt_await_at(uvt_task_t *t, const char *file, int line, const char *func) {
   if ((err = task_check(t)) != 0) return err;
   if (t == self) return UVT_ESELF;
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
-  if (!t->out.done && uvt__await_done(t, &site, false)) return UVT_ECANCELED;
+  if (!t->out.done) {
+    bool cancelled;
+    t->out.pins++;
+    cancelled = uvt__await_done(t, &site, false);
+    if (!cancelled) {
+      uvt__outcome_retrieve(&t->obj, &t->out);
+      err = t->out.status;
+    } else {
+      err = UVT_ECANCELED;
+    }
+    uvt__task_unpin(t);
+    return err;
+  }
   uvt__outcome_retrieve(&t->obj, &t->out);
   return t->out.status;
 }
@@ -182,7 +200,8 @@ void uvt_detach(uvt_task_t *t) {
   t->out.detached = true;
   UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .name = t->obj.name, .object = t);
-  if (t->out.done && t->stack.lo == NULL) uvt__task_release(t);
+  if (t->out.done && t->stack.lo == NULL && t->out.pins == 0)
+    uvt__task_release(t);
 }
 
 int uvt__task_cancel(uvt_task_t *t) {

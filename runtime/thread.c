@@ -58,5 +58,9 @@ int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file, int line,
   w.req.data = &w;
   err = uv_queue_work(self->sched->loop, &w.req, work_run, work_done);
   if (err != 0) return err;
-  return uvt__park(&site, work_on_cancel, &w);
+  /* The request lives on this stack: shutdown must wait for it. */
+  self->in_pool = true;
+  err = uvt__park(&site, work_on_cancel, &w);
+  self->in_pool = false;
+  return err;
 }

@@ -92,6 +92,17 @@ static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local) {
   if (ws != local) free(ws);
 }
 
+/* Keep the handles readable while this call waits on them (see pins). */
+static void group_pin(group_t *g) {
+  size_t i;
+  for (i = 0; i < g->n; i++) g->tasks[i]->out.pins++;
+}
+
+static void group_unpin(group_t *g) {
+  size_t i;
+  for (i = 0; i < g->n; i++) uvt__task_unpin(g->tasks[i]);
+}
+
 int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
                   const char *func) {
   uvt_task_t *self = uvt__task_current();
@@ -109,6 +120,7 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   g.self = self;
   g.cancel_children = true;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
+  group_pin(&g);
   while (g.ndone < g.n) {
     int st = uvt__park(&site, group_on_cancel, &g);
     if (st == UVT_ECANCELED && !g.cancelled) {
@@ -118,13 +130,15 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
     }
   }
   group_unlink(&g, ws, local);
-  if (g.cancelled) return UVT_ECANCELED;
   err = 0;
   for (i = 0; i < n; i++) {
+    /* Every error counts as read, even when the gather itself was
+     * cancelled: as asyncio's gather, it speaks for its children. */
     uvt__outcome_retrieve(&ts[i]->obj, &ts[i]->out);
     if (err == 0 && ts[i]->out.status < 0) err = ts[i]->out.status;
   }
-  return err;
+  group_unpin(&g);
+  return g.cancelled ? UVT_ECANCELED : err;
 }
 
 int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
@@ -146,6 +160,7 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
   g.need = mode == UVT_FIRST_COMPLETED && n > 0 ? 1 : n;
   g.self = self;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
+  group_pin(&g);
   if (g.ndone >= g.need) {
     st = 0;
   } else if (timeout_ms == 0) {
@@ -165,21 +180,16 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
     for (i = 0; i < n; i++) k += ts[i]->out.done;
     *ndone = k;
   }
+  group_unpin(&g);
   return st;
 }
 
-int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
-                    int line, const char *func) {
-  uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_wait_for"};
+static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
+                           int64_t timeout_ms, const uvt__site_t *psite) {
+  uvt__site_t site = *psite;
   uvt__waiter_t w;
   group_t g;
   int st;
-  if (self == NULL) return UVT_ENOTASK;
-  if (t == NULL || timeout_ms < -1) return UVT_EINVAL;
-  if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
-  if (t == self) return UVT_ESELF;
-  if (t->sched != self->sched) return UVT_EWRONGTHREAD;
   if (!t->out.done) {
     memset(&g, 0, sizeof(g));
     memset(&w, 0, sizeof(w));
@@ -217,4 +227,20 @@ int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
   }
   uvt__outcome_retrieve(&t->obj, &t->out);
   return t->out.status;
+}
+
+int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
+                    int line, const char *func) {
+  uvt_task_t *self = uvt__task_current();
+  uvt__site_t site = {file, line, func, "uvt_wait_for"};
+  int st;
+  if (self == NULL) return UVT_ENOTASK;
+  if (t == NULL || timeout_ms < -1) return UVT_EINVAL;
+  if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
+  if (t == self) return UVT_ESELF;
+  if (t->sched != self->sched) return UVT_EWRONGTHREAD;
+  t->out.pins++;
+  st = wait_for_pinned(self, t, timeout_ms, &site);
+  uvt__task_unpin(t);
+  return st;
 }

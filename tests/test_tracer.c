@@ -83,6 +83,13 @@ static pid_t start(const char *name, const char *db, bool preload, int *out_fd) 
       envp[n++] = environ[i];
   envp[n] = NULL;
   posix_spawn_file_actions_init(&fa);
+  {
+    /* The scenario's stderr (crash reports included) goes to a file: the
+     * test judges it by its exit status and its database. */
+    static char err_path[600];
+    snprintf(err_path, sizeof(err_path), "%s/stderr.log", dir);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  }
   if (out_fd != NULL) {
     cr_assert_eq(pipe(pipefd), 0);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);

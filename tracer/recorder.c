@@ -27,6 +27,7 @@
 #include "watchdog.h"
 
 #include <link.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,12 +159,30 @@ static uintptr_t lib_lo, lib_hi; /* our own code: skipped in stacks */
 static const char *const kind_names[] = {"?", "task", "coroutine", "future",
                                          "stream", "server"};
 
+static pthread_key_t state_key;
+
+/* A thread that exits hands over what it recorded; its state goes with it
+ * unless objects it recorded are still alive (they point at it). */
+static void state_release(void *p) {
+  tstate_t *s = p;
+  if (s->head != NULL) {
+    uvt__writer_enqueue(s->head, s->tail);
+    uvt__writer_wake();
+  }
+  s->head = s->tail = NULL;
+  if (s->young.next == &s->young && s->old.next == &s->old && s->timers == NULL) {
+    if (ts == s) ts = NULL;
+    free(s);
+  }
+}
+
 static tstate_t *state(void) {
   if (ts == NULL) {
     ts = calloc(1, sizeof(*ts));
     if (ts == NULL) return NULL;
     ts->young.next = ts->young.prev = &ts->young;
     ts->old.next = ts->old.prev = &ts->old;
+    pthread_setspecific(state_key, ts);
   }
   return ts;
 }
@@ -234,7 +253,7 @@ static int64_t capture_user_stack(void) {
   uint64_t pcs[80];
   void *buf[80];
   int n, i = 0, want = uvt__tcfg.depth + 12;
-  wd_slot_t *slot = uvt__wd_slot();
+  wd_slot_t *slot = uvt__wd_slot_peek();
   if (want > 80) want = 80;
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
   n = unw_backtrace(buf, want);
@@ -496,7 +515,7 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
   if (slow) {
     char text[768];
     int64_t blocked = 0;
-    wd_slot_t *slot = uvt__wd_slot();
+    wd_slot_t *slot = uvt__wd_slot_peek();
     /* The watchdog's sample of this very step: where the loop was stuck. */
     if (slot != NULL &&
         __atomic_load_n(&slot->sample_done, __ATOMIC_ACQUIRE) == slot->step_seq &&
@@ -632,7 +651,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     maybe_flush(s, now);
     break;
   case UVT_HOOK_SUSPEND: {
-    wd_slot_t *slot = uvt__wd_slot();
+    wd_slot_t *slot = uvt__wd_slot_peek();
     if (slot != NULL) __atomic_store_n(&slot->step_start, 0, __ATOMIC_RELEASE);
     now = uvt__tclock();
     if (o != NULL) on_suspend(s, o, ev, now);
@@ -725,6 +744,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
 }
 
 void uvt__recorder_start(void) {
+  pthread_key_create(&state_key, state_release);
   tclock_init();
   wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);

@@ -48,11 +48,22 @@ static int stopping;
 static bool started;
 static __thread wd_slot_t *my_slot __attribute__((tls_model("initial-exec")));
 
+static pthread_key_t slot_key;
+
+/* A loop thread that exits gives up its slot: never signal a dead thread. */
+static void slot_release(void *p) {
+  wd_slot_t *s = p;
+  __atomic_store_n(&s->ready, 0, __ATOMIC_RELEASE);
+}
+
+wd_slot_t *uvt__wd_slot_peek(void) { return my_slot; }
+
 wd_slot_t *uvt__wd_slot(void) {
   if (my_slot != NULL || !started) return my_slot;
   pthread_mutex_lock(&slots_mutex);
   if (nslots < MAX_SLOTS) {
     my_slot = &slots[nslots];
+    pthread_setspecific(slot_key, my_slot);
     my_slot->tid = (pid_t)syscall(SYS_gettid);
     my_slot->thread = pthread_self();
     __atomic_store_n(&my_slot->ready, 1, __ATOMIC_RELEASE);
@@ -183,6 +194,7 @@ void uvt__watchdog_start(void) {
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
   if (sigaction(SAMPLE_SIGNAL, &sa, NULL) != 0) return;
+  if (pthread_key_create(&slot_key, slot_release) != 0) return;
   /* libunwind's first use takes locks and reads /proc: not in a handler. */
   unw_backtrace(warm, 4);
   if (pthread_create(&thread, NULL, watchdog_main, NULL) != 0) return;

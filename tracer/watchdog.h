@@ -26,9 +26,11 @@ typedef struct wd_slot_s {
   uint64_t pcs[WD_MAX_PCS];
 } wd_slot_t;
 
-/* The calling thread's slot (registered on first use); NULL when the
- * watchdog is not running or no slot is left. */
+/* The calling thread's slot (registered on first use: call it only from a
+ * loop thread's task step); NULL when the watchdog is not running or no
+ * slot is left.  _peek never registers. */
 wd_slot_t *uvt__wd_slot(void);
+wd_slot_t *uvt__wd_slot_peek(void);
 void uvt__watchdog_start(void);
 void uvt__watchdog_stop(void);
 void uvt__watchdog_forget(void);

@@ -168,7 +168,8 @@ static int forks(void *arg) {
   uvt_sleep(5);
   pid = fork();
   if (pid == 0) exit(0); /* the child's session ends without findings */
-  waitpid(pid, NULL, 0);
+  while (waitpid(pid, NULL, WNOHANG) == 0) /* without blocking the loop */
+    uvt_sleep(5);
   uvt_coro(quick, NULL); /* @parent-only */
   return 0;
 }
