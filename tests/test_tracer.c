@@ -280,6 +280,53 @@ Test(tracer, session_carries_the_test_name) {
   sqlite3_close(db);
 }
 
+Test(tracer, unclosed_server) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("unclosed-stream", false), 0);
+  db = open_db();
+  expect_only_finding(db, "unclosed-stream", "@server");
+  sqlite3_close(db);
+}
+
+Test(tracer, loops_on_two_threads_are_traced_at_once) {
+  sqlite3 *db;
+  char sql[256];
+  expect_clean_exit(run_scenario("threads", false), 0);
+  db = open_db();
+  snprintf(sql, sizeof(sql), "SELECT count(DISTINCT object_id) FROM findings WHERE "
+           "kind='never-awaited' AND line=%d", marker_line("@thread-leak"));
+  cr_expect_eq(q_int(db, sql, NULL), 2);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings", NULL), 2);
+  sqlite3_close(db);
+}
+
+Test(tracer, sigterm_ends_the_session) {
+  sqlite3 *db;
+  char buf[16];
+  int fd, status;
+  pid_t pid = start("wait-forever", db_path, false, &fd);
+  cr_assert_gt(read(fd, buf, sizeof(buf)), 0);
+  close(fd);
+  kill(pid, SIGTERM);
+  waitpid(pid, &status, 0);
+  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_reason='signal' "
+                         "AND signal=15 AND end_ns IS NOT NULL", NULL), 1);
+  sqlite3_close(db);
+}
+
+Test(tracer, stack_overflow_is_recorded) {
+  sqlite3 *db;
+  int status = run_scenario("overflow", false);
+  cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
+            "the overflow must still kill the process");
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_reason='signal' "
+                         "AND signal IN (11, 7) AND crash_task_id IS NOT NULL", NULL), 1);
+  sqlite3_close(db);
+}
+
 Test(tracer, abort_is_recorded) {
   sqlite3 *db;
   int status = run_scenario("abort", false);

@@ -181,6 +181,61 @@ static int named(void *arg) {
   return 0;
 }
 
+static int echo_handler(uvt_stream_t *s, void *arg) {
+  char line[64];
+  size_t n;
+  (void)arg;
+  while (uvt_readline(s, line, sizeof(line), &n) == 0 && n > 0)
+    uvt_write(s, line, n);
+  return 0;
+}
+
+static int unclosed(void *arg) {
+  uvt_server_t *srv;
+  (void)arg;
+  if (uvt_start_server("127.0.0.1", 0, echo_handler, NULL, &srv) != 0) /* @server */
+    return -1;
+  return 0; /* the server is never closed */
+}
+
+/* Two loops on two threads, each with its own bug. */
+static int one_leak(void *arg) {
+  (void)arg;
+  uvt_coro(quick, NULL); /* @thread-leak */
+  return uvt_sleep(20);
+}
+
+static void loop_thread(void *arg) {
+  (void)arg;
+  uvt_run(NULL, one_leak, NULL);
+}
+
+static int threads(void *arg) {
+  uv_thread_t a, b;
+  (void)arg;
+  uv_thread_create(&a, loop_thread, NULL);
+  uv_thread_create(&b, loop_thread, NULL);
+  uv_thread_join(&a);
+  uv_thread_join(&b);
+  return 0;
+}
+
+static int recurse(int depth) {
+  volatile char pad[1024];
+  pad[0] = (char)depth;
+  return depth > 1000000 ? pad[0] : recurse(depth + 1) + pad[0];
+}
+
+static int overflows(void *arg) {
+  (void)arg;
+  return recurse(0); /* @overflow */
+}
+
+static int overflow(void *arg) {
+  uvt_task_t *t = uvt_spawn(overflows, arg);
+  return uvt_await(t);
+}
+
 static const struct {
   const char *name;
   uvt_fn fn;
@@ -193,6 +248,8 @@ static const struct {
     {"abort", crash_abort},           {"segv", crash_segv},
     {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
     {"fork", forks},                  {"named", named},
+    {"unclosed-stream", unclosed},    {"threads", threads},
+    {"overflow", overflow},
 };
 
 int main(int argc, char **argv) {
