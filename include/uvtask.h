@@ -188,7 +188,10 @@ UVT_EXPORT int uvt_fail_at(const char *file, int line, const char *func,
                            int code, const char *fmt, ...) UVT__PRINTF(5, 6);
 
 /* Default stack size for new tasks (bytes, rounded up to pages, at least
- * 16 KiB); returns the previous one.  0 only queries. */
+ * 16 KiB); returns the previous one.  0 only queries.  Stacks are pooled
+ * at the size in force when the loop's scheduler was made (uvt_run's
+ * start): set it before uvt_run, or tasks of another size get a mapping of
+ * their own each, which is slower. */
 UVT_EXPORT size_t uvt_set_default_stack_size(size_t size);
 
 /* ---- coroutine objects ---------------------------------------------------- */

@@ -315,11 +315,8 @@ Test(misuse, strerror_passes_libuv_codes_through) {
 }
 
 /* The header promises "unknown error" and a static string for codes
- * neither library knows.  Disabled: uvt_strerror passes such codes to
- * uv_strerror, which returns a freshly malloc'd "Unknown system error N"
- * on every call (a leak that LeakSanitizer reports).  Core bug, see the
- * report; enable once runtime/error.c handles unknown codes itself. */
-Test(misuse, strerror_of_an_unknown_code_is_static, .disabled = true) {
+ * neither library knows (uv_strerror would malloc a new one each call). */
+Test(misuse, strerror_of_an_unknown_code_is_static) {
   const char *a = uvt_strerror(-29999);
   const char *b = uvt_strerror(-29999);
   cr_assert_not_null(strcasestr(a, "unknown"), "\"%s\"", a);
