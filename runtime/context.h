@@ -36,6 +36,16 @@ typedef struct uvt__ctx_s {
 void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
                    void (*entry)(void *), void *arg);
 
+/* The saved stack pointer of a suspended context, or NULL if unknown. */
+#ifdef UVT_USE_UCONTEXT
+static inline void *uvt__ctx_sp(const uvt__ctx_t *c) {
+  (void)c;
+  return NULL;
+}
+#else
+static inline void *uvt__ctx_sp(const uvt__ctx_t *c) { return c->sp; }
+#endif
+
 /* Save the current side in `from` and resume `to`. */
 void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to);
 

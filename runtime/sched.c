@@ -198,7 +198,8 @@ static void run_task(uvt__sched_t *s, uvt_task_t *t) {
             .what = t->state == UVT__TASK_DONE ? NULL : t->parked_at.what,
             .status = t->state == UVT__TASK_DONE ? t->out.status : 0,
             .loop = s->loop, .object = t);
-  if (UVT__UNLIKELY(!uvt__stack_intact(&t->stack)))
+  if (UVT__UNLIKELY(!uvt__stack_intact(&t->stack, uvt__ctx_sp(&t->ctx),
+                                        t->state == UVT__TASK_DONE)))
     uvt__panic("stack overflow in task '%s' (created at %s:%d): its %zu-byte "
                "stack was overrun; give it more with uvt_spawn_stack() or "
                "uvt_set_default_stack_size()",

@@ -10,10 +10,12 @@
  *    guarded;
  *  - past the budget, stacks are carved from unguarded slabs (one mapping
  *    for many stacks) and the lowest UVT__CANARY_BYTES of each must stay
- *    zero.  The pool checks them each time the task switches away and
- *    stops the process, naming the task, if they changed.  A zero canary
- *    costs no memory: a page that is only ever read maps the shared zero
- *    page, so 100,000 suspended tasks pay only for the pages they used.
+ *    zero (a fresh mapping is zero: nothing is written).  The scheduler
+ *    checks them when the task ends, and at a switch when the task's
+ *    stack pointer is within UVT__CANARY_ZONE of the bottom, and stops the
+ *    process, naming the task, if they changed.  Not at every switch:
+ *    reading the canary maps its page, which counts in RSS here even when
+ *    only read, and 100,000 suspended tasks would pay a page each.
  *
  * Stacks go back to the pool when their task ends (not when its handle is
  * dropped) and are reused last-in first-out, so their top pages are warm.
@@ -30,6 +32,7 @@
 #include <stddef.h>
 
 #define UVT__CANARY_BYTES 64
+#define UVT__CANARY_ZONE (16 * 1024)
 #define UVT__POOL_KEEP 1024
 
 typedef struct uvt__stack_s {
@@ -74,7 +77,8 @@ void uvt__stack_pool_destroy(uvt__stack_pool_t *p);
  * or UVT_ENOMEM. */
 int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out);
 void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st);
-/* False if an unguarded stack's canary was overwritten. */
-bool uvt__stack_intact(const uvt__stack_t *st);
+/* False if an unguarded stack's canary was overwritten.  `sp` is the
+ * task's saved stack pointer (NULL: unknown); `ending`: the task ended. */
+bool uvt__stack_intact(const uvt__stack_t *st, const void *sp, bool ending);
 
 #endif
