@@ -62,23 +62,35 @@ static double bench_spawn_await(void) {
 
 /* ---- gather 100k ---------------------------------------------------- */
 
+static double gather_first, gather_best;
+
+/* Rounds inside one uvt_run: the first pays for fresh memory (page faults
+ * for 100,000 task structs), the later ones show the steady state a
+ * running service sees. */
 static int gather_main(void *arg) {
   size_t n = *(size_t *)arg, i;
   uvt_task_t **ts = malloc(n * sizeof(*ts));
-  int err;
+  int err = 0, r;
   if (ts == NULL) return UVT_ENOMEM;
-  for (i = 0; i < n; i++) ts[i] = uvt_spawn(trivial, NULL);
-  err = uvt_gather(ts, n);
-  for (i = 0; i < n; i++) uvt_detach(ts[i]);
+  gather_best = 1e30;
+  for (r = 0; r < REPS && err == 0; r++) {
+    uint64_t t0 = uv_hrtime();
+    double v;
+    for (i = 0; i < n; i++) ts[i] = uvt_spawn(trivial, NULL);
+    err = uvt_gather(ts, n);
+    for (i = 0; i < n; i++) uvt_detach(ts[i]);
+    v = (double)(uv_hrtime() - t0) / (double)n;
+    if (r == 0) gather_first = v;
+    if (v < gather_best) gather_best = v;
+  }
   free(ts);
   return err;
 }
 
 static double bench_gather(void) {
   size_t n = scaled(100000);
-  uint64_t t0 = uv_hrtime();
   if (uvt_run(NULL, gather_main, &n) != 0) abort();
-  return (double)(uv_hrtime() - t0) / (double)n;
+  return gather_best;
 }
 
 /* ---- yield ping-pong --------------------------------------------------- */
@@ -234,7 +246,7 @@ int main(int argc, char **argv) {
   if (scale <= 0) scale = 1;
 
   spawn = best(bench_spawn_await);
-  gather = best(bench_gather);
+  gather = bench_gather();
   yield = best(bench_yield);
   idle = best(bench_uv_idle);
   fnq = best(bench_fn_queue);
@@ -244,7 +256,8 @@ int main(int argc, char **argv) {
   printf("bench_tasks (best of %d, scale %.2f)\n", REPS, scale);
   printf("  %-34s %8.1f ns  (%.2fx a uv_idle callback)\n",
          "spawn+run+await+free, sequential", spawn, spawn / idle);
-  printf("  %-34s %8.1f ns/task\n", "spawn+run+free, 100k gathered", gather);
+  printf("  %-34s %8.1f ns/task (first round, fresh memory: %.1f)\n",
+         "spawn+run+free, 100k gathered", gather, gather_first);
   printf("  %-34s %8.1f ns  (%.1f ns per switch; %.2fx a queued fn call)\n",
          "uvt_yield ping-pong, per yield", yield, yield / 2, yield / fnq);
   printf("  %-34s %8.1f ns\n", "raw libuv: uv_idle callback", idle);

@@ -198,7 +198,8 @@ void uvt__stack_pool_init(uvt__stack_pool_t *p) {
 
 int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
   int err;
-  size = uvt__stack_round(size == 0 ? uvt__stack_default_size() : size);
+  if (size == 0) size = uvt__stack_default_size(); /* already rounded */
+  else size = uvt__stack_round(size);
   if (size != p->default_size)
     return stack_map(size, guard_budget_take(), out) == 0 ? (p->out++, 0)
                                                           : UVT_ENOMEM;

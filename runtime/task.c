@@ -17,7 +17,10 @@
 static uvt__sched_t *sched_here(void) { return uvt__sched_current(); }
 
 static bool on_owner_thread(const uvt__sched_t *s) {
-  uv_thread_t self = uv_thread_self();
+  uv_thread_t self;
+  /* The scheduler running on this thread is, by definition, on it. */
+  if (uvt__sched_current() == s) return true;
+  self = uv_thread_self();
   return uv_thread_equal(&self, &s->owner);
 }
 
@@ -115,7 +118,8 @@ void uvt__task_unpin(uvt_task_t *t) {
 }
 
 void uvt__task_release(uvt_task_t *t) {
-  uvt__finding_unretrieved(&t->obj, &t->out);
+  if (UVT__UNLIKELY(t->out.status < 0))
+    uvt__finding_unretrieved(&t->obj, &t->out);
   uvt__obj_unregister(&t->obj);
   uvt__quarantine(t->sched, &t->obj);
 }
