@@ -34,6 +34,10 @@
 
 #define FLUSH_MS 25
 #define STEP_BUDGET 200000 /* timeline steps written per process */
+/* Steps shorter than this are counted in the object's totals but get no
+ * timeline row of their own: too short to see on a timeline, and most
+ * steps are.  Slow steps always get one. */
+#define STEP_MIN_NS 20000u
 #define STATS_SLOTS 1024
 
 typedef struct tobj_s {
@@ -535,7 +539,7 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
             0, ev->where_file, ev->where_line, ev->what, false, 0,
             (int64_t)dur);
   }
-  if (o->emitted || slow) {
+  if ((o->emitted && dur >= STEP_MIN_NS) || slow) {
     if (slow || __atomic_add_fetch(&steps_written, 1, __ATOMIC_RELAXED) <= STEP_BUDGET) {
       rec_t *r = uvt__rec_new(REC_STEP);
       if (r != NULL) {
