@@ -687,6 +687,13 @@ static const failing_t failing_tests[] = {
      "(leaks_fail::guard_future_error): failed with -5 (i/o error) \"disk on "
      "fire\"; nobody read it",
      "@guard-future-new"},
+    {"macro_stream", "@macro-stream-check",
+     "leaked server 'echo' created at %s:%d (macro_stream_main), never closed",
+     "@macro-stream-open"},
+    {"guard_stream", "UVT_TEST(leaks_fail, guard_stream)",
+     "leaked server 'echo' created at %s:%d (leaks_fail::guard_stream), never "
+     "closed",
+     "@guard-stream-open"},
 };
 #define NFAILING (sizeof(failing_tests) / sizeof(failing_tests[0]))
 

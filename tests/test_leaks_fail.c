@@ -12,8 +12,7 @@
  *            or (macro_after_run) of a plain test body after uvt_run;
  *   guard_*  the whole-test guard UVT_TEST, no explicit check.
  *
- * Stream left open is not among them: streams are tested with the stream
- * layer (the check reports them from the same registry walk).
+ *   *_stream a server left listening (a stream or server left open).
  */
 #include <criterion/criterion.h>
 #include <uvtask/testing.h>
@@ -123,4 +122,29 @@ UVT_TEST(leaks_fail, guard_detached_error) {
 UVT_TEST(leaks_fail, guard_future_error) {
   uvt_future_t *f = uvt_future_new(); /* @guard-future-new */
   cr_expect_eq(uvt_future_set_error(f, UV_EIO, "disk on fire"), 0);
+}
+
+/* ---- a server left open ------------------------------------------------------- */
+
+static int echo(uvt_stream_t *s, void *arg) {
+  (void)s, (void)arg;
+  return 0;
+}
+
+static int macro_stream_main(void *arg) {
+  uvt_server_t *srv;
+  (void)arg;
+  cr_expect_eq(uvt_start_server("127.0.0.1", 0, echo, NULL, &srv), 0); /* @macro-stream-open */
+  UVT_ASSERT_NO_LEAKS(); /* @macro-stream-check */
+  return 0;
+}
+
+Test(leaks_fail, macro_stream) {
+  uvt_leaks_set_settle_ms(20);
+  cr_assert_eq(uvt_run(NULL, macro_stream_main, NULL), 0);
+}
+
+UVT_TEST(leaks_fail, guard_stream) {
+  uvt_server_t *srv;
+  cr_expect_eq(uvt_start_server("127.0.0.1", 0, echo, NULL, &srv), 0); /* @guard-stream-open */
 }
