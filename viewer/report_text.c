@@ -1,0 +1,316 @@
+/*
+ * The text report: session summaries, then one compiler-style diagnostic
+ * per group of findings, so editors and CI annotate the lines:
+ *
+ *   examples/forgot_await.c:53: warning: coroutine 'save_draft' was never awaited [never-awaited]  ×1
+ *       created at  edit        examples/forgot_await.c:53
+ *                   (task 'edit' created at examples/forgot_await.c:66 outside any task)
+ *
+ * Strings from the database may hold anything: control characters
+ * (a terminal escape in a task name) are written as \xNN.
+ */
+#include "viewer.h"
+#include "uvtask.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LABEL_W 12
+#define FUNC_W_MAX 28
+
+typedef struct {
+  FILE *o;
+  bool color;
+} out_t;
+
+static const char *C_BOLD = "\033[1m", *C_WARN = "\033[1;35m", *C_NOTE = "\033[1;36m",
+                  *C_DIM = "\033[2m", *C_OFF = "\033[0m";
+
+static void on(const out_t *t, const char *c) {
+  if (t->color) fputs(c, t->o);
+}
+
+/* Write a string from the database: controls become \xNN. */
+static void put(const out_t *t, const char *s) {
+  const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *run = p;
+  for (; *p != '\0'; p++) {
+    bool c0 = *p < 0x20 || *p == 0x7f;
+    bool c1 = *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* U+0080..U+009F */
+    if (!c0 && !c1) continue;
+    fwrite(run, 1, (size_t)(p - run), t->o);
+    if (c0) fprintf(t->o, "\\x%02x", *p);
+    else fprintf(t->o, "\\u%04x", *++p);
+    run = p + 1;
+  }
+  fwrite(run, 1, (size_t)(p - run), t->o);
+}
+
+static void put_loc(const out_t *t, const char *file, int line) {
+  put(t, uvt__display_path(file));
+  if (line > 0) fprintf(t->o, ":%d", line);
+}
+
+static int utf8_len(const char *s) {
+  int n = 0;
+  for (; s != NULL && *s != '\0'; s++)
+    if (((unsigned char)*s & 0xc0) != 0x80) n++;
+  return n;
+}
+
+static void label(const out_t *t, const char *l) {
+  fprintf(t->o, "    %-*s", LABEL_W, l != NULL ? l : "");
+}
+
+static const char *basename_of(const char *path) {
+  const char *b = path != NULL ? strrchr(path, '/') : NULL;
+  return b != NULL ? b + 1 : path;
+}
+
+static void put_frame_loc(const out_t *t, const uvt__frame_t *f) {
+  if (f->trusted && f->file != NULL) put_loc(t, f->file, f->line);
+  else if (f->module != NULL) {
+    put(t, basename_of(f->module));
+    fprintf(t->o, "+0x%llx", (unsigned long long)f->offset);
+  } else {
+    fprintf(t->o, "0x%llx (no module)", (unsigned long long)f->pc);
+  }
+}
+
+/* A stack under a label; further frames line up under the first. */
+static void put_frames(const out_t *t, const char *l, const uvt__frames_t *fr) {
+  int i, w = 0;
+  for (i = 0; i < fr->n; i++) {
+    const uvt__frame_t *f = fr->v[i];
+    int n = f->trusted && f->function != NULL ? utf8_len(f->function) : 2;
+    if (n > w) w = n;
+  }
+  if (w > FUNC_W_MAX) w = FUNC_W_MAX;
+  for (i = 0; i < fr->n; i++) {
+    const uvt__frame_t *f = fr->v[i];
+    const char *fn = f->trusted && f->function != NULL ? f->function : "??";
+    label(t, i == 0 ? l : NULL);
+    put(t, fn);
+    fprintf(t->o, "%*s  ", w - utf8_len(fn) > 0 ? w - utf8_len(fn) : 0, "");
+    put_frame_loc(t, f);
+    if (f->inlined) {
+      on(t, C_DIM);
+      fputs("  (inlined)", t->o);
+      on(t, C_OFF);
+    }
+    fputc('\n', t->o);
+  }
+}
+
+/* "(task 'x' spawned at f.c:52 by task 'serve')", one per ancestor. */
+static void put_chain(const out_t *t, const uvt__group_t *g) {
+  int i;
+  for (i = 0; i < g->nchain; i++) {
+    const uvt__objref_t *p = &g->chain[i];
+    char *w = uvt__obj_words(p);
+    label(t, NULL);
+    on(t, C_DIM);
+    fputc('(', t->o);
+    put(t, w);
+    free(w);
+    if (!p->found) {
+      fputs(": not recorded)\n", t->o);
+      on(t, C_OFF);
+      break;
+    }
+    fputs(p->kind != NULL && strcmp(p->kind, "task") == 0 ? " spawned at " : " created at ",
+          t->o);
+    put_loc(t, p->file, p->line);
+    if (p->parent_id > 0 && i + 1 < g->nchain) {
+      char *pw = uvt__obj_words(&g->chain[i + 1]);
+      fputs(" by ", t->o);
+      put(t, pw);
+      free(pw);
+    } else if (p->parent_id <= 0) {
+      fputs(" outside any task", t->o);
+    }
+    fputs(")", t->o);
+    on(t, C_OFF);
+    fputc('\n', t->o);
+  }
+  if (g->chain_cut) {
+    label(t, NULL);
+    fputs("(...)\n", t->o);
+  }
+}
+
+static void put_where(const out_t *t, const char *l, const char *what, const char *file,
+                      int line) {
+  label(t, l);
+  if (what != NULL) put(t, what);
+  if (file != NULL) {
+    fputs(what != NULL ? " at " : "", t->o);
+    put_loc(t, file, line);
+  }
+  fputc('\n', t->o);
+}
+
+static void put_group(const out_t *t, const uvt__group_t *g) {
+  char b1[32], b2[32], b3[32];
+  const char *k = g->kind != NULL ? g->kind : "?";
+  on(t, C_BOLD);
+  if (g->file != NULL) put_loc(t, g->file, g->line);
+  else fputs("uvtask", t->o);
+  fputs(":", t->o);
+  on(t, C_OFF);
+  fputc(' ', t->o);
+  on(t, C_WARN);
+  fputs("warning:", t->o);
+  on(t, C_OFF);
+  fputc(' ', t->o);
+  put(t, g->message != NULL ? g->message : k);
+  fputs(" [", t->o);
+  put(t, k);
+  fputs("]  ", t->o);
+  on(t, C_BOLD);
+  fprintf(t->o, "\xc3\x97%s", uvt__fmt_count(g->count, b1));
+  on(t, C_OFF);
+  if (g->nsessions > 1) fprintf(t->o, " in %d sessions", g->nsessions);
+  fputc('\n', t->o);
+
+  if (g->created.n > 0) put_frames(t, "created at", &g->created);
+  else if (g->object.found && g->object.file != NULL)
+    put_where(t, "created at", g->object.func, g->object.file, g->object.line);
+  put_chain(t, g);
+
+  if (strcmp(k, "pending-at-exit") == 0) {
+    if (g->where_what != NULL || g->where_file != NULL)
+      put_where(t, "parked in", g->where_what, g->where_file, g->where_line);
+    else put_where(t, "parked in", "(never started)", NULL, 0);
+    put_frames(t, NULL, &g->stack);
+  } else if (strcmp(k, "slow-callback") == 0) {
+    label(t, "blocked");
+    fprintf(t->o, "%s time%s, max %s, p50 %s", uvt__fmt_count((int64_t)g->ndurs, b1),
+            g->ndurs == 1 ? "" : "s", uvt__fmt_dur(g->max_ns, b2),
+            uvt__fmt_dur(g->p50_ns, b3));
+    if (g->session != NULL && g->session->slow_ms > 0)
+      fprintf(t->o, " (threshold %d ms)", g->session->slow_ms);
+    fputc('\n', t->o);
+    if (g->stack.n > 0) put_frames(t, "blocked in", &g->stack);
+    else put_where(t, "blocked in", "(no sample of the loop thread)", NULL, 0);
+    if (g->where_what != NULL || g->where_file != NULL)
+      put_where(t, "until", g->where_what, g->where_file, g->where_line);
+  } else if (strcmp(k, "unretrieved-error") == 0) {
+    label(t, "error");
+    if (g->has_status) fprintf(t->o, "%d (%s)", g->status, uvt_strerror(g->status));
+    if (g->error != NULL) {
+      fputs(g->has_status ? ": " : "", t->o);
+      put(t, g->error);
+    }
+    fputc('\n', t->o);
+    if (g->fail.n > 0) put_frames(t, "raised at", &g->fail);
+    else if (g->stack.n > 0) put_frames(t, "raised at", &g->stack);
+    else if (g->fail_file != NULL || g->where_file != NULL)
+      put_where(t, "raised at", NULL, g->fail_file != NULL ? g->fail_file : g->where_file,
+                g->fail_file != NULL ? g->fail_line : g->where_line);
+  } else if (strcmp(k, "yield-in-critical-section") == 0) {
+    put_frames(t, "awaits at", &g->stack);
+    if (g->where_file != NULL)
+      put_where(t, "section", "begun", g->where_file, g->where_line);
+    put_frames(t, g->where_file != NULL ? NULL : "section", &g->stack2);
+  } else {
+    if (g->where_what != NULL || g->where_file != NULL)
+      put_where(t, "where", g->where_what, g->where_file, g->where_line);
+    put_frames(t, "stack", &g->stack);
+    put_frames(t, "also", &g->stack2);
+  }
+  fputc('\n', t->o);
+}
+
+static void put_session(const out_t *t, const uvt__report_t *r, const uvt__session_t *s) {
+  char b1[32], b2[32], when[64];
+  time_t sec = (time_t)(s->start_ns / 1000000000);
+  struct tm tm;
+  int i;
+  on(t, C_BOLD);
+  fprintf(t->o, "session %lld", (long long)s->pid);
+  on(t, C_OFF);
+  fputs("  ", t->o);
+  put(t, s->argv);
+  if (localtime_r(&sec, &tm) != NULL && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) > 0)
+    fprintf(t->o, "  %s", when);
+  if (s->end_ns > 0) fprintf(t->o, ", %s", uvt__fmt_dur(uvt__sub_sat(s->end_ns, s->start_ns), b1));
+  if (s->end_reason == NULL) {
+    fputs(", did not end (still running, or killed)", t->o);
+  } else if (strcmp(s->end_reason, "signal") == 0) {
+    fprintf(t->o, ", ended by %s", uvt__signal_name(s->signal, b2));
+    if (s->crash_task.id > 0) {
+      char *w = uvt__obj_words(&s->crash_task);
+      fputs(" in ", t->o);
+      put(t, w);
+      free(w);
+      if (s->crash_task.file != NULL) {
+        fputs(" (", t->o);
+        put_loc(t, s->crash_task.file, s->crash_task.line);
+        fputs(")", t->o);
+      }
+    }
+  } else if (strcmp(s->end_reason, "exit") == 0) {
+    fprintf(t->o, ", exited with status %d", s->exit_status);
+  } else {
+    fputs(", ended: ", t->o);
+    put(t, s->end_reason);
+  }
+  if (r->ninputs > 1) {
+    fputs("  [", t->o);
+    put(t, r->inputs[s->input]);
+    fputs("]", t->o);
+  }
+  fputc('\n', t->o);
+  fputs("  ", t->o);
+  if (s->test_name != NULL) {
+    fputs("test ", t->o);
+    put(t, s->test_name);
+    fputs(" \xc2\xb7 ", t->o);
+  }
+  fprintf(t->o, "%s object%s created, %s peak live task%s \xc2\xb7 ",
+          uvt__fmt_count(s->objects, b1), s->objects == 1 ? "" : "s",
+          uvt__fmt_count(s->peak_tasks, b2), s->peak_tasks == 1 ? "" : "s");
+  if (s->nkinds == 0) fputs("no findings", t->o);
+  else fputs("findings: ", t->o);
+  for (i = 0; i < s->nkinds; i++) {
+    fprintf(t->o, "%s%s ", i > 0 ? ", " : "", uvt__fmt_count(s->kinds[i].n, b1));
+    put(t, s->kinds[i].kind);
+  }
+  if (s->shed > 0)
+    fprintf(t->o, " \xc2\xb7 %s timeline event%s shed", uvt__fmt_count(s->shed, b1),
+            s->shed == 1 ? "" : "s");
+  fputc('\n', t->o);
+}
+
+void uvt__text_write(FILE *o, const uvt__report_t *r, bool color) {
+  out_t t = {o, color};
+  char b1[32];
+  const char *const *notes;
+  int i, nnotes, shown = 0;
+  for (i = 0; i < r->nsessions; i++) {
+    if (r->sessions[i]->empty) continue;
+    put_session(&t, r, r->sessions[i]);
+    shown++;
+  }
+  if (r->nempty > 0)
+    fprintf(o, "(%d more session%s recorded nothing: processes that loaded the "
+               "debug library without using uvtask)\n",
+            r->nempty, r->nempty == 1 ? "" : "s");
+  if (r->nsessions == 0) fputs("no sessions recorded\n", o);
+  if (shown > 0 || r->nempty > 0 || r->nsessions == 0) fputc('\n', o);
+  for (i = 0; i < r->ngroups; i++) put_group(&t, r->groups[i]);
+  notes = uvt__sym_notes(r->sym, &nnotes);
+  for (i = 0; i < nnotes; i++) {
+    on(&t, C_NOTE);
+    fputs("note:", o);
+    on(&t, C_OFF);
+    fputc(' ', o);
+    put(&t, notes[i]);
+    fputc('\n', o);
+  }
+  if (r->total == 0) fputs("no findings\n", o);
+  else
+    fprintf(o, "%s finding%s at %d site%s\n", uvt__fmt_count(r->total, b1),
+            r->total == 1 ? "" : "s", r->ngroups, r->ngroups == 1 ? "" : "s");
+}

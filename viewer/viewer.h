@@ -1,0 +1,268 @@
+/*
+ * The `uvtask` command: what its files share.
+ *
+ * The command reads asynciodebug databases (tracer/schema.h) and never
+ * writes them.  Reading is done in one pass that builds a report in memory
+ * (report.c): the sessions, the findings grouped by kind and creation
+ * site, each group's representative finding with its symbolised stacks
+ * and parent chain.  Only then does a writer (report_text.c,
+ * report_json.c, report_html.c) print it, so a database that turns out to
+ * be corrupt half-way gives exit status 2 and a one-line reason, never half
+ * a report.
+ *
+ * Every string in the report is valid UTF-8 (uvt__col_text replaced bad
+ * bytes when it read them); writers still escape for their own medium:
+ * jansson for JSON, entities for HTML, control characters for terminals.
+ */
+#ifndef UVT_VIEWER_H
+#define UVT_VIEWER_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit statuses of `uvtask report` (and of `run` when the program itself
+ * succeeded), as DESIGN.md "The report command" fixes them. */
+#define UVT__EXIT_CLEAN 0
+#define UVT__EXIT_FINDINGS 1
+#define UVT__EXIT_INPUT 2
+
+/* ---- util.c ------------------------------------------------------------- */
+
+/* Allocation that cannot fail: out of memory ends the command with exit
+ * status 2 and a message (there is nothing better to do in a reader). */
+void *uvt__xmalloc(size_t n);
+void *uvt__xcalloc(size_t n, size_t size);
+void *uvt__xrealloc(void *p, size_t n);
+char *uvt__xstrdup(const char *s); /* NULL stays NULL */
+char *uvt__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A copy of n bytes made valid UTF-8: each byte that does not start a
+ * well-formed sequence (and each NUL) becomes U+FFFD. */
+char *uvt__utf8_clean(const char *s, size_t n);
+/* Column i of the current row as a cleaned, owned string; NULL for NULL. */
+char *uvt__col_text(sqlite3_stmt *st, int i);
+
+/* a + b and a - b, saturating: database values may be anything. */
+int64_t uvt__add_sat(int64_t a, int64_t b);
+int64_t uvt__sub_sat(int64_t a, int64_t b);
+/* "1,204" */
+const char *uvt__fmt_count(int64_t n, char buf[32]);
+/* "312 ms", "1.2 s", "0.41 ms" */
+const char *uvt__fmt_dur(int64_t ns, char buf[32]);
+/* "SIGSEGV" or "signal 77" */
+const char *uvt__signal_name(int sig, char buf[32]);
+/* The path relative to the working directory when it lies inside it (as a
+ * compiler would print it when run from there); else the path itself. */
+const char *uvt__display_path(const char *path);
+/* Sort rank of a finding kind: the worst first, unknown kinds last. */
+int uvt__kind_rank(const char *kind);
+/* True for the kinds this version knows (tracer/schema.h lists them). */
+bool uvt__kind_known(const char *kind);
+/* True if `word` is one of the comma-separated words in the list. */
+bool uvt__in_list(const char *const *list, int n, const char *word);
+
+/* A string-keyed hash map of pointers (keys are copied). */
+typedef struct uvt__map_s uvt__map_t;
+uvt__map_t *uvt__map_new(void);
+void **uvt__map_slot(uvt__map_t *m, const char *key, size_t klen); /* insert NULL if absent */
+void *uvt__map_get(const uvt__map_t *m, const char *key, size_t klen);
+/* Call fn on every value (in no particular order). */
+void uvt__map_each(uvt__map_t *m, void (*fn)(void *value));
+void uvt__map_free(uvt__map_t *m);
+
+/* ---- db.c ---------------------------------------------------------------- */
+
+/* Open `path` read-only as an asynciodebug database of a version this
+ * command reads.  Returns 0 and *out, or -1 with a one-line reason in
+ * `why` (missing, empty, not SQLite, another program's, newer version,
+ * truncated, corrupt).  A database still being written (WAL) opens too:
+ * readers do not block its writer, and a busy timeout covers checkpoints. */
+int uvt__db_open(const char *path, sqlite3 **out, char *why, size_t whylen);
+/* The reason for a failed sqlite3 call on an open database, one line. */
+void uvt__db_why(sqlite3 *db, int rc, const char *path, char *why, size_t whylen);
+
+/* ---- symbolize.c --------------------------------------------------------- */
+
+/* One frame of a symbolised stack.  A PC may give several frames: the
+ * functions inlined at that address, innermost first, then the function
+ * they were inlined into. */
+typedef struct {
+  uint64_t pc;        /* as first recorded (the offset identifies a frame) */
+  const char *function; /* NULL: unknown */
+  const char *file;   /* NULL: no line (no debug info, or not trusted) */
+  int line;
+  bool inlined;       /* inlined into the next frame */
+  const char *module; /* path of the module; NULL: no module covers pc */
+  uint64_t offset;    /* pc - module load bias: the address in the file */
+  bool trusted;       /* false: module changed or gone, show module+offset */
+} uvt__frame_t;
+
+typedef struct {
+  const uvt__frame_t **v; /* owned array; frames owned by the symboliser */
+  int n;
+} uvt__frames_t;
+
+typedef struct uvt__sym_s uvt__sym_t;
+uvt__sym_t *uvt__sym_new(void);
+void uvt__sym_free(uvt__sym_t *s);
+/* A new address space (one session's module map); returns its handle. */
+int uvt__sym_space(uvt__sym_t *s);
+void uvt__sym_add_module(uvt__sym_t *s, int space, const char *path,
+                         const char *build_id, uint64_t base, uint64_t lo,
+                         uint64_t hi);
+/* Append the frames of return address `pc` in `space` to `out`. */
+void uvt__sym_resolve(uvt__sym_t *s, int space, uint64_t pc, uvt__frames_t *out);
+/* Notes to show once: modules that changed or are gone since the run. */
+const char *const *uvt__sym_notes(const uvt__sym_t *s, int *n);
+
+/* ---- report.c: the model -------------------------------------------------- */
+
+typedef struct {
+  bool found;          /* false: the row is not in the database */
+  int64_t id;
+  char *kind, *name, *file, *func;
+  int line;
+  int64_t parent_id;   /* 0: none */
+} uvt__objref_t;
+
+typedef struct {
+  int64_t start_ns, dur_ns;
+  bool slow;
+} uvt__step_t;
+
+/* One task row of the HTML timeline. */
+typedef struct {
+  uvt__objref_t obj;
+  int64_t created_ns, ended_ns; /* ended_ns 0: not ended */
+  bool in_finding;
+  uvt__step_t *steps;
+  int nsteps, capsteps;
+} uvt__tl_row_t;
+
+typedef struct {
+  char *kind;
+  int64_t n;
+} uvt__kindcount_t;
+
+typedef struct {
+  int input;           /* index into the report's inputs */
+  int64_t id, pid, ppid;
+  char *argv, *exe, *test_name, *end_reason;
+  int64_t start_ns, end_ns; /* end_ns 0: never ended */
+  bool has_exit, has_signal;
+  int exit_status, signal;
+  uvt__objref_t crash_task;
+  int64_t objects, peak_tasks, findings_recorded, shed;
+  int slow_ms, depth;
+  uvt__kindcount_t *kinds; /* findings by kind, after the filters */
+  int nkinds;
+  int64_t nfindings;   /* after the filters */
+  bool empty;          /* nothing recorded: hidden in text and HTML */
+  int space;           /* symboliser address space */
+  uvt__tl_row_t *rows; /* timeline (HTML only) */
+  int nrows;
+  int64_t ntasks;      /* task rows in the database */
+} uvt__session_t;
+
+typedef struct {
+  /* the group's key */
+  char *kind, *file;
+  int line;
+  int64_t count;
+  int nsessions;
+  int64_t *durs;       /* durations of the group's findings that have one */
+  size_t ndurs, capdurs;
+  int64_t max_ns, p50_ns;
+  /* its representative finding (the longest one for slow-callback) */
+  uvt__session_t *session;
+  int64_t finding_id, ts_ns;
+  char *func, *message;
+  uvt__objref_t object;
+  int64_t created_ns;
+  uvt__frames_t created;   /* the object's creation stack */
+  uvt__objref_t *chain;    /* parent, grandparent, ... */
+  int nchain;
+  bool chain_cut;          /* deeper than shown, or a loop */
+  char *where_file, *where_what;
+  int where_line;
+  uvt__frames_t stack, stack2;
+  bool has_status;
+  int status;
+  char *error;             /* the object's error message */
+  char *fail_file;
+  int fail_line;
+  uvt__frames_t fail;
+  int64_t duration_ns;
+} uvt__group_t;
+
+typedef struct {
+  const char *const *kinds; /* --kind */
+  int nkinds;
+  const int64_t *pids;      /* --pid */
+  int npids;
+  int64_t min_ms;           /* --min-ms; 0: none */
+  const char *const *fail_on; /* --fail-on */
+  int nfail_on;
+  bool run;                 /* `uvtask run`: only this run's sessions */
+  int64_t run_pid, run_start_ns;
+  bool timeline;            /* load the task timeline (HTML) */
+} uvt__filter_t;
+
+typedef struct {
+  const char *const *inputs;
+  int ninputs;
+  uvt__session_t **sessions;
+  int nsessions, nempty;
+  uvt__group_t **groups;
+  int ngroups, capgroups;
+  int64_t total;            /* findings after the filters */
+  uvt__sym_t *sym;
+} uvt__report_t;
+
+/* Read every input into `r`.  0, or -1 with a one-line reason (which
+ * names the file) in `why`. */
+int uvt__report_load(uvt__report_t *r, const char *const *paths, int n,
+                     const uvt__filter_t *f, char *why, size_t whylen);
+/* report_timeline.c: the timeline rows of input `input`'s sessions, read
+ * from `db` inside the report's read transaction (temp.uvt_sel holds the
+ * selected sessions).  Returns SQLITE_OK or the failing code. */
+int uvt__timeline_load(sqlite3 *db, uvt__report_t *r, int input);
+void uvt__report_free(uvt__report_t *r);
+/* 1 if a finding counts (--fail-on narrows which kinds do), else 0. */
+int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f);
+/* "task 'x'", "coroutine 'y'", "task #12" */
+char *uvt__obj_words(const uvt__objref_t *o);
+
+/* ---- writers -------------------------------------------------------------- */
+
+void uvt__text_write(FILE *out, const uvt__report_t *r, bool color);
+/* 0, or -1 if jansson failed (out of memory). */
+int uvt__json_write(FILE *out, const uvt__report_t *r);
+void uvt__html_write(FILE *out, const uvt__report_t *r);
+
+/* `uvtask export --chrome-trace OUT FILE`: exit status. */
+int uvt__export_chrome(const char *db_path, const char *out_path,
+                       const uvt__filter_t *f);
+
+/* Where and how `uvtask report` writes. */
+typedef struct {
+  const char *format;  /* "text", "json", "html" */
+  const char *output;  /* NULL: stdout */
+  int color;           /* -1 auto, 0 never, 1 always */
+} uvt__output_t;
+
+/* `uvtask report` as main.c and run.c call it: load, write, and return
+ * the exit status (0 clean, 1 findings, 2 unreadable input). */
+int uvt__report_main(const char *const *paths, int n, const uvt__filter_t *f,
+                     const uvt__output_t *o);
+
+/* `uvtask run`: run argv (NULL-terminated) with recording on into `db`
+ * (NULL: ./asynciodebug.db), then report on its sessions.  Returns the
+ * exit status (see run.c). */
+int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
+                  uvt__filter_t *f, const uvt__output_t *out);
+
+#endif
