@@ -8,7 +8,7 @@ PACKAGES=(
   libuv1-dev libunwind-dev libsqlite3-dev libcriterion-dev
   libdw-dev libelf-dev libjansson-dev
   valgrind redis-server redis-tools sqlite3
-  gcc-aarch64-linux-gnu qemu-user
+  gcc-aarch64-linux-gnu qemu-user chromium
 )
 
 missing=()

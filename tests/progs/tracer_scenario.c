@@ -236,6 +236,14 @@ static int overflow(void *arg) {
   return uvt_await(t);
 }
 
+/* A task whose name is hostile HTML: the report must show it as text. */
+static int hostile(void *arg) {
+  uvt_task_t *t = uvt_spawn(sleeps_forever, NULL); /* @hostile */
+  (void)arg;
+  uvt_name(t, "<script>alert(1)</script>");
+  return uvt_sleep(5);
+}
+
 static const struct {
   const char *name;
   uvt_fn fn;
@@ -249,7 +257,7 @@ static const struct {
     {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
     {"fork", forks},                  {"named", named},
     {"unclosed-stream", unclosed},    {"threads", threads},
-    {"overflow", overflow},
+    {"overflow", overflow},           {"hostile", hostile},
 };
 
 int main(int argc, char **argv) {
