@@ -335,6 +335,14 @@ Test(tracer, abort_is_recorded) {
   db = open_db();
   cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_reason='signal' "
                          "AND signal=6 AND crash_task_id IS NOT NULL", NULL), 1);
+  {
+    /* A task created just before the crash, never flushed: its row comes
+     * from the crash path, with its creation stack. */
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM objects WHERE line=%d AND "
+             "create_stack IN (SELECT id FROM stacks)", marker_line("@live-at-crash"));
+    cr_expect_eq(q_int(db, sql, NULL), 1);
+  }
   sqlite3_close(db);
 }
 

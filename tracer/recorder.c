@@ -276,9 +276,9 @@ static int64_t capture_user_stack(void) {
 
 /* ---- rows ------------------------------------------------------------------- */
 
-static void emit_object(tobj_t *o) {
+static rec_t *object_rec(const tobj_t *o) {
   rec_t *r = uvt__rec_new(REC_OBJECT);
-  if (r == NULL) return;
+  if (r == NULL) return NULL;
   r->id = o->id;
   r->parent_id = o->parent_id;
   r->okind = kind_names[o->kind <= 5 ? o->kind : 0];
@@ -301,8 +301,42 @@ static void emit_object(tobj_t *o) {
   r->steps = o->steps;
   r->busy_ns = o->busy_ns;
   r->max_step_ns = o->max_step_ns;
+  return r;
+}
+
+static void emit_object(tobj_t *o) {
+  rec_t *r = object_rec(o);
+  if (r == NULL) return;
   uvt__rec_push(r);
   o->emitted = true;
+}
+
+void *uvt__recorder_state(void) { return ts; }
+
+/* Called by the writer thread while the thread that owns `state` is
+ * stopped in the crash handler: rows for the objects it had not written
+ * yet (created since the last flush), plus the records it had not handed
+ * over.  Best effort: if the crash hit inside the recorder itself, the
+ * lists may be half updated, which is why the handler's wait is bounded. */
+rec_t *uvt__recorder_crash_rows(void *state, rec_t **tail) {
+  tstate_t *s = state;
+  rec_t *head = NULL, *last = NULL;
+  tobj_t *o;
+  if (s == NULL) return NULL;
+  if (s->head != NULL) {
+    head = s->head;
+    last = s->tail;
+    s->head = s->tail = NULL;
+  }
+  for (o = s->young.next; o != &s->young; o = o->next) {
+    rec_t *r = object_rec(o);
+    if (r == NULL) continue;
+    if (last != NULL) last->next = r;
+    else head = r;
+    last = r;
+  }
+  *tail = last;
+  return head;
 }
 
 static void stats_add(tstate_t *s, tobj_t *o) {

@@ -50,9 +50,9 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
     in_crash = 1;
     t = uvt__task_current();
     end.crash_task_id = t != NULL ? t->obj.id : 0;
-    /* Best effort: the rows this thread had not handed over yet. */
-    uvt__rec_submit();
-    uvt__writer_crash(&end, CRASH_WAIT_MS);
+    /* The writer writes this thread's unwritten rows itself (no malloc in
+     * a signal handler), while this thread waits. */
+    uvt__writer_crash(&end, uvt__recorder_state(), CRASH_WAIT_MS);
   }
   for (i = 0; i < NSIG_HANDLED; i++)
     if (fatal_signals[i] == sig) sigaction(sig, &old_actions[i], NULL);

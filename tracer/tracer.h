@@ -108,9 +108,10 @@ void uvt__writer_wake(void);
 /* Write everything queued, end the session, checkpoint, stop the thread
  * and close the database.  Waits at most timeout_ms for the writer.  */
 void uvt__writer_finish(const session_end_t *end, int timeout_ms);
-/* From a signal handler: ask the writer to commit what it has plus `end`,
- * and wait for it at most timeout_ms (async-signal-safe). */
-void uvt__writer_crash(const session_end_t *end, int timeout_ms);
+/* From a signal handler: ask the writer to commit what it has, the rows of
+ * the crashed thread's live objects (`state`: its recorder state) and
+ * `end`; wait for it at most timeout_ms (async-signal-safe). */
+void uvt__writer_crash(const session_end_t *end, void *state, int timeout_ms);
 /* In a forked child: forget the parent's writer (do not touch it). */
 void uvt__writer_forget(void);
 
@@ -133,6 +134,11 @@ void uvt__modules_record(void);
 void uvt__stacks_forget(void);
 
 /* ---- recorder (recorder.c) ---------------------------------------------- */
+
+/* The calling thread's recorder state (opaque), for the crash path. */
+void *uvt__recorder_state(void);
+/* Rows for a crashed thread's unwritten objects (see recorder.c). */
+rec_t *uvt__recorder_crash_rows(void *state, rec_t **tail);
 
 /* Subscribe to the hooks. */
 void uvt__recorder_start(void);

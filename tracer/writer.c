@@ -50,6 +50,7 @@ static rec_t *queue_head, *queue_tail;
 static int stop_requested;
 static int crash_requested; /* set from a signal handler */
 static session_end_t final_end;
+static void *crash_state; /* recorder state of the crashed thread */
 
 enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END, NSTMT };
 static sqlite3_stmt *stmt[NSTMT];
@@ -414,6 +415,8 @@ static void *writer_main(void *arg) {
       }
     if (__atomic_load_n(&crash_requested, __ATOMIC_ACQUIRE)) {
       char c = 1;
+      rec_t *tail = NULL, *rows = uvt__recorder_crash_rows(crash_state, &tail);
+      uvt__writer_enqueue(rows, tail);
       write_queue(&final_end);
       (void)!write(ack_fd[1], &c, 1);
       return NULL; /* the process is about to die: leave SQLite as is */
@@ -504,10 +507,11 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
   wake_fd[0] = wake_fd[1] = ack_fd[0] = ack_fd[1] = -1;
 }
 
-void uvt__writer_crash(const session_end_t *end, int timeout_ms) {
+void uvt__writer_crash(const session_end_t *end, void *state, int timeout_ms) {
   struct pollfd p;
   if (!running) return;
   final_end = *end;
+  crash_state = state;
   __atomic_store_n(&crash_requested, 1, __ATOMIC_RELEASE);
   uvt__writer_wake();
   p.fd = ack_fd[0];

@@ -134,8 +134,9 @@ static int clean(void *arg) {
 
 static int crash_abort(void *arg) {
   (void)arg;
-  uvt_spawn(sleeps_forever, NULL); /* @live-at-crash */
   uvt_sleep(30);
+  uvt_spawn(sleeps_forever, NULL); /* @live-at-crash */
+  uvt_yield();             /* it starts and parks; no flush has seen it */
   abort(); /* @abort */
 }
 
