@@ -3,6 +3,7 @@
  */
 #include "findings.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,9 +36,28 @@ static char *dup_or_null(const char *s) {
   return s != NULL ? strdup(s) : NULL;
 }
 
+/* The list outlives uvt_run (testing.h reads it) but not its thread: a
+ * thread that ran a loop and exits frees it. */
+static pthread_key_t found_key;
+static pthread_once_t found_once = PTHREAD_ONCE_INIT;
+
+static void found_release(void *unused) {
+  (void)unused;
+  uvt__findings_reset();
+}
+
+static void found_key_init(void) {
+  if (pthread_key_create(&found_key, found_release) != 0)
+    uvt__panic("cannot create the findings key");
+}
+
 static uvt__finding_t *finding_add(const char *kind, const char *what,
                                    const uvt__obj_t *o) {
   uvt__finding_t *f;
+  if (found == NULL) {
+    pthread_once(&found_once, found_key_init);
+    pthread_setspecific(found_key, (void *)1);
+  }
   if (nfound == capfound) {
     size_t cap = capfound ? capfound * 2 : 16;
     uvt__finding_t *nf = realloc(found, cap * sizeof(*nf));
