@@ -6,98 +6,24 @@
  * `uvtask run` finds the bug in an example built against the release
  * library, with no rebuild.
  */
-#include <criterion/criterion.h>
 #include <link.h>
-#include <spawn.h>
 #include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
+#include "e2e_support.h"
 
-static char dir[256], db_path[512];
-
-static void make_dir(void) {
-  snprintf(dir, sizeof(dir), "/tmp/uvt-report-ex-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-  snprintf(db_path, sizeof(db_path), "%s/trace.db", dir);
-}
-
-static void remove_dir(void) {
-  char cmd[600];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  (void)!system(cmd);
-}
-
-TestSuite(report_examples, .init = make_dir, .fini = remove_dir, .timeout = 120);
-
-static int line_of(const char *example, const char *needle) {
-  char path[512], buf[512];
-  FILE *f;
-  int n = 0;
-  snprintf(path, sizeof(path), "%s/examples/%s.c", UVT_SOURCE_DIR, example);
-  f = fopen(path, "r");
-  cr_assert_not_null(f, "%s", path);
-  while (fgets(buf, sizeof(buf), f) != NULL) {
-    n++;
-    if (strstr(buf, needle) != NULL) {
-      fclose(f);
-      return n;
-    }
-  }
-  fclose(f);
-  cr_assert_fail("'%s' not found in %s", needle, path);
-  return -1;
-}
-
-/* Run argv with extra environment entries; stdout (and stderr if `both`)
- * into `out` (NUL-terminated, at most cap-1 bytes).  Returns the status. */
-static int run(char *const argv[], const char *env1, const char *env2,
-               char *out, size_t cap, bool both) {
-  char *envp[80];
-  int n = 0, i, fd[2], status;
-  size_t len = 0;
-  ssize_t got;
-  pid_t pid;
-  posix_spawn_file_actions_t fa;
-  if (env1 != NULL) envp[n++] = (char *)env1;
-  if (env2 != NULL) envp[n++] = (char *)env2;
-  envp[n++] = "ASYNCIODEBUG_LOG=0";
-  for (i = 0; environ[i] != NULL && n < 78; i++)
-    if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
-        strncmp(environ[i], "LD_LIBRARY_PATH=", 16) != 0 &&
-        strncmp(environ[i], "BXFI_", 5) != 0)
-      envp[n++] = environ[i];
-  envp[n] = NULL;
-  cr_assert_eq(pipe(fd), 0);
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-  if (both) posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
-  else posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", 1, 0);
-  posix_spawn_file_actions_addclose(&fa, fd[0]);
-  cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, envp), 0, "%s", argv[0]);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fd[1]);
-  while ((got = read(fd[0], out + len, cap - 1 - len)) > 0) len += (size_t)got;
-  out[len] = '\0';
-  close(fd[0]);
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  return status;
-}
+TestSuite(report_examples, .init = e2e_make_dir, .fini = e2e_remove_dir,
+          .timeout = 120);
 
 static void record(const char *example, bool fixed) {
-  char prog[512], env_db[600], env_lib[600], out[1 << 16];
-  char *argv[] = {prog, fixed ? "--fixed" : NULL, NULL};
-  int status;
+  char prog[512];
   snprintf(prog, sizeof(prog), "%s/examples/%s", UVT_BUILD_DIR, example);
-  snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", db_path);
-  snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s/debug", UVT_BUILD_DIR);
-  remove(db_path);
-  status = run(argv, env_db, env_lib, out, sizeof(out), false);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %d", example, status);
+  remove(e2e_db);
+  e2e_record(prog, fixed ? "--fixed" : NULL);
+}
+
+/* The report command's output (stdout, or both streams). */
+static char *report(char *const argv[], const char *env, bool both, int *status) {
+  return e2e_run(argv, env, NULL, both, status);
 }
 
 static long long json_int(const char *json, const char *path) {
@@ -134,22 +60,23 @@ static bool json_str_eq(const char *json, const char *path, const char *want) {
  * group, in text and JSON; the fixed run reports nothing. */
 static void check(const char *example, const char *kind, const char *needle,
                   long long count) {
-  static char out[1 << 20];
+  char *out;
   char cmd[512], diag[256], bracket[64];
-  char *text_argv[] = {cmd, "report", "--color", "never", db_path, NULL};
-  char *json_argv[] = {cmd, "report", "--format", "json", db_path, NULL};
-  int line = line_of(example, needle), status;
+  char *text_argv[] = {cmd, "report", "--color", "never", e2e_db, NULL};
+  char *json_argv[] = {cmd, "report", "--format", "json", e2e_db, NULL};
+  int line = e2e_line_of(example, needle), status;
   snprintf(cmd, sizeof(cmd), "%s/uvtask", UVT_BUILD_DIR);
 
   record(example, false);
-  status = run(text_argv, NULL, NULL, out, sizeof(out), false);
+  out = report(text_argv, NULL, false, &status);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "report exit %d", status);
   snprintf(diag, sizeof(diag), "examples/%s.c:%d: warning: ", example, line);
   snprintf(bracket, sizeof(bracket), "[%s]", kind);
   cr_expect_not_null(strstr(out, diag), "text report lacks '%s':\n%s", diag, out);
   cr_expect_not_null(strstr(out, bracket), "text report lacks %s", bracket);
+  free(out);
 
-  status = run(json_argv, NULL, NULL, out, sizeof(out), false);
+  out = report(json_argv, NULL, false, &status);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1);
   cr_expect_eq(json_int(out, "$.findings[0].count"), count);
   cr_expect(json_str_eq(out, "$.findings[0].kind", kind), "JSON kind");
@@ -166,10 +93,13 @@ static void check(const char *example, const char *kind, const char *needle,
     sqlite3_close(db);
   }
 
+  free(out);
+
   record(example, true);
-  status = run(text_argv, NULL, NULL, out, sizeof(out), false);
+  out = report(text_argv, NULL, false, &status);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "%s --fixed: report exit %d:\n%s", example, status, out);
+  free(out);
 }
 
 Test(report_examples, forgot_await) {
@@ -209,17 +139,17 @@ static int find_asan(struct dl_phdr_info *info, size_t size, void *arg) {
 /* uvtask run: the example was built against the release library; the
  * command puts the debug one in front and reports the run's finding. */
 Test(report_examples, run_finds_the_bug_without_a_rebuild) {
-  static char out[1 << 16];
+  char *out;
   char cmd[512], prog[512], dbarg[600];
   char *argv[] = {cmd, "run", "--db", dbarg, "--", prog, NULL};
   int status;
   snprintf(cmd, sizeof(cmd), "%s/uvtask", UVT_BUILD_DIR);
   snprintf(prog, sizeof(prog), "%s/examples/forgot_await", UVT_BUILD_DIR);
-  snprintf(dbarg, sizeof(dbarg), "%s", db_path);
+  snprintf(dbarg, sizeof(dbarg), "%s", e2e_db);
   dl_iterate_phdr(find_asan, NULL);
-  status = run(argv, asan_preload[0] ? asan_preload : NULL, NULL, out,
-               sizeof(out), true);
+  out = report(argv, asan_preload[0] ? asan_preload : NULL, true, &status);
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "run exit %d:\n%s", status, out);
   cr_expect_not_null(strstr(out, "[never-awaited]"), "%s", out);
   cr_expect_not_null(strstr(out, "examples/forgot_await.c:"), "%s", out);
+  free(out);
 }
