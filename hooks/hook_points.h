@@ -12,7 +12,8 @@
 #include "uvtask/hooks.h"
 
 #ifdef ASYNCIODEBUG
-extern int uvt__hooks_on;
+/* Hidden: read with one RIP-relative load, not through the GOT. */
+extern int uvt__hooks_on __attribute__((visibility("hidden")));
 void uvt__hook_dispatch(const uvt_hook_event_t *ev);
 #define UVT__HOOK(...)                                \
   do {                                                \
