@@ -174,6 +174,7 @@ static void state_release(void *p) {
     uvt__writer_wake();
   }
   s->head = s->tail = NULL;
+  uvt__rec_thread_exit();
   if (s->young.next == &s->young && s->old.next == &s->old && s->timers == NULL) {
     if (ts == s) ts = NULL;
     free(s);

@@ -85,6 +85,8 @@ typedef struct rec_s {
 void uvt__rec_push(rec_t *r);
 rec_t *uvt__rec_new(rec_kind_t kind);
 void uvt__rec_free(rec_t *r);
+/* A thread that made or freed records is exiting: give them back. */
+void uvt__rec_thread_exit(void);
 /* Hand the calling thread's batch to the writer and wake it. */
 void uvt__rec_submit(void);
 
