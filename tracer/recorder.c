@@ -3,11 +3,14 @@
  *
  * Per object it keeps a small record (tobj_t, hung on uvt__obj_t.trace):
  * creation site and stack, parent, timings, outcome.  Objects start on
- * their thread's `young` list.  Every FLUSH_MS (checked on events; an idle
- * loop has nothing new to say) the young objects still alive get their row
- * written and move to the `old` list; an object that ends while still
- * young and healthy is only counted in its creation site's statistics.
- * An object involved in a finding always gets its row, at once.
+ * their thread's `young` list.  At each flush (every FLUSH_MS, on events
+ * or from a per-loop timer) the young objects move to `mid`: they were
+ * alive at a flush, so they keep a row of their own.  That row is written
+ * when they end, or at the next flush if they are still alive then (and
+ * they move to `old`).  So an object alive at one flush that ends before
+ * the next gets one row, not two.  An object that ends while still young
+ * and healthy is only counted in its creation site's statistics; one
+ * involved in a finding gets its row at once.
  *
  * Findings the runtime decides (pending-at-exit, unretrieved-error,
  * never-awaited, unclosed-stream) arrive as UVT_HOOK_FINDING; this file
@@ -46,6 +49,7 @@ typedef struct tobj_s {
   uint64_t id, parent_id;
   uint8_t kind;
   bool emitted, involved, ended, has_status, retrieved;
+  bool survived; /* alive at a flush: it keeps a row */
   const char *file, *func;
   int line;
   int64_t create_stack, fail_stack;
@@ -88,7 +92,7 @@ typedef struct tstate_s {
   uint64_t now_hr; /* uvt__tclock() at the current step's start; 0: none */
   rec_t *head, *tail;
   size_t nrecs;
-  tobj_t young, old; /* sentinels */
+  tobj_t young, mid, old; /* sentinels */
   uint64_t last_flush_ns;
   uint64_t live_tasks;
   uint64_t cb_start;
@@ -175,7 +179,8 @@ static void state_release(void *p) {
   }
   s->head = s->tail = NULL;
   uvt__rec_thread_exit();
-  if (s->young.next == &s->young && s->old.next == &s->old && s->timers == NULL) {
+  if (s->young.next == &s->young && s->mid.next == &s->mid &&
+      s->old.next == &s->old && s->timers == NULL) {
     if (ts == s) ts = NULL;
     free(s);
   }
@@ -186,6 +191,7 @@ static tstate_t *state(void) {
     ts = calloc(1, sizeof(*ts));
     if (ts == NULL) return NULL;
     ts->young.next = ts->young.prev = &ts->young;
+    ts->mid.next = ts->mid.prev = &ts->mid;
     ts->old.next = ts->old.prev = &ts->old;
     pthread_setspecific(state_key, ts);
   }
@@ -336,6 +342,13 @@ rec_t *uvt__recorder_crash_rows(void *state, rec_t **tail) {
     else head = r;
     last = r;
   }
+  for (o = s->mid.next; o != &s->mid; o = o->next) {
+    rec_t *r = object_rec(o);
+    if (r == NULL) continue;
+    if (last != NULL) last->next = r;
+    else head = r;
+    last = r;
+  }
   *tail = last;
   return head;
 }
@@ -386,22 +399,39 @@ static void stats_flush(tstate_t *s) {
   s->nstats = 0;
 }
 
-static void flush(tstate_t *s, uint64_t now) {
+/* `all`: write every live object's row now (exit, loop close). */
+static void flush_lists(tstate_t *s, uint64_t now, bool all) {
   tobj_t *o;
   s->last_flush_ns = now;
-  while ((o = s->young.next) != &s->young) {
+  while ((o = s->mid.next) != &s->mid) {
     list_del(o);
     emit_object(o);
     list_add(&s->old, o);
+  }
+  while ((o = s->young.next) != &s->young) {
+    list_del(o);
+    o->survived = true;
+    if (all) {
+      emit_object(o);
+      list_add(&s->old, o);
+    } else {
+      list_add(&s->mid, o);
+    }
   }
   stats_flush(s);
   uvt__rec_submit();
 }
 
+static void flush(tstate_t *s, uint64_t now) { flush_lists(s, now, false); }
+
 static void flush_timer_cb(uv_timer_t *h) {
   tstate_t *s = ts;
   if (s != NULL) flush(s, uvt__tclock());
-  uv_timer_stop(h);
+  /* Objects moved to `mid` are written at the next flush. */
+  if (s != NULL && s->mid.next != &s->mid)
+    uv_timer_start(h, flush_timer_cb, FLUSH_MS, 0);
+  else
+    uv_timer_stop(h);
 }
 
 static void arm_flush_timer(tstate_t *s, uv_loop_t *loop) {
@@ -443,7 +473,7 @@ static void maybe_flush(tstate_t *s, uint64_t now) {
 }
 
 void uvt__recorder_flush_all(void) {
-  if (ts != NULL) flush(ts, uvt__tclock());
+  if (ts != NULL) flush_lists(ts, uvt__tclock(), true);
 }
 
 void uvt__tracer_print(const char *file, int line, const char *text,
@@ -730,7 +760,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       o->ended_ns = step_wall(s);
     }
     refresh_name(o, ev->name);
-    if (o->emitted || o->involved) emit_object(o);
+    if (o->emitted || o->involved || o->survived) emit_object(o);
     else stats_add(s, o);
     list_del(o);
     if (o->obj != NULL) o->obj->trace = NULL;
@@ -774,7 +804,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     s->cb_start = 0;
     break;
   case UVT_HOOK_LOOP_CLOSE:
-    flush(s, uvt__tclock());
+    flush_lists(s, uvt__tclock(), true);
     close_flush_timer(s, ev->loop);
     break;
   default:
