@@ -9,6 +9,7 @@
  *
  *   sequential  spawn a trivial task, await it, detach it
  *   gathered    spawn 100,000 tasks at once, gather them
+ *   echo        bench_echo's uvtask echo server, requests per second
  *
  * Printed: ns per task for each, the ratios to release, the rows written
  * per second by the writer and the statistics shed (findings never are).
@@ -16,6 +17,7 @@
  * Usage: bench_tracer [scale]
  */
 #include <spawn.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,16 +76,18 @@ typedef struct {
   double seq, gather, wall_s;
 } result_t;
 
-static int run_variant(const char *self, const char *libdir, const char *db,
-                       const char *scale, result_t *out) {
+/* Run argv with the library from `libdir` in front and, if db is not
+ * NULL, recording on into it; its stdout goes into buf.  Returns 0 if it
+ * exited 0. */
+static int spawn_capture(char *const argv[], const char *libdir,
+                         const char *db, char *buf, size_t cap) {
   char lib_env[4200], db_env[4200];
-  char *argv[] = {(char *)self, "--worker", (char *)scale, NULL};
   char *envp[128];
   int n = 0, i, status, fd[2];
+  size_t len = 0;
+  ssize_t got;
   posix_spawn_file_actions_t fa;
   pid_t pid;
-  char buf[256] = {0};
-  uint64_t t0 = uv_hrtime();
   snprintf(lib_env, sizeof(lib_env), "LD_LIBRARY_PATH=%s", libdir);
   envp[n++] = lib_env;
   if (db != NULL) {
@@ -101,15 +105,48 @@ static int run_variant(const char *self, const char *libdir, const char *db,
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
   posix_spawn_file_actions_addclose(&fa, fd[0]);
-  if (posix_spawn(&pid, self, &fa, NULL, argv, envp) != 0) return -1;
+  if (posix_spawn(&pid, argv[0], &fa, NULL, argv, envp) != 0) return -1;
   posix_spawn_file_actions_destroy(&fa);
   close(fd[1]);
-  (void)!read(fd[0], buf, sizeof(buf) - 1);
+  while (len + 1 < cap && (got = read(fd[0], buf + len, cap - 1 - len)) > 0)
+    len += (size_t)got;
+  buf[len] = '\0';
   close(fd[0]);
   waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int run_variant(const char *self, const char *libdir, const char *db,
+                       const char *scale, result_t *out) {
+  char *argv[] = {(char *)self, "--worker", (char *)scale, NULL};
+  char buf[256];
+  uint64_t t0 = uv_hrtime();
+  if (spawn_capture(argv, libdir, db, buf, sizeof(buf)) != 0) return -1;
   out->wall_s = (double)(uv_hrtime() - t0) / 1e9;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
   return sscanf(buf, "%lf %lf", &out->seq, &out->gather) == 2 ? 0 : -1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The echo workload: bench_echo's uvtask server (50 connections, 5
+ * rounds), median requests per second. */
+static double run_echo(const char *echo, const char *libdir, const char *db) {
+  char *argv[] = {(char *)echo, "-r", "5", "-n", "2000", "--only", "uvtask", NULL};
+  static char buf[8192];
+  double v[16];
+  int n = 0;
+  const char *p;
+  if (spawn_capture(argv, libdir, db, buf, sizeof(buf)) != 0) return -1;
+  for (p = buf; (p = strstr(p, "uvtask")) != NULL && n < 16; p += 6) {
+    double x = atof(p + 6);
+    if (x > 0) v[n++] = x;
+  }
+  if (n == 0) return -1;
+  qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+  return v[n / 2];
 }
 
 static long long db_int(sqlite3 *db, const char *sql) {
@@ -122,7 +159,9 @@ static long long db_int(sqlite3 *db, const char *sql) {
 }
 
 int main(int argc, char **argv) {
-  char self[4096], dir[4096], release[4200], debug[4200], db[4200];
+  char self[4096], dir[4096], release[4200], debug[4200], db[4200], echo[4200];
+  char echo_db[4300];
+  double echo_rel, echo_off, echo_on;
   const char *scale = "1";
   result_t r[3] = {{"release", 0, 0, 0}, {"debug, off", 0, 0, 0},
                    {"debug, recording", 0, 0, 0}};
@@ -144,6 +183,8 @@ int main(int argc, char **argv) {
   snprintf(debug, sizeof(debug), "%s/../debug", dir);
   if (mkdtemp(tmpdir) == NULL) return 1;
   snprintf(db, sizeof(db), "%s/bench.db", tmpdir);
+  snprintf(echo_db, sizeof(echo_db), "%s/echo.db", tmpdir);
+  snprintf(echo, sizeof(echo), "%s/bench_echo", dir);
 
   if (run_variant(self, release, NULL, scale, &r[0]) != 0 ||
       run_variant(self, debug, NULL, scale, &r[1]) != 0 ||
@@ -151,6 +192,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_tracer: a worker failed\n");
     return 1;
   }
+  echo_rel = run_echo(echo, release, NULL);
+  echo_off = run_echo(echo, debug, NULL);
+  echo_on = run_echo(echo, debug, echo_db);
+  unlink(echo_db);
   if (sqlite3_open_v2(db, &sdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return 1;
   rows = db_int(sdb, "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) "
                      "FROM steps) + (SELECT count(*) FROM site_stats) + "
@@ -169,5 +214,11 @@ int main(int argc, char **argv) {
   printf("  rows written: %lld in %.2f s of run (%.0f rows/s); shed: %lld; "
          "findings: %lld (expected 0)\n",
          rows, r[2].wall_s, (double)rows / r[2].wall_s, shed, findings);
+  if (echo_rel > 0 && echo_off > 0 && echo_on > 0)
+    printf("  echo (bench_echo's uvtask server, median req/s): release %.0f, "
+           "debug off %.0f, recording %.0f (recording/off %.2f)\n",
+           echo_rel, echo_off, echo_on, echo_on / echo_off);
+  else
+    printf("  echo: bench_echo failed or is missing\n");
   return 0;
 }
