@@ -335,19 +335,19 @@ rec_t *uvt__recorder_crash_rows(void *state, rec_t **tail) {
     last = s->tail;
     s->head = s->tail = NULL;
   }
-  for (o = s->young.next; o != &s->young; o = o->next) {
-    rec_t *r = object_rec(o);
-    if (r == NULL) continue;
-    if (last != NULL) last->next = r;
-    else head = r;
-    last = r;
-  }
-  for (o = s->mid.next; o != &s->mid; o = o->next) {
-    rec_t *r = object_rec(o);
-    if (r == NULL) continue;
-    if (last != NULL) last->next = r;
-    else head = r;
-    last = r;
+  {
+    /* Both lists hold objects without a written row. */
+    tobj_t *const lists[] = {&s->young, &s->mid};
+    size_t k;
+    for (k = 0; k < 2; k++) {
+      for (o = lists[k]->next; o != lists[k]; o = o->next) {
+        rec_t *r = object_rec(o);
+        if (r == NULL) continue;
+        if (last != NULL) last->next = r;
+        else head = r;
+        last = r;
+      }
+    }
   }
   *tail = last;
   return head;
