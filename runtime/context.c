@@ -35,12 +35,7 @@ void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to) {
 
 #else
 
-void uvt__ctx_switch_asm(void **from_sp, void *to_sp);
 void uvt__ctx_entry(void);
-
-void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to) {
-  uvt__ctx_switch_asm(&from->sp, to->sp);
-}
 
 #if defined(__x86_64__)
 void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
@@ -67,6 +62,11 @@ void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
   memcpy((char *)sp + 4, &fpucw, 2);
   c->sp = sp;
 }
+
+/* MXCSR and the x87 control word are the first 8 bytes of a frame. */
+void uvt__ctx_copy_modes(uvt__ctx_t *c, const uvt__ctx_t *from) {
+  memcpy(c->sp, from->sp, 8);
+}
 #elif defined(__aarch64__)
 void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
                    void (*entry)(void *), void *arg) {
@@ -80,6 +80,11 @@ void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
   sp[11] = (uint64_t)(uintptr_t)uvt__ctx_entry; /* x30 */
   sp[20] = fpcr;
   c->sp = sp;
+}
+
+/* FPCR is the word at byte 160 of a frame. */
+void uvt__ctx_copy_modes(uvt__ctx_t *c, const uvt__ctx_t *from) {
+  ((uint64_t *)c->sp)[20] = ((const uint64_t *)from->sp)[20];
 }
 #else
 #error "no hand-written context switch for this target: build with -DUVT_UCONTEXT=ON"

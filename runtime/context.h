@@ -46,7 +46,26 @@ static inline void *uvt__ctx_sp(const uvt__ctx_t *c) {
 static inline void *uvt__ctx_sp(const uvt__ctx_t *c) { return c->sp; }
 #endif
 
-/* Save the current side in `from` and resume `to`. */
+#ifndef UVT_USE_UCONTEXT
+/* Give the fresh context `c` the floating-point control modes (rounding,
+ * exception masks: callee-saved in both ABIs) saved in the suspended
+ * context `from`.  A fresh context otherwise starts in the modes of the
+ * code that made it, which is another task when one task starts the
+ * next directly; new tasks start in the loop thread's modes. */
+void uvt__ctx_copy_modes(uvt__ctx_t *c, const uvt__ctx_t *from);
+#define UVT__CTX_HAS_COPY_MODES 1
+#endif
+
+/* Save the current side in `from` and resume `to`.  Inline where the
+ * switch is hand-written: each call level around a switch is a return
+ * the CPU mispredicts on the other side. */
+#ifdef UVT_USE_UCONTEXT
 void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to);
+#else
+void uvt__ctx_switch_asm(void **from_sp, void *to_sp);
+static inline void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to) {
+  uvt__ctx_switch_asm(&from->sp, to->sp);
+}
+#endif
 
 #endif

@@ -54,10 +54,14 @@ uvt__ctx_entry:
         .cfi_startproc
         .cfi_undefined x30
         mov     x29, #0
-        mov     x30, #0
         mov     x0, x19
-        blr     x20
-        brk     #0
+        /* A call without the return-address stack push of blr (see the
+         * x86_64 trampoline): x30 still names this frame to unwinders.
+         * Through x16, which a `bti c` landing pad accepts from br. */
+        adr     x30, 1f
+        mov     x16, x20
+        br      x16
+1:      brk     #0
         .cfi_endproc
         .size   uvt__ctx_entry, .-uvt__ctx_entry
 

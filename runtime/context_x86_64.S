@@ -48,8 +48,16 @@ uvt__ctx_entry:
         .cfi_undefined rip
         xorl    %ebp, %ebp
         movq    %r12, %rdi
-        callq   *%r13
-        ud2
+        /* A call, spelt push + jmp: the stack is the same (unwinders see
+         * this frame as entry's caller), but the CPU's return-address
+         * predictor gets no entry for a call that never returns.  With
+         * one, every return made after the task's last switch would be
+         * predicted one frame off, in whichever task runs next. */
+        leaq    1f(%rip), %rax
+        pushq   %rax
+        .cfi_adjust_cfa_offset 8
+        jmpq    *%r13
+1:      ud2
         .cfi_endproc
         .size   uvt__ctx_entry, .-uvt__ctx_entry
 

@@ -186,8 +186,17 @@ struct uvt__sched_s {
   size_t asan_stack_size;
   void *tsan_fiber;
   uvt_task_t *current;
-  uvt_task_t *ready_head, *ready_tail;
+  uvt_task_t *ready_head, *ready_tail; /* ready for the next pass */
+  uvt_task_t *run_head;   /* what is left of the pass under way */
   bool in_pass;
+  int passes;             /* passes begun by this run_passes call */
+  int steps;              /* task steps since the clock was last read */
+  uint64_t pass_start;    /* when the call began (uv_hrtime) */
+  /* The task that just switched away: whoever runs next checks its
+   * stack and, if it ended, retires it (it could not free the stack it
+   * was running on). */
+  uvt_task_t *switched_from;
+  bool asan_from_loop;    /* the coming switch leaves the loop's stack */
   uvt__obj_t registry;    /* sentinel of the live-object list */
   size_t live_tasks;
   uint64_t next_id;
