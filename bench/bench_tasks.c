@@ -165,7 +165,8 @@ static void push(fn_t fn, void *arg) {
 
 static void step(void *arg) {
   (void)arg;
-  if (--fn_left > 0) push(step, NULL);
+  /* The chains still in the ring when the count runs out stop here. */
+  if (fn_left > 0 && --fn_left > 0) push(step, NULL);
 }
 
 static void check_cb(uv_check_t *h) {

@@ -206,6 +206,10 @@ struct uvt__sched_s {
    * is caught (UVT_ERELEASED) instead of touching freed memory. */
   uvt__obj_t *quarantine[UVT__QUARANTINE];
   size_t quarantine_next;
+  /* ThreadSanitizer builds: fibers of ended tasks, for the next ones (a
+   * fresh TSan fiber costs milliseconds). */
+  void *tsan_spare[64];
+  int tsan_nspare;
   uvt_task_t *free_tasks; /* recycled task structs */
   size_t free_task_count;
   uv_mutex_t ts_mutex;    /* guards ts_head/ts_tail (other threads) */

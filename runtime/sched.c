@@ -161,7 +161,8 @@ start_task(uvt__sched_t *s, uvt_task_t *t, bool direct) {
   (void)direct;
 #endif
 #ifdef UVT_TSAN
-  t->tsan_fiber = __tsan_create_fiber(0);
+  t->tsan_fiber = s->tsan_nspare > 0 ? s->tsan_spare[--s->tsan_nspare]
+                                     : __tsan_create_fiber(0);
 #endif
   return 0;
 }
@@ -199,7 +200,12 @@ void uvt__task_retire(uvt_task_t *t) {
   }
 #ifdef UVT_TSAN
   if (t->tsan_fiber != NULL) {
-    __tsan_destroy_fiber(t->tsan_fiber);
+    /* A fiber's history joins the next task's: harmless, as switches on
+     * the loop's thread already order every task after the last. */
+    if (s->tsan_nspare < (int)(sizeof(s->tsan_spare) / sizeof(void *)))
+      s->tsan_spare[s->tsan_nspare++] = t->tsan_fiber;
+    else
+      __tsan_destroy_fiber(t->tsan_fiber);
     t->tsan_fiber = NULL;
   }
 #endif
@@ -333,15 +339,19 @@ static inline __attribute__((always_inline)) void run_task(uvt__sched_t *s,
             .loop = s->loop, .object = t);
   switch_into(s, t);
   s->current = NULL;
-  p = s->switched_from; /* t, unless t handed the CPU on */
-  UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
-            .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
-            .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
-            .where_file = p->state == UVT__TASK_DONE ? NULL : p->parked_at.file,
-            .where_line = p->parked_at.line,
-            .what = p->state == UVT__TASK_DONE ? NULL : p->parked_at.what,
-            .status = p->state == UVT__TASK_DONE ? p->out.status : 0,
-            .loop = s->loop, .object = p);
+  /* p is t, unless t handed the CPU on, which it does only while no one
+   * subscribes: then p's step began unseen and has no suspend either. */
+  p = s->switched_from;
+  if (p == t) {
+    UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
+              .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
+              .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
+              .where_file = p->state == UVT__TASK_DONE ? NULL : p->parked_at.file,
+              .where_line = p->parked_at.line,
+              .what = p->state == UVT__TASK_DONE ? NULL : p->parked_at.what,
+              .status = p->state == UVT__TASK_DONE ? p->out.status : 0,
+              .loop = s->loop, .object = p);
+  }
   took_over(s, p);
 }
 
@@ -687,6 +697,9 @@ void uvt__sched_destroy(uvt__sched_t *s) {
     s->free_tasks = t->ready_next;
     free(t);
   }
+#ifdef UVT_TSAN
+  while (s->tsan_nspare > 0) __tsan_destroy_fiber(s->tsan_spare[--s->tsan_nspare]);
+#endif
   uvt__heap_free(&s->timers);
   uvt__stack_pool_destroy(&s->stacks);
   uv_mutex_destroy(&s->ts_mutex);
