@@ -31,11 +31,7 @@ void uvt_no_yield_end_at(const char *file, int line, const char *func) {
             .no_yield_depth = t->no_yield_depth, .object = t);
 }
 
-/* Every park passes here.  The await reported is the outermost inline
- * one (uvt_await_coro) if any: that is the line in the section's own code
- * that led to the suspension. */
-void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where) {
-#ifdef ASYNCIODEBUG
+UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
   const uvt__site_t *w = t->await_nest > 0 ? &t->outer_await : where;
   UVT__HOOK(.kind = UVT_HOOK_AWAIT, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
@@ -43,7 +39,13 @@ void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where) {
             .where_file = w->file, .where_line = w->line,
             .where_func = w->func, .what = w->what,
             .no_yield_depth = t->no_yield_depth, .object = t);
-#else
+  (void)w;
+}
+
+/* Every park passes here.  The await reported is the outermost inline
+ * one (uvt_await_coro) if any: that is the line in the section's own code
+ * that led to the suspension. */
+void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where) {
+  UVT__HOOK_AT(hook_await, t, where);
   (void)t, (void)where;
-#endif
 }

@@ -13,6 +13,28 @@
 
 #include <stdlib.h>
 
+UVT__HOOK_FN hook_create(uvt__sched_t *s, uvt__obj_t *o) {
+  UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id,
+            .parent_id = s->current != NULL ? s->current->obj.id : 0,
+            .task_id = s->current != NULL ? s->current->obj.id : 0,
+            .name = o->name, .file = o->file, .line = o->line, .func = o->func,
+            .loop = s->loop, .object = o);
+  (void)s, (void)o;
+}
+
+UVT__HOOK_FN hook_retrieved(uvt__obj_t *o, uvt__outcome_t *out) {
+  UVT__HOOK(.kind = UVT_HOOK_RETRIEVED, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id, .name = o->name, .status = out->status, .object = o);
+  (void)o, (void)out;
+}
+
+UVT__HOOK_FN hook_destroy(uvt__obj_t *o) {
+  UVT__HOOK(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id, .name = o->name, .object = o);
+  (void)o;
+}
+
 void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func) {
@@ -30,20 +52,14 @@ void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
   o->prev = head->prev;
   head->prev->next = o;
   head->prev = o;
-  UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)kind,
-            .id = o->id,
-            .parent_id = s->current != NULL ? s->current->obj.id : 0,
-            .task_id = s->current != NULL ? s->current->obj.id : 0,
-            .name = o->name, .file = o->file, .line = line, .func = o->func,
-            .loop = s->loop, .object = o);
+  UVT__HOOK_AT(hook_create, s, o);
 }
 
 void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out) {
   (void)o;
   if (out->retrieved) return;
   out->retrieved = true;
-  UVT__HOOK(.kind = UVT_HOOK_RETRIEVED, .object_kind = (uvt_object_kind_t)o->kind,
-            .id = o->id, .name = o->name, .status = out->status, .object = o);
+  UVT__HOOK_AT(hook_retrieved, o, out);
 }
 
 void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
@@ -64,8 +80,7 @@ void uvt__obj_unregister(uvt__obj_t *o) {
     o->next = o->prev = NULL;
   }
   o->magic = UVT__MAGIC_DEAD;
-  UVT__HOOK(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
-            .id = o->id, .name = o->name, .object = o);
+  UVT__HOOK_AT(hook_destroy, o);
 }
 
 void uvt__waiters_push(uvt__waiters_t *l, uvt__waiter_t *w) {

@@ -100,14 +100,25 @@ uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
   return t;
 }
 
-void uvt__task_complete(uvt_task_t *t, int status) {
-  t->state = UVT__TASK_DONE;
-  t->no_yield_depth = 0;
-  if (t->is_main) uv_stop(t->sched->loop);
+UVT__HOOK_FN hook_done(uvt_task_t *t, int status) {
   UVT__HOOK(.kind = UVT_HOOK_DONE, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
             .status = status, .message = t->out.message, .loop = t->sched->loop,
             .object = t);
+  (void)t, (void)status;
+}
+
+UVT__HOOK_FN hook_detach(uvt_task_t *t) {
+  UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .name = t->obj.name, .object = t);
+  (void)t;
+}
+
+void uvt__task_complete(uvt_task_t *t, int status) {
+  t->state = UVT__TASK_DONE;
+  t->no_yield_depth = 0;
+  if (t->is_main) uv_stop(t->sched->loop);
+  UVT__HOOK_AT(hook_done, t, status);
   uvt__outcome_complete(&t->out, status);
 }
 
@@ -202,8 +213,7 @@ void uvt_detach(uvt_task_t *t) {
     return;
   }
   t->out.detached = true;
-  UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_TASK,
-            .id = t->obj.id, .name = t->obj.name, .object = t);
+  UVT__HOOK_AT(hook_detach, t);
   if (t->out.done && t->stack.lo == NULL && t->out.pins == 0)
     uvt__task_release(t);
 }
