@@ -142,3 +142,46 @@ Test(hooks, an_await_reports_the_no_yield_depth) {
   cr_expect_str_eq(events[await].what, "uvt_sleep");
   for (i = 0; i < nevents; i++) cr_expect_neq(events[i].kind, UVT_HOOK_FINDING);
 }
+
+/* Tasks hand the CPU straight to each other while nobody subscribes, and
+ * go through the loop's stack while someone does.  A subscriber that
+ * comes and goes while tasks run must still see each step whole: no
+ * suspend without the resume that began it. */
+static int pinger(void *arg) {
+  int i;
+  for (i = 0; i < 50; i++) {
+    if (i == 10 && arg != NULL) uvt_hook_add(record, NULL);
+    if (i == 30 && arg != NULL) uvt_hook_remove(record, NULL);
+    if (uvt_yield() != 0) return -1;
+  }
+  return 0;
+}
+
+static int toggles_main(void *arg) {
+  uvt_task_t *t[3];
+  (void)arg;
+  t[0] = uvt_spawn(pinger, &t); /* the one that subscribes */
+  t[1] = uvt_spawn(pinger, NULL);
+  t[2] = uvt_spawn(pinger, NULL);
+  return uvt_gather(t, 3);
+}
+
+Test(hooks, a_subscriber_added_while_tasks_run_sees_whole_steps) {
+  int i, j, resumes = 0;
+  nevents = 0;
+  cr_assert_eq(uvt_run(NULL, toggles_main, NULL), 0);
+  uvt_hook_remove(record, NULL);
+  for (i = 0; i < nevents; i++) {
+    if (events[i].kind == UVT_HOOK_RESUME) resumes++;
+    if (events[i].kind != UVT_HOOK_SUSPEND) continue;
+    /* The last step event of this task before its suspend is a resume. */
+    for (j = i - 1; j >= 0; j--)
+      if (events[j].id == events[i].id &&
+          (events[j].kind == UVT_HOOK_RESUME || events[j].kind == UVT_HOOK_SUSPEND))
+        break;
+    cr_assert(j >= 0 && events[j].kind == UVT_HOOK_RESUME,
+              "event %d: a suspend of task %llu with no resume before it", i,
+              (unsigned long long)events[i].id);
+  }
+  cr_expect_gt(resumes, 10, "the subscriber saw the steps while subscribed");
+}
