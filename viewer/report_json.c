@@ -1,6 +1,6 @@
 /*
- * The JSON report (`--format json`), built with jansson and never by
- * hand.  The schema is documented, field by field, in viewer/JSON.md; it
+ * The JSON report (`--format json`): every value built and escaped by
+ * jansson, never by hand.  The schema is documented, field by field, in viewer/JSON.md; it
  * is stable: fields may be added, none renamed or removed, within
  * "version": 1.
  */
@@ -37,7 +37,7 @@ static void set(json_t *o, const char *k, json_t *v) { json_object_set_new(o, k,
  * groups does not build the same frame thousands of times. */
 static uvt__map_t *frame_cache;
 static json_t **cached;
-static size_t ncached;
+static size_t ncached, cap_cached;
 
 static json_t *frame_json(const uvt__frame_t *f) {
   json_t **slot = (json_t **)uvt__map_slot(frame_cache, (const char *)&f, sizeof(f));
@@ -54,7 +54,10 @@ static json_t *frame_json(const uvt__frame_t *f) {
   if (f->module == NULL) set(o, "address", json_integer((json_int_t)f->pc));
   set(o, "symbolized", json_boolean(f->trusted && f->module != NULL));
   *slot = o;
-  cached = uvt__xrealloc(cached, (ncached + 1) * sizeof(*cached));
+  if (ncached == cap_cached) {
+    cap_cached = cap_cached ? 2 * cap_cached : 256;
+    cached = uvt__xrealloc(cached, cap_cached * sizeof(*cached));
+  }
   cached[ncached++] = o;
   return json_incref(o);
 }
@@ -71,6 +74,7 @@ static void frame_cache_free(void) {
   while (ncached > 0) json_decref(cached[--ncached]);
   free(cached);
   cached = NULL;
+  cap_cached = 0;
   uvt__map_free(frame_cache);
   frame_cache = NULL;
 }
@@ -184,34 +188,90 @@ static json_t *group_json(const uvt__group_t *g) {
   return o;
 }
 
+/* The report is written as it is built, one finding group at a time: a
+ * whole tree for 100,000 groups held half a gigabyte of jansson objects
+ * before the first byte went out.  Every value still goes through
+ * jansson; only the fixed punctuation and ASCII keys of the outer object
+ * are written here.  Output is gathered into 64 KiB writes: jansson hands
+ * its dump over token by token. */
+typedef struct {
+  FILE *out;
+  size_t n;
+  bool failed;
+  char buf[1 << 16];
+} sink_t;
+
+static void sink_flush(sink_t *k) {
+  if (k->n > 0 && fwrite(k->buf, 1, k->n, k->out) != k->n) k->failed = true;
+  k->n = 0;
+}
+
+static int sink_put(const char *p, size_t size, void *data) {
+  sink_t *k = data;
+  if (size > sizeof(k->buf) - k->n) {
+    sink_flush(k);
+    if (size > sizeof(k->buf)) {
+      if (fwrite(p, 1, size, k->out) != size) k->failed = true;
+      return k->failed ? -1 : 0;
+    }
+  }
+  memcpy(k->buf + k->n, p, size);
+  k->n += size;
+  return 0;
+}
+
+static void sink_raw(sink_t *k, const char *s) { sink_put(s, strlen(s), k); }
+
+/* Write `v` and drop the caller's reference to it. */
+static void sink_value(sink_t *k, json_t *v) {
+  if (v == NULL ||
+      json_dump_callback(v, sink_put, k,
+                         JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) != 0)
+    k->failed = true;
+  json_decref(v);
+}
+
 int uvt__json_write(FILE *out, const uvt__report_t *r) {
-  json_t *root = json_object(), *inputs = json_array(), *sessions = json_array(),
-         *findings = json_array(), *notes = json_array();
+  sink_t *k = uvt__xmalloc(sizeof(*k));
+  json_t *inputs = json_array(), *sessions = json_array(), *notes = json_array();
   const char *const *nv;
   int i, nn, rc;
+  k->out = out;
+  k->n = 0;
+  k->failed = false;
   frame_cache = uvt__map_new();
-  set(root, "format", json_string("uvtask-report"));
-  set(root, "version", json_integer(JSON_REPORT_VERSION));
   for (i = 0; i < r->ninputs; i++) {
     char *c = uvt__utf8_clean(r->inputs[i], strlen(r->inputs[i]));
     json_array_append_new(inputs, jstr(c));
     free(c);
   }
-  set(root, "inputs", inputs);
   for (i = 0; i < r->nsessions; i++)
     json_array_append_new(sessions, session_json(r->sessions[i]));
-  set(root, "sessions", sessions);
-  for (i = 0; i < r->ngroups; i++) json_array_append_new(findings, group_json(r->groups[i]));
-  set(root, "findings", findings);
-  set(root, "total", json_integer(r->total));
-  nv = uvt__sym_notes(r->sym, &nn);
-  for (i = 0; i < nn; i++) json_array_append_new(notes, jstr(nv[i]));
-  set(root, "notes", notes);
   /* Compact: a report with many groups runs to hundreds of megabytes
    * indented; `jq .` indents it for a person. */
-  rc = json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  if (rc == 0) fputc('\n', out);
-  json_decref(root);
+  sink_raw(k, "{\"format\":");
+  sink_value(k, json_string("uvtask-report"));
+  sink_raw(k, ",\"version\":");
+  sink_value(k, json_integer(JSON_REPORT_VERSION));
+  sink_raw(k, ",\"inputs\":");
+  sink_value(k, inputs);
+  sink_raw(k, ",\"sessions\":");
+  sink_value(k, sessions);
+  sink_raw(k, ",\"findings\":[");
+  for (i = 0; i < r->ngroups && !k->failed; i++) {
+    if (i > 0) sink_raw(k, ",");
+    sink_value(k, group_json(r->groups[i]));
+  }
+  sink_raw(k, "],\"total\":");
+  sink_value(k, json_integer(r->total));
+  nv = uvt__sym_notes(r->sym, &nn);
+  for (i = 0; i < nn; i++) json_array_append_new(notes, jstr(nv[i]));
+  sink_raw(k, ",\"notes\":");
+  sink_value(k, notes);
+  sink_raw(k, "}\n");
+  sink_flush(k);
+  rc = k->failed ? -1 : 0;
+  free(k);
   frame_cache_free();
-  return rc == 0 ? 0 : -1;
+  return rc;
 }
