@@ -1092,8 +1092,17 @@ static const char *preload_for_run(void) {
   run_env((const char *const[]){UVTASK, "run", __VA_ARGS__, NULL}, \
           (const char *const[]){"ASYNCIODEBUG_LOG=0", preload_for_run(), NULL})
 
+/* `uvtask run` puts the debug library in front: none without it. */
+#ifdef UVT_TEST_NO_DEBUG_LIB
+#define NEEDS_DEBUG_LIB() \
+  cr_skip_test("built with -DASYNCIODEBUG=OFF: no debug library to run under")
+#else
+#define NEEDS_DEBUG_LIB() ((void)0)
+#endif
+
 Test(report, run_finds_the_bug_of_a_release_build) {
   const char *db = path_in("run.db");
+  NEEDS_DEBUG_LIB();
   char want[128];
   result_t r = RUN("--db", db, "--", SCENARIO, "never-awaited");
   cr_expect_eq(r.status, 1, "stderr: %s", r.err);
@@ -1110,6 +1119,7 @@ Test(report, run_finds_the_bug_of_a_release_build) {
 
 Test(report, run_passes_the_programs_failure_through) {
   const char *db = path_in("run.db");
+  NEEDS_DEBUG_LIB();
   result_t r = RUN("--db", db, "--", SCENARIO, "exit-in-task");
   cr_expect_eq(r.status, 3, "%s", r.err);
   cr_expect_neq(strstr(r.out, "[pending-at-exit]"), NULL, "%s", r.out);
@@ -1122,6 +1132,7 @@ Test(report, run_passes_the_programs_failure_through) {
 
 Test(report, run_cannot_start) {
   const char *db = path_in("run.db");
+  NEEDS_DEBUG_LIB();
   result_t r = RUN("--db", db, "--", "/nonexistent/program");
   cr_expect_eq(r.status, 127);
   cr_expect_neq(strstr(r.err, "/nonexistent/program"), NULL);
