@@ -98,7 +98,22 @@ typedef struct tstate_s {
   uint64_t cb_start;
   stat_t stats[STATS_SLOTS];
   size_t nstats;
+  /* Records of destroyed objects, for the next ones: calloc bypasses
+   * glibc's per-thread cache, and a spawn+await makes and drops one. */
+  tobj_t *spare;
+  size_t nspare;
 } tstate_t;
+
+#define SPARE_KEEP 4096
+
+static void spares_free(tstate_t *s) {
+  while (s->spare != NULL) {
+    tobj_t *o = s->spare;
+    s->spare = o->next;
+    free(o);
+  }
+  s->nspare = 0;
+}
 
 static _Thread_local tstate_t *ts __attribute__((tls_model("initial-exec")));
 
@@ -179,6 +194,7 @@ static void state_release(void *p) {
   }
   s->head = s->tail = NULL;
   uvt__rec_thread_exit();
+  spares_free(s);
   if (s->young.next == &s->young && s->mid.next == &s->mid &&
       s->old.next == &s->old && s->timers == NULL) {
     if (ts == s) ts = NULL;
@@ -526,10 +542,15 @@ static tobj_t *tobj_of(const uvt_hook_event_t *ev) {
 }
 
 static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
-  tobj_t *o = calloc(1, sizeof(*o));
   uvt__obj_t *obj = (uvt__obj_t *)ev->object;
-  if (o == NULL || obj == NULL) {
-    free(o);
+  tobj_t *o;
+  if (obj == NULL) return;
+  if (s->spare != NULL) {
+    o = s->spare;
+    s->spare = o->next;
+    s->nspare--;
+    memset(o, 0, sizeof(*o));
+  } else if ((o = calloc(1, sizeof(*o))) == NULL) {
     return;
   }
   o->obj = obj;
@@ -766,7 +787,13 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     if (o->obj != NULL) o->obj->trace = NULL;
     free(o->name_owned);
     free(o->message);
-    free(o);
+    if (s->nspare < SPARE_KEEP) {
+      o->next = s->spare;
+      s->spare = o;
+      s->nspare++;
+    } else {
+      free(o);
+    }
     break;
   case UVT_HOOK_NO_YIELD_BEGIN:
     if (o != NULL && ev->no_yield_depth == 1) {

@@ -40,6 +40,22 @@ static slot_t *slots;
 static size_t nslots, used;
 static int64_t next_stack_id;
 
+/* Each thread remembers the stacks it interned last, so that the common
+ * case (the same creation site again) takes no lock.  An entry points at
+ * the table's own copy of the PCs, which lives until uvt__stacks_forget;
+ * that bumps the generation, which empties every cache. */
+#define CACHE_SLOTS 64
+typedef struct {
+  uint64_t hash;
+  unsigned gen;
+  int n;
+  const uint64_t *pcs;
+  int64_t id;
+} cache_t;
+static unsigned intern_gen = 1;
+static _Thread_local cache_t cache[CACHE_SLOTS]
+    __attribute__((tls_model("initial-exec")));
+
 static uint64_t fnv1a(const uint64_t *pcs, int n) {
   uint64_t h = 1469598103934665603ull;
   int i;
@@ -72,14 +88,22 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n) {
   size_t j;
   int64_t id = 0;
   rec_t *r = NULL;
+  cache_t *c;
+  unsigned gen;
   if (n <= 0) return 0;
   h = fnv1a(pcs, n);
+  gen = __atomic_load_n(&intern_gen, __ATOMIC_ACQUIRE);
+  c = &cache[h & (CACHE_SLOTS - 1)];
+  if (c->gen == gen && c->hash == h && c->n == n &&
+      memcmp(c->pcs, pcs, (size_t)n * sizeof(*pcs)) == 0)
+    return c->id;
   pthread_mutex_lock(&intern_mutex);
   if ((used + 1) * 2 > nslots && grow() != 0) goto out;
   for (j = h & (nslots - 1); slots[j].hash != 0; j = (j + 1) & (nslots - 1)) {
     if (slots[j].hash == h && slots[j].n == n &&
         memcmp(slots[j].pcs, pcs, (size_t)n * sizeof(*pcs)) == 0) {
       id = slots[j].id;
+      *c = (cache_t){h, gen, n, slots[j].pcs, id};
       goto out;
     }
   }
@@ -99,6 +123,7 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n) {
   slots[j].n = n;
   slots[j].id = id = ++next_stack_id;
   used++;
+  *c = (cache_t){h, gen, n, slots[j].pcs, id};
   r->id = (uint64_t)id;
   r->npcs = n;
 out:
@@ -155,6 +180,7 @@ void uvt__stacks_forget(void) {
   /* The child keeps the parent's table memory but not its ids: a new
    * session starts numbering again, and must re-emit every stack. */
   pthread_mutex_init(&intern_mutex, NULL);
+  __atomic_add_fetch(&intern_gen, 1, __ATOMIC_RELEASE);
   for (i = 0; i < nslots; i++) free(slots[i].pcs);
   free(slots);
   slots = NULL;
