@@ -267,6 +267,21 @@ Test(tracer, wrong_thread) {
   expect_clean_exit(run_scenario("wrong-thread", false), 0);
   db = open_db();
   expect_only_finding(db, "wrong-thread", "@wrong-thread");
+  /* `where` is the offending call, as for an await... */
+  cr_expect_eq(q_int(db, "SELECT where_line FROM findings", NULL),
+               marker_line("@wrong-thread"));
+  cr_expect_eq(q_int(db, "SELECT where_what='uvt_cancel' FROM findings", NULL), 1);
+  /* ...and the object it was called on keeps its row (it ended young,
+   * which alone would leave it to the statistics), with its creation
+   * site and stack, for the report's "created at". */
+  {
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM findings f JOIN objects o ON o.id=f.object_id "
+             "WHERE o.line=%d AND o.create_stack IN (SELECT id FROM stacks)",
+             marker_line("@victim"));
+    cr_expect_eq(q_int(db, sql, NULL), 1);
+  }
   sqlite3_close(db);
 }
 

@@ -66,6 +66,10 @@ typedef struct tobj_s {
   const char *section_file;
   int section_line;
   bool section_reported;
+  /* Set by a finding raised on another thread (wrong-thread), which may
+   * touch nothing else here: the object then keeps a row, so the report
+   * can name where it was created. */
+  uint8_t remote_involved;
 } tobj_t;
 
 typedef struct {
@@ -687,8 +691,9 @@ static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) 
            ev->name ? ev->name : "", ev->name ? "')" : "");
   rec_t *r;
   /* This runs on the wrong thread: the object's record belongs to the
-   * loop thread, so only the event's own facts are used here. */
-  (void)o;
+   * loop thread, so only the event's own facts are used here, and one
+   * flag is set for the loop thread to read. */
+  if (o != NULL) __atomic_store_n(&o->remote_involved, 1, __ATOMIC_RELEASE);
   uvt__tracer_print(file, line, text, "wrong-thread");
   r = uvt__rec_new(REC_FINDING);
   if (r == NULL) return;
@@ -706,8 +711,10 @@ static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) 
 #else
   r->stack = capture_user_stack();
 #endif
-  r->where_file = ev->file;
-  r->where_line = ev->line;
+  /* The call itself, as an await site is for the other kinds; where the
+   * object was made comes from its own row. */
+  r->where_file = file;
+  r->where_line = line;
   r->where_what = ev->what;
   r->ts_ns = uvt__now_ns();
   uvt__rec_push(r);
@@ -781,7 +788,9 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       o->ended_ns = step_wall(s);
     }
     refresh_name(o, ev->name);
-    if (o->emitted || o->involved || o->survived) emit_object(o);
+    if (o->emitted || o->involved || o->survived ||
+        __atomic_load_n(&o->remote_involved, __ATOMIC_ACQUIRE))
+      emit_object(o);
     else stats_add(s, o);
     list_del(o);
     if (o->obj != NULL) o->obj->trace = NULL;
@@ -810,7 +819,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     on_finding(s, o, ev);
     break;
   case UVT_HOOK_WRONG_THREAD:
-    on_wrong_thread(s, NULL, ev);
+    on_wrong_thread(s, o, ev);
     break;
   case UVT_HOOK_CALLBACK_BEGIN:
     s->cb_start = s->now_hr = now = uvt__tclock();

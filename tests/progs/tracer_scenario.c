@@ -101,7 +101,7 @@ static void other_thread(void *arg) {
 static int wrong_thread(void *arg) {
   uv_thread_t th;
   (void)arg;
-  victim = uvt_spawn(sleeps_forever, NULL);
+  victim = uvt_spawn(sleeps_forever, NULL); /* @victim */
   uv_thread_create(&th, other_thread, NULL);
   uv_thread_join(&th);
   uvt_cancel(victim);
