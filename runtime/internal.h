@@ -142,6 +142,7 @@ struct uvt_task_s {
   bool is_main;
   bool threadsafe;        /* spawned by uvt_call_threadsafe */
   bool in_pool;           /* parked on thread-pool work on its stack */
+  bool hook_step;         /* hooks were told this step began */
   int wake_status;
   void (*on_cancel)(uvt_task_t *t, void *data);
   void *on_cancel_data;

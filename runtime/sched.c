@@ -16,9 +16,9 @@
  * Switching: the loop thread's own stack is the scheduler's context.  A
  * task that parks, yields or ends switches straight to the next task of
  * the pass (or of a new pass, within the budget), and back to the loop's
- * stack only when the call is over or when someone subscribes to hooks
- * (the debug tracer: its events are sent from the loop's stack).  A
- * spawn+await is then two switches, not four, and no return to libuv.
+ * stack only when the call is over.  A spawn+await is then two switches,
+ * not four, and no return to libuv.  The hooks' resume and suspend
+ * events are sent by whichever side makes the switch.
  * Whoever runs after a task (the next task, or the loop's side) checks
  * that task's stack canary and, if it ended, gives its stack back to the
  * pool: a task cannot free the stack it still runs on.  Each switch is
@@ -168,9 +168,7 @@ start_task(uvt__sched_t *s, uvt_task_t *t, bool direct) {
 }
 
 /* The task a task giving up the CPU can switch to directly, without a
- * round trip through the loop's stack, or NULL.  Only while nobody
- * subscribes to hooks: the resume/suspend events are sent from the
- * loop's stack, where a subscriber's own work (stack captures) belongs.
+ * round trip through the loop's stack, or NULL.
  * A task that never ran but must end without running (cancelled, or no
  * stack to be had) goes back to the head of the pass for the loop's side
  * to end: ending it fires waiters and may print findings.  So does every
@@ -178,9 +176,7 @@ start_task(uvt__sched_t *s, uvt_task_t *t, bool direct) {
  * the current task's floating-point modes instead of the loop's. */
 static inline __attribute__((always_inline)) uvt_task_t *
 take_direct(uvt__sched_t *s) {
-  uvt_task_t *n;
-  if (UVT__HOOKS_ACTIVE()) return NULL;
-  n = take_next(s);
+  uvt_task_t *n = take_next(s);
   if (n == NULL || n->state != UVT__TASK_CREATED) return n;
 #ifdef UVT__CTX_HAS_COPY_MODES
   if (!n->cancel_pending && start_task(s, n, true) == 0) return n;
@@ -225,6 +221,36 @@ took_over(uvt__sched_t *s, uvt_task_t *p) {
                "uvt_set_default_stack_size()",
                p->obj.name, p->obj.file, p->obj.line, p->stack.size);
   if (p->state == UVT__TASK_DONE) uvt__task_retire(p);
+}
+
+/* ---- step events ------------------------------------------------------------ */
+
+/* A step begins and ends wherever the switch is made: on the loop's
+ * stack, or on the task's that hands the CPU on (a subscriber's work runs
+ * there, as it already does for events raised inside a task, such as a
+ * spawn's stack capture).  A suspend is sent only for a step whose resume
+ * was: a subscriber added while a step runs sees that step from the next
+ * one on. */
+UVT__HOOK_FN hook_resume(uvt__sched_t *s, uvt_task_t *t) {
+  (void)s;
+  t->hook_step = true;
+  UVT__HOOK(.kind = UVT_HOOK_RESUME, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .loop = s->loop, .object = t);
+}
+
+UVT__HOOK_FN hook_suspend(uvt__sched_t *s, uvt_task_t *p) {
+  (void)s;
+  if (!p->hook_step) return;
+  p->hook_step = false;
+  UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
+            .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
+            .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
+            .where_file = p->state == UVT__TASK_DONE ? NULL : p->parked_at.file,
+            .where_line = p->parked_at.line,
+            .what = p->state == UVT__TASK_DONE ? NULL : p->parked_at.what,
+            .status = p->state == UVT__TASK_DONE ? p->out.status : 0,
+            .loop = s->loop, .object = p);
 }
 
 /* ---- switching -------------------------------------------------------------- */
@@ -274,13 +300,17 @@ switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
   void *fake = NULL;
   if (n == t) {
     /* A yield that began a pass of its own: carry on. */
+    UVT__HOOK_AT(hook_suspend, s, t);
     t->state = UVT__TASK_RUNNING;
+    UVT__HOOK_AT(hook_resume, s, t);
     return;
   }
   s->switched_from = t;
   if (n != NULL) {
+    UVT__HOOK_AT(hook_suspend, s, t);
     n->state = UVT__TASK_RUNNING;
     s->current = n;
+    UVT__HOOK_AT(hook_resume, s, n);
 #ifdef UVT_ASAN
     __sanitizer_start_switch_fiber(exiting ? NULL : &fake, n->stack.lo,
                                    n->stack.size);
@@ -334,24 +364,12 @@ static inline __attribute__((always_inline)) void run_task(uvt__sched_t *s,
   }
   t->state = UVT__TASK_RUNNING;
   s->current = t;
-  UVT__HOOK(.kind = UVT_HOOK_RESUME, .object_kind = UVT_OBJECT_TASK,
-            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
-            .loop = s->loop, .object = t);
+  UVT__HOOK_AT(hook_resume, s, t);
   switch_into(s, t);
   s->current = NULL;
-  /* p is t, unless t handed the CPU on, which it does only while no one
-   * subscribes: then p's step began unseen and has no suspend either. */
+  /* t, or the last of the tasks it handed the CPU on to. */
   p = s->switched_from;
-  if (p == t) {
-    UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
-              .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
-              .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
-              .where_file = p->state == UVT__TASK_DONE ? NULL : p->parked_at.file,
-              .where_line = p->parked_at.line,
-              .what = p->state == UVT__TASK_DONE ? NULL : p->parked_at.what,
-              .status = p->state == UVT__TASK_DONE ? p->out.status : 0,
-              .loop = s->loop, .object = p);
-  }
+  UVT__HOOK_AT(hook_suspend, s, p);
   took_over(s, p);
 }
 

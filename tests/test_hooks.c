@@ -143,10 +143,9 @@ Test(hooks, an_await_reports_the_no_yield_depth) {
   for (i = 0; i < nevents; i++) cr_expect_neq(events[i].kind, UVT_HOOK_FINDING);
 }
 
-/* Tasks hand the CPU straight to each other while nobody subscribes, and
- * go through the loop's stack while someone does.  A subscriber that
- * comes and goes while tasks run must still see each step whole: no
- * suspend without the resume that began it. */
+/* A subscriber that comes and goes while tasks run (and hand the CPU
+ * straight to each other) must still see each step whole: no suspend
+ * without the resume that began it. */
 static int pinger(void *arg) {
   int i;
   for (i = 0; i < 50; i++) {
