@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "../tracer/schema.h"
+#include "../tracer/build_id.h"
 
 extern char **environ;
 
@@ -111,31 +112,6 @@ static void capture_stacks(void) {
 
 /* ---- module map ----------------------------------------------------------- */
 
-static char *build_id_hex(const struct dl_phdr_info *info) {
-  int i;
-  for (i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    const char *p, *end;
-    if (ph->p_type != PT_NOTE) continue;
-    p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-    end = p + ph->p_memsz;
-    while (p + sizeof(ElfW(Nhdr)) <= end) {
-      const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-      const char *name = p + sizeof(*nh);
-      const unsigned char *desc = (const unsigned char *)(name + ((nh->n_namesz + 3) & ~3u));
-      if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
-        char *hex = malloc(nh->n_descsz * 2 + 1);
-        unsigned k;
-        for (k = 0; k < nh->n_descsz; k++) sprintf(hex + 2 * k, "%02x", desc[k]);
-        hex[nh->n_descsz * 2] = '\0';
-        return hex;
-      }
-      p = (const char *)desc + ((nh->n_descsz + 3) & ~3u);
-    }
-  }
-  return NULL;
-}
-
 typedef struct {
   sqlite3_stmt *st;
   int64_t session;
@@ -164,7 +140,7 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     path = exe;
   }
   if (strncmp(path, "linux-vdso", 10) == 0) return 0;
-  bid = build_id_hex(info);
+  bid = uvt__build_id_hex(info);
   sqlite3_reset(c->st);
   sqlite3_bind_int64(c->st, 1, c->session);
   sqlite3_bind_text(c->st, 2, path, -1, SQLITE_TRANSIENT);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "schema.h"
+#include "build_id.h"
 #include "uvtask.h"
 
 extern char **environ;
@@ -891,29 +892,6 @@ typedef struct {
   const char *fake_path;
 } modctx_t;
 
-static char *build_id_hex(const struct dl_phdr_info *info) {
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    const char *p, *end;
-    if (ph->p_type != PT_NOTE) continue;
-    p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-    end = p + ph->p_memsz;
-    while (p + sizeof(ElfW(Nhdr)) <= end) {
-      const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-      const char *name = p + sizeof(*nh);
-      const unsigned char *desc = (const unsigned char *)(name + ((nh->n_namesz + 3) & ~3u));
-      if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
-        char *hex = malloc(nh->n_descsz * 2 + 1);
-        for (unsigned k = 0; k < nh->n_descsz; k++) sprintf(hex + 2 * k, "%02x", desc[k]);
-        hex[nh->n_descsz * 2] = '\0';
-        return hex;
-      }
-      p = (const char *)desc + ((nh->n_descsz + 3) & ~3u);
-    }
-  }
-  return NULL;
-}
-
 static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   modctx_t *c = arg;
   uint64_t lo = UINT64_MAX, hi = 0;
@@ -936,7 +914,7 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     exe[n] = '\0';
     path = c->fake_path != NULL ? c->fake_path : exe;
   }
-  bid = build_id_hex(info);
+  bid = uvt__build_id_hex(info);
   q(c->db, "INSERT INTO modules (session_id, path, build_id, base, lo, hi) VALUES "
            "(1, ?1, ?2, ?3, ?4, ?5)", "ttiii", path,
     main_program && c->fake_build_id != NULL ? c->fake_build_id : (bid != NULL ? bid : ""),

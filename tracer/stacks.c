@@ -16,6 +16,7 @@
 #define UNW_LOCAL_ONLY
 #include "tracer.h"
 #include "internal.h"
+#include "build_id.h"
 
 #include <elf.h>
 #include <libunwind.h>
@@ -190,34 +191,6 @@ void uvt__stacks_forget(void) {
 
 /* ---- module map ---------------------------------------------------------- */
 
-static char *build_id_hex(const struct dl_phdr_info *info) {
-  int i;
-  for (i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    const char *p, *end;
-    if (ph->p_type != PT_NOTE) continue;
-    p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-    end = p + ph->p_memsz;
-    while (p + sizeof(ElfW(Nhdr)) <= end) {
-      const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-      const char *name = p + sizeof(*nh);
-      const unsigned char *desc =
-          (const unsigned char *)(name + ((nh->n_namesz + 3) & ~3u));
-      if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-          memcmp(name, "GNU", 4) == 0) {
-        char *hex = malloc(nh->n_descsz * 2 + 1);
-        unsigned k;
-        if (hex == NULL) return NULL;
-        for (k = 0; k < nh->n_descsz; k++) sprintf(hex + 2 * k, "%02x", desc[k]);
-        hex[nh->n_descsz * 2] = '\0';
-        return hex;
-      }
-      p = (const char *)desc + ((nh->n_descsz + 3) & ~3u);
-    }
-  }
-  return NULL;
-}
-
 static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   rec_t *r;
   uint64_t lo = UINT64_MAX, hi = 0;
@@ -245,7 +218,7 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   r = uvt__rec_new(REC_MODULE);
   if (r == NULL) return 0;
   r->path = strdup(path);
-  r->build_id = build_id_hex(info);
+  r->build_id = uvt__build_id_hex(info);
   r->base = info->dlpi_addr;
   r->lo = lo;
   r->hi = hi;
