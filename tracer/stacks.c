@@ -144,13 +144,23 @@ int64_t uvt__stack_capture(int skip) {
   return uvt__stack_intern(pcs, n - skip);
 }
 
+int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max) {
+  unw_cursor_t cur;
+  int n = 0;
+  if (unw_init_local(&cur, unw_context) != 0) return 0;
+  do {
+    unw_word_t ip;
+    if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    pcs[n++] = (uint64_t)ip;
+  } while (n < max && unw_step(&cur) > 0);
+  return n;
+}
+
 int uvt__stack_of_parked(const void *task, uint64_t *pcs, int max) {
 #if defined(__x86_64__) && !defined(UVT_USE_UCONTEXT)
   const uvt_task_t *t = task;
   const uint64_t *f = t->ctx.sp;
   unw_context_t uc;
-  unw_cursor_t cur;
-  int n = 0;
   if (f == NULL || t->stack.lo == NULL) return 0;
   /* The frame uvt__ctx_switch_asm left: control words, r15, r14, r13,
    * r12, rbx, rbp, return address (see context_x86_64.S). */
@@ -163,13 +173,7 @@ int uvt__stack_of_parked(const void *task, uint64_t *pcs, int max) {
   uc.uc_mcontext.gregs[REG_RBP] = (greg_t)f[6];
   uc.uc_mcontext.gregs[REG_RIP] = (greg_t)f[7];
   uc.uc_mcontext.gregs[REG_RSP] = (greg_t)(uintptr_t)(f + 8);
-  if (unw_init_local(&cur, &uc) != 0) return 0;
-  do {
-    unw_word_t ip;
-    if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-    pcs[n++] = (uint64_t)ip;
-  } while (n < max && unw_step(&cur) > 0);
-  return n;
+  return uvt__unwind_from(&uc, pcs, max);
 #else
   (void)task, (void)pcs, (void)max;
   return 0;

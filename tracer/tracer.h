@@ -128,6 +128,10 @@ extern uint64_t uvt__stat_peak_tasks;
 int64_t uvt__stack_capture(int skip);
 /* Intern raw PCs (e.g. unwound from a parked task); id or 0. */
 int64_t uvt__stack_intern(const uint64_t *pcs, int n);
+/* Unwind from `unw_context`, a libunwind unw_context_t the caller has
+ * filled in (registers of a parked task, of a blocked thread); number of
+ * PCs stored, at most max. */
+int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max);
 /* Unwind a parked task from its saved context; number of PCs. */
 int uvt__stack_of_parked(const void *task, uint64_t *pcs, int max);
 /* Record the loaded modules (paths, build-ids, address ranges). */

@@ -104,19 +104,11 @@ static void sample_handler(int sig, siginfo_t *info, void *uctx) {
 static int unwind_blocked(uint64_t sp, uint64_t pc, uint64_t *pcs, int max) {
 #if defined(__x86_64__)
   unw_context_t uc;
-  unw_cursor_t cur;
-  int n = 0;
   if (unw_getcontext(&uc) != 0) return 0;
   memset(uc.uc_mcontext.gregs, 0, sizeof(uc.uc_mcontext.gregs));
   uc.uc_mcontext.gregs[REG_RIP] = (greg_t)pc;
   uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
-  if (unw_init_local(&cur, &uc) != 0) return 0;
-  do {
-    unw_word_t ip;
-    if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-    pcs[n++] = (uint64_t)ip;
-  } while (n < max && unw_step(&cur) > 0);
-  return n;
+  return uvt__unwind_from(&uc, pcs, max);
 #else
   (void)sp, (void)pc, (void)pcs, (void)max;
   return 0;
