@@ -35,12 +35,7 @@ typedef struct conn_s {
 struct uvt_server_s {
   uvt__obj_t obj;
   uvt__sched_t *sched;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } u;
+  uvt__uvstream_t u;
   bool is_pipe;
   uvt_conn_fn handler;
   void *arg;

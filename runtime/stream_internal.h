@@ -44,15 +44,18 @@ typedef struct uvt__wbuf_s {
   size_t len, cap;
 } uvt__wbuf_t;
 
+/* The libuv handle of a stream or a server: TCP or a Unix pipe. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} uvt__uvstream_t;
+
 struct uvt_stream_s {
   uvt__obj_t obj;
   uvt__sched_t *sched;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } u;
+  uvt__uvstream_t u;
   bool is_pipe;
   bool registered;
 
