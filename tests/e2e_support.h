@@ -11,6 +11,7 @@
 #define UVT_TESTS_E2E_SUPPORT_H
 
 #include <criterion/criterion.h>
+#include "source_line.h"
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,22 +39,9 @@ __attribute__((unused)) static void e2e_remove_dir(void) {
 
 /* The 1-based line of examples/<example>.c holding `needle`. */
 __attribute__((unused)) static int e2e_line_of(const char *example, const char *needle) {
-  char path[512], buf[512];
-  FILE *f;
-  int n = 0;
+  char path[512];
   snprintf(path, sizeof(path), "%s/examples/%s.c", UVT_SOURCE_DIR, example);
-  f = fopen(path, "r");
-  cr_assert_not_null(f, "%s", path);
-  while (fgets(buf, sizeof(buf), f) != NULL) {
-    n++;
-    if (strstr(buf, needle) != NULL) {
-      fclose(f);
-      return n;
-    }
-  }
-  fclose(f);
-  cr_assert_fail("'%s' not found in %s", needle, path);
-  return -1;
+  return source_line(path, needle);
 }
 
 /* Run argv[0] (searched in PATH) with env1/env2 (may be NULL) added and

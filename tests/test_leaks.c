@@ -16,6 +16,7 @@
  * uvt_run returns.
  */
 #include <criterion/criterion.h>
+#include "source_line.h"
 #include <uvtask/testing.h>
 
 #include <spawn.h>
@@ -577,22 +578,7 @@ Test(leaks, settings) {
 #define FAIL_SRC UVT_SOURCE_DIR "/tests/test_leaks_fail.c"
 
 /* The line of test_leaks_fail.c that carries `marker`. */
-static int marker_line(const char *marker) {
-  FILE *f = fopen(FAIL_SRC, "r");
-  char buf[512];
-  int n = 0;
-  cr_assert_not_null(f, "%s", FAIL_SRC);
-  while (fgets(buf, sizeof(buf), f) != NULL) {
-    n++;
-    if (strstr(buf, marker) != NULL) {
-      fclose(f);
-      return n;
-    }
-  }
-  fclose(f);
-  cr_assert_fail("marker %s not in %s", marker, FAIL_SRC);
-  return -1;
-}
+static int marker_line(const char *marker) { return source_line(FAIL_SRC, marker); }
 
 /* Run test_leaks_fail with two arguments; return its wait status and
  * output (stdout and stderr together, caller frees).  Criterion marks the

@@ -18,6 +18,7 @@
  * tracer (the debug library of this build).
  */
 #include <criterion/criterion.h>
+#include "source_line.h"
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
@@ -1029,22 +1030,7 @@ Test(report, help_and_version) {
 
 /* ---- uvtask run ---------------------------------------------------------------------- */
 
-static int marker_line(const char *marker) {
-  FILE *f = fopen(SCENARIO_SRC, "r");
-  char buf[512];
-  int n = 0;
-  cr_assert_not_null(f);
-  while (fgets(buf, sizeof(buf), f) != NULL) {
-    n++;
-    if (strstr(buf, marker) != NULL) {
-      fclose(f);
-      return n;
-    }
-  }
-  fclose(f);
-  cr_assert_fail("marker %s not in the scenario", marker);
-  return -1;
-}
+static int marker_line(const char *marker) { return source_line(SCENARIO_SRC, marker); }
 
 /* Under ASan the debug library is instrumented, and libasan must come
  * first: a user of such a build preloads it, and `uvtask run` keeps it in

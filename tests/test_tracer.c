@@ -5,6 +5,7 @@
  * findings, pointing at the scenario's own source lines.
  */
 #include <criterion/criterion.h>
+#include "source_line.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -41,22 +42,7 @@ static void remove_dir(void) {
 TestSuite(tracer, .init = make_dir, .fini = remove_dir, .timeout = 60);
 
 /* The line of the scenario's source that carries `marker`. */
-static int marker_line(const char *marker) {
-  FILE *f = fopen(SCENARIO_SRC, "r");
-  char buf[512];
-  int n = 0;
-  cr_assert_not_null(f);
-  while (fgets(buf, sizeof(buf), f) != NULL) {
-    n++;
-    if (strstr(buf, marker) != NULL) {
-      fclose(f);
-      return n;
-    }
-  }
-  fclose(f);
-  cr_assert_fail("marker %s not in the scenario", marker);
-  return -1;
-}
+static int marker_line(const char *marker) { return source_line(SCENARIO_SRC, marker); }
 
 /* Start the scenario with recording on; `preload` uses LD_PRELOAD (as
  * `uvtask run` does) instead of LD_LIBRARY_PATH. */
