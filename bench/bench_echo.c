@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "uvtask.h"
+#include "median.h"
 #include "uvtask/stream.h"
 
 #define MAX_ROUNDS 15
@@ -315,16 +316,6 @@ static double run_round(const config_t *cfg, bool use_uvtask) {
 }
 
 /* ---- main ---------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv) {
   config_t cfg = {50, 4000, 64, 5};

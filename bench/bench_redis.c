@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../examples/redisclient/redis.c"
+#include "median.h"
 #include "../tests/redis_server.h"
 
 #define MAX_ROUNDS 15
@@ -158,16 +159,6 @@ static double run_uvtask(const config_t *cfg) {
 }
 
 /* ---- main ---------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv) {
   config_t cfg = {NULL, 200000, 50, 16, 5};

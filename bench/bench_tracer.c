@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uvtask.h>
+#include "median.h"
 
 extern char **environ;
 
@@ -126,11 +127,6 @@ static int run_variant(const char *self, const char *libdir, const char *db,
   return sscanf(buf, "%lf %lf", &out->seq, &out->gather) == 2 ? 0 : -1;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* The echo workload: bench_echo's uvtask server (50 connections, 5
  * rounds), median requests per second. */
 static double run_echo(const char *echo, const char *libdir, const char *db) {
@@ -145,8 +141,7 @@ static double run_echo(const char *echo, const char *libdir, const char *db) {
     if (x > 0) v[n++] = x;
   }
   if (n == 0) return -1;
-  qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-  return v[n / 2];
+  return median(v, n);
 }
 
 static long long db_int(sqlite3 *db, const char *sql) {
