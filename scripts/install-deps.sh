@@ -8,7 +8,7 @@ PACKAGES=(
   libuv1-dev libunwind-dev libsqlite3-dev libcriterion-dev
   libdw-dev libelf-dev libjansson-dev
   valgrind redis-server redis-tools sqlite3
-  gcc-aarch64-linux-gnu qemu-user chromium
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium gdb
 )
 
 missing=()
