@@ -16,7 +16,20 @@
  * A database that a live process is still writing is in WAL mode: a
  * read-only connection reads the last commit without blocking the writer.
  * The busy timeout covers the moments the writer holds the WAL index
- * exclusively (recovery, checkpoint-truncate at its end).
+ * exclusively (recovery, checkpoint-truncate at its end).  Such a
+ * connection creates the -wal and -shm files if they are missing, and
+ * being read-only cannot remove them when it closes.  So a finished file
+ * (no -wal beside it: its last writer checkpointed and removed it, and no
+ * connection has it open in WAL mode) is opened immutable instead — no
+ * locks, no WAL, nothing created — and reading it leaves the directory as
+ * it was.  A file with a -wal is live (or its writer died): that WAL is
+ * someone else's and is read, never removed.
+ *
+ * A crafted file must not make the command hang: every object the report
+ * reads must be a table (a VIEW can recurse forever), and every statement
+ * runs under a budget of virtual-machine steps proportional to the file's
+ * size (far above what an honest file of that size needs), past which the
+ * read stops with a one-line reason.
  */
 #include "viewer.h"
 #include "schema.h"
@@ -30,9 +43,39 @@
 #include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 3000
+/* The step budget: the progress handler runs every PROGRESS_OPS
+ * virtual-machine instructions; an input may use BUDGET_BASE plus
+ * BUDGET_PER_BYTE per byte of the file and its WAL. */
+#define PROGRESS_OPS 10000
+#define BUDGET_BASE 200000000LL
+#define BUDGET_PER_BYTE 2000LL
+
+/* The schema objects the command reads: each must be a table. */
+static const char *const tables[] = {"meta", "sessions", "modules", "stacks",
+                                     "objects", "findings", "site_stats", "steps"};
+
+/* One budget per open connection, found by its connection (SQLite 3.40
+ * has no per-connection client data); the command is single-threaded and
+ * opens one input at a time, so the list is short. */
+typedef struct budget_s {
+  sqlite3 *db;
+  int64_t left; /* in units of PROGRESS_OPS */
+  bool spent;
+  struct budget_s *next;
+} budget_t;
+
+static budget_t *budgets;
+
+static budget_t *budget_of(sqlite3 *db) {
+  budget_t *b;
+  for (b = budgets; b != NULL; b = b->next)
+    if (b->db == db) return b;
+  return NULL;
+}
 
 static int fail(char *why, size_t whylen, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static bool budget_spent(sqlite3 *db);
 
 static int fail(char *why, size_t whylen, const char *path, const char *fmt, ...) {
   va_list ap;
@@ -48,8 +91,12 @@ static uint32_t be32(const unsigned char *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* The checks that need only the file's bytes. */
-static int check_file(const char *path, char *why, size_t whylen) {
+/* The checks that need only the file's bytes.  *bytes: the size of the
+ * file and its WAL; *finished: no -wal or -journal beside it. */
+static int check_file(const char *path, char *why, size_t whylen, int64_t *bytes,
+                      bool *finished) {
+  char journal[4200];
+  struct stat jst;
   struct stat st, wst;
   unsigned char h[100];
   char wal[4200];
@@ -65,8 +112,13 @@ static int check_file(const char *path, char *why, size_t whylen) {
   if (!S_ISREG(st.st_mode)) return fail(why, whylen, path, "not a regular file");
   if (st.st_size == 0)
     return fail(why, whylen, path, "empty file (no asynciodebug data in it)");
-  fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* Non-blocking: the file could be swapped for a FIFO since the stat. */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return fail(why, whylen, path, "cannot open: %s", strerror(errno));
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return fail(why, whylen, path, "not a regular file");
+  }
   n = read(fd, h, sizeof(h));
   close(fd);
   if (n < 0) return fail(why, whylen, path, "cannot read: %s", strerror(errno));
@@ -78,6 +130,11 @@ static int check_file(const char *path, char *why, size_t whylen) {
   if (n < 100)
     return fail(why, whylen, path, "truncated (%zd bytes: not even an SQLite header)", n);
   snprintf(wal, sizeof(wal), "%s-wal", path);
+  snprintf(journal, sizeof(journal), "%s-journal", path);
+  *bytes = (int64_t)st.st_size;
+  *finished = lstat(wal, &wst) != 0 && errno == ENOENT && lstat(journal, &jst) != 0 &&
+              errno == ENOENT;
+  if (!*finished && stat(wal, &wst) == 0) *bytes += (int64_t)wst.st_size;
   if (stat(wal, &wst) != 0 || wst.st_size == 0) {
     uint32_t psz = (uint32_t)h[16] << 8 | h[17];
     uint32_t pages = be32(h + 28);
@@ -96,6 +153,11 @@ static int check_file(const char *path, char *why, size_t whylen) {
 
 void uvt__db_why(sqlite3 *db, int rc, const char *path, char *why, size_t whylen) {
   const char *msg = db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (db != NULL && budget_spent(db)) {
+    fail(why, whylen, path, "reading it took far more work than a file of its size "
+                            "needs (crafted or damaged?); gave up");
+    return;
+  }
   switch (rc & 0xff) {
   case SQLITE_CORRUPT:
     fail(why, whylen, path, "corrupt or truncated database (%s)", msg);
@@ -120,12 +182,54 @@ void uvt__db_why(sqlite3 *db, int rc, const char *path, char *why, size_t whylen
   }
 }
 
+/* Every object the command reads is a table: not a view (which can
+ * recurse without end), not missing (then the file is damaged, and a
+ * statement would fail later with a vaguer reason).  Tables [from, to). */
+static int check_tables(sqlite3 *db, size_t from, size_t to, const char *path, char *why,
+                        size_t whylen) {
+  sqlite3_stmt *st = NULL;
+  size_t i;
+  int rc = sqlite3_prepare_v2(db, "SELECT type FROM main.sqlite_schema WHERE name = ?1 "
+                                  "COLLATE NOCASE", -1, &st, NULL);
+  if (rc != SQLITE_OK) goto sqlite_failed;
+  for (i = from; i < to; i++) {
+    const char *type;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, tables[i], -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE && i == 0) {
+      sqlite3_finalize(st);
+      return fail(why, whylen, path,
+                  "an SQLite database of another program (no asynciodebug meta table)");
+    }
+    if (rc == SQLITE_DONE) {
+      sqlite3_finalize(st);
+      return fail(why, whylen, path, "unexpected database layout (no table '%s')", tables[i]);
+    }
+    if (rc != SQLITE_ROW) goto sqlite_failed;
+    type = (const char *)sqlite3_column_text(st, 0);
+    if (type == NULL || strcmp(type, "table") != 0) {
+      fail(why, whylen, path, "unexpected database layout ('%s' is a %.20s, not a table)",
+           tables[i], type != NULL ? type : "?");
+      sqlite3_finalize(st);
+      return -1;
+    }
+  }
+  sqlite3_finalize(st);
+  return 0;
+sqlite_failed:
+  uvt__db_why(db, rc, path, why, whylen);
+  sqlite3_finalize(st);
+  return -1;
+}
+
 /* The meta 'format' row and the schema version. */
 static int check_schema(sqlite3 *db, const char *path, char *why, size_t whylen) {
   sqlite3_stmt *st = NULL;
   int rc;
   int64_t version;
   char *format;
+  if (check_tables(db, 0, 1, path, why, whylen) != 0) return -1;
   rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
   if (rc == SQLITE_ERROR) {
     sqlite3_finalize(st);
@@ -167,24 +271,86 @@ static int check_schema(sqlite3 *db, const char *path, char *why, size_t whylen)
     return fail(why, whylen, path,
                 "schema version %lld is not one this uvtask reads (%d)",
                 (long long)version, UVT_SCHEMA_VERSION);
-  return 0;
+  return check_tables(db, 1, sizeof(tables) / sizeof(tables[0]), path, why, whylen);
 sqlite_failed:
   uvt__db_why(db, rc, path, why, whylen);
   sqlite3_finalize(st);
   return -1;
 }
 
+static int on_progress(void *arg) {
+  budget_t *b = arg;
+  if (--b->left > 0) return 0;
+  b->spent = true;
+  return 1;
+}
+
+/* "file:" URI of `path`, immutable: every byte that a URI would read as
+ * syntax is percent-encoded. */
+static char *immutable_uri(const char *path) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen(path), i, o = 0;
+  char *u = uvt__xmalloc(n * 3 + 32);
+  memcpy(u, "file:", 5);
+  o = 5;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)path[i];
+    if (c == '%' || c == '?' || c == '#' || c <= 0x20 || c >= 0x7f) {
+      u[o++] = '%';
+      u[o++] = hex[c >> 4];
+      u[o++] = hex[c & 15];
+    } else {
+      u[o++] = (char)c;
+    }
+  }
+  memcpy(u + o, "?immutable=1", 13);
+  return u;
+}
+
+static bool budget_spent(sqlite3 *db) {
+  budget_t *b = budget_of(db);
+  return b != NULL && b->spent;
+}
+
+void uvt__db_close(sqlite3 *db) {
+  budget_t **p;
+  for (p = &budgets; *p != NULL; p = &(*p)->next)
+    if ((*p)->db == db) {
+      budget_t *b = *p;
+      *p = b->next;
+      free(b);
+      break;
+    }
+  sqlite3_close(db);
+}
+
 int uvt__db_open(const char *path, sqlite3 **out, char *why, size_t whylen) {
   sqlite3 *db = NULL;
+  budget_t *budget;
+  int64_t bytes = 0;
+  bool finished = false;
   int rc;
   *out = NULL;
-  if (check_file(path, why, whylen) != 0) return -1;
-  rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+  if (check_file(path, why, whylen, &bytes, &finished) != 0) return -1;
+  if (finished) {
+    char *uri = immutable_uri(path);
+    rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+  } else {
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+  }
   if (rc != SQLITE_OK) {
     uvt__db_why(db, rc, path, why, whylen);
     sqlite3_close(db);
     return -1;
   }
+  budget = uvt__xcalloc(1, sizeof(*budget));
+  budget->left = (BUDGET_BASE + (bytes < INT64_MAX / BUDGET_PER_BYTE / 2
+                                     ? bytes * BUDGET_PER_BYTE : INT64_MAX / 2)) / PROGRESS_OPS;
+  budget->db = db;
+  budget->next = budgets;
+  budgets = budget;
+  sqlite3_progress_handler(db, PROGRESS_OPS, on_progress, budget);
   sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
   sqlite3_extended_result_codes(db, 0);
   /* The report reads the findings three times (counts, groups, durations)
@@ -192,7 +358,7 @@ int uvt__db_open(const char *path, sqlite3 **out, char *why, size_t whylen) {
    * GROUP BY's sorting stays in memory. */
   sqlite3_exec(db, "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
   if (check_schema(db, path, why, whylen) != 0) {
-    sqlite3_close(db);
+    uvt__db_close(db);
     return -1;
   }
   *out = db;

@@ -242,7 +242,7 @@ int uvt__export_chrome(const char *db_path, const char *out_path, const uvt__fil
   if (t.o == NULL) {
     fprintf(stderr, "uvtask: cannot write %s: %m\n", tmp);
     free(tmp);
-    sqlite3_close(db);
+    uvt__db_close(db);
     return UVT__EXIT_INPUT;
   }
   fputs("{\"traceEvents\":[", t.o);
@@ -250,7 +250,7 @@ int uvt__export_chrome(const char *db_path, const char *out_path, const uvt__fil
   rc = export_db(db, &t, f);
   if (rc != SQLITE_OK) uvt__db_why(db, rc, db_path, why, sizeof(why));
   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  sqlite3_close(db);
+  uvt__db_close(db);
   fputs("\n],\"displayTimeUnit\":\"ms\",\"otherData\":", t.o);
   other = json_object();
   json_object_set_new(other, "source", json_string("uvtask export"));

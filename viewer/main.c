@@ -22,6 +22,8 @@
 
 #define DEFAULT_DB "asynciodebug.db"
 #define EXIT_RUN_USAGE 125
+#define SLOW_MS_MIN 1
+#define SLOW_MS_MAX 3600000
 
 static const char usage_main[] =
     "usage: uvtask <command> [options]\n"
@@ -244,7 +246,10 @@ static int parse(args_t *a, int argc, char **argv) {
       break;
     case OPT_SLOW_MS:
       if (!run) return usage_error(a, "unknown option", "--slow-ms");
-      if (!parse_int(optarg, 1, &v)) return usage_error(a, "bad --slow-ms", optarg);
+      /* The tracer's range (tracer/config.c): outside it the debug
+       * library would quietly fall back to its default of 100. */
+      if (!parse_int(optarg, SLOW_MS_MIN, &v) || v > SLOW_MS_MAX)
+        return usage_error(a, "--slow-ms must be 1 to 3600000 (ms), not", optarg);
       a->slow_ms = optarg;
       break;
     case OPT_CHROME:
@@ -270,65 +275,6 @@ static int parse(args_t *a, int argc, char **argv) {
   a->filter.pids = a->lists.pids;
   a->filter.npids = a->lists.npids;
   return -1;
-}
-
-static bool want_color(int setting, FILE *out) {
-  const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
-  if (setting >= 0) return setting == 1;
-  if (nc != NULL && nc[0] != '\0') return false;
-  if (term != NULL && strcmp(term, "dumb") == 0) return false;
-  return isatty(fileno(out));
-}
-
-int uvt__report_main(const char *const *paths, int n, const uvt__filter_t *filter,
-                     const uvt__output_t *o) {
-  uvt__report_t r;
-  uvt__filter_t f = *filter;
-  char why[1024];
-  FILE *out = stdout;
-  char *tmp = NULL;
-  int status;
-  bool failed = false;
-  f.timeline = strcmp(o->format, "html") == 0;
-  if (uvt__report_load(&r, paths, n, &f, why, sizeof(why)) != 0) {
-    fprintf(stderr, "uvtask: %s\n", why);
-    uvt__report_free(&r);
-    return UVT__EXIT_INPUT;
-  }
-  if (f.run && r.nsessions == 0) {
-    fprintf(stderr, "uvtask: the program recorded nothing in %s (is it linked against "
-                    "libuvtask?)\n", paths[0]);
-    uvt__report_free(&r);
-    return UVT__EXIT_INPUT;
-  }
-  if (o->output != NULL && strcmp(o->output, "-") != 0) {
-    tmp = uvt__xasprintf("%s.tmp", o->output);
-    out = fopen(tmp, "w");
-    if (out == NULL) {
-      fprintf(stderr, "uvtask: cannot write %s: %m\n", tmp);
-      free(tmp);
-      uvt__report_free(&r);
-      return UVT__EXIT_INPUT;
-    }
-  }
-  if (strcmp(o->format, "json") == 0) failed = uvt__json_write(out, &r) != 0;
-  else if (strcmp(o->format, "html") == 0) uvt__html_write(out, &r);
-  else uvt__text_write(out, &r, want_color(o->color, out));
-  status = uvt__report_status(&r, &f);
-  uvt__report_free(&r);
-  if (fflush(out) != 0 || ferror(out)) failed = true;
-  if (tmp != NULL) {
-    if (fclose(out) != 0) failed = true;
-    if (failed || rename(tmp, o->output) != 0) {
-      fprintf(stderr, "uvtask: cannot write %s: %m\n", o->output);
-      remove(tmp);
-      failed = true;
-    }
-    free(tmp);
-  } else if (failed) {
-    fprintf(stderr, "uvtask: cannot write the report: %m\n");
-  }
-  return failed ? UVT__EXIT_INPUT : status;
 }
 
 static int cmd_report(args_t *a, int argc, char **argv) {

@@ -206,9 +206,13 @@ static void load_stack(loader_t *L, const uvt__session_t *s, int64_t id,
 
 /* ---- sessions --------------------------------------------------------------------- */
 
+/* `uvtask run` shows the sessions that began after it launched the
+ * program: the program's own and its children's.  A pid alone does not
+ * say it: in a new pid namespace every run's program has the same pid, and
+ * pids are reused, so an older session with the same pid is another run's. */
 static bool selected(const uvt__filter_t *f, int64_t pid, int64_t start_ns) {
   int i;
-  if (f->run && pid != f->run_pid && start_ns < f->run_start_ns) return false;
+  if (f->run && start_ns < f->run_start_ns) return false;
   if (f->npids == 0) return true;
   for (i = 0; i < f->npids; i++)
     if (f->pids[i] == pid) return true;
@@ -548,7 +552,7 @@ static int load_input(uvt__report_t *r, int input, const uvt__filter_t *f,
   sqlite3_finalize(L.stack);
   if (L.rc != SQLITE_OK) uvt__db_why(L.db, L.rc, L.path, why, whylen);
   else exec(&L, "COMMIT");
-  sqlite3_close(L.db);
+  uvt__db_close(L.db);
   uvt__map_free(L.sessions);
   free(L.mine);
   free(L.mine_ids);
@@ -607,6 +611,10 @@ int uvt__report_load(uvt__report_t *r, const char *const *paths, int n,
     if (s->empty) r->nempty++;
   }
   return 0;
+}
+
+bool uvt__report_recorded_nothing(const uvt__report_t *r) {
+  return r->nempty == r->nsessions;
 }
 
 int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f) {

@@ -32,19 +32,7 @@ static void on(const out_t *t, const char *c) {
 }
 
 /* Write a string from the database: controls become \xNN. */
-static void put(const out_t *t, const char *s) {
-  const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *run = p;
-  for (; *p != '\0'; p++) {
-    bool c0 = *p < 0x20 || *p == 0x7f;
-    bool c1 = *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* U+0080..U+009F */
-    if (!c0 && !c1) continue;
-    fwrite(run, 1, (size_t)(p - run), t->o);
-    if (c0) fprintf(t->o, "\\x%02x", *p);
-    else fprintf(t->o, "\\u%04x", *++p);
-    run = p + 1;
-  }
-  fwrite(run, 1, (size_t)(p - run), t->o);
-}
+static void put(const out_t *t, const char *s) { uvt__put_escaped(t->o, s); }
 
 static void put_loc(const out_t *t, const char *file, int line) {
   put(t, uvt__display_path(file));

@@ -6,8 +6,9 @@
  * rebuild: ASYNCIODEBUG=F and LD_PRELOAD=<debug library> (LD_PRELOAD, not
  * LD_LIBRARY_PATH, because a DT_RPATH in PROG would beat the latter).
  * Then it waits, and prints the report for this run's sessions: those
- * whose pid is PROG's, or that began after the launch (PROG's children
- * and forks).
+ * that began after the launch (PROG's, its children's and forks').  Not
+ * "those whose pid is PROG's": in a pid namespace every run of PROG gets
+ * the same pid, and an earlier run's sessions would show again.
  *
  * The database defaults to ./asynciodebug.db, as ASYNCIODEBUG=1 does: a
  * run adds its sessions to what the file already holds, and the report is
@@ -23,7 +24,10 @@
  *
  * Exit status: PROG's own when it failed (128 + N when signal N killed
  * it), else the report's: 0 clean, 1 findings, 2 nothing recorded or
- * unreadable.  Failures to start PROG use 125-127 as env(1) does: 125 a
+ * unreadable.  "Nothing recorded" includes a PROG that does not use
+ * uvtask at all: the preloaded debug library still opens a session for
+ * it, but with no object, finding or crash in it, and the user is told
+ * plainly that PROG recorded nothing.  Failures to start PROG use 125-127 as env(1) does: 125 a
  * failure of uvtask itself (bad usage, no debug library), 126 PROG found
  * but not executable, 127 PROG not found.
  */
@@ -171,6 +175,7 @@ static int spawn_and_wait(char **argv, char **env, pid_t *pid_out, int *err) {
 
 int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
                   uvt__filter_t *f, const uvt__output_t *out) {
+  /* Checked before anything runs: an output that is the recording. */
   const char *lib = debug_lib();
   char *dbabs = absolute(db != NULL ? db : "asynciodebug.db");
   char **env;
@@ -178,9 +183,14 @@ int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
   pid_t pid = 0;
   int status, err = 0, rc;
   int64_t launch;
+  paths[0] = dbabs;
+  if (uvt__outfile_check(out->output, paths, 1) != 0) {
+    free(dbabs);
+    return EXIT_CANNOT_RUN;
+  }
   if (access(lib, R_OK) != 0) {
-    fprintf(stderr, "uvtask: the debug library %s is missing (%s); set UVTASK_DEBUG_LIB "
-                    "to its path\n", lib, strerror(errno));
+    uvt__errorf("uvtask: the debug library %s is missing (%s); set UVTASK_DEBUG_LIB "
+                "to its path", lib, strerror(errno));
     free(dbabs);
     return EXIT_CANNOT_RUN;
   }
@@ -189,17 +199,16 @@ int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
   status = spawn_and_wait(argv, env, &pid, &err);
   free_env(env);
   if (status < 0) {
-    fprintf(stderr, "uvtask: cannot run %s: %s\n", argv[0], strerror(err));
+    uvt__errorf("uvtask: cannot run %s: %s", argv[0], strerror(err));
     free(dbabs);
     return err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_NOT_EXEC;
   }
   f->run = true;
-  f->run_pid = pid;
   f->run_start_ns = launch;
-  paths[0] = dbabs;
+  f->run_prog = argv[0];
   if (access(dbabs, F_OK) != 0) {
-    fprintf(stderr, "uvtask: %s recorded nothing (%s was not created: is it "
-                    "linked against libuvtask?)\n", argv[0], dbabs);
+    uvt__errorf("uvtask run: %s recorded nothing (%s was not created: is it "
+                "linked with libuvtask?)", argv[0], dbabs);
     rc = UVT__EXIT_INPUT;
   } else {
     rc = uvt__report_main(paths, 1, f, out);

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_INLINE 16
@@ -208,9 +209,20 @@ static bool build_id_matches(Dwfl_Module *mod, const char *want) {
 
 static void modfile_open(uvt__sym_t *s, modfile_t *mf) {
   const char *name = strrchr(mf->path, '/');
+  struct stat st;
   int fd;
   name = name != NULL ? name + 1 : mf->path;
-  fd = open(mf->path, O_RDONLY | O_CLOEXEC);
+  /* The path comes from the database: it may name a FIFO or a device,
+   * whose open or read would wait forever.  O_NONBLOCK makes the open
+   * return at once (and does nothing to a regular file's reads). */
+  fd = open(mf->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    mf->state = MF_UNREADABLE;
+    note(s, uvt__xasprintf("%s is not a regular file; its frames are shown as "
+                           "module+offset", mf->path));
+    return;
+  }
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
       mf->state = MF_GONE;

@@ -104,6 +104,35 @@ char *uvt__col_text(sqlite3_stmt *st, int i) {
   return uvt__utf8_clean((const char *)t, (size_t)sqlite3_column_bytes(st, i));
 }
 
+/* ---- escaping for terminals -------------------------------------------------- */
+
+void uvt__put_escaped(FILE *o, const char *s) {
+  const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *run = p;
+  for (; *p != '\0'; p++) {
+    bool c0 = *p < 0x20 || *p == 0x7f;
+    bool c1 = *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* U+0080..U+009F */
+    if (!c0 && !c1) continue;
+    fwrite(run, 1, (size_t)(p - run), o);
+    if (c0) fprintf(o, "\\x%02x", *p);
+    else fprintf(o, "\\u%04x", *++p);
+    run = p + 1;
+  }
+  fwrite(run, 1, (size_t)(p - run), o);
+}
+
+void uvt__errorf(const char *fmt, ...) {
+  va_list ap;
+  char *line;
+  int n;
+  va_start(ap, fmt);
+  n = vasprintf(&line, fmt, ap);
+  va_end(ap);
+  if (n < 0) out_of_memory();
+  uvt__put_escaped(stderr, line);
+  fputc('\n', stderr);
+  free(line);
+}
+
 /* ---- arithmetic on values read from a database ------------------------------------ */
 
 int64_t uvt__add_sat(int64_t a, int64_t b) {

@@ -45,6 +45,16 @@ char *uvt__utf8_clean(const char *s, size_t n);
 /* Column i of the current row as a cleaned, owned string; NULL for NULL. */
 char *uvt__col_text(sqlite3_stmt *st, int i);
 
+/* Write s (NULL: nothing) with every control character — C0 including
+ * newline and tab, DEL, and C1 (U+0080..U+009F) — as \xNN or \u00NN, so
+ * that bytes from a database can neither drive the terminal nor break a
+ * line in two.  Every line the command writes to a terminal or stderr, and
+ * the text report, goes through it. */
+void uvt__put_escaped(FILE *o, const char *s);
+/* One line on stderr: formatted as printf does (%m works), escaped as
+ * above, then a newline. */
+void uvt__errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* a + b and a - b, saturating: database values may be anything. */
 int64_t uvt__add_sat(int64_t a, int64_t b);
 int64_t uvt__sub_sat(int64_t a, int64_t b);
@@ -78,9 +88,15 @@ void uvt__map_free(uvt__map_t *m);
 /* Open `path` read-only as an asynciodebug database of a version this
  * command reads.  Returns 0 and *out, or -1 with a one-line reason in
  * `why` (missing, empty, not SQLite, another program's, newer version,
- * truncated, corrupt).  A database still being written (WAL) opens too:
- * readers do not block its writer, and a busy timeout covers checkpoints. */
+ * truncated, corrupt, a view where a table should be).  A database still
+ * being written (WAL) opens too: readers do not block its writer, and a
+ * busy timeout covers checkpoints.  A finished one is read without
+ * creating -wal/-shm files.  Every statement on it runs under a work
+ * budget: past it, sqlite3_step fails (SQLITE_INTERRUPT) and uvt__db_why
+ * says so.  Close it with uvt__db_close. */
 int uvt__db_open(const char *path, sqlite3 **out, char *why, size_t whylen);
+/* Close a database opened by uvt__db_open. */
+void uvt__db_close(sqlite3 *db);
 /* The reason for a failed sqlite3 call on an open database, one line. */
 void uvt__db_why(sqlite3 *db, int rc, const char *path, char *why, size_t whylen);
 
@@ -207,7 +223,8 @@ typedef struct {
   const char *const *fail_on; /* --fail-on */
   int nfail_on;
   bool run;                 /* `uvtask run`: only this run's sessions */
-  int64_t run_pid, run_start_ns;
+  int64_t run_start_ns;     /* when it launched the program */
+  const char *run_prog;     /* its program, for messages */
   bool timeline;            /* load the task timeline (HTML) */
 } uvt__filter_t;
 
@@ -231,6 +248,9 @@ int uvt__report_load(uvt__report_t *r, const char *const *paths, int n,
  * selected sessions).  Returns SQLITE_OK or the failing code. */
 int uvt__timeline_load(sqlite3 *db, uvt__report_t *r, int input);
 void uvt__report_free(uvt__report_t *r);
+/* True if none of the sessions read recorded anything (no objects, no
+ * findings, no crash): the program did not use uvtask. */
+bool uvt__report_recorded_nothing(const uvt__report_t *r);
 /* 1 if a finding counts (--fail-on narrows which kinds do), else 0. */
 int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f);
 /* "task 'x'", "coroutine 'y'", "task #12" */
@@ -253,6 +273,27 @@ typedef struct {
   const char *output;  /* NULL: stdout */
   int color;           /* -1 auto, 0 never, 1 always */
 } uvt__output_t;
+
+/* ---- output.c ------------------------------------------------------------ */
+
+/* An output file written whole or not at all (see output.c). */
+typedef struct {
+  FILE *f;          /* where to write */
+  const char *path; /* NULL or "-": standard output */
+  char *tmp;        /* the temporary, renamed over path at the end */
+} uvt__outfile_t;
+
+/* -1 (after a one-line message) if `path` names the same file as one of
+ * the inputs (or an input's -wal), else 0. */
+int uvt__outfile_check(const char *path, const char *const *inputs, int n);
+/* Open a fresh temporary beside `path` (standard output for NULL or "-").
+ * 0, or -1 after a one-line message. */
+int uvt__outfile_open(uvt__outfile_t *o, const char *path);
+/* Flush and, if `ok` and everything was written, rename into place; else
+ * remove the temporary.  0, or -1 after a one-line message. */
+int uvt__outfile_finish(uvt__outfile_t *o, bool ok);
+/* Remove the temporary without a message (the caller has said why). */
+void uvt__outfile_abandon(uvt__outfile_t *o);
 
 /* `uvtask report` as main.c and run.c call it: load, write, and return
  * the exit status (0 clean, 1 findings, 2 unreadable input). */
