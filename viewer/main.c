@@ -264,7 +264,7 @@ static int parse(args_t *a, int argc, char **argv) {
    * say so, but go on — a newer tracer may record kinds we do not know. */
   for (c = 0; c < a->lists.nkinds + a->lists.nfail_on; c++) {
     const char *k = c < a->lists.nkinds ? a->lists.kinds[c] : a->lists.fail_on[c - a->lists.nkinds];
-    if (!uvt__kind_known(k))
+    if (!uvt__kind_known(k) && !(c >= a->lists.nkinds && strcmp(k, UVT__KILLED_WORD) == 0))
       fprintf(stderr, "uvtask %s: warning: unknown finding kind '%s' (see 'uvtask help %s')\n",
               a->cmd, k, a->cmd);
   }

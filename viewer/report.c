@@ -49,6 +49,7 @@ typedef struct {
   int nmine, capmine;
   uvt__map_t *mine_at; /* group pointer -> its index in mine + 1 */
   uvt__map_t *parents; /* session id + object id -> uvt__objref_t, read once */
+  uvt__map_t *kind_at; /* session id + kind -> its index in the session's kinds + 1 */
 } loader_t;
 
 /* ---- statements --------------------------------------------------------------- */
@@ -98,10 +99,28 @@ static int col_int(sqlite3_stmt *st, int i) {
 
 /* ---- objects and stacks ------------------------------------------------------------ */
 
+static bool startup_frame(const uvt__frame_t *f);
+
+/* Object ids are the scheduler's number in the top bits and a counter
+ * below (runtime/sched.c: number << 40): "#1:2448" reads better than
+ * "#1099511630224", and says which scheduler (loop) made it. */
+#define ID_SCHED_SHIFT 40
+
 char *uvt__obj_words(const uvt__objref_t *o) {
   const char *kind = o->kind != NULL ? o->kind : "object";
+  uint64_t id = (uint64_t)o->id;
   if (o->name != NULL) return uvt__xasprintf("%s '%s'", kind, o->name);
+  if (o->id > 0 && id >> ID_SCHED_SHIFT != 0)
+    return uvt__xasprintf("%s #%llu:%llu", kind, (unsigned long long)(id >> ID_SCHED_SHIFT),
+                          (unsigned long long)(id & ((1ull << ID_SCHED_SHIFT) - 1)));
   return uvt__xasprintf("%s #%lld", kind, (long long)o->id);
+}
+
+bool uvt__frames_only_runtime(const uvt__frames_t *fr) {
+  int i;
+  for (i = 0; i < fr->n; i++)
+    if (!startup_frame(fr->v[i])) return false;
+  return true;
 }
 
 static void objref_free(uvt__objref_t *o) {
@@ -256,6 +275,10 @@ static void load_sessions(loader_t *L) {
     s->peak_tasks = col_i64(st, 15);
     s->findings_recorded = col_i64(st, 16);
     s->shed = col_i64(st, 17);
+    if (s->end_reason != NULL || s->end_ns > 0) s->state = UVT__SESSION_ENDED;
+    else if (uvt__session_process_alive(s->pid, s->start_ns, s->exe))
+      s->state = UVT__SESSION_RUNNING;
+    else s->state = UVT__SESSION_KILLED;
     s->space = uvt__sym_space(r->sym);
     *uvt__map_slot(L->sessions, (const char *)&id, sizeof(id)) = s;
     r->sessions = uvt__xrealloc(r->sessions, (size_t)(r->nsessions + 1) * sizeof(*r->sessions));
@@ -285,17 +308,30 @@ static void load_modules(loader_t *L) {
   sqlite3_finalize(st);
 }
 
-/* Count a group's findings in its session's findings by kind. */
-static void count_kind(uvt__session_t *s, const char *kind, int64_t n) {
-  int i;
-  for (i = 0; i < s->nkinds; i++)
-    if (strcmp(s->kinds[i].kind, kind) == 0) break;
-  if (i == s->nkinds) {
-    s->kinds = uvt__xrealloc(s->kinds, (size_t)(s->nkinds + 1) * sizeof(*s->kinds));
-    s->kinds[i].kind = uvt__xstrdup(kind);
-    s->kinds[i].n = 0;
-    s->nkinds++;
+/* Count a group's findings in its session's findings by kind.  A
+ * crafted file may hold any number of distinct kinds: the kind's slot is
+ * found through a map keyed by (session, kind), never by scanning the
+ * session's list (that made the report quadratic in the kinds). */
+static void count_kind(loader_t *L, uvt__session_t *s, const char *kind, int64_t n) {
+  size_t klen = strlen(kind), len = sizeof(s->id) + klen;
+  char *key = uvt__xmalloc(len);
+  void **slot;
+  intptr_t i;
+  memcpy(key, &s->id, sizeof(s->id));
+  memcpy(key + sizeof(s->id), kind, klen);
+  if (L->kind_at == NULL) L->kind_at = uvt__map_new();
+  slot = uvt__map_slot(L->kind_at, key, len);
+  free(key);
+  if (*slot == NULL) {
+    if (s->nkinds == s->capkinds) {
+      s->capkinds = s->capkinds ? s->capkinds * 2 : 8;
+      s->kinds = uvt__xrealloc(s->kinds, (size_t)s->capkinds * sizeof(*s->kinds));
+    }
+    s->kinds[s->nkinds].kind = uvt__xstrdup(kind);
+    s->kinds[s->nkinds].n = 0;
+    *slot = (void *)(intptr_t)++s->nkinds;
   }
+  i = (intptr_t)*slot - 1;
   s->kinds[i].n += n;
   s->nfindings += n;
 }
@@ -371,7 +407,7 @@ static void load_groups(loader_t *L) {
     g->count += n;
     g->nsessions++;
     r->total += n;
-    if (s != NULL && g->kind != NULL) count_kind(s, g->kind, n);
+    if (s != NULL && g->kind != NULL) count_kind(L, s, g->kind, n);
     if (created) {
       if (r->ngroups == r->capgroups) {
         r->capgroups = r->capgroups ? r->capgroups * 2 : 64;
@@ -557,6 +593,7 @@ static int load_input(uvt__report_t *r, int input, const uvt__filter_t *f,
   free(L.mine);
   free(L.mine_ids);
   uvt__map_free(L.mine_at);
+  uvt__map_free(L.kind_at);
   uvt__map_each(L.parents, parent_free);
   uvt__map_free(L.parents);
   return L.rc == SQLITE_OK ? 0 : -1;
@@ -606,9 +643,13 @@ int uvt__report_load(uvt__report_t *r, const char *const *paths, int n,
   if (r->ngroups > 1) qsort(r->groups, (size_t)r->ngroups, sizeof(*r->groups), by_kind_site);
   for (i = 0; i < r->nsessions; i++) {
     uvt__session_t *s = r->sessions[i];
-    s->empty = s->objects == 0 && s->findings_recorded == 0 && s->nfindings == 0 &&
+    /* Only a session that ended normally can have recorded nothing: one
+     * cut short or still running has not written its counts yet. */
+    s->empty = s->state == UVT__SESSION_ENDED && s->objects == 0 &&
+               s->findings_recorded == 0 && s->nfindings == 0 &&
                !(s->end_reason != NULL && strcmp(s->end_reason, "signal") == 0);
     if (s->empty) r->nempty++;
+    if (s->state == UVT__SESSION_KILLED) r->nkilled++;
   }
   return 0;
 }
@@ -619,6 +660,9 @@ bool uvt__report_recorded_nothing(const uvt__report_t *r) {
 
 int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f) {
   int i;
+  if (r->nkilled > 0 &&
+      (f->nfail_on == 0 || uvt__in_list(f->fail_on, f->nfail_on, UVT__KILLED_WORD)))
+    return UVT__EXIT_FINDINGS;
   for (i = 0; i < r->ngroups; i++)
     if (f->nfail_on == 0 || uvt__in_list(f->fail_on, f->nfail_on, r->groups[i]->kind))
       return UVT__EXIT_FINDINGS;

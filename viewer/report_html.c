@@ -122,7 +122,8 @@ static void chain(FILE *o, const uvt__group_t *g) {
     esc(o, w);
     free(w);
     if (!p->found) {
-      fputs(": not recorded</div>\n", o);
+      fputs(": not in the recording: it ended before the recorder kept a row for "
+            "it</div>\n", o);
       break;
     }
     fputs(p->kind != NULL && strcmp(p->kind, "task") == 0 ? " spawned at <code>"
@@ -293,7 +294,10 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
   if (localtime_r(&sec, &tm) != NULL && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) > 0)
     fprintf(o, "started %s", when);
   if (s->end_ns > 0) fprintf(o, ", ran %s", uvt__fmt_dur(uvt__sub_sat(s->end_ns, s->start_ns), b1));
-  if (s->end_reason == NULL) fputs(", did not end (still running, or killed)", o);
+  if (s->state == UVT__SESSION_RUNNING) fputs(", still running", o);
+  else if (s->state == UVT__SESSION_KILLED)
+    fputs(", <strong>ended without an end record: killed or lost power?</strong>", o);
+  else if (s->end_reason == NULL) fputs(", ended", o);
   else if (strcmp(s->end_reason, "signal") == 0) {
     fprintf(o, ", ended by %s", uvt__signal_name(s->signal, b1));
     if (s->crash_task.id > 0) {

@@ -115,6 +115,9 @@ static json_t *session_json(const uvt__session_t *s) {
   set(o, "start_ns", json_integer(s->start_ns));
   set(o, "end_ns", jint_or_null(s->end_ns > 0, s->end_ns));
   set(o, "duration_ns", jint_or_null(s->end_ns > 0, uvt__sub_sat(s->end_ns, s->start_ns)));
+  set(o, "state", json_string(s->state == UVT__SESSION_RUNNING ? "running"
+                               : s->state == UVT__SESSION_KILLED ? UVT__KILLED_WORD
+                                                                 : "ended"));
   set(end, "reason", jstr(s->end_reason));
   set(end, "exit_status", jint_or_null(s->has_exit, s->exit_status));
   set(end, "signal", jint_or_null(s->has_signal, s->signal));

@@ -102,7 +102,11 @@ static void put_chain(const out_t *t, const uvt__group_t *g) {
     put(t, w);
     free(w);
     if (!p->found) {
-      fputs(": not recorded)\n", t->o);
+      /* The recorder keeps a row only for objects alive at a flush or
+       * involved in a finding; a short-lived healthy one is only counted
+       * at its creation site. */
+      fputs(": not in the recording: it ended before the recorder kept a row "
+            "for it)\n", t->o);
       on(t, C_OFF);
       break;
     }
@@ -191,11 +195,15 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
       put(t, g->error);
     }
     fputc('\n', t->o);
-    if (g->fail.n > 0) put_frames(t, "raised at", &g->fail);
-    else if (g->stack.n > 0) put_frames(t, "raised at", &g->stack);
-    else if (g->fail_file != NULL || g->where_file != NULL)
+    /* Where uvt_fail was called, as JSON and HTML give it; a stack only
+     * when it shows more than uvtask's own trampoline (a task's error is
+     * captured as it finishes, when only task_entry is left). */
+    if (g->fail_file != NULL || g->where_file != NULL)
       put_where(t, "raised at", NULL, g->fail_file != NULL ? g->fail_file : g->where_file,
                 g->fail_file != NULL ? g->fail_line : g->where_line);
+    if (!uvt__frames_only_runtime(g->fail.n > 0 ? &g->fail : &g->stack))
+      put_frames(t, g->fail_file != NULL || g->where_file != NULL ? "stack" : "raised at",
+                 g->fail.n > 0 ? &g->fail : &g->stack);
   } else if (strcmp(k, "yield-in-critical-section") == 0) {
     put_frames(t, "awaits at", &g->stack);
     if (g->where_file != NULL)
@@ -223,8 +231,15 @@ static void put_session(const out_t *t, const uvt__report_t *r, const uvt__sessi
   if (localtime_r(&sec, &tm) != NULL && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) > 0)
     fprintf(t->o, "  %s", when);
   if (s->end_ns > 0) fprintf(t->o, ", %s", uvt__fmt_dur(uvt__sub_sat(s->end_ns, s->start_ns), b1));
-  if (s->end_reason == NULL) {
-    fputs(", did not end (still running, or killed)", t->o);
+  if (s->state == UVT__SESSION_RUNNING) {
+    fputs(", still running", t->o);
+  } else if (s->state == UVT__SESSION_KILLED) {
+    fputs(", ", t->o);
+    on(t, C_WARN);
+    fputs("ended without an end record: killed or lost power?", t->o);
+    on(t, C_OFF);
+  } else if (s->end_reason == NULL) {
+    fputs(", ended", t->o);
   } else if (strcmp(s->end_reason, "signal") == 0) {
     fprintf(t->o, ", ended by %s", uvt__signal_name(s->signal, b2));
     if (s->crash_task.id > 0) {
@@ -297,6 +312,10 @@ void uvt__text_write(FILE *o, const uvt__report_t *r, bool color) {
     put(&t, notes[i]);
     fputc('\n', o);
   }
+  if (r->nkilled > 0)
+    fprintf(o, "%d session%s ended without an end record (killed or lost power?): "
+               "what they recorded last may be missing\n",
+            r->nkilled, r->nkilled == 1 ? "" : "s");
   if (r->total == 0) fputs("no findings\n", o);
   else
     fprintf(o, "%s finding%s at %d site%s\n", uvt__fmt_count(r->total, b1),

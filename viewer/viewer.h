@@ -100,6 +100,13 @@ void uvt__db_close(sqlite3 *db);
 /* The reason for a failed sqlite3 call on an open database, one line. */
 void uvt__db_why(sqlite3 *db, int rc, const char *path, char *why, size_t whylen);
 
+/* ---- proc.c ------------------------------------------------------------ */
+
+/* True if process `pid` of this machine is still the one that began a
+ * session at `start_ns` (ns since the epoch) running `exe` (NULL: not
+ * known): see proc.c. */
+bool uvt__session_process_alive(int64_t pid, int64_t start_ns, const char *exe);
+
 /* ---- symbolize.c --------------------------------------------------------- */
 
 /* One frame of a symbolised stack.  A PC may give several frames: the
@@ -163,8 +170,21 @@ typedef struct {
   int64_t n;
 } uvt__kindcount_t;
 
+/* How a session stands.  Not a finding kind: a session that ended
+ * without an end record and whose process is gone was killed (SIGKILL,
+ * the OOM killer) or lost power, and such a run is never reported clean
+ * (`--fail-on killed` selects it like a kind). */
+typedef enum {
+  UVT__SESSION_ENDED,   /* it has an end record */
+  UVT__SESSION_RUNNING, /* no end record; its process is still running */
+  UVT__SESSION_KILLED   /* no end record; its process is gone */
+} uvt__session_state_t;
+
+#define UVT__KILLED_WORD "killed" /* its --fail-on word and JSON state */
+
 typedef struct {
   int input;           /* index into the report's inputs */
+  uvt__session_state_t state;
   int64_t id, pid, ppid;
   char *argv, *exe, *test_name, *end_reason;
   int64_t start_ns, end_ns; /* end_ns 0: never ended */
@@ -174,7 +194,7 @@ typedef struct {
   int64_t objects, peak_tasks, findings_recorded, shed;
   int slow_ms, depth;
   uvt__kindcount_t *kinds; /* findings by kind, after the filters */
-  int nkinds;
+  int nkinds, capkinds;
   int64_t nfindings;   /* after the filters */
   bool empty;          /* nothing recorded: hidden in text and HTML */
   int space;           /* symboliser address space */
@@ -236,6 +256,7 @@ typedef struct {
   uvt__group_t **groups;
   int ngroups, capgroups;
   int64_t total;            /* findings after the filters */
+  int nkilled;              /* sessions in state UVT__SESSION_KILLED */
   uvt__sym_t *sym;
 } uvt__report_t;
 
@@ -251,9 +272,13 @@ void uvt__report_free(uvt__report_t *r);
 /* True if none of the sessions read recorded anything (no objects, no
  * findings, no crash): the program did not use uvtask. */
 bool uvt__report_recorded_nothing(const uvt__report_t *r);
+/* True if every frame (or none) is uvtask's own trampoline or the C
+ * library's start-up: a stack that says nothing about the program. */
+bool uvt__frames_only_runtime(const uvt__frames_t *fr);
 /* 1 if a finding counts (--fail-on narrows which kinds do), else 0. */
 int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f);
-/* "task 'x'", "coroutine 'y'", "task #12" */
+/* "task 'x'", "coroutine 'y'", "task #12", "task #1:2448" (scheduler 1's
+ * object 2448: see report.c) */
 char *uvt__obj_words(const uvt__objref_t *o);
 
 /* ---- writers -------------------------------------------------------------- */
