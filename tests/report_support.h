@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schema.h"
@@ -91,9 +93,35 @@ static inline void result_free(result_t *r) {
   free(r->err);
 }
 
+/* Wait for pid; with a bound (seconds > 0), kill it when the bound
+ * passes (then the status says SIGKILL: the caller's check fails). */
+static inline int wait_bounded(pid_t pid, int seconds) {
+  struct timespec t0, now, pause = {0, 10 * 1000 * 1000};
+  int st;
+  if (seconds <= 0) {
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return st;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    cr_assert_geq(w, 0);
+    if (w == pid) return st;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - t0.tv_sec >= seconds) {
+      kill(pid, SIGKILL);
+      cr_assert_eq(waitpid(pid, &st, 0), pid);
+      return st;
+    }
+    nanosleep(&pause, NULL);
+  }
+}
+
 /* Run argv (NULL-terminated) with extra environment entries (NULL or a
- * NULL-terminated list "NAME=value"; NAME= alone removes NAME). */
-static inline result_t run_env(const char *const *argv, const char *const *extra_env) {
+ * NULL-terminated list "NAME=value"; NAME= alone removes NAME); with
+ * seconds > 0, kill it if it has not finished by then. */
+static inline result_t run_env_bounded(const char *const *argv,
+                                       const char *const *extra_env, int seconds) {
   const char *out = path_in("stdout"), *err = path_in("stderr");
   char *envp[256];
   posix_spawn_file_actions_t fa;
@@ -120,13 +148,17 @@ static inline result_t run_env(const char *const *argv, const char *const *extra
   cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp), 0,
                "cannot run %s", argv[0]);
   posix_spawn_file_actions_destroy(&fa);
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  st = wait_bounded(pid, seconds);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   r.out = read_file(out, &r.outlen);
   r.err = read_file(err, NULL);
   cr_assert_not_null(r.out);
   cr_assert_not_null(r.err);
   return r;
+}
+
+static inline result_t run_env(const char *const *argv, const char *const *extra_env) {
+  return run_env_bounded(argv, extra_env, 0);
 }
 
 static inline result_t run(const char *const *argv) { return run_env(argv, NULL); }

@@ -188,16 +188,18 @@ Test(report, session_summary_says_how_it_ended) {
   add_object(h, 1, 7, "task", "handle_client", "src/feed.c", 131, 0);
   q(h, "UPDATE sessions SET end_reason = 'signal', exit_status = NULL, signal = 11, "
        "crash_task_id = 7, shed = 12", "");
+  /* No end record, and its process (pid 5151 in 2025) is long gone. */
   q(h, "INSERT INTO sessions (id, pid, ppid, argv, start_ns, slow_ms, depth, objects) "
-       "VALUES (2, 5151, 1, './still-running', ?1, 100, 16, 9)", "i", T0);
+       "VALUES (2, 5151, 1, './killed', ?1, 100, 16, 9)", "i", T0);
   sqlite3_close(h);
   r = UVT("report", db);
-  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_eq(r.status, 1, "a killed session is not clean: %s", r.err);
   cr_expect_neq(strstr(r.out, "ended by SIGSEGV in task 'handle_client' (src/feed.c:131)"),
                 NULL, "%s", r.out);
   cr_expect_neq(strstr(r.out, "12 timeline events shed"), NULL, "%s", r.out);
-  cr_expect_neq(strstr(r.out, "session 5151  ./still-running"), NULL);
-  cr_expect_neq(strstr(r.out, "did not end (still running, or killed)"), NULL);
+  cr_expect_neq(strstr(r.out, "session 5151  ./killed"), NULL);
+  cr_expect_neq(strstr(r.out, "ended without an end record: killed or lost power?"), NULL,
+                "%s", r.out);
   cr_expect_neq(strstr(r.out, "no findings"), NULL);
   result_free(&r);
 }
@@ -231,8 +233,9 @@ Test(report, filters_by_kind_pid_and_duration) {
   const char *db = path_in("one.db");
   sqlite3 *h = db_with_one_of_each(db);
   result_t r;
-  q(h, "INSERT INTO sessions (id, pid, ppid, argv, start_ns, slow_ms, depth, objects) "
-       "VALUES (2, 777, 1, './other', ?1, 100, 16, 1)", "i", T0);
+  q(h, "INSERT INTO sessions (id, pid, ppid, argv, start_ns, end_ns, end_reason, "
+       "exit_status, slow_ms, depth, objects) "
+       "VALUES (2, 777, 1, './other', ?1, ?1, 'exit', 0, 100, 16, 1)", "i", T0);
   add_finding(h, 2, "wrong-thread", 0, "src/thread.c", 9, "uvt_spawn called from a thread");
   sqlite3_close(h);
   r = UVT("report", "--kind", "slow-callback,never-awaited", db);

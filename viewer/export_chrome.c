@@ -1,10 +1,13 @@
 /*
- * `uvtask export --chrome-trace OUT.json [FILE]`: the recording as a
+ * `uvtask export --chrome-trace OUT.json [FILE...]`: the recordings as one
  * Trace Event Format file for Perfetto (ui.perfetto.dev) and
  * chrome://tracing.
  *
  *   process  one per session (pid = the session's row id, so two runs
- *            that reused a pid stay apart; named "pid N: argv")
+ *            that reused a pid stay apart, plus, for the second input on,
+ *            the largest row id of the inputs before it, so sessions of
+ *            several files stay apart too; named "pid N: argv", and
+ *            "[FILE]" after it when there are several inputs)
  *   thread   one per task, and per other object involved in a finding
  *            (tid numbered from 1 in creation order; named "task 'x'")
  *   X        the object's life, on its own track, from created_ns to
@@ -15,13 +18,15 @@
  *            process (process-scoped) when it has no object;
  *            args: message, file, line
  *
- * Timestamps are microseconds since the earliest selected session began.
+ * Timestamps are microseconds since the earliest selected session of all
+ * inputs began.  Every input is opened and checked before anything is
+ * written: one that cannot be read gives exit status 2 and no output.
  *
  * A database can hold a million objects: the events are streamed, one
  * jansson object each, dumped with json_dumpf; only the separators of the
- * enclosing array are written around them.  Everything is written to
- * OUT.tmp and renamed over OUT at the end, so a failure leaves no half
- * file under the name asked for.
+ * enclosing array are written around them.  Everything is written to a
+ * fresh temporary beside OUT and renamed over OUT at the end (output.c),
+ * so a failure leaves no half file under the name asked for.
  */
 #include "viewer.h"
 
@@ -34,6 +39,8 @@ typedef struct {
   bool first;
   bool failed;
   int64_t t0;
+  int64_t pid_base; /* added to this input's session row ids */
+  const char *label; /* NULL, or the input's name when there are several */
 } trace_t;
 
 static void emit(trace_t *t, json_t *ev) {
@@ -67,6 +74,16 @@ typedef struct {
   int64_t next_tid;
 } sess_t;
 
+/* The trace's process id of a session row id. */
+#define TRACE_PID(t, session) uvt__add_sat((t)->pid_base, (session))
+
+static bool want_pid(const uvt__filter_t *f, int64_t pid) {
+  int i;
+  for (i = 0; i < f->npids; i++)
+    if (f->pids[i] == pid) return true;
+  return f->npids == 0;
+}
+
 static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
   sqlite3_stmt *st = NULL;
   sess_t *ss = NULL;
@@ -92,20 +109,19 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
     int64_t pid = sqlite3_column_int64(st, 1);
     char *argv, *name;
     json_t *e, *args;
-    bool want = f->npids == 0;
-    for (i = 0; i < f->npids; i++) want = want || f->pids[i] == pid;
-    if (!want) continue;
+    if (!want_pid(f, pid)) continue;
     ss = uvt__xrealloc(ss, (size_t)(ns + 1) * sizeof(*ss));
     ss[ns].session = sqlite3_column_int64(st, 0);
     ss[ns].pid = pid;
     ss[ns].start_ns = sqlite3_column_int64(st, 3);
     ss[ns].end_ns = sqlite3_column_int64(st, 4);
     ss[ns].next_tid = 1;
-    if (ns == 0 || ss[ns].start_ns < t->t0) t->t0 = ss[ns].start_ns;
     *uvt__map_slot(sessions, (const char *)&ss[ns].session, 8) = (void *)(intptr_t)(ns + 1);
     argv = uvt__col_text(st, 2);
-    name = uvt__xasprintf("pid %lld: %s", (long long)pid, argv != NULL ? argv : "?");
-    e = event("M", "process_name", NULL, ss[ns].session, -1);
+    name = uvt__xasprintf("pid %lld: %s%s%s%s", (long long)pid, argv != NULL ? argv : "?",
+                          t->label != NULL ? " [" : "", t->label != NULL ? t->label : "",
+                          t->label != NULL ? "]" : "");
+    e = event("M", "process_name", NULL, TRACE_PID(t, ss[ns].session), -1);
     args = json_object();
     json_object_set_new(args, "name", jstr(name));
     json_object_set_new(e, "args", args);
@@ -137,12 +153,12 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
       words = uvt__obj_words(&ref);
       file = uvt__col_text(st, 3);
       *uvt__map_slot(tids, (const char *)key, sizeof(key)) = (void *)(intptr_t)tid;
-      e = event("M", "thread_name", NULL, s->session, tid);
+      e = event("M", "thread_name", NULL, TRACE_PID(t, s->session), tid);
       args = json_object();
       json_object_set_new(args, "name", jstr(words));
       json_object_set_new(e, "args", args);
       emit(t, e);
-      e = event("X", words, ref.kind != NULL ? ref.kind : "object", s->session, tid);
+      e = event("X", words, ref.kind != NULL ? ref.kind : "object", TRACE_PID(t, s->session), tid);
       json_object_set_new(e, "ts", json_real(us(t, created)));
       json_object_set_new(e, "dur", json_real(ended > created ? ((double)ended - (double)created) / 1000.0 : 0));
       args = json_object();
@@ -172,7 +188,7 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
     int64_t start = sqlite3_column_int64(st, 2), dur = sqlite3_column_int64(st, 3);
     json_t *e;
     if (tid == 0 || start <= 0) continue; /* not selected, or start unknown */
-    e = event("X", slow ? "step (slow)" : "step", "step", key[0], tid);
+    e = event("X", slow ? "step (slow)" : "step", "step", TRACE_PID(t, key[0]), tid);
     json_object_set_new(e, "ts", json_real(us(t, start)));
     json_object_set_new(e, "dur", json_real((double)dur / 1000.0));
     if (slow) {
@@ -199,7 +215,8 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
     kind = uvt__col_text(st, 1);
     file = uvt__col_text(st, 3);
     msg = uvt__col_text(st, 5);
-    e = event("i", kind != NULL ? kind : "finding", "finding", key[0], tid > 0 ? tid : -1);
+    e = event("i", kind != NULL ? kind : "finding", "finding", TRACE_PID(t, key[0]),
+              tid > 0 ? tid : -1);
     json_object_set_new(e, "ts", json_real(us(t, sqlite3_column_int64(st, 6))));
     json_object_set_new(e, "s", json_string(tid > 0 ? "t" : "p"));
     args = json_object();
@@ -226,31 +243,73 @@ out:
 #undef PREPARE
 }
 
-int uvt__export_chrome(const char *db_path, const char *out_path, const uvt__filter_t *f) {
-  sqlite3 *db;
+/* The start of the earliest selected session and the largest row id of
+ * one input, read before anything is written. */
+static int input_extent(sqlite3 *db, const uvt__filter_t *f, int64_t *t0, bool *have_t0,
+                        int64_t *max_id) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT id, pid, start_ns FROM sessions", -1, &st, NULL);
+  *max_id = 0;
+  while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    int64_t id = sqlite3_column_int64(st, 0), start = sqlite3_column_int64(st, 2);
+    if (id > *max_id) *max_id = id;
+    if (!want_pid(f, sqlite3_column_int64(st, 1))) continue;
+    if (!*have_t0 || start < *t0) *t0 = start;
+    *have_t0 = true;
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_reset(st);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static void close_all(sqlite3 **dbs, int n) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (dbs[i] != NULL) uvt__db_close(dbs[i]);
+  free(dbs);
+}
+
+int uvt__export_chrome(const char *const *paths, int n, const char *out_path,
+                       const uvt__filter_t *f) {
+  sqlite3 **dbs = uvt__xcalloc((size_t)n, sizeof(*dbs));
+  int64_t *max_ids = uvt__xcalloc((size_t)n, sizeof(*max_ids));
   char why[1024];
-  char *tmp;
-  trace_t t = {NULL, true, false, 0};
+  trace_t t = {NULL, true, false, 0, 0, NULL};
+  uvt__outfile_t out;
+  bool have_t0 = false;
   json_t *other;
-  int rc;
-  if (uvt__db_open(db_path, &db, why, sizeof(why)) != 0) {
-    fprintf(stderr, "uvtask: %s\n", why);
-    return UVT__EXIT_INPUT;
+  int rc = SQLITE_OK, i;
+  if (uvt__outfile_check(out_path, paths, n) != 0) goto refused;
+  for (i = 0; i < n; i++) {
+    if (uvt__db_open(paths[i], &dbs[i], why, sizeof(why)) != 0) {
+      uvt__errorf("uvtask: %s", why);
+      goto refused;
+    }
+    rc = input_extent(dbs[i], f, &t.t0, &have_t0, &max_ids[i]);
+    if (rc != SQLITE_OK) {
+      uvt__db_why(dbs[i], rc, paths[i], why, sizeof(why));
+      uvt__errorf("uvtask: %s", why);
+      goto refused;
+    }
   }
-  tmp = uvt__xasprintf("%s.tmp", out_path);
-  t.o = fopen(tmp, "w");
-  if (t.o == NULL) {
-    fprintf(stderr, "uvtask: cannot write %s: %m\n", tmp);
-    free(tmp);
-    uvt__db_close(db);
-    return UVT__EXIT_INPUT;
-  }
+  if (uvt__outfile_open(&out, out_path) != 0) goto refused;
+  t.o = out.f;
   fputs("{\"traceEvents\":[", t.o);
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-  rc = export_db(db, &t, f);
-  if (rc != SQLITE_OK) uvt__db_why(db, rc, db_path, why, sizeof(why));
-  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-  uvt__db_close(db);
+  for (i = 0; i < n && rc == SQLITE_OK; i++) {
+    t.label = n > 1 ? paths[i] : NULL;
+    sqlite3_exec(dbs[i], "BEGIN", NULL, NULL, NULL);
+    rc = export_db(dbs[i], &t, f);
+    if (rc != SQLITE_OK) uvt__db_why(dbs[i], rc, paths[i], why, sizeof(why));
+    sqlite3_exec(dbs[i], "COMMIT", NULL, NULL, NULL);
+    t.pid_base = uvt__add_sat(t.pid_base, max_ids[i]);
+  }
+  close_all(dbs, n);
+  free(max_ids);
+  if (rc != SQLITE_OK) {
+    uvt__errorf("uvtask: %s", why);
+    uvt__outfile_abandon(&out);
+    return UVT__EXIT_INPUT;
+  }
   fputs("\n],\"displayTimeUnit\":\"ms\",\"otherData\":", t.o);
   other = json_object();
   json_object_set_new(other, "source", json_string("uvtask export"));
@@ -258,14 +317,9 @@ int uvt__export_chrome(const char *db_path, const char *out_path, const uvt__fil
   if (json_dumpf(other, t.o, JSON_COMPACT) != 0) t.failed = true;
   json_decref(other);
   fputs("}\n", t.o);
-  if (fclose(t.o) != 0) t.failed = true;
-  if (rc != SQLITE_OK || t.failed || rename(tmp, out_path) != 0) {
-    if (rc != SQLITE_OK) fprintf(stderr, "uvtask: %s\n", why);
-    else fprintf(stderr, "uvtask: cannot write %s: %m\n", out_path);
-    remove(tmp);
-    free(tmp);
-    return UVT__EXIT_INPUT;
-  }
-  free(tmp);
-  return 0;
+  return uvt__outfile_finish(&out, !t.failed) == 0 ? 0 : UVT__EXIT_INPUT;
+refused:
+  close_all(dbs, n);
+  free(max_ids);
+  return UVT__EXIT_INPUT;
 }

@@ -3,7 +3,7 @@
  *
  *   uvtask report [options] [FILE...]       findings and sessions
  *   uvtask run [options] [--] PROG [ARGS]   run PROG recording, then report
- *   uvtask export --chrome-trace OUT [FILE] Trace Event Format for Perfetto
+ *   uvtask export --chrome-trace OUT [FILE...] Trace Event Format for Perfetto
  *   uvtask help [SUBCOMMAND], --help, --version
  *
  * Usage errors exit with 2 for report and export (the status for "could
@@ -35,7 +35,7 @@ static const char usage_main[] =
     "  report [FILE...]              findings as compiler-style warnings (default\n"
     "                                ./" DEFAULT_DB "), or --format json|html\n"
     "  run [--db F] -- PROG ARGS     run PROG with recording on, then report\n"
-    "  export --chrome-trace OUT [FILE]  a trace for Perfetto / chrome://tracing\n"
+    "  export --chrome-trace OUT [FILE...]  a trace for Perfetto / chrome://tracing\n"
     "  help [COMMAND]                this text, or a command's\n"
     "\n"
     "  --version                     print the version\n"
@@ -90,12 +90,12 @@ static const char usage_run[] =
     "126: PROG cannot be executed, 127: PROG not found.\n";
 
 static const char usage_export[] =
-    "usage: uvtask export --chrome-trace OUT.json [options] [FILE]\n"
+    "usage: uvtask export --chrome-trace OUT.json [options] [FILE...]\n"
     "\n"
-    "Write the recording in FILE (default ./" DEFAULT_DB ") as a Trace Event\n"
-    "Format file for Perfetto (ui.perfetto.dev) or chrome://tracing: a track per\n"
-    "task with its life and its steps (slow ones flagged), findings as instant\n"
-    "events.\n"
+    "Write the recordings in FILE... (default ./" DEFAULT_DB ") as one Trace\n"
+    "Event Format file for Perfetto (ui.perfetto.dev) or chrome://tracing: a\n"
+    "process per session, a track per task with its life and its steps (slow\n"
+    "ones flagged), findings as instant events.\n"
     "\n"
     "options:\n"
     "  --chrome-trace OUT   the file to write (required)\n"
@@ -290,9 +290,11 @@ static int cmd_run(args_t *a, int argc, char **argv) {
 }
 
 static int cmd_export(args_t *a, int argc, char **argv) {
+  static const char *const dflt[] = {DEFAULT_DB};
+  int n = argc - optind;
   if (a->chrome == NULL) return usage_error(a, "--chrome-trace OUT.json is required", NULL);
-  if (argc - optind > 1) return usage_error(a, "one input file at most", NULL);
-  return uvt__export_chrome(optind < argc ? argv[optind] : DEFAULT_DB, a->chrome, &a->filter);
+  if (n == 0) return uvt__export_chrome(dflt, 1, a->chrome, &a->filter);
+  return uvt__export_chrome((const char *const *)argv + optind, n, a->chrome, &a->filter);
 }
 
 static const char *usage_of(const char *cmd) {

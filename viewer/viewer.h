@@ -288,8 +288,9 @@ void uvt__text_write(FILE *out, const uvt__report_t *r, bool color);
 int uvt__json_write(FILE *out, const uvt__report_t *r);
 void uvt__html_write(FILE *out, const uvt__report_t *r);
 
-/* `uvtask export --chrome-trace OUT FILE`: exit status. */
-int uvt__export_chrome(const char *db_path, const char *out_path,
+/* `uvtask export --chrome-trace OUT FILE...`: exit status (0 written, 2
+ * an input could not be read or OUT not written). */
+int uvt__export_chrome(const char *const *paths, int n, const char *out_path,
                        const uvt__filter_t *f);
 
 /* Where and how `uvtask report` writes. */
