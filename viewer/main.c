@@ -198,8 +198,9 @@ typedef struct {
 } args_t;
 
 static int usage_error(const args_t *a, const char *msg, const char *arg) {
-  fprintf(stderr, "uvtask %s: %s%s%s\nTry 'uvtask help %s'.\n", a->cmd, msg,
-          arg != NULL ? ": " : "", arg != NULL ? arg : "", a->cmd);
+  uvt__errorf("uvtask %s: %s%s%s", a->cmd, msg, arg != NULL ? ": " : "",
+              arg != NULL ? arg : "");
+  uvt__errorf("Try 'uvtask help %s'.", a->cmd);
   return strcmp(a->cmd, "run") == 0 ? EXIT_RUN_USAGE : UVT__EXIT_INPUT;
 }
 
@@ -265,8 +266,8 @@ static int parse(args_t *a, int argc, char **argv) {
   for (c = 0; c < a->lists.nkinds + a->lists.nfail_on; c++) {
     const char *k = c < a->lists.nkinds ? a->lists.kinds[c] : a->lists.fail_on[c - a->lists.nkinds];
     if (!uvt__kind_known(k) && !(c >= a->lists.nkinds && strcmp(k, UVT__KILLED_WORD) == 0))
-      fprintf(stderr, "uvtask %s: warning: unknown finding kind '%s' (see 'uvtask help %s')\n",
-              a->cmd, k, a->cmd);
+      uvt__errorf("uvtask %s: warning: unknown finding kind '%s' (see 'uvtask help %s')",
+                  a->cmd, k, a->cmd);
   }
   a->filter.kinds = a->lists.kinds;
   a->filter.nkinds = a->lists.nkinds;
@@ -326,7 +327,7 @@ int main(int argc, char **argv) {
       strcmp(argv[1], "help") == 0) {
     u = usage_of(argc > 2 && strcmp(argv[1], "help") == 0 ? argv[2] : NULL);
     if (u == NULL) {
-      fprintf(stderr, "uvtask: no command '%s'\n", argv[2]);
+      uvt__errorf("uvtask: no command '%s'", argv[2]);
       return UVT__EXIT_INPUT;
     }
     fputs(u, stdout);
@@ -334,7 +335,8 @@ int main(int argc, char **argv) {
   }
   a.cmd = argv[1];
   if (usage_of(a.cmd) == NULL) {
-    fprintf(stderr, "uvtask: no command '%s'\n%s", a.cmd, usage_main);
+    uvt__errorf("uvtask: no command '%s'", a.cmd);
+    fputs(usage_main, stderr);
     return UVT__EXIT_INPUT;
   }
   rc = parse(&a, argc - 1, argv + 1);
