@@ -23,10 +23,13 @@
  *                     1 + (j * 7919) % N; slow-callback duration
  *                     (100 + j % 400) ms
  * so each (kind, site) group holds M / (nkinds * sites) findings when that
- * divides evenly.
+ * divides evenly.  With --unknown-kinds N, finding j's kind is
+ * "kind-<j % N>" instead: N kinds this uvtask does not know, as a newer
+ * tracer or a crafted file may hold (the report once was quadratic in
+ * the number of distinct kinds).
  *
  * Usage: bench_report [--objects N] [--findings M] [--sites K]
- *                     [--sessions S] [--kinds K] [--out FILE]
+ *                     [--sessions S] [--kinds K] [--unknown-kinds N] [--out FILE]
  *                     [--generate-only] [--uvtask PATH]
  */
 #include <elf.h>
@@ -158,6 +161,7 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 
 typedef struct {
   long objects, findings, sites, sessions, nkinds;
+  long unknown_kinds; /* > 0: finding j's kind is "kind-<j % this>" instead */
   const char *out, *uvtask;
   int generate_only;
 } opts_t;
@@ -283,12 +287,17 @@ static void generate(const opts_t *o) {
     }
     for (i = flo; i < fhi; i++) {
       const char *kind = kinds[i % o->nkinds];
+      char odd[32];
+      if (o->unknown_kinds > 0) {
+        snprintf(odd, sizeof(odd), "kind-%ld", i % o->unknown_kinds);
+        kind = odd;
+      }
       long site = (i / o->nkinds) % o->sites;
       long oid = lo + (i * 7919) % (hi - lo + 1);
       snprintf(file, sizeof(file), "gen/site_%ld.c", site);
       snprintf(msg, sizeof(msg), "%s of 'obj-%ld' at site %ld", kind, oid % 50, site);
       sqlite3_bind_int64(fnd, 1, s);
-      sqlite3_bind_text(fnd, 2, kind, -1, SQLITE_STATIC);
+      sqlite3_bind_text(fnd, 2, kind, -1, SQLITE_TRANSIENT);
       sqlite3_bind_int64(fnd, 3, oid);
       sqlite3_bind_text(fnd, 4, file, -1, SQLITE_TRANSIENT);
       sqlite3_bind_int64(fnd, 5, 100 + site);
@@ -364,7 +373,7 @@ static void bench(const opts_t *o, const char *label, const char *const *extra) 
 }
 
 int main(int argc, char **argv) {
-  opts_t o = {1000000, 100000, 200, 1, 8, NULL, NULL, 0};
+  opts_t o = {1000000, 100000, 200, 1, 8, 0, NULL, NULL, 0};
   char out[PATH_MAX], uvtask[PATH_MAX], html[PATH_MAX + 8];
   double t;
   int i;
@@ -377,12 +386,13 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--sites") == 0) o.sites = atol(v), i++;
     else if (strcmp(a, "--sessions") == 0) o.sessions = atol(v), i++;
     else if (strcmp(a, "--kinds") == 0) o.nkinds = atol(v), i++;
+    else if (strcmp(a, "--unknown-kinds") == 0) o.unknown_kinds = atol(v), i++;
     else if (strcmp(a, "--out") == 0) o.out = v, i++;
     else if (strcmp(a, "--uvtask") == 0) o.uvtask = v, i++;
     else goto usage;
   }
   if (o.objects < 1 || o.findings < 0 || o.sites < 1 || o.sessions < 1 ||
-      o.sessions > o.objects || o.nkinds < 1 || o.nkinds > 8)
+      o.sessions > o.objects || o.nkinds < 1 || o.nkinds > 8 || o.unknown_kinds < 0)
     goto usage;
   if (o.out == NULL) {
     snprintf(out, sizeof(out), "/tmp/bench_report-%d.db", (int)getpid());
@@ -420,7 +430,7 @@ int main(int argc, char **argv) {
   return 0;
 usage:
   fprintf(stderr, "usage: bench_report [--objects N] [--findings M] [--sites K] "
-                  "[--sessions S] [--kinds 1-8] [--out FILE] [--generate-only] "
-                  "[--uvtask PATH]\n");
+                  "[--sessions S] [--kinds 1-8] [--unknown-kinds N] [--out FILE] "
+                  "[--generate-only] [--uvtask PATH]\n");
   return 2;
 }

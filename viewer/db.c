@@ -23,7 +23,11 @@
  * connection has it open in WAL mode) is opened immutable instead — no
  * locks, no WAL, nothing created — and reading it leaves the directory as
  * it was.  A file with a -wal is live (or its writer died): that WAL is
- * someone else's and is read, never removed.
+ * someone else's and is read, never removed.  (A writer that starts on
+ * the file while an immutable read is under way appends to its own WAL
+ * and leaves the pages read here alone until it checkpoints; if that
+ * happens mid-read, SQLite reports the file corrupt and the command says
+ * so: run it again.)
  *
  * A crafted file must not make the command hang: every object the report
  * reads must be a table (a VIEW can recurse forever), and every statement

@@ -34,9 +34,24 @@ static void on(const out_t *t, const char *c) {
 /* Write a string from the database: controls become \xNN. */
 static void put(const out_t *t, const char *s) { uvt__put_escaped(t->o, s); }
 
+/* n spaces (a report prints millions of padded labels: no printf). */
+static void pad(const out_t *t, int n) {
+  static const char spaces[] = "                                ";
+  while (n > 0) {
+    int k = n < (int)sizeof(spaces) - 1 ? n : (int)sizeof(spaces) - 1;
+    fwrite(spaces, 1, (size_t)k, t->o);
+    n -= k;
+  }
+}
+
 static void put_loc(const out_t *t, const char *file, int line) {
+  char num[16];
+  int n;
   put(t, uvt__display_path(file));
-  if (line > 0) fprintf(t->o, ":%d", line);
+  if (line > 0) {
+    n = snprintf(num, sizeof(num), ":%d", line);
+    fwrite(num, 1, (size_t)n, t->o);
+  }
 }
 
 static int utf8_len(const char *s) {
@@ -47,7 +62,10 @@ static int utf8_len(const char *s) {
 }
 
 static void label(const out_t *t, const char *l) {
-  fprintf(t->o, "    %-*s", LABEL_W, l != NULL ? l : "");
+  size_t n = l != NULL ? strlen(l) : 0;
+  fputs("    ", t->o);
+  if (n > 0) fwrite(l, 1, n, t->o);
+  pad(t, LABEL_W - (int)n);
 }
 
 static const char *basename_of(const char *path) {
@@ -79,7 +97,7 @@ static void put_frames(const out_t *t, const char *l, const uvt__frames_t *fr) {
     const char *fn = f->trusted && f->function != NULL ? f->function : "??";
     label(t, i == 0 ? l : NULL);
     put(t, fn);
-    fprintf(t->o, "%*s  ", w - utf8_len(fn) > 0 ? w - utf8_len(fn) : 0, "");
+    pad(t, (w - utf8_len(fn) > 0 ? w - utf8_len(fn) : 0) + 2);
     put_frame_loc(t, f);
     if (f->inlined) {
       on(t, C_DIM);
