@@ -19,6 +19,7 @@
  */
 #include "viewer.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,9 @@ bool uvt__session_process_alive(int64_t pid, int64_t start_ns, const char *exe) 
   if (exe == NULL) return true;
   snprintf(path, sizeof(path), "/proc/%lld/exe", (long long)pid);
   n = readlink(path, now, sizeof(now) - 1);
-  if (n < 0) return true; /* another user's process: the start time must do */
+  /* EACCES: another user's process, the start time must do; ENOENT: a
+   * kernel thread (no executable), never a traced program. */
+  if (n < 0) return errno == EACCES || errno == EPERM;
   now[n] = '\0';
   /* A binary replaced while running reads as "PATH (deleted)". */
   return strncmp(now, exe, strlen(exe)) == 0;
