@@ -281,7 +281,10 @@ static void load_sessions(loader_t *L) {
     else s->state = UVT__SESSION_KILLED;
     s->space = uvt__sym_space(r->sym);
     *uvt__map_slot(L->sessions, (const char *)&id, sizeof(id)) = s;
-    r->sessions = uvt__xrealloc(r->sessions, (size_t)(r->nsessions + 1) * sizeof(*r->sessions));
+    if (r->nsessions == r->capsessions) {
+      r->capsessions = r->capsessions ? r->capsessions * 2 : 16;
+      r->sessions = uvt__xrealloc(r->sessions, (size_t)r->capsessions * sizeof(*r->sessions));
+    }
     r->sessions[r->nsessions++] = s;
     if (ins != NULL) {
       sqlite3_reset(ins);

@@ -252,7 +252,7 @@ typedef struct {
   const char *const *inputs;
   int ninputs;
   uvt__session_t **sessions;
-  int nsessions, nempty;
+  int nsessions, capsessions, nempty;
   uvt__group_t **groups;
   int ngroups, capgroups;
   int64_t total;            /* findings after the filters */
