@@ -87,7 +87,7 @@ static bool want_pid(const uvt__filter_t *f, int64_t pid) {
 static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
   sqlite3_stmt *st = NULL;
   sess_t *ss = NULL;
-  int ns = 0, i, rc = SQLITE_OK;
+  int ns = 0, capss = 0, i, rc = SQLITE_OK;
   uvt__map_t *tids = uvt__map_new(); /* session + object id -> tid */
   uvt__map_t *sessions = uvt__map_new(); /* session id -> index + 1 */
 
@@ -110,7 +110,10 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
     char *argv, *name;
     json_t *e, *args;
     if (!want_pid(f, pid)) continue;
-    ss = uvt__xrealloc(ss, (size_t)(ns + 1) * sizeof(*ss));
+    if (ns == capss) {
+      capss = capss ? capss * 2 : 16;
+      ss = uvt__xrealloc(ss, (size_t)capss * sizeof(*ss));
+    }
     ss[ns].session = sqlite3_column_int64(st, 0);
     ss[ns].pid = pid;
     ss[ns].start_ns = sqlite3_column_int64(st, 3);
