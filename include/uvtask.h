@@ -105,7 +105,8 @@ UVT_EXPORT uvt_task_t *uvt_current(void);
   uvt_spawn_at((fn), (arg), 0, #fn, __FILE__, __LINE__, __func__)
 
 /* As uvt_spawn with a stack of `stack_size` bytes (rounded up to pages;
- * 0: the default, see uvt_set_default_stack_size). */
+ * 0: the default, see uvt_set_default_stack_size).  At most 1 GiB: a
+ * bigger size returns NULL with a one-line message. */
 #define uvt_spawn_stack(fn, arg, stack_size) \
   uvt_spawn_at((fn), (arg), (stack_size), #fn, __FILE__, __LINE__, __func__)
 
@@ -188,10 +189,12 @@ UVT_EXPORT int uvt_fail_at(const char *file, int line, const char *func,
                            int code, const char *fmt, ...) UVT__PRINTF(5, 6);
 
 /* Default stack size for new tasks (bytes, rounded up to pages, at least
- * 16 KiB); returns the previous one.  0 only queries.  Stacks are pooled
- * at the size in force when the loop's scheduler was made (uvt_run's
- * start): set it before uvt_run, or tasks of another size get a mapping of
- * their own each, which is slower. */
+ * 16 KiB, at most 1 GiB); returns the previous one.  0 only queries.  A
+ * size over 1 GiB is refused: the default stays, 0 is returned and one
+ * line is written on stderr.  Stacks are pooled at the size in force when
+ * the loop's scheduler was made (uvt_run's start): set it before uvt_run,
+ * or tasks of another size get a mapping of their own each, which is
+ * slower. */
 UVT_EXPORT size_t uvt_set_default_stack_size(size_t size);
 
 /* ---- coroutine objects ---------------------------------------------------- */

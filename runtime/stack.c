@@ -1,8 +1,7 @@
 /*
  * Task stacks; the design is in stack.h.
  */
-#include "stack.h"
-#include "uvtask.h"
+#include "internal.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -76,6 +75,9 @@ size_t uvt__page_size(void) {
 
 size_t uvt__stack_round(size_t size) {
   size_t page = uvt__page_size();
+  /* Checked before rounding: size + page - 1 wraps for sizes near
+   * SIZE_MAX, which gave a 0-byte stack. */
+  if (size > UVT__STACK_MAX) return 0;
   if (size < MIN_STACK) size = MIN_STACK;
   return (size + page - 1) & ~(page - 1);
 }
@@ -83,8 +85,16 @@ size_t uvt__stack_round(size_t size) {
 size_t uvt__stack_default_size(void) { return atomic_load(&default_size); }
 
 size_t uvt_set_default_stack_size(size_t size) {
+  size_t rounded;
   if (size == 0) return atomic_load(&default_size);
-  return atomic_exchange(&default_size, uvt__stack_round(size));
+  rounded = uvt__stack_round(size);
+  if (rounded == 0) {
+    uvt__warn("uvt_set_default_stack_size(%zu): more than the maximum stack "
+              "size (%zu bytes); the default stays %zu",
+              size, UVT__STACK_MAX, atomic_load(&default_size));
+    return 0;
+  }
+  return atomic_exchange(&default_size, rounded);
 }
 
 /* A quarter of vm.max_map_count, two mappings per guarded stack: leaves
@@ -200,6 +210,7 @@ int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
   int err;
   if (size == 0) size = uvt__stack_default_size(); /* already rounded */
   else size = uvt__stack_round(size);
+  if (size == 0) return UVT_EINVAL; /* over UVT__STACK_MAX */
   if (size != p->default_size)
     return stack_map(size, guard_budget_take(), out) == 0 ? (p->out++, 0)
                                                           : UVT_ENOMEM;

@@ -65,9 +65,16 @@ typedef struct uvt__stack_pool_s {
   size_t out;              /* stacks taken and not given back */
 } uvt__stack_pool_t;
 
+/* The largest stack a task may ask for: 1 GiB (address space only, with
+ * MAP_NORESERVE; a bigger request is almost surely a bug, such as a
+ * negative size cast to size_t). */
+#define UVT__STACK_MAX ((size_t)1 << 30)
+
 /* Bytes in a page, and the process-wide default stack size. */
 size_t uvt__page_size(void);
 size_t uvt__stack_default_size(void);
+/* `size` rounded up to pages and to at least 16 KiB; 0 if it exceeds
+ * UVT__STACK_MAX (the rounding would overflow for sizes near SIZE_MAX). */
 size_t uvt__stack_round(size_t size);
 
 void uvt__stack_pool_init(uvt__stack_pool_t *p);

@@ -60,6 +60,12 @@ uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
     uvt__warn("%s:%d: uvt_spawn(NULL): no function to run", file, line);
     return NULL;
   }
+  if (stack_size > UVT__STACK_MAX) {
+    uvt__warn("%s:%d: uvt_spawn_stack(%s): stack size %zu is more than the "
+              "maximum (%zu bytes)", file, line, name, stack_size,
+              UVT__STACK_MAX);
+    return NULL;
+  }
   if (s == NULL) {
     uvt__warn("%s:%d: uvt_spawn(%s): no uvtask loop runs on this thread "
               "(use uvt_run, uvt_spawn_on or uvt_call_threadsafe)",

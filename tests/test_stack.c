@@ -201,6 +201,103 @@ Test(stack, a_new_default_set_inside_uvt_run_applies_to_tasks_spawned_later) {
                 d.mapping);
 }
 
+/* ---- sizes that are not stacks ----------------------------------------------------- */
+
+/* Runs with stderr going to a temporary file; what was written is then
+ * in `out`. */
+struct captured {
+  int fd, saved;
+  char out[4096];
+};
+
+static void capture_start(struct captured *c) {
+  char path[] = "/tmp/uvt_test_stack_XXXXXX";
+  fflush(stderr);
+  c->fd = mkstemp(path);
+  cr_assert(c->fd >= 0);
+  unlink(path);
+  c->saved = dup(STDERR_FILENO);
+  dup2(c->fd, STDERR_FILENO);
+}
+
+static void capture_end(struct captured *c) {
+  ssize_t n;
+  fflush(stderr);
+  dup2(c->saved, STDERR_FILENO);
+  close(c->saved);
+  lseek(c->fd, 0, SEEK_SET);
+  n = read(c->fd, c->out, sizeof c->out - 1);
+  c->out[n > 0 ? n : 0] = '\0';
+  close(c->fd);
+}
+
+static int count_lines(const char *s) {
+  int n = 0;
+  for (; *s != '\0'; s++) n += *s == '\n';
+  return n;
+}
+
+struct huge {
+  uvt_task_t *max, *over_max;
+  int ran;
+};
+
+static int never_runs(void *arg) {
+  ((struct huge *)arg)->ran++;
+  return 0;
+}
+
+static int huge_main(void *arg) {
+  struct huge *h = arg;
+  h->max = uvt_spawn_stack(never_runs, h, SIZE_MAX);
+  h->over_max = uvt_spawn_stack(never_runs, h, ((size_t)1 << 30) + 1);
+  /* Let a wrongly made task run, as it would have. */
+  cr_expect_eq(uvt_yield(), 0);
+  if (h->max != NULL) uvt_detach(h->max);
+  if (h->over_max != NULL) uvt_detach(h->over_max);
+  return 0;
+}
+
+Test(stack, a_stack_size_over_the_maximum_spawns_nothing_and_says_why) {
+  struct huge h;
+  struct captured c;
+  memset(&h, 0, sizeof h);
+  capture_start(&c);
+  int st = uvt_run(NULL, huge_main, &h);
+  capture_end(&c);
+  cr_assert_eq(st, 0);
+  cr_assert_null(h.max, "uvt_spawn_stack(SIZE_MAX) made a task");
+  cr_assert_null(h.over_max, "uvt_spawn_stack(1 GiB + 1) made a task");
+  cr_assert_eq(h.ran, 0);
+  cr_assert_eq(count_lines(c.out), 2, "stderr: %s", c.out);
+  cr_assert_not_null(strstr(c.out, "uvt_spawn_stack(never_runs): stack size "
+                                   "18446744073709551615 is more than the "
+                                   "maximum (1073741824 bytes)"),
+                     "stderr: %s", c.out);
+}
+
+Test(stack, a_default_stack_size_over_the_maximum_is_refused) {
+  struct captured c;
+  size_t orig = uvt_set_default_stack_size(0);
+  capture_start(&c);
+  size_t r1 = uvt_set_default_stack_size(SIZE_MAX - 1);
+  size_t r2 = uvt_set_default_stack_size(SIZE_MAX);
+  size_t r3 = uvt_set_default_stack_size(((size_t)1 << 30) + 1);
+  capture_end(&c);
+  cr_assert_eq(r1, 0, "SIZE_MAX - 1 accepted (returned %zu)", r1);
+  cr_assert_eq(r2, 0);
+  cr_assert_eq(r3, 0);
+  cr_assert_eq(uvt_set_default_stack_size(0), orig,
+               "the default changed to %zu", uvt_set_default_stack_size(0));
+  cr_assert_eq(count_lines(c.out), 3, "stderr: %s", c.out);
+  cr_assert_not_null(strstr(c.out, "uvt_set_default_stack_size(18446744073709551614): "
+                                   "more than the maximum stack size"),
+                     "stderr: %s", c.out);
+  /* The largest size allowed is taken as it is. */
+  cr_assert_eq(uvt_set_default_stack_size((size_t)1 << 30), orig);
+  cr_assert_eq(uvt_set_default_stack_size(orig), (size_t)1 << 30);
+}
+
 /* ---- reuse ----------------------------------------------------------------------- */
 
 #define SEQUENTIAL 10000
