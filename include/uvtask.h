@@ -194,7 +194,22 @@ UVT_EXPORT int uvt_fail_at(const char *file, int line, const char *func,
  * line is written on stderr.  Stacks are pooled at the size in force when
  * the loop's scheduler was made (uvt_run's start): set it before uvt_run,
  * or tasks of another size get a mapping of their own each, which is
- * slower. */
+ * slower.
+ *
+ * Stack overflow.  Every task's stack has a guard page below it (on Linux
+ * 6.13 and later; on older kernels the first vm.max_map_count / 8 stacks
+ * do, later ones have a canary instead).  When a task switches away with
+ * its stack pointer outside its stack, or with its canary overwritten,
+ * the process stops (abort) after one line on stderr naming the task, its
+ * creation site and its stack size.  A fault in a guard page is a SIGSEGV:
+ * when the library is loaded, if SIGSEGV is at its default action (only
+ * then: a handler installed before is never replaced), it installs a
+ * handler that writes the same line and lets the default action go on
+ * (the process dies of SIGSEGV, with a core dump if enabled).  It runs on
+ * an alternate signal stack, which the library gives each thread that
+ * runs a loop and has none.  A handler the program installs later
+ * replaces it.  Not caught: a single frame larger than a page whose
+ * writes all miss the guard page and the canary, between two switches. */
 UVT_EXPORT size_t uvt_set_default_stack_size(size_t size);
 
 /* ---- coroutine objects ---------------------------------------------------- */

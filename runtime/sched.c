@@ -19,11 +19,11 @@
  * stack only when the call is over.  A spawn+await is then two switches,
  * not four, and no return to libuv.  The hooks' resume and suspend
  * events are sent by whichever side makes the switch.
- * Whoever runs after a task (the next task, or the loop's side) checks
- * that task's stack canary and, if it ended, gives its stack back to the
- * pool: a task cannot free the stack it still runs on.  Each switch is
- * announced to ASan and TSan (fiber annotations) so sanitizer builds see
- * one stack at a time.
+ * A task switching away first checks its own stack for an overrun (see
+ * stack.h); whoever runs after it (the next task, or the loop's side)
+ * gives its stack back to the pool if it ended: a task cannot free the
+ * stack it still runs on.  Each switch is announced to ASan and TSan
+ * (fiber annotations) so sanitizer builds see one stack at a time.
  *
  * Handles released by their owner are unregistered, marked dead and kept
  * in a small quarantine ring before their memory is reused, so that a
@@ -209,17 +209,11 @@ void uvt__task_retire(uvt_task_t *t) {
   if (t->out.detached && t->out.pins == 0) uvt__task_release(t);
 }
 
-/* On whichever side was just switched to: check the stack of the task
- * that switched away and retire it if it ended. */
+/* On whichever side was just switched to: retire the task that switched
+ * away if it ended. */
 static inline __attribute__((always_inline)) void
 took_over(uvt__sched_t *s, uvt_task_t *p) {
   s->switched_from = NULL;
-  if (UVT__UNLIKELY(!uvt__stack_intact(&p->stack, uvt__ctx_sp(&p->ctx),
-                                        p->state == UVT__TASK_DONE)))
-    uvt__panic("stack overflow in task '%s' (created at %s:%d): its %zu-byte "
-               "stack was overrun; give it more with uvt_spawn_stack() or "
-               "uvt_set_default_stack_size()",
-               p->obj.name, p->obj.file, p->obj.line, p->stack.size);
   if (p->state == UVT__TASK_DONE) uvt__task_retire(p);
 }
 
@@ -296,8 +290,13 @@ static void switch_into(uvt__sched_t *s, uvt_task_t *t) {
  * will never run again, so ASan may drop its fake stack. */
 static inline __attribute__((always_inline)) void
 switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
-  uvt_task_t *n = take_direct(s);
+  uvt_task_t *n;
   void *fake = NULL;
+  /* Before anything else runs: an overrun may have trampled the frames
+   * of the task that would run next. */
+  if (UVT__UNLIKELY(!uvt__stack_intact(&t->stack, uvt__stack_here())))
+    uvt__stack_overflow_abort(t);
+  n = take_direct(s);
   if (n == t) {
     /* A yield that began a pass of its own: carry on. */
     UVT__HOOK_AT(hook_suspend, s, t);

@@ -1,9 +1,12 @@
 /*
- * Task stacks: a big stack on request, the default size, reuse across
- * many sequential tasks, 100,000 tasks suspended at once (past the
- * guarded-stack budget, so on the unguarded slab stacks), and overflow:
- * a guarded stack faults (SIGSEGV), an unguarded one is caught by its
- * canary when the task switches away (SIGABRT, "stack overflow").
+ * Task stacks: a big stack on request, the default size, sizes too big to
+ * be stacks, reuse across many sequential tasks, 100,000 tasks suspended
+ * at once (past the budget of stacks with mappings of their own, so on
+ * slab stacks), and overflow: a guarded stack faults (SIGSEGV), an
+ * unguarded one is caught by its canary when the task switches away
+ * (SIGABRT, "stack overflow"), and either way one line names the task
+ * that overflowed (tests/progs/stack_overflow.c, run as a process of its
+ * own since it dies).
  *
  * Stack sizes are read from /proc/self/maps: a guarded stack is a mapping
  * of its own, so the mapping holding a task's local is at least the size
@@ -15,13 +18,17 @@
  * checked with cr_assert after uvt_run returns.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "source_line.h"
 #include "uvtask.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -537,6 +544,9 @@ Test(stack, overflow_of_an_unguarded_stack_is_caught_by_its_canary,
      .signal = SIGABRT) {
   static struct canary c;
   char path[] = "/tmp/uvt_test_stack_XXXXXX";
+  /* Slab stacks have guard regions where the kernel allows: turn them
+   * off, as on a kernel before 6.13. */
+  setenv("UVTASK_NO_GUARD_REGIONS", "1", 1);
   memset(&c, 0, sizeof c);
   c.stack_size = uvt_set_default_stack_size(0);
   stderr_copy = mkstemp(path);
@@ -550,4 +560,119 @@ Test(stack, overflow_of_an_unguarded_stack_is_caught_by_its_canary,
   dup2(saved_stderr, STDERR_FILENO);
   cr_assert_fail("the overflow went unnoticed (after_overflow = %d)",
                  c.after_overflow);
+}
+
+/* ---- the overflowing task is named ---------------------------------------------- */
+
+#define OVERFLOW_PROG UVT_BUILD_DIR "/tests/stack_overflow"
+#define OVERFLOW_SRC UVT_SOURCE_DIR "/tests/progs/stack_overflow.c"
+
+extern char **environ;
+
+/* Run stack_overflow SCENARIO with `extra` added to the environment (and
+ * no inherited UVTASK_*, ASYNCIODEBUG* or LD_* variables); its stdout and
+ * stderr go to `out`.  Returns its wait status. */
+static int run_overflow(const char *scenario, char *const *extra, char *out,
+                        size_t size) {
+  char *argv[] = {(char *)OVERFLOW_PROG, (char *)scenario, NULL};
+  char *envp[128];
+  char path[] = "/tmp/uvt_test_stack_XXXXXX";
+  posix_spawn_file_actions_t fa;
+  int n = 0, fd, status;
+  ssize_t got;
+  pid_t pid;
+  for (int i = 0; extra != NULL && extra[i] != NULL; i++) envp[n++] = extra[i];
+  for (int i = 0; environ[i] != NULL && n < 126; i++)
+    if (strncmp(environ[i], "UVTASK_", 7) != 0 &&
+        strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
+        strncmp(environ[i], "LD_", 3) != 0 &&
+        strncmp(environ[i], "BXFI_", 5) != 0)
+      envp[n++] = environ[i];
+  envp[n] = NULL;
+  fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  unlink(path);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, fd, 2);
+  cr_assert_eq(posix_spawn(&pid, OVERFLOW_PROG, &fa, NULL, argv, envp), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  lseek(fd, 0, SEEK_SET);
+  got = read(fd, out, size - 1);
+  out[got > 0 ? got : 0] = '\0';
+  close(fd);
+  return status;
+}
+
+/* The line the runtime writes for task `name` spawned at `marker`. */
+static void expect_named(const char *out, const char *name, const char *marker) {
+  char want[512];
+  snprintf(want, sizeof want,
+           "uvtask: fatal: stack overflow in task '%s' (created at %s:%d): "
+           "its 131072-byte stack was overrun",
+           name, OVERFLOW_SRC, source_line(OVERFLOW_SRC, marker));
+  cr_assert_not_null(strstr(out, want), "wanted: %s\ngot: %s", want, out);
+  cr_assert_null(strstr(out, "survived"), "%s", out);
+  cr_assert_null(strstr(out, "in task 'neighbour'"), "%s", out);
+}
+
+static void expect_signal(int status, int sig, const char *out) {
+  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == sig,
+            "wanted death by signal %d, got status 0x%x; output: %s", sig,
+            status, out);
+}
+
+TestSuite(overflow, .timeout = 120);
+
+/* A guard page hit: the SIGSEGV handler names the task (by the name it
+ * has now), then the process dies of the SIGSEGV. */
+Test(overflow, recursion_on_a_guarded_stack_names_the_task) {
+  static char out[16384];
+  int status = run_overflow("recursion", NULL, out, sizeof out);
+  expect_signal(status, SIGSEGV, out);
+  expect_named(out, "runaway-7", "@runaway");
+}
+
+#ifndef UVT_TEST_NO_DEBUG_LIB
+/* The same under the debug library, recording: its own crash handler
+ * runs first (it records the crash), then passes the signal on. */
+Test(overflow, recursion_names_the_task_under_the_recording_debug_library) {
+  static char out[16384];
+  char dir[] = "/tmp/uvt_test_stack_XXXXXX";
+  char db[128], cmd[192];
+  char *extra[4];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(db, sizeof db, "ASYNCIODEBUG=%s/trace.db", dir);
+  extra[0] = db;
+  extra[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
+  extra[2] = "ASYNCIODEBUG_LOG=0";
+  extra[3] = NULL;
+  int status = run_overflow("recursion", extra, out, sizeof out);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  (void)!system(cmd);
+  expect_signal(status, SIGSEGV, out);
+  expect_named(out, "runaway-7", "@runaway");
+}
+#endif
+
+/* Past the budget of stacks with mappings of their own: slab stacks have
+ * guard regions too (Linux 6.13 and later): the 200 KB frame is caught
+ * as it crosses the guard, not when its neighbour next runs. */
+Test(overflow, a_big_frame_on_a_slab_stack_names_its_task_not_the_neighbour) {
+  static char out[16384];
+  int status = run_overflow("big-frame", NULL, out, sizeof out);
+  expect_signal(status, SIGSEGV, out);
+  expect_named(out, "big_frame", "@big-frame");
+}
+
+/* As on a kernel without guard regions: the canary and the stack pointer,
+ * checked as the task switches away, before the trampled neighbour is
+ * resumed. */
+Test(overflow, a_big_frame_on_a_canaried_slab_stack_names_its_task_not_the_neighbour) {
+  static char out[16384];
+  char *extra[] = {"UVTASK_NO_GUARD_REGIONS=1", NULL};
+  int status = run_overflow("big-frame", extra, out, sizeof out);
+  expect_signal(status, SIGABRT, out);
+  expect_named(out, "big_frame", "@big-frame");
 }
