@@ -73,7 +73,8 @@ static void poison_top(const uvt__stack_t *st, int on) {
 #define SLAB_STACKS UVT__SLAB_STACKS
 
 static atomic_size_t default_size = DEFAULT_STACK;
-static atomic_long guard_budget = -1; /* guarded stacks still allowed */
+/* Pooled stacks that may still get a mapping of their own. */
+static atomic_long guard_budget = -1;
 
 size_t uvt__page_size(void) {
   static size_t page;
