@@ -24,7 +24,7 @@ uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
   }
   c = calloc(1, sizeof(*c));
   if (c == NULL) return NULL;
-  uvt__obj_register(s, &c->obj, UVT__OBJ_CORO, name, file, line, func);
+  uvt__obj_register(s, &c->obj, UVT_OBJECT_CORO, name, file, line, func);
   c->sched = s;
   c->fn = fn;
   c->arg = arg;

@@ -10,7 +10,7 @@
 int uvt__findings_quiet;
 
 /* Tell the hooks (the tracer records it with its stacks). */
-static void finding_hook(const char *kind, const uvt__obj_t *o,
+static void finding_hook(uvt_finding_kind_t kind, const uvt__obj_t *o,
                          const char *where_file, int where_line,
                          const char *what, int status, const char *text) {
   UVT__HOOK(.kind = UVT_HOOK_FINDING, .object_kind = (uvt_object_kind_t)o->kind,
@@ -27,9 +27,10 @@ static _Thread_local size_t nfound, capfound;
 
 /* The compiler-style line, as asyncio logs as it goes. */
 static void report_line(const uvt__obj_t *o, const char *text,
-                        const char *kind) {
+                        uvt_finding_kind_t kind) {
   if (uvt__findings_quiet) return;
-  fprintf(stderr, "%s:%d: warning: %s [%s]\n", o->file, o->line, text, kind);
+  fprintf(stderr, "%s:%d: warning: %s [%s]\n", o->file, o->line, text,
+          uvt_finding_kind_name(kind));
 }
 
 static char *dup_or_null(const char *s) {
@@ -51,7 +52,7 @@ static void found_key_init(void) {
     uvt__panic("cannot create the findings key");
 }
 
-static uvt__finding_t *finding_add(const char *kind, const char *what,
+static uvt__finding_t *finding_add(uvt_finding_kind_t kind, const char *what,
                                    const uvt__obj_t *o) {
   uvt__finding_t *f;
   if (found == NULL) {
@@ -97,7 +98,7 @@ void uvt__finding_pending(uvt_task_t *t, const char *when) {
   if (t->obj.reported & UVT__REPORTED_PENDING) return;
   t->obj.reported |= UVT__REPORTED_PENDING;
   char text[1024];
-  if (t->state == UVT__TASK_CREATED)
+  if (t->state == UVT_TASK_CREATED)
     snprintf(text, sizeof(text), "task '%s' still pending %s, never started",
              t->obj.name, when);
   else
@@ -105,14 +106,14 @@ void uvt__finding_pending(uvt_task_t *t, const char *when) {
              "task '%s' still pending %s, parked in %s at %s:%d", t->obj.name,
              when, t->parked_at.what ? t->parked_at.what : "?",
              t->parked_at.file ? t->parked_at.file : "?", t->parked_at.line);
-  report_line(&t->obj, text, "pending-at-exit");
-  finding_hook("pending-at-exit", &t->obj,
-               t->state == UVT__TASK_CREATED ? NULL : t->parked_at.file,
+  report_line(&t->obj, text, UVT_FINDING_PENDING_AT_EXIT);
+  finding_hook(UVT_FINDING_PENDING_AT_EXIT, &t->obj,
+               t->state == UVT_TASK_CREATED ? NULL : t->parked_at.file,
                t->parked_at.line,
-               t->state == UVT__TASK_CREATED ? NULL : t->parked_at.what, 0,
+               t->state == UVT_TASK_CREATED ? NULL : t->parked_at.what, 0,
                text);
-  f = finding_add("pending-at-exit", "task", &t->obj);
-  if (f != NULL && t->state != UVT__TASK_CREATED) {
+  f = finding_add(UVT_FINDING_PENDING_AT_EXIT, "task", &t->obj);
+  if (f != NULL && t->state != UVT_TASK_CREATED) {
     f->parked_what = t->parked_at.what;
     f->parked_file = t->parked_at.file;
     f->parked_line = t->parked_at.line;
@@ -120,7 +121,7 @@ void uvt__finding_pending(uvt_task_t *t, const char *when) {
 }
 
 void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out) {
-  const char *what = o->kind == UVT__OBJ_TASK ? "task" : "future";
+  const char *what = o->kind == UVT_OBJECT_TASK ? "task" : "future";
   char text[1024];
   uvt__finding_t *f;
   if (o->reported & UVT__REPORTED_UNRETRIEVED) return;
@@ -133,10 +134,10 @@ void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out) {
            o->name, out->status, uvt_strerror(out->status),
            out->message ? " \"" : "", out->message ? out->message : "",
            out->message ? "\"" : "");
-  report_line(o, text, "unretrieved-error");
-  finding_hook("unretrieved-error", o, out->fail_file, out->fail_line, NULL,
+  report_line(o, text, UVT_FINDING_UNRETRIEVED_ERROR);
+  finding_hook(UVT_FINDING_UNRETRIEVED_ERROR, o, out->fail_file, out->fail_line, NULL,
                out->status, text);
-  f = finding_add("unretrieved-error", what, o);
+  f = finding_add(UVT_FINDING_UNRETRIEVED_ERROR, what, o);
   if (f != NULL) {
     f->status = out->status;
     f->message = dup_or_null(out->message);
@@ -149,9 +150,9 @@ void uvt__finding_never_awaited(uvt_coro_t *c) {
   c->obj.reported |= UVT__REPORTED_NEVER_AWAITED;
   snprintf(text, sizeof(text), "coroutine '%s' was never awaited",
            c->obj.name);
-  report_line(&c->obj, text, "never-awaited");
-  finding_hook("never-awaited", &c->obj, NULL, 0, NULL, 0, text);
-  finding_add("never-awaited", "coroutine", &c->obj);
+  report_line(&c->obj, text, UVT_FINDING_NEVER_AWAITED);
+  finding_hook(UVT_FINDING_NEVER_AWAITED, &c->obj, NULL, 0, NULL, 0, text);
+  finding_add(UVT_FINDING_NEVER_AWAITED, "coroutine", &c->obj);
 }
 
 void uvt__finding_unclosed(uvt__obj_t *o, const char *what) {
@@ -159,7 +160,7 @@ void uvt__finding_unclosed(uvt__obj_t *o, const char *what) {
   char text[512];
   o->reported |= UVT__REPORTED_UNCLOSED;
   snprintf(text, sizeof(text), "%s '%s' was never closed", what, o->name);
-  report_line(o, text, "unclosed-stream");
-  finding_hook("unclosed-stream", o, NULL, 0, NULL, 0, text);
-  finding_add("unclosed-stream", what, o);
+  report_line(o, text, UVT_FINDING_UNCLOSED_STREAM);
+  finding_hook(UVT_FINDING_UNCLOSED_STREAM, o, NULL, 0, NULL, 0, text);
+  finding_add(UVT_FINDING_UNCLOSED_STREAM, what, o);
 }

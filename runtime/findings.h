@@ -14,7 +14,7 @@
 #include "internal.h"
 
 typedef struct uvt__finding_s {
-  const char *kind;       /* "pending-at-exit", ... (static) */
+  uvt_finding_kind_t kind;
   const char *what;       /* "task", "coroutine", "future" */
   char *name;             /* owned copy */
   const char *file;       /* creation site (static strings) */

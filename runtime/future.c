@@ -31,7 +31,7 @@ uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
   }
   f = calloc(1, sizeof(*f));
   if (f == NULL) return NULL;
-  uvt__obj_register(s, &f->obj, UVT__OBJ_FUTURE, "future", file, line, func);
+  uvt__obj_register(s, &f->obj, UVT_OBJECT_FUTURE, "future", file, line, func);
   f->sched = s;
   return f;
 }

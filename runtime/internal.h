@@ -43,20 +43,12 @@ typedef struct uvt__site_s {
 
 #define UVT__SITE(what_) ((uvt__site_t){file, line, func, (what_)})
 
-typedef enum {
-  UVT__OBJ_TASK = 1,
-  UVT__OBJ_CORO,
-  UVT__OBJ_FUTURE,
-  UVT__OBJ_STREAM,
-  UVT__OBJ_SERVER
-} uvt__obj_kind_t;
-
 /* Every object the runtime tracks: its registry links and creation site.
  * The registry is a doubly linked list per scheduler. */
 typedef struct uvt__obj_s {
   struct uvt__obj_s *prev, *next;
   uint32_t magic; /* UVT__MAGIC_LIVE while live, UVT__MAGIC_DEAD after */
-  uint8_t kind;   /* uvt__obj_kind_t */
+  uint8_t kind;   /* uvt_object_kind_t (uvtask/kinds.h) */
   const char *name;   /* static string or name_owned */
   char *name_owned;   /* malloc'd name from uvt_name, or NULL */
   const char *file;
@@ -118,14 +110,6 @@ typedef struct uvt__outcome_s {
    * only once none is left: an awaiter reads the outcome after it wakes. */
   int pins;
 } uvt__outcome_t;
-
-typedef enum {
-  UVT__TASK_CREATED = 0, /* spawned, in the ready queue, never run */
-  UVT__TASK_READY,       /* in the ready queue */
-  UVT__TASK_RUNNING,
-  UVT__TASK_PARKED,
-  UVT__TASK_DONE
-} uvt__task_state_t;
 
 struct uvt_task_s {
   uvt__obj_t obj;
@@ -269,7 +253,7 @@ void uvt__wake(uvt_task_t *t, int status);
 int uvt__yield(const uvt__site_t *where);
 
 /* Object registry. */
-void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
+void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func);
 void uvt__obj_unregister(uvt__obj_t *o);

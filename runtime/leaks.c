@@ -378,7 +378,7 @@ static int count_pending(uvt_task_t *self) {
   int n = 0;
   taskset_blocked_on(&blocked, self);
   for (o = s->registry.next; o != &s->registry; o = o->next)
-    if (o->kind == UVT__OBJ_TASK &&
+    if (o->kind == UVT_OBJECT_TASK &&
         pending_other((uvt_task_t *)o, s, &blocked) &&
         !is_ignored(o->name, o->func))
       n++;
@@ -428,16 +428,16 @@ static int check_registry(uvt_task_t *self) {
     k.line = o->line;
     k.func = o->func;
     switch (o->kind) {
-    case UVT__OBJ_TASK: {
+    case UVT_OBJECT_TASK: {
       uvt_task_t *t = (uvt_task_t *)o;
       k.what = "task";
       if (pending_other(t, s, &blocked)) {
         k.kind = LEAK_PENDING;
-        if (t->state != UVT__TASK_CREATED) {
+        if (t->state != UVT_TASK_CREATED) {
           k.at_what = or_q(t->parked_at.what);
           k.at_file = t->parked_at.file;
           k.at_line = t->parked_at.line;
-          k.ready = t->state == UVT__TASK_READY;
+          k.ready = t->state == UVT_TASK_READY;
         }
         n += leak_add(&k);
       } else if (error_unread(o, &t->out)) {
@@ -448,7 +448,7 @@ static int check_registry(uvt_task_t *self) {
       }
       break;
     }
-    case UVT__OBJ_FUTURE: {
+    case UVT_OBJECT_FUTURE: {
       uvt_future_t *f = (uvt_future_t *)o;
       if (error_unread(o, &f->out)) {
         k.kind = LEAK_ERROR;
@@ -459,15 +459,15 @@ static int check_registry(uvt_task_t *self) {
       }
       break;
     }
-    case UVT__OBJ_CORO:
+    case UVT_OBJECT_CORO:
       k.kind = LEAK_NEVER_AWAITED;
       k.what = "coroutine";
       n += leak_add(&k);
       break;
-    case UVT__OBJ_STREAM:
-    case UVT__OBJ_SERVER:
+    case UVT_OBJECT_STREAM:
+    case UVT_OBJECT_SERVER:
       k.kind = LEAK_UNCLOSED;
-      k.what = o->kind == UVT__OBJ_STREAM ? "stream" : "server";
+      k.what = o->kind == UVT_OBJECT_STREAM ? "stream" : "server";
       n += leak_add(&k);
       break;
     default:
@@ -479,35 +479,41 @@ static int check_registry(uvt_task_t *self) {
 }
 
 /* The thread's findings as leaks; `only_kind` NULL takes every kind. */
-static int check_findings(const char *only_kind) {
+static int check_findings(uvt_finding_kind_t only_kind) {
   size_t nf, i;
   const uvt__finding_t *f = uvt__findings(&nf);
   int n = 0;
   for (i = 0; i < nf; i++) {
     leak_t k;
-    if (only_kind != NULL && strcmp(f[i].kind, only_kind) != 0) continue;
+    if (only_kind != UVT_FINDING_NONE && f[i].kind != only_kind) continue;
     memset(&k, 0, sizeof(k));
     k.what = f[i].what;
     k.name = f[i].name;
     k.file = f[i].file;
     k.line = f[i].line;
     k.func = f[i].func;
-    if (strcmp(f[i].kind, "pending-at-exit") == 0) {
+    switch (f[i].kind) {
+    case UVT_FINDING_PENDING_AT_EXIT:
       k.kind = LEAK_PENDING;
       k.at_what = f[i].parked_what;
       k.at_file = f[i].parked_file;
       k.at_line = f[i].parked_line;
-    } else if (strcmp(f[i].kind, "unretrieved-error") == 0) {
+      break;
+    case UVT_FINDING_UNRETRIEVED_ERROR:
       k.kind = LEAK_ERROR;
       k.status = f[i].status;
       k.message = f[i].message;
-    } else if (strcmp(f[i].kind, "never-awaited") == 0) {
+      break;
+    case UVT_FINDING_NEVER_AWAITED:
       k.kind = LEAK_NEVER_AWAITED;
-    } else if (strcmp(f[i].kind, "unclosed-stream") == 0) {
+      break;
+    case UVT_FINDING_UNCLOSED_STREAM:
       k.kind = LEAK_UNCLOSED;
-    } else {
+      break;
+    default:
       k.kind = LEAK_OTHER;
-      k.finding = f[i].kind;
+      k.finding = uvt_finding_kind_name(f[i].kind);
+      break;
     }
     n += leak_add(&k);
   }
@@ -525,7 +531,7 @@ int uvt_assert_no_leaks_at(const char **report, const char *file, int line) {
   settle(self, file, line, "uvt_assert_no_leaks");
   /* Errors of handles already released were reported, not kept: count
    * them from the findings; no await may come between the two reads. */
-  n = check_findings("unretrieved-error");
+  n = check_findings(UVT_FINDING_UNRETRIEVED_ERROR);
   n += check_registry(self);
   if (report != NULL) *report = last_finish(file, line);
   else last_finish(file, line);
@@ -536,7 +542,7 @@ int uvt_assert_no_leaks_after_run_at(const char **report, const char *file,
                                      int line) {
   int n;
   last_reset();
-  n = check_findings(NULL);
+  n = check_findings(UVT_FINDING_NONE);
   if (report != NULL) *report = last_finish(file, line);
   else last_finish(file, line);
   return n;

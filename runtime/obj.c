@@ -35,7 +35,7 @@ UVT__HOOK_FN hook_destroy(uvt__obj_t *o) {
   (void)o;
 }
 
-void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt__obj_kind_t kind,
+void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func) {
   uvt__obj_t *head = &s->registry;

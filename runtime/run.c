@@ -36,7 +36,7 @@ static bool pending_in_thread_pool(uvt__sched_t *s) {
   uvt__obj_t *o;
   for (o = s->registry.next; o != &s->registry; o = o->next) {
     uvt_task_t *t = (uvt_task_t *)o;
-    if (o->kind == UVT__OBJ_TASK && t->state == UVT__TASK_PARKED && t->in_pool)
+    if (o->kind == UVT_OBJECT_TASK && t->state == UVT_TASK_PARKED && t->in_pool)
       return true;
   }
   return false;
@@ -47,12 +47,12 @@ static void abandon(uvt__sched_t *s) {
   /* Unlink the stragglers from whatever they wait on. */
   for (o = s->registry.next; o != &s->registry; o = o->next) {
     uvt_task_t *t = (uvt_task_t *)o;
-    if (o->kind != UVT__OBJ_TASK || t->out.done) continue;
+    if (o->kind != UVT_OBJECT_TASK || t->out.done) continue;
     uvt__warn("%s:%d: task '%s' did not finish within %d ms of being "
               "cancelled; abandoning it",
               o->file, o->line, o->name, SHUTDOWN_MS);
     uvt__timer_stop(s, &t->timer);
-    if (t->state == UVT__TASK_PARKED && t->on_cancel != NULL) {
+    if (t->state == UVT_TASK_PARKED && t->on_cancel != NULL) {
       void (*cb)(uvt_task_t *, void *) = t->on_cancel;
       t->on_cancel = NULL;
       cb(t, t->on_cancel_data);
@@ -62,8 +62,8 @@ static void abandon(uvt__sched_t *s) {
   for (o = s->registry.next; o != &s->registry; o = next) {
     uvt_task_t *t = (uvt_task_t *)o;
     next = o->next;
-    if (o->kind != UVT__OBJ_TASK || t->out.done) continue;
-    t->state = UVT__TASK_DONE;
+    if (o->kind != UVT_OBJECT_TASK || t->out.done) continue;
+    t->state = UVT_TASK_DONE;
     t->out.done = true;
     t->out.status = UVT_ECANCELED;
     t->out.waiters.head = t->out.waiters.tail = NULL;
@@ -77,7 +77,7 @@ static void sched_shutdown(uvt__sched_t *s, const char *when) {
 
   for (o = s->registry.next; o != &s->registry; o = o->next) {
     uvt_task_t *t = (uvt_task_t *)o;
-    if (o->kind == UVT__OBJ_TASK && !t->out.done) {
+    if (o->kind == UVT_OBJECT_TASK && !t->out.done) {
       uvt__finding_pending(t, when);
       npending++;
     }
@@ -87,7 +87,7 @@ static void sched_shutdown(uvt__sched_t *s, const char *when) {
               npending == 1 ? "" : "s", when, npending == 1 ? "it" : "them");
     for (o = s->registry.next; o != &s->registry; o = o->next) {
       uvt_task_t *t = (uvt_task_t *)o;
-      if (o->kind == UVT__OBJ_TASK && !t->out.done) uvt__task_cancel(t);
+      if (o->kind == UVT_OBJECT_TASK && !t->out.done) uvt__task_cancel(t);
     }
     s->shutdown_expired = false;
     uvt__timer_init(&s->shutdown_timer);
@@ -104,21 +104,21 @@ static void sched_shutdown(uvt__sched_t *s, const char *when) {
   for (o = s->registry.next; o != &s->registry; o = next) {
     next = o->next;
     switch (o->kind) {
-    case UVT__OBJ_TASK:
+    case UVT_OBJECT_TASK:
       ((uvt_task_t *)o)->out.detached = true;
       uvt__task_release((uvt_task_t *)o);
       break;
-    case UVT__OBJ_FUTURE:
+    case UVT_OBJECT_FUTURE:
       ((uvt_future_t *)o)->out.detached = true;
       uvt__future_release((uvt_future_t *)o);
       break;
-    case UVT__OBJ_CORO:
+    case UVT_OBJECT_CORO:
       uvt__finding_never_awaited((uvt_coro_t *)o);
       uvt_coro_close((uvt_coro_t *)o);
       break;
-    case UVT__OBJ_STREAM:
-    case UVT__OBJ_SERVER:
-      uvt__finding_unclosed(o, o->kind == UVT__OBJ_STREAM ? "stream" : "server");
+    case UVT_OBJECT_STREAM:
+    case UVT_OBJECT_SERVER:
+      uvt__finding_unclosed(o, o->kind == UVT_OBJECT_STREAM ? "stream" : "server");
       if (o->on_shutdown != NULL) o->on_shutdown(o);
       break;
     default:
@@ -231,7 +231,7 @@ void uvt__scan_at_exit(void) {
   if (s == NULL) return;
   for (o = s->registry.next; o != &s->registry; o = o->next) {
     switch (o->kind) {
-    case UVT__OBJ_TASK:
+    case UVT_OBJECT_TASK:
       /* The task calling exit() is not left pending by anyone. */
       if ((uvt_task_t *)o == s->current) break;
       if (!((uvt_task_t *)o)->out.done)
@@ -239,15 +239,15 @@ void uvt__scan_at_exit(void) {
       else
         uvt__finding_unretrieved(o, &((uvt_task_t *)o)->out);
       break;
-    case UVT__OBJ_FUTURE:
+    case UVT_OBJECT_FUTURE:
       uvt__finding_unretrieved(o, &((uvt_future_t *)o)->out);
       break;
-    case UVT__OBJ_CORO:
+    case UVT_OBJECT_CORO:
       uvt__finding_never_awaited((uvt_coro_t *)o);
       break;
-    case UVT__OBJ_STREAM:
-    case UVT__OBJ_SERVER:
-      uvt__finding_unclosed(o, o->kind == UVT__OBJ_STREAM ? "stream" : "server");
+    case UVT_OBJECT_STREAM:
+    case UVT_OBJECT_SERVER:
+      uvt__finding_unclosed(o, o->kind == UVT_OBJECT_STREAM ? "stream" : "server");
       break;
     default:
       break;

@@ -177,7 +177,7 @@ start_task(uvt__sched_t *s, uvt_task_t *t, bool direct) {
 static inline __attribute__((always_inline)) uvt_task_t *
 take_direct(uvt__sched_t *s) {
   uvt_task_t *n = take_next(s);
-  if (n == NULL || n->state != UVT__TASK_CREATED) return n;
+  if (n == NULL || n->state != UVT_TASK_CREATED) return n;
 #ifdef UVT__CTX_HAS_COPY_MODES
   if (!n->cancel_pending && start_task(s, n, true) == 0) return n;
 #endif
@@ -214,7 +214,7 @@ void uvt__task_retire(uvt_task_t *t) {
 static inline __attribute__((always_inline)) void
 took_over(uvt__sched_t *s, uvt_task_t *p) {
   s->switched_from = NULL;
-  if (p->state == UVT__TASK_DONE) uvt__task_retire(p);
+  if (p->state == UVT_TASK_DONE) uvt__task_retire(p);
 }
 
 /* ---- step events ------------------------------------------------------------ */
@@ -240,10 +240,10 @@ UVT__HOOK_FN hook_suspend(uvt__sched_t *s, uvt_task_t *p) {
   UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
             .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
             .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
-            .where_file = p->state == UVT__TASK_DONE ? NULL : p->parked_at.file,
+            .where_file = p->state == UVT_TASK_DONE ? NULL : p->parked_at.file,
             .where_line = p->parked_at.line,
-            .what = p->state == UVT__TASK_DONE ? NULL : p->parked_at.what,
-            .status = p->state == UVT__TASK_DONE ? p->out.status : 0,
+            .what = p->state == UVT_TASK_DONE ? NULL : p->parked_at.what,
+            .status = p->state == UVT_TASK_DONE ? p->out.status : 0,
             .loop = s->loop, .object = p);
 }
 
@@ -300,14 +300,14 @@ switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
   if (n == t) {
     /* A yield that began a pass of its own: carry on. */
     UVT__HOOK_AT(hook_suspend, s, t);
-    t->state = UVT__TASK_RUNNING;
+    t->state = UVT_TASK_RUNNING;
     UVT__HOOK_AT(hook_resume, s, t);
     return;
   }
   s->switched_from = t;
   if (n != NULL) {
     UVT__HOOK_AT(hook_suspend, s, t);
-    n->state = UVT__TASK_RUNNING;
+    n->state = UVT_TASK_RUNNING;
     s->current = n;
     UVT__HOOK_AT(hook_resume, s, n);
 #ifdef UVT_ASAN
@@ -350,7 +350,7 @@ static void task_entry(void *arg) {
 static inline __attribute__((always_inline)) void run_task(uvt__sched_t *s,
                                                          uvt_task_t *t) {
   uvt_task_t *p;
-  if (t->state == UVT__TASK_CREATED) {
+  if (t->state == UVT_TASK_CREATED) {
     int err = UVT_ECANCELED;
     /* Cancelled before it started: its body never runs. */
     if (t->cancel_pending) t->cancel_pending = false;
@@ -361,7 +361,7 @@ static inline __attribute__((always_inline)) void run_task(uvt__sched_t *s,
       return;
     }
   }
-  t->state = UVT__TASK_RUNNING;
+  t->state = UVT_TASK_RUNNING;
   s->current = t;
   UVT__HOOK_AT(hook_resume, s, t);
   switch_into(s, t);
@@ -420,16 +420,16 @@ int uvt__park(const uvt__site_t *where,
   t->on_cancel = on_cancel != NULL ? on_cancel : cancel_wake_now;
   t->on_cancel_data = data;
   t->wake_status = 0;
-  t->state = UVT__TASK_PARKED;
+  t->state = UVT_TASK_PARKED;
   switch_out(s, t, false);
   return t->wake_status;
 }
 
 void uvt__wake(uvt_task_t *t, int status) {
-  if (t->state != UVT__TASK_PARKED) return;
+  if (t->state != UVT_TASK_PARKED) return;
   t->on_cancel = NULL;
   t->wake_status = status;
-  t->state = UVT__TASK_READY;
+  t->state = UVT_TASK_READY;
   uvt__ready_push(t->sched, t);
 }
 
@@ -440,7 +440,7 @@ int uvt__yield(const uvt__site_t *where) {
   uvt__noyield_check(t, where);
   t->parked_at = *where;
   t->wake_status = 0;
-  t->state = UVT__TASK_READY;
+  t->state = UVT_TASK_READY;
   uvt__ready_push(s, t);
   switch_out(s, t, false);
   return uvt__take_pending_cancel(t) ? UVT_ECANCELED : 0;
@@ -623,7 +623,7 @@ static void obj_free(uvt__sched_t *s, uvt__obj_t *o) {
     o->name_owned = NULL;
   }
   switch (o->kind) {
-  case UVT__OBJ_TASK: {
+  case UVT_OBJECT_TASK: {
     uvt_task_t *t = (uvt_task_t *)o;
     if (t->out.message != NULL) uvt__outcome_free(&t->out);
     if (s != NULL && s->free_task_count < FREE_TASKS_KEEP) {
@@ -635,7 +635,7 @@ static void obj_free(uvt__sched_t *s, uvt__obj_t *o) {
     }
     break;
   }
-  case UVT__OBJ_FUTURE:
+  case UVT_OBJECT_FUTURE:
     uvt__outcome_free(&((uvt_future_t *)o)->out);
     free(o);
     break;

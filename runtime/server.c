@@ -177,7 +177,7 @@ static int server_listen(uvt_server_t *srv, uvt_server_t **out,
     server_close_detached(srv);
     return err;
   }
-  uvt__obj_register(srv->sched, &srv->obj, UVT__OBJ_SERVER, srv->name, file,
+  uvt__obj_register(srv->sched, &srv->obj, UVT_OBJECT_SERVER, srv->name, file,
                     line, func);
   srv->obj.on_shutdown = server_on_shutdown;
   *out = srv;

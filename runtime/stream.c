@@ -181,7 +181,7 @@ int uvt__stream_open(uvt_stream_t *s, const char *name, const char *file,
   int err;
   if (!s->is_pipe) uv_tcp_nodelay(&s->u.tcp, 1);
   if ((err = uvt__stream_read_start(s)) != 0) return err;
-  uvt__obj_register(s->sched, &s->obj, UVT__OBJ_STREAM, name, file, line,
+  uvt__obj_register(s->sched, &s->obj, UVT_OBJECT_STREAM, name, file, line,
                     func);
   s->obj.on_shutdown = stream_on_shutdown;
   s->registered = true;

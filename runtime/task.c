@@ -37,14 +37,14 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
   uvt_task_t *t = uvt__task_alloc(s);
   uvt_task_t *parent = s->current;
   if (t == NULL) return NULL;
-  uvt__obj_register(s, &t->obj, UVT__OBJ_TASK, name, file, line, func);
+  uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
   t->sched = s;
   t->fn = fn;
   t->arg = arg;
   t->stack_size = stack_size;
   t->parent = parent;
   t->parent_id = parent != NULL ? parent->obj.id : 0;
-  t->state = UVT__TASK_CREATED;
+  t->state = UVT_TASK_CREATED;
   uvt__timer_init(&t->timer);
   s->live_tasks++;
   uvt__ready_push(s, t);
@@ -121,7 +121,7 @@ UVT__HOOK_FN hook_detach(uvt_task_t *t) {
 }
 
 void uvt__task_complete(uvt_task_t *t, int status) {
-  t->state = UVT__TASK_DONE;
+  t->state = UVT_TASK_DONE;
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
   UVT__HOOK_AT(hook_done, t, status);
@@ -230,9 +230,9 @@ void uvt_detach(uvt_task_t *t) {
 
 int uvt__task_cancel(uvt_task_t *t) {
   switch (t->state) {
-  case UVT__TASK_DONE:
+  case UVT_TASK_DONE:
     return 0;
-  case UVT__TASK_PARKED:
+  case UVT_TASK_PARKED:
     t->cancelled = true;
     if (t->on_cancel != NULL) {
       void (*cb)(uvt_task_t *, void *) = t->on_cancel;
@@ -241,7 +241,7 @@ int uvt__task_cancel(uvt_task_t *t) {
     }
     /* else: an earlier cancel is still being delivered. */
     return 1;
-  case UVT__TASK_READY:
+  case UVT_TASK_READY:
     /* Already woken by a cancel: one-shot, do not deliver it twice. */
     if (t->cancelled && t->wake_status == UVT_ECANCELED) return 1;
     /* fall through */

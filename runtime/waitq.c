@@ -10,8 +10,6 @@ void uvt__waitq_init(uvt__waitq_t *q) {
   q->tail = NULL;
 }
 
-bool uvt__waitq_empty(const uvt__waitq_t *q) { return q->head == NULL; }
-
 void uvt__waitq_push(uvt__waitq_t *q, uvt__wq_node_t *n) {
   uvt__wq_node_t *tail = q->tail;
   assert(n->q == NULL);

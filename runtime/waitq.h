@@ -38,7 +38,6 @@ typedef struct uvt__wq_node_s {
 } uvt__wq_node_t;
 
 void uvt__waitq_init(uvt__waitq_t *q);
-bool uvt__waitq_empty(const uvt__waitq_t *q);
 
 /* Link `n` at the tail of `q`.  `n` must not be linked. */
 void uvt__waitq_push(uvt__waitq_t *q, uvt__wq_node_t *n);

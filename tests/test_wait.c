@@ -64,7 +64,7 @@ static size_t count_findings(const struct outcome *o, const char *kind,
     size_t n = 0;
     const uvt__finding_t *f = uvt__findings(&n);
     for (size_t i = 0; i < n; i++)
-      if (strcmp(f[i].kind, kind) == 0 &&
+      if (strcmp(uvt_finding_kind_name(f[i].kind), kind) == 0 &&
           (name == NULL || (f[i].name != NULL && strcmp(f[i].name, name) == 0)))
         k++;
     return k;

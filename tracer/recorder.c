@@ -183,8 +183,6 @@ static int64_t step_wall(tstate_t *s) {
 static uint64_t steps_written;
 static uintptr_t lib_lo, lib_hi; /* our own code: skipped in stacks */
 
-static const char *const kind_names[] = {"?", "task", "coroutine", "future",
-                                         "stream", "server"};
 
 static pthread_key_t state_key;
 
@@ -281,11 +279,11 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 /* The caller's stack without uvtask's own frames on top, so that the first
  * frame is the user's call (the spawn, the await). */
 static int64_t capture_user_stack(void) {
-  uint64_t pcs[80];
-  void *buf[80];
+  uint64_t pcs[UVT__CAPTURE_MAX];
+  void *buf[UVT__CAPTURE_MAX];
   int n, i = 0, want = uvt__tcfg.depth + 12;
   wd_slot_t *slot = uvt__wd_slot_peek();
-  if (want > 80) want = 80;
+  if (want > UVT__CAPTURE_MAX) want = UVT__CAPTURE_MAX;
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
   n = unw_backtrace(buf, want);
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 0, __ATOMIC_RELEASE);
@@ -308,7 +306,7 @@ static rec_t *object_rec(const tobj_t *o) {
   if (r == NULL) return NULL;
   r->id = o->id;
   r->parent_id = o->parent_id;
-  r->okind = kind_names[o->kind <= 5 ? o->kind : 0];
+  r->okind = uvt_object_kind_name((uvt_object_kind_t)o->kind);
   r->name = o->name != NULL ? strdup(o->name) : NULL;
   r->file = o->file;
   r->line = o->line;
@@ -405,7 +403,7 @@ static void stats_flush(tstate_t *s) {
     if (st->count == 0) continue;
     r = uvt__rec_new(REC_SITE_STAT);
     if (r != NULL) {
-      r->okind = kind_names[st->kind <= 5 ? st->kind : 0];
+      r->okind = uvt_object_kind_name((uvt_object_kind_t)st->kind);
       r->file = st->file;
       r->line = st->line;
       r->count = st->count;
@@ -497,14 +495,14 @@ void uvt__recorder_flush_all(void) {
 }
 
 void uvt__tracer_print(const char *file, int line, const char *text,
-                       const char *kind) {
+                       uvt_finding_kind_t kind) {
   __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
   if (uvt__tcfg.log)
     fprintf(stderr, "%s:%d: warning: %s [%s]\n", file ? file : "?", line, text,
-            kind);
+            uvt_finding_kind_name(kind));
 }
 
-static void finding(tstate_t *s, tobj_t *o, const char *kind, const char *file,
+static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char *file,
                     int line, const char *func, const char *text,
                     int64_t stack, int64_t stack2, const char *where_file,
                     int where_line, const char *where_what, bool has_status,
@@ -515,7 +513,7 @@ static void finding(tstate_t *s, tobj_t *o, const char *kind, const char *file,
     emit_object(o);
   }
   if (r == NULL) return;
-  r->fkind = kind;
+  r->fkind = uvt_finding_kind_name(kind);
   r->object_id = o != NULL ? o->id : 0;
   r->file = file;
   r->line = line;
@@ -624,8 +622,8 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
              o->name ? o->name : "?", (unsigned long long)(dur / 1000000),
              ev->what ? " before " : "", ev->what ? ev->what : "",
              ev->what ? "" : " (until it ended)");
-    uvt__tracer_print(o->file, o->line, text, "slow-callback");
-    finding(s, o, "slow-callback", o->file, o->line, o->func, text, blocked,
+    uvt__tracer_print(o->file, o->line, text, UVT_FINDING_SLOW_CALLBACK);
+    finding(s, o, UVT_FINDING_SLOW_CALLBACK, o->file, o->line, o->func, text, blocked,
             0, ev->where_file, ev->where_line, ev->what, false, 0,
             (int64_t)dur);
   }
@@ -648,15 +646,17 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
 static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   int64_t stack = 0;
   const uvt__obj_t *obj = ev->object;
-  if (strcmp(ev->finding, "pending-at-exit") == 0 && obj != NULL &&
-      obj->kind == UVT__OBJ_TASK) {
-    uint64_t pcs[64];
-    int n = uvt__stack_of_parked(obj, pcs, uvt__tcfg.depth + 8), i = 0;
+  if (ev->finding == UVT_FINDING_PENDING_AT_EXIT && obj != NULL &&
+      obj->kind == UVT_OBJECT_TASK) {
+    uint64_t pcs[UVT__CAPTURE_MAX];
+    int n, i = 0, want = uvt__tcfg.depth + 8;
+    if (want > UVT__CAPTURE_MAX) want = UVT__CAPTURE_MAX;
+    n = uvt__stack_of_parked(obj, pcs, want);
     /* Drop the runtime's own frames: the first frame shown is the await. */
     while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
     if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
     if (i < n) stack = uvt__stack_intern(pcs + i, n - i);
-  } else if (strcmp(ev->finding, "unretrieved-error") == 0 && o != NULL) {
+  } else if (ev->finding == UVT_FINDING_UNRETRIEVED_ERROR && o != NULL) {
     stack = o->fail_stack;
   }
   __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
@@ -675,8 +675,8 @@ static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
            o->name ? o->name : "?", ev->what ? ev->what : "?",
            o->section_file ? o->section_file : "?", o->section_line);
   uvt__tracer_print(ev->where_file, ev->where_line, text,
-                    "yield-in-critical-section");
-  finding(s, o, "yield-in-critical-section", ev->where_file, ev->where_line,
+                    UVT_FINDING_YIELD_IN_CRITICAL_SECTION);
+  finding(s, o, UVT_FINDING_YIELD_IN_CRITICAL_SECTION, ev->where_file, ev->where_line,
           ev->where_func, text, capture_user_stack(), o->section_stack,
           o->section_file, o->section_line, ev->what, false, 0, 0);
 }
@@ -694,10 +694,10 @@ static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) 
    * loop thread, so only the event's own facts are used here, and one
    * flag is set for the loop thread to read. */
   if (o != NULL) __atomic_store_n(&o->remote_involved, 1, __ATOMIC_RELEASE);
-  uvt__tracer_print(file, line, text, "wrong-thread");
+  uvt__tracer_print(file, line, text, UVT_FINDING_WRONG_THREAD);
   r = uvt__rec_new(REC_FINDING);
   if (r == NULL) return;
-  r->fkind = "wrong-thread";
+  r->fkind = uvt_finding_kind_name(UVT_FINDING_WRONG_THREAD);
   r->object_id = ev->id;
   r->file = file;
   r->line = line;
@@ -833,8 +833,8 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       snprintf(text, sizeof(text), "uvtask's %s callback blocked the loop for %llu ms",
                ev->what ? ev->what : "?",
                (unsigned long long)((now - s->cb_start) / 1000000));
-      uvt__tracer_print(__FILE__, __LINE__, text, "slow-callback");
-      finding(s, NULL, "slow-callback", NULL, 0, NULL, text, 0, 0, NULL, 0,
+      uvt__tracer_print(__FILE__, __LINE__, text, UVT_FINDING_SLOW_CALLBACK);
+      finding(s, NULL, UVT_FINDING_SLOW_CALLBACK, NULL, 0, NULL, text, 0, 0, NULL, 0,
               ev->what, false, 0, (int64_t)(now - s->cb_start));
     }
     s->cb_start = 0;

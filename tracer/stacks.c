@@ -27,8 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_DEPTH 64
-
 typedef struct {
   uint64_t hash;
   int64_t id;
@@ -131,17 +129,6 @@ out:
   pthread_mutex_unlock(&intern_mutex);
   if (r != NULL) uvt__rec_push(r);
   return id;
-}
-
-int64_t uvt__stack_capture(int skip) {
-  void *buf[MAX_DEPTH + 8];
-  uint64_t pcs[MAX_DEPTH + 8];
-  int want = uvt__tcfg.depth + skip, n, i;
-  if (want > MAX_DEPTH + 8) want = MAX_DEPTH + 8;
-  n = unw_backtrace(buf, want);
-  if (n <= skip) return 0;
-  for (i = skip; i < n; i++) pcs[i - skip] = (uint64_t)(uintptr_t)buf[i];
-  return uvt__stack_intern(pcs, n - skip);
 }
 
 int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max) {

@@ -25,6 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uvtask/kinds.h"
+
+/* A raw capture: the stored depth (at most UVT_MAX_STACK_DEPTH) plus the
+ * runtime's and tracer's own frames, skipped before a stack is stored.
+ * Every buffer a capture or an unwind writes into has this size. */
+#define UVT__CAPTURE_MAX (UVT_MAX_STACK_DEPTH + 16)
+
 typedef struct tracer_config_s {
   bool on;             /* recording */
   char path[4096];     /* database file */
@@ -123,9 +130,6 @@ extern uint64_t uvt__stat_peak_tasks;
 
 /* ---- stacks (stacks.c) -------------------------------------------------- */
 
-/* Capture the calling thread's stack, skipping `skip` innermost frames,
- * and intern it.  Returns the stack id (> 0) or 0 if none. */
-int64_t uvt__stack_capture(int skip);
 /* Intern raw PCs (e.g. unwound from a parked task); id or 0. */
 int64_t uvt__stack_intern(const uint64_t *pcs, int n);
 /* Unwind from `unw_context`, a libunwind unw_context_t the caller has
@@ -152,7 +156,7 @@ void uvt__recorder_start(void);
 void uvt__recorder_flush_all(void);
 /* A finding decided by the tracer: count it, print it unless silenced. */
 void uvt__tracer_print(const char *file, int line, const char *text,
-                       const char *kind);
+                       uvt_finding_kind_t kind);
 
 /* The tracer's monotonic clock (ns, same origin as uv_hrtime). */
 uint64_t uvt__tclock(void);

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WD_MAX_PCS 64
+#include "tracer.h"
+
+#define WD_MAX_PCS UVT__CAPTURE_MAX
 
 /* One per loop thread.  step_start/step_seq are written by the loop
  * thread; sample_seq by the watchdog; pcs/npcs by whoever samples, before

@@ -3,6 +3,7 @@
  * and duration formatting, a string-keyed hash map.
  */
 #include "viewer.h"
+#include "uvtask/kinds.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -195,15 +196,10 @@ const char *uvt__display_path(const char *path) {
   return path;
 }
 
+/* The table in uvtask/kinds.h is in rank order; unknown kinds last. */
 int uvt__kind_rank(const char *kind) {
-  static const char *const order[] = {
-      "crash",          "unretrieved-error", "pending-at-exit",
-      "never-awaited",  "slow-callback",     "yield-in-critical-section",
-      "wrong-thread",   "unclosed-stream"};
-  size_t i;
-  for (i = 0; kind != NULL && i < sizeof(order) / sizeof(order[0]); i++)
-    if (strcmp(kind, order[i]) == 0) return (int)i;
-  return (int)(sizeof(order) / sizeof(order[0]));
+  uvt_finding_kind_t k = uvt_finding_kind_parse(kind);
+  return k == UVT_FINDING_NONE ? UVT_FINDING_KIND_MAX - 1 : (int)k - 1;
 }
 
 bool uvt__kind_known(const char *kind) {

@@ -16,6 +16,7 @@
 #define UVTASK_HOOKS_H
 
 #include "../uvtask.h"
+#include "kinds.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,14 +42,6 @@ typedef enum uvt_hook_kind {
   UVT_HOOK_KIND_MAX
 } uvt_hook_kind_t;
 
-typedef enum uvt_object_kind {
-  UVT_OBJECT_TASK = 1,
-  UVT_OBJECT_CORO,
-  UVT_OBJECT_FUTURE,
-  UVT_OBJECT_STREAM,
-  UVT_OBJECT_SERVER
-} uvt_object_kind_t;
-
 typedef struct uvt_hook_event {
   uvt_hook_kind_t kind;
   uvt_object_kind_t object_kind;
@@ -66,7 +59,7 @@ typedef struct uvt_hook_event {
                            the callback ("timer", "async", "work") */
   int status;           /* DONE: the status; FINDING: the error, if any */
   const char *message;  /* DONE/FAIL: the message; FINDING: the text */
-  const char *finding;  /* FINDING: its kind ("pending-at-exit", ...) */
+  uvt_finding_kind_t finding; /* FINDING: its kind (uvtask/kinds.h) */
   int no_yield_depth;   /* AWAIT: the task's no-yield depth */
   uv_loop_t *loop;
   const void *object;   /* opaque identity of the object */

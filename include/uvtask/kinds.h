@@ -1,0 +1,174 @@
+/*
+ * uvtask/kinds.h — the enumerations shared by the runtime, its hook
+ * subscribers (the tracer) and the `uvtask` report command.
+ *
+ * Each enumeration is written once, as an X-macro table in the style of
+ * libuv's UV_ERRNO_MAP: XX(NAME, "text", ...) per member.  The enum, its
+ * name strings and any lookup are generated from the table, so adding a
+ * member is one line here.  Names are what the database stores and the
+ * report prints: never renumber or rename a member that has shipped.
+ */
+#ifndef UVTASK_KINDS_H
+#define UVTASK_KINDS_H
+
+#include <stddef.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The deepest stack the tracer stores (frames); ASYNCIODEBUG_DEPTH may
+ * ask for fewer, never more.  Every buffer that holds a captured stack is
+ * sized from this one constant. */
+#define UVT_MAX_STACK_DEPTH 64
+
+/* Findings, in the order the report ranks them (most serious first).
+ * XX(NAME, "name", "what it means") */
+#define UVT_FINDING_KIND_MAP(XX)                                             \
+  XX(CRASH, "crash", "the process died of a signal")                         \
+  XX(UNRETRIEVED_ERROR, "unretrieved-error",                                 \
+     "a task or future failed and nobody read its error")                    \
+  XX(PENDING_AT_EXIT, "pending-at-exit",                                     \
+     "a task was still pending when its loop or the process ended")          \
+  XX(NEVER_AWAITED, "never-awaited",                                         \
+     "a coroutine object was made and never awaited")                        \
+  XX(SLOW_CALLBACK, "slow-callback",                                         \
+     "a task step or a runtime callback blocked the loop")                   \
+  XX(YIELD_IN_CRITICAL_SECTION, "yield-in-critical-section",                 \
+     "a task awaited inside a no-yield section")                             \
+  XX(WRONG_THREAD, "wrong-thread",                                           \
+     "a loop-thread call was made from another thread")                      \
+  XX(UNCLOSED_STREAM, "unclosed-stream",                                     \
+     "a stream or server was still open at shutdown")
+
+typedef enum uvt_finding_kind {
+  UVT_FINDING_NONE = 0,
+#define UVT__XX(c, n, d) UVT_FINDING_##c,
+  UVT_FINDING_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  UVT_FINDING_KIND_MAX
+} uvt_finding_kind_t;
+
+/* Objects the runtime tracks.  XX(NAME, "name") */
+#define UVT_OBJECT_KIND_MAP(XX) \
+  XX(TASK, "task")              \
+  XX(CORO, "coroutine")         \
+  XX(FUTURE, "future")          \
+  XX(STREAM, "stream")          \
+  XX(SERVER, "server")
+
+typedef enum uvt_object_kind {
+  UVT_OBJECT_NONE = 0,
+#define UVT__XX(c, n) UVT_OBJECT_##c,
+  UVT_OBJECT_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  UVT_OBJECT_KIND_MAX
+} uvt_object_kind_t;
+
+/* A task's life: CREATED -> RUNNING (or DONE: cancelled before it ran,
+ * no stack); RUNNING -> PARKED | READY (yield) | DONE; PARKED -> READY;
+ * READY -> RUNNING.  XX(NAME, "name") */
+#define UVT_TASK_STATE_MAP(XX)                                             \
+  XX(CREATED, "created") /* spawned, in the ready queue, never run */     \
+  XX(READY, "ready")     /* in the ready queue */                         \
+  XX(RUNNING, "running")                                                  \
+  XX(PARKED, "parked")   /* suspended until a wake */                     \
+  XX(DONE, "done")
+
+typedef enum uvt_task_state {
+#define UVT__XX(c, n) UVT_TASK_##c,
+  UVT_TASK_STATE_MAP(UVT__XX)
+#undef UVT__XX
+  UVT_TASK_STATE_MAX
+} uvt_task_state_t;
+
+/* What a parked task waits on (hook events AWAIT, SUSPEND and
+ * SNAPSHOT_TASK carry it with the awaited object's identity).
+ * XX(NAME, "name") */
+#define UVT_WAIT_KIND_MAP(XX)                                  \
+  XX(TASK, "task")             /* uvt_await: a task */         \
+  XX(LOCK, "lock")                                             \
+  XX(SEMAPHORE, "semaphore")                                   \
+  XX(EVENT, "event")                                           \
+  XX(QUEUE_GET, "queue-get")                                   \
+  XX(QUEUE_PUT, "queue-put")                                   \
+  XX(FUTURE, "future")                                         \
+  XX(GATHER, "gather")         /* uvt_gather: several tasks */ \
+  XX(WAIT_SET, "wait-set")     /* uvt_wait: the first of many */ \
+  XX(STREAM_READ, "stream-read")                               \
+  XX(STREAM_WRITE, "stream-write") /* drain, close's flush */  \
+  XX(STREAM_CLOSE, "stream-close")                             \
+  XX(ACCEPT, "accept")         /* a server's close */          \
+  XX(CONNECT, "connect")       /* connect and name lookup */   \
+  XX(SLEEP, "sleep")                                           \
+  XX(POOL_WORK, "pool-work")   /* uvt_to_thread */             \
+  XX(YIELD, "yield")
+
+typedef enum uvt_wait_kind {
+  UVT_WAIT_NONE = 0,
+#define UVT__XX(c, n) UVT_WAIT_##c,
+  UVT_WAIT_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  UVT_WAIT_KIND_MAX
+} uvt_wait_kind_t;
+
+/* Names, generated from the tables; "?" for a value outside them. */
+static inline const char *uvt_finding_kind_name(uvt_finding_kind_t k) {
+  static const char *const names[] = {"?",
+#define UVT__XX(c, n, d) n,
+                                      UVT_FINDING_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return (unsigned)k < UVT_FINDING_KIND_MAX ? names[k] : "?";
+}
+
+static inline const char *uvt_finding_kind_text(uvt_finding_kind_t k) {
+  static const char *const texts[] = {"?",
+#define UVT__XX(c, n, d) d,
+                                      UVT_FINDING_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return (unsigned)k < UVT_FINDING_KIND_MAX ? texts[k] : "?";
+}
+
+/* The kind named `name`, or UVT_FINDING_NONE. */
+static inline uvt_finding_kind_t uvt_finding_kind_parse(const char *name) {
+  int k;
+  for (k = 1; name != NULL && k < UVT_FINDING_KIND_MAX; k++)
+    if (strcmp(name, uvt_finding_kind_name((uvt_finding_kind_t)k)) == 0)
+      return (uvt_finding_kind_t)k;
+  return UVT_FINDING_NONE;
+}
+
+static inline const char *uvt_object_kind_name(uvt_object_kind_t k) {
+  static const char *const names[] = {"?",
+#define UVT__XX(c, n) n,
+                                      UVT_OBJECT_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return (unsigned)k < UVT_OBJECT_KIND_MAX ? names[k] : "?";
+}
+
+static inline const char *uvt_task_state_name(uvt_task_state_t s) {
+  static const char *const names[] = {
+#define UVT__XX(c, n) n,
+      UVT_TASK_STATE_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return (unsigned)s < UVT_TASK_STATE_MAX ? names[s] : "?";
+}
+
+static inline const char *uvt_wait_kind_name(uvt_wait_kind_t k) {
+  static const char *const names[] = {"none",
+#define UVT__XX(c, n) n,
+                                      UVT_WAIT_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return (unsigned)k < UVT_WAIT_KIND_MAX ? names[k] : "?";
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
