@@ -4,6 +4,10 @@
  * locked; uvt__hooks_on is what the hook points test.
  */
 #include "hook_points.h"
+#include "internal.h"
+#include "findings.h"
+
+#include <stdio.h>
 
 #define MAX_SUBSCRIBERS 8
 
@@ -15,10 +19,28 @@ static struct {
   void *data;
 } subs[MAX_SUBSCRIBERS];
 static int nsubs;
+/* The subscriber that claimed the objects' word (uvt_hook_add_slot). */
+static struct {
+  uvt_hook_fn fn;
+  void *data;
+  bool claimed;
+} slot_owner;
 
+/* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the
+ * claimer only; the others get the same event with `slot` NULL. */
 void uvt__hook_dispatch(const uvt_hook_event_t *ev) {
+  uvt_hook_event_t mine;
   int i;
-  for (i = 0; i < nsubs; i++) subs[i].fn(ev, subs[i].data);
+  if (ev->object == NULL || !slot_owner.claimed) {
+    for (i = 0; i < nsubs; i++) subs[i].fn(ev, subs[i].data);
+    return;
+  }
+  mine = *ev;
+  for (i = 0; i < nsubs; i++) {
+    bool owner = subs[i].fn == slot_owner.fn && subs[i].data == slot_owner.data;
+    mine.slot = owner ? &((uvt__obj_t *)(uintptr_t)ev->object)->hook_slot : NULL;
+    subs[i].fn(&mine, subs[i].data);
+  }
 }
 
 int uvt_hook_add(uvt_hook_fn fn, void *data) {
@@ -27,6 +49,17 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   subs[nsubs].data = data;
   nsubs++;
   __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
+  return 0;
+}
+
+int uvt_hook_add_slot(uvt_hook_fn fn, void *data) {
+  int err;
+  if (fn == NULL) return UVT_EINVAL;
+  if (slot_owner.claimed) return UV_EBUSY;
+  if ((err = uvt_hook_add(fn, data)) != 0) return err;
+  slot_owner.fn = fn;
+  slot_owner.data = data;
+  slot_owner.claimed = true;
   return 0;
 }
 
@@ -52,6 +85,11 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   return UV_ENOTSUP;
 }
 
+int uvt_hook_add_slot(uvt_hook_fn fn, void *data) {
+  (void)fn, (void)data;
+  return UV_ENOTSUP;
+}
+
 int uvt_hook_remove(uvt_hook_fn fn, void *data) {
   (void)fn, (void)data;
   return UVT_EINVAL;
@@ -60,3 +98,19 @@ int uvt_hook_remove(uvt_hook_fn fn, void *data) {
 int uvt_debug_build(void) { return 0; }
 
 #endif
+
+/* ---- accessors (both libraries) -------------------------------------------- */
+
+uint64_t uvt_hook_current_task(void) {
+  uvt_task_t *t = uvt__task_current();
+  return t != NULL ? t->obj.id : 0;
+}
+
+void uvt_hook_scan_at_exit(void) { uvt__scan_at_exit(); }
+
+void uvt_hook_set_findings_log(int on) { uvt__findings_quiet = !on; }
+
+int uvt_hook_test_name(char *buf, size_t size) {
+  if (buf == NULL || size == 0) return 0;
+  return uvt__testing_name_copy(buf, size) ? 1 : 0;
+}

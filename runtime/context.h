@@ -20,6 +20,7 @@
 #define UVT_RUNTIME_CONTEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef UVT_USE_UCONTEXT
 #include <ucontext.h>
@@ -45,6 +46,20 @@ static inline void *uvt__ctx_sp(const uvt__ctx_t *c) {
 #else
 static inline void *uvt__ctx_sp(const uvt__ctx_t *c) { return c->sp; }
 #endif
+
+/* The registers a suspended context resumes with, read from where its
+ * switch saved them, for an unwinder: pc, sp, frame pointer, and the
+ * other callee-saved integer registers (x86_64: rbx, r12-r15; aarch64:
+ * x19-x28).  The public uvt_task_frame_t has the same meaning. */
+typedef struct uvt__ctx_frame_s {
+  uintptr_t pc, sp, fp;
+  uintptr_t regs[10];
+  int nregs;
+} uvt__ctx_frame_t;
+
+/* Fill `f` from `c`, a context that was switched away from (or made and
+ * not yet run).  0, or -1 on a target whose layout is not known. */
+int uvt__ctx_frame(const uvt__ctx_t *c, uvt__ctx_frame_t *f);
 
 #ifndef UVT_USE_UCONTEXT
 /* Give the fresh context `c` the floating-point control modes (rounding,

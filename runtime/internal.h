@@ -61,7 +61,7 @@ typedef struct uvt__obj_s {
    * handle, increment sched->pending_callbacks, and in the close callback
    * unregister, free, and decrement pending_callbacks. */
   void (*on_shutdown)(struct uvt__obj_s *o);
-  void *trace; /* the debug tracer's record of this object */
+  void *hook_slot; /* the word of the subscriber that claimed it (hooks.h) */
 } uvt__obj_t;
 
 #define UVT__REPORTED_PENDING 1u

@@ -305,6 +305,9 @@ void uvt_name(uvt_task_t *t, const char *fmt, ...) {
   free(t->obj.name_owned);
   t->obj.name_owned = name;
   t->obj.name = name;
+  UVT__HOOK(.kind = UVT_HOOK_RENAME, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = uvt_hook_current_task(), .name = name,
+            .loop = t->sched->loop, .object = t);
 }
 
 void uvt_set_result(void *result) {

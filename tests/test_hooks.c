@@ -184,3 +184,116 @@ Test(hooks, a_subscriber_added_while_tasks_run_sees_whole_steps) {
   }
   cr_expect_gt(resumes, 10, "the subscriber saw the steps while subscribed");
 }
+
+/* ---- the subscriber word ------------------------------------------------ */
+
+static int slot_events, slot_bad, other_saw_slot;
+static long slot_marks;
+
+/* Claims the word: a mark set at CREATE must come back on every later
+ * event of the same object, and be gone (reset) by the next CREATE. */
+static void slot_owner(const uvt_hook_event_t *ev, void *data) {
+  (void)data;
+  if (ev->object == NULL) return;
+  if (ev->slot == NULL) {
+    slot_bad++;
+    return;
+  }
+  slot_events++;
+  if (ev->kind == UVT_HOOK_CREATE) {
+    if (*ev->slot != NULL) slot_bad++;
+    *ev->slot = (void *)(uintptr_t)ev->id;
+    slot_marks++;
+  } else if (*ev->slot != (void *)(uintptr_t)ev->id) {
+    slot_bad++;
+  }
+}
+
+static void slot_other(const uvt_hook_event_t *ev, void *data) {
+  (void)data;
+  if (ev->slot != NULL) other_saw_slot++;
+}
+
+Test(hooks, the_object_word_belongs_to_its_one_claimer) {
+  cr_assert_eq(uvt_hook_add(slot_other, NULL), 0);
+  cr_assert_eq(uvt_hook_add_slot(slot_owner, NULL), 0);
+  cr_assert_eq(uvt_hook_add_slot(record, NULL), UV_EBUSY);
+  cr_assert_eq(uvt_run(NULL, main_task, NULL), 0);
+  uvt_hook_remove(slot_owner, NULL);
+  uvt_hook_remove(slot_other, NULL);
+  cr_expect_eq(slot_marks, 2, "main and its child were created");
+  cr_expect_gt(slot_events, 8);
+  cr_expect_eq(slot_bad, 0, "the claimer's word came back unchanged");
+  cr_expect_eq(other_saw_slot, 0, "another subscriber never sees the word");
+}
+
+/* ---- a suspended task's frame --------------------------------------------- */
+
+static int frame_result = 1, frame_self = 1;
+static uvt_task_frame_t frame;
+static const void *sleeper_object;
+static char *sleeper_lo, *sleeper_hi;
+
+static void grab_sleeper(const uvt_hook_event_t *ev, void *data) {
+  (void)data;
+  if (ev->kind == UVT_HOOK_CREATE && ev->name != NULL &&
+      strcmp(ev->name, "sleeper") == 0)
+    sleeper_object = ev->object;
+}
+
+static int sleeper(void *arg) {
+  char here;
+  (void)arg;
+  sleeper_lo = sleeper_hi = &here;
+  /* Running: no saved frame to read. */
+  frame_self = uvt_hook_task_frame(sleeper_object, &frame);
+  return uvt_sleep(20);
+}
+
+static int frame_main(void *arg) {
+  uvt_task_t *t = uvt_spawn(sleeper, NULL);
+  int err;
+  (void)arg;
+  if (uvt_hook_task_frame(sleeper_object, &frame) != UVT_EINVAL) return -100;
+  if ((err = uvt_sleep(1)) != 0) return err; /* the sleeper parks */
+  frame_result = uvt_hook_task_frame(sleeper_object, &frame);
+  return uvt_await(t);
+}
+
+Test(hooks, a_parked_task_frame_lies_on_its_own_stack) {
+  cr_assert_eq(uvt_hook_add(grab_sleeper, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, frame_main, NULL), 0);
+  uvt_hook_remove(grab_sleeper, NULL);
+  cr_assert_eq(frame_self, UVT_EINVAL, "a running task has no saved frame");
+  cr_assert_eq(frame_result, 0);
+  cr_expect((char *)frame.stack_lo < sleeper_lo &&
+            sleeper_hi < (char *)frame.stack_hi,
+            "the stack bounds hold the task's own locals");
+  cr_expect(frame.sp > (uintptr_t)frame.stack_lo &&
+            frame.sp <= (uintptr_t)sleeper_lo,
+            "sp is on the task's stack, below its first frame's locals");
+  cr_expect_neq(frame.pc, 0);
+  cr_expect_gt(frame.nregs, 0);
+  cr_expect_eq(uvt_hook_task_frame(NULL, &frame), UVT_EINVAL);
+}
+
+/* ---- rename ------------------------------------------------------------------ */
+
+static int renamer(void *arg) {
+  (void)arg;
+  uvt_name(NULL, "worker-%d", 7);
+  return 0;
+}
+
+Test(hooks, uvt_name_sends_the_new_name) {
+  int create, rename;
+  nevents = 0;
+  cr_assert_eq(uvt_hook_add(record, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, renamer, NULL), 0);
+  uvt_hook_remove(record, NULL);
+  create = find(0, UVT_HOOK_CREATE, 0);
+  cr_assert_geq(create, 0);
+  rename = find(create, UVT_HOOK_RENAME, events[create].id);
+  cr_assert_geq(rename, 0, "a RENAME for the task");
+  cr_expect_str_eq(events[rename].name, "worker-7");
+}

@@ -1,7 +1,8 @@
 /*
  * The recorder: the hook subscriber that turns runtime events into rows.
  *
- * Per object it keeps a small record (tobj_t, hung on uvt__obj_t.trace):
+ * Per object it keeps a small record (tobj_t, in the object's subscriber
+ * word, which this subscriber claims: uvt_hook_add_slot):
  * creation site and stack, parent, timings, outcome.  Objects start on
  * their thread's `young` list.  At each flush (every FLUSH_MS, on events
  * or from a per-loop timer) the young objects move to `mid`: they were
@@ -23,11 +24,10 @@
  */
 #define UNW_LOCAL_ONLY
 #include "tracer.h"
-#include "internal.h"
+#include "uvtask/hooks.h"
+#include "watchdog.h"
 
 #include <libunwind.h>
-#include "findings.h"
-#include "watchdog.h"
 
 #include <link.h>
 #include <pthread.h>
@@ -45,7 +45,6 @@
 
 typedef struct tobj_s {
   struct tobj_s *prev, *next;
-  uvt__obj_t *obj;
   uint64_t id, parent_id;
   uint8_t kind;
   bool emitted, involved, ended, has_status, retrieved;
@@ -55,8 +54,8 @@ typedef struct tobj_s {
   int64_t create_stack, fail_stack;
   int64_t created_ns, ended_ns, retrieved_ns;
   int status;
-  const char *name;  /* the object's own (static) name, or name_owned */
-  char *name_owned;  /* copy of a name given by uvt_name */
+  const char *name;  /* the creation name (static), or name_owned */
+  char *name_owned;  /* copy of a name given by uvt_name (RENAME) */
   char *message;
   const char *fail_file;
   int fail_line;
@@ -536,17 +535,13 @@ static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char 
 
 /* ---- the hook ----------------------------------------------------------------- */
 
-static void refresh_name(tobj_t *o, const char *name);
-
 static tobj_t *tobj_of(const uvt_hook_event_t *ev) {
-  const uvt__obj_t *o = ev->object;
-  return o != NULL ? o->trace : NULL;
+  return ev->slot != NULL ? *ev->slot : NULL;
 }
 
 static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
-  uvt__obj_t *obj = (uvt__obj_t *)ev->object;
   tobj_t *o;
-  if (obj == NULL) return;
+  if (ev->slot == NULL) return;
   if (s->spare != NULL) {
     o = s->spare;
     s->spare = o->next;
@@ -555,18 +550,18 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   } else if ((o = calloc(1, sizeof(*o))) == NULL) {
     return;
   }
-  o->obj = obj;
   o->id = ev->id;
   o->parent_id = ev->parent_id;
   o->kind = (uint8_t)ev->object_kind;
   o->file = ev->file;
   o->line = ev->line;
   o->func = ev->func;
-  o->name = NULL;
-  refresh_name(o, ev->name);
+  /* A creation name is the spawned function's or a literal: it lives as
+   * long as the program.  Names set later arrive as RENAME, copied. */
+  o->name = ev->name;
   o->created_ns = step_wall(s);
   o->create_stack = capture_user_stack();
-  obj->trace = o;
+  *ev->slot = o;
   list_add(&s->young, o);
   arm_flush_timer(s, ev->loop);
   __atomic_add_fetch(&uvt__stat_objects, 1, __ATOMIC_RELAXED);
@@ -580,21 +575,13 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   }
 }
 
-/* Names are usually the spawned function's, a string literal that lives
- * as long as the program: keep the pointer.  Only a name set by uvt_name
- * (owned by the object, freed with it) is copied. */
-static void refresh_name(tobj_t *o, const char *name) {
-  const uvt__obj_t *obj = o->obj;
-  if (name == NULL || name == o->name) return;
-  if (obj != NULL && name == obj->name_owned) {
-    char *copy = strdup(name);
-    if (copy == NULL) return;
-    free(o->name_owned);
-    o->name_owned = copy;
-    o->name = copy;
-  } else {
-    o->name = name;
-  }
+/* uvt_name's string belongs to the object and goes with it: copy it. */
+static void on_rename(tobj_t *o, const char *name) {
+  char *copy;
+  if (name == NULL || (copy = strdup(name)) == NULL) return;
+  free(o->name_owned);
+  o->name_owned = copy;
+  o->name = copy;
 }
 
 static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
@@ -617,7 +604,6 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
       if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
       if (i < n) blocked = uvt__stack_intern(slot->pcs + i, n - i);
     }
-    refresh_name(o, ev->name);
     snprintf(text, sizeof(text), "task '%s' blocked the loop for %llu ms%s%s%s",
              o->name ? o->name : "?", (unsigned long long)(dur / 1000000),
              ev->what ? " before " : "", ev->what ? ev->what : "",
@@ -645,13 +631,14 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
 
 static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   int64_t stack = 0;
-  const uvt__obj_t *obj = ev->object;
-  if (ev->finding == UVT_FINDING_PENDING_AT_EXIT && obj != NULL &&
-      obj->kind == UVT_OBJECT_TASK) {
+  uvt_task_frame_t frame;
+  if (ev->finding == UVT_FINDING_PENDING_AT_EXIT &&
+      ev->object_kind == UVT_OBJECT_TASK &&
+      uvt_hook_task_frame(ev->object, &frame) == 0) {
     uint64_t pcs[UVT__CAPTURE_MAX];
     int n, i = 0, want = uvt__tcfg.depth + 8;
     if (want > UVT__CAPTURE_MAX) want = UVT__CAPTURE_MAX;
-    n = uvt__stack_of_parked(obj, pcs, want);
+    n = uvt__stack_of_parked(&frame, pcs, want);
     /* Drop the runtime's own frames: the first frame shown is the await. */
     while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
     if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
@@ -669,7 +656,6 @@ static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   char text[768];
   if (ev->no_yield_depth <= 0 || o->section_reported) return;
   o->section_reported = true;
-  refresh_name(o, ev->name);
   snprintf(text, sizeof(text),
            "task '%s' awaits (%s) inside a no-yield section begun at %s:%d",
            o->name ? o->name : "?", ev->what ? ev->what : "?",
@@ -761,7 +747,6 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     o->ended_ns = step_wall(s);
     o->has_status = true;
     o->status = ev->status;
-    refresh_name(o, ev->name);
     if (ev->message != NULL) {
       free(o->message);
       o->message = strdup(ev->message);
@@ -773,6 +758,9 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       o->retrieved = true;
       o->retrieved_ns = step_wall(s);
     }
+    break;
+  case UVT_HOOK_RENAME:
+    if (o != NULL) on_rename(o, ev->name);
     break;
   case UVT_HOOK_FAIL:
     if (o != NULL) {
@@ -787,13 +775,12 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       o->ended = true;
       o->ended_ns = step_wall(s);
     }
-    refresh_name(o, ev->name);
     if (o->emitted || o->involved || o->survived ||
         __atomic_load_n(&o->remote_involved, __ATOMIC_ACQUIRE))
       emit_object(o);
     else stats_add(s, o);
     list_del(o);
-    if (o->obj != NULL) o->obj->trace = NULL;
+    *ev->slot = NULL;
     free(o->name_owned);
     free(o->message);
     if (s->nspare < SPARE_KEEP) {
@@ -853,6 +840,8 @@ void uvt__recorder_start(void) {
   tclock_init();
   wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
-  uvt__findings_quiet = !uvt__tcfg.log;
-  uvt_hook_add(hook, NULL);
+  uvt_hook_set_findings_log(uvt__tcfg.log);
+  if (uvt_hook_add_slot(hook, NULL) != 0)
+    fprintf(stderr, "asynciodebug: another subscriber holds the objects' "
+                    "hook slot; not recording objects\n");
 }

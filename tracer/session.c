@@ -18,7 +18,7 @@
  *    a session of its own.
  */
 #include "tracer.h"
-#include "internal.h"
+#include "uvtask/hooks.h"
 #include "watchdog.h"
 
 #include <pthread.h>
@@ -43,13 +43,11 @@ static void session_begin(void);
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
   session_end_t end = {"signal", 0, sig, 0};
-  uvt_task_t *t;
   size_t i;
   (void)info, (void)uctx;
   if (!in_crash) {
     in_crash = 1;
-    t = uvt__task_current();
-    end.crash_task_id = t != NULL ? t->obj.id : 0;
+    end.crash_task_id = uvt_hook_current_task();
     /* The writer writes this thread's unwritten rows itself (no malloc in
      * a signal handler), while this thread waits. */
     uvt__writer_crash(&end, uvt__recorder_state(), CRASH_WAIT_MS);
@@ -94,7 +92,7 @@ static void on_process_exit(int status, void *arg) {
   if (!active || in_crash) return;
   active = false;
   uvt__watchdog_stop();
-  uvt__scan_at_exit();
+  uvt_hook_scan_at_exit();
   uvt__recorder_flush_all();
   uvt__writer_finish(&end, CRASH_WAIT_MS);
   if (uvt__tcfg.log) {

@@ -15,7 +15,7 @@
  */
 #define UNW_LOCAL_ONLY
 #include "tracer.h"
-#include "internal.h"
+#include "uvtask/hooks.h"
 #include "build_id.h"
 
 #include <elf.h>
@@ -143,28 +143,36 @@ int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max) {
   return n;
 }
 
-int uvt__stack_of_parked(const void *task, uint64_t *pcs, int max) {
-#if defined(__x86_64__) && !defined(UVT_USE_UCONTEXT)
-  const uvt_task_t *t = task;
-  const uint64_t *f = t->ctx.sp;
+/* The unwinder starts from the registers the switch saved, as if the
+ * task had just returned from it. */
+int uvt__stack_of_parked(const uvt_task_frame_t *f, uint64_t *pcs, int max) {
   unw_context_t uc;
-  if (f == NULL || t->stack.lo == NULL) return 0;
-  /* The frame uvt__ctx_switch_asm left: control words, r15, r14, r13,
-   * r12, rbx, rbp, return address (see context_x86_64.S). */
   if (unw_getcontext(&uc) != 0) return 0;
-  uc.uc_mcontext.gregs[REG_R15] = (greg_t)f[1];
-  uc.uc_mcontext.gregs[REG_R14] = (greg_t)f[2];
-  uc.uc_mcontext.gregs[REG_R13] = (greg_t)f[3];
-  uc.uc_mcontext.gregs[REG_R12] = (greg_t)f[4];
-  uc.uc_mcontext.gregs[REG_RBX] = (greg_t)f[5];
-  uc.uc_mcontext.gregs[REG_RBP] = (greg_t)f[6];
-  uc.uc_mcontext.gregs[REG_RIP] = (greg_t)f[7];
-  uc.uc_mcontext.gregs[REG_RSP] = (greg_t)(uintptr_t)(f + 8);
-  return uvt__unwind_from(&uc, pcs, max);
+#if defined(__x86_64__)
+  if (f->nregs != 5) return 0;
+  uc.uc_mcontext.gregs[REG_RBX] = (greg_t)f->regs[0];
+  uc.uc_mcontext.gregs[REG_R12] = (greg_t)f->regs[1];
+  uc.uc_mcontext.gregs[REG_R13] = (greg_t)f->regs[2];
+  uc.uc_mcontext.gregs[REG_R14] = (greg_t)f->regs[3];
+  uc.uc_mcontext.gregs[REG_R15] = (greg_t)f->regs[4];
+  uc.uc_mcontext.gregs[REG_RBP] = (greg_t)f->fp;
+  uc.uc_mcontext.gregs[REG_RIP] = (greg_t)f->pc;
+  uc.uc_mcontext.gregs[REG_RSP] = (greg_t)f->sp;
+#elif defined(__aarch64__)
+  {
+    int i;
+    if (f->nregs != 10) return 0;
+    for (i = 0; i < 10; i++) uc.uc_mcontext.regs[19 + i] = f->regs[i];
+    uc.uc_mcontext.regs[29] = f->fp;
+    uc.uc_mcontext.regs[30] = f->pc;
+    uc.uc_mcontext.sp = f->sp;
+    uc.uc_mcontext.pc = f->pc;
+  }
 #else
-  (void)task, (void)pcs, (void)max;
+  (void)f, (void)pcs, (void)max;
   return 0;
 #endif
+  return uvt__unwind_from(&uc, pcs, max);
 }
 
 void uvt__stacks_forget(void) {

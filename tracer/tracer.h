@@ -136,8 +136,11 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n);
  * filled in (registers of a parked task, of a blocked thread); number of
  * PCs stored, at most max. */
 int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max);
-/* Unwind a parked task from its saved context; number of PCs. */
-int uvt__stack_of_parked(const void *task, uint64_t *pcs, int max);
+/* Unwind a suspended task from its saved registers (uvt_hook_task_frame);
+ * number of PCs stored, at most max. */
+struct uvt_task_frame;
+int uvt__stack_of_parked(const struct uvt_task_frame *f, uint64_t *pcs,
+                         int max);
 /* Record the loaded modules (paths, build-ids, address ranges). */
 void uvt__modules_record(void);
 /* Reset after fork: stack ids restart in the child's session. */

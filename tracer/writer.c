@@ -19,7 +19,7 @@
  */
 #include "tracer.h"
 #include "schema.h"
-#include "internal.h"
+#include "uvtask/hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -290,7 +290,7 @@ static int session_insert(void) {
   sqlite3_bind_int64(st, 5, uvt__now_ns());
   sqlite3_bind_int(st, 6, uvt__tcfg.slow_ms);
   sqlite3_bind_int(st, 7, uvt__tcfg.depth);
-  if (uvt__testing_name_copy(test_name, sizeof(test_name)))
+  if (uvt_hook_test_name(test_name, sizeof(test_name)))
     sqlite3_bind_text(st, 8, test_name, -1, SQLITE_TRANSIENT);
   ok = sqlite3_step(st) == SQLITE_DONE;
   sqlite3_finalize(st);
@@ -414,7 +414,7 @@ static void write_counters(void) {
   sqlite3_bind_int64(st, 3, (int64_t)__atomic_load_n(&uvt__stat_findings, __ATOMIC_RELAXED));
   sqlite3_bind_int64(st, 4, (int64_t)__atomic_load_n(&uvt__stat_shed, __ATOMIC_RELAXED));
   sqlite3_bind_int64(st, 5, (int64_t)__atomic_load_n(&uvt__stat_peak_tasks, __ATOMIC_RELAXED));
-  if (uvt__testing_name_copy(test_name, sizeof(test_name)))
+  if (uvt_hook_test_name(test_name, sizeof(test_name)))
     sqlite3_bind_text(st, 6, test_name, -1, SQLITE_TRANSIENT);
   else
     sqlite3_bind_null(st, 6);

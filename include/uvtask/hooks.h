@@ -34,35 +34,80 @@ typedef enum uvt_hook_kind {
   UVT_HOOK_CALLBACK_END,
   UVT_HOOK_NO_YIELD_BEGIN, /* UVT_NO_YIELD_BEGIN at `where` */
   UVT_HOOK_NO_YIELD_END,
-  UVT_HOOK_AWAIT,          /* a task is about to park at `where` */
+  UVT_HOOK_AWAIT,          /* a task is about to park at `where` on `wait` */
   UVT_HOOK_FAIL,           /* uvt_fail recorded a message at `where` */
   UVT_HOOK_FINDING,        /* the runtime decided a finding (`finding`) */
   UVT_HOOK_WRONG_THREAD,   /* a loop-thread call made from another thread */
   UVT_HOOK_LOOP_CLOSE,     /* uvtask is about to detach from a loop */
+  UVT_HOOK_RENAME,         /* uvt_name gave the object `name` */
+  UVT_HOOK_LOCK_ACQUIRED,  /* task `task_id` holds the lock `wait_on` now */
+  UVT_HOOK_LOCK_RELEASED,  /* task `task_id` released the lock `wait_on` */
+  UVT_HOOK_SNAPSHOT_BEGIN, /* a snapshot asked for with `status` = reason */
+  UVT_HOOK_SNAPSHOT_TASK,  /* one live task of the loop (see below) */
+  UVT_HOOK_SNAPSHOT_END,
   UVT_HOOK_KIND_MAX
 } uvt_hook_kind_t;
+
+/* One member of a group an event names (FINDING: the tasks of a deadlock
+ * cycle; SNAPSHOT_TASK: the tasks awaiting this one). */
+typedef struct uvt_hook_member {
+  uint64_t id;          /* the member's object id */
+  const void *object;   /* its identity, as `object` in its own events */
+  void **slot;          /* its subscriber word (see `slot` below) */
+  const char *name;
+  uvt_wait_kind_t wait; /* what it waits on, and which object */
+  const void *wait_on;
+  const char *where_file; /* where it is parked */
+  int where_line;
+} uvt_hook_member_t;
 
 typedef struct uvt_hook_event {
   uvt_hook_kind_t kind;
   uvt_object_kind_t object_kind;
   uint64_t id;          /* the object's id, unique in the process */
-  uint64_t parent_id;   /* CREATE: the task that created it (0: none) */
-  uint64_t task_id;     /* the task running now (0: none) */
-  const char *name;     /* the object's name */
-  const char *file;     /* CREATE: the creating call's site */
+  uint64_t parent_id;   /* CREATE, SNAPSHOT_TASK: the task that created it */
+  uint64_t task_id;     /* the task running now (0: none); LOCK_*: the
+                           task that holds or released the lock */
+  const char *name;     /* the object's name (RENAME: the new one) */
+  const char *file;     /* CREATE, SNAPSHOT_TASK: the creating call's site */
   int line;
   const char *func;
-  const char *where_file; /* SUSPEND, AWAIT, NO_YIELD, FAIL: the call site */
+  const char *where_file; /* SUSPEND, AWAIT, NO_YIELD, FAIL, LOCK_*,
+                             SNAPSHOT_TASK (parked): the call site */
   int where_line;
   const char *where_func;
   const char *what;     /* AWAIT/SUSPEND: the call ("uvt_sleep"); CALLBACK:
                            the callback ("timer", "async", "work") */
-  int status;           /* DONE: the status; FINDING: the error, if any */
+  int status;           /* DONE: the status; FINDING: the error, if any;
+                           SNAPSHOT_*: the reason given to the request */
   const char *message;  /* DONE/FAIL: the message; FINDING: the text */
   uvt_finding_kind_t finding; /* FINDING: its kind (uvtask/kinds.h) */
   int no_yield_depth;   /* AWAIT: the task's no-yield depth */
   uv_loop_t *loop;
-  const void *object;   /* opaque identity of the object */
+  const void *object;   /* opaque identity of the object: compare it, pass
+                           it to the accessors below, never dereference */
+  /* The object's subscriber word, like uv_handle_t.data: NULL at the
+   * object's CREATE, kept by the runtime until its DESTROY, and handed only
+   * to the subscriber that claimed it (uvt_hook_add_slot); every other
+   * subscriber sees NULL here.  Set on every event about an object. */
+  void **slot;
+  /* AWAIT, SUSPEND (parked), SNAPSHOT_TASK: what the task waits on, the
+   * awaited object's identity (a task, future, lock, stream... or NULL)
+   * and its id if it has one, and whether the wait has a timeout. */
+  uvt_wait_kind_t wait;
+  const void *wait_on;
+  uint64_t wait_on_id;
+  int wait_timeout;
+  /* SNAPSHOT_TASK: the task's state and since when it is parked (ns,
+   * uv_hrtime's clock, at loop-time resolution; 0 if not parked). */
+  uvt_task_state_t state;
+  uint64_t parked_ns;
+  /* FINDING: the other objects involved; SNAPSHOT_TASK: its awaiters. */
+  const uvt_hook_member_t *members;
+  int nmembers;
+  /* FINDING: the object is on the uvt_leaks_ignore list: the runtime
+   * neither prints nor counts it; a recorder keeps it, marked. */
+  int ignored;
 } uvt_hook_event_t;
 
 typedef void (*uvt_hook_fn)(const uvt_hook_event_t *ev, void *data);
@@ -72,8 +117,64 @@ typedef void (*uvt_hook_fn)(const uvt_hook_event_t *ev, void *data);
  * subscribers).  Call it before the loop runs tasks; it is not synchronised
  * with hook points running on other threads. */
 UVT_EXPORT int uvt_hook_add(uvt_hook_fn fn, void *data);
+/* uvt_hook_add, and claim the objects' subscriber word (`slot` in the
+ * events): only this subscriber sees it.  There is one word per object,
+ * so one claimer per process: a second claim is UV_EBUSY, and the claim
+ * outlives uvt_hook_remove (live objects may still hold the first
+ * claimer's values). */
+UVT_EXPORT int uvt_hook_add_slot(uvt_hook_fn fn, void *data);
 /* Unsubscribe; 0 or UVT_EINVAL if it was not subscribed. */
 UVT_EXPORT int uvt_hook_remove(uvt_hook_fn fn, void *data);
+
+/* ---- accessors: what a subscriber may ask, besides the events ---------- */
+
+/* A suspended task's saved registers, as the context switch left them
+ * (runtime/context_<arch>.S documents each layout): enough for an
+ * unwinder to walk the task's stack from where it will resume. */
+typedef struct uvt_task_frame {
+  uintptr_t pc;        /* where the task resumes */
+  uintptr_t sp;        /* its stack pointer there */
+  uintptr_t fp;        /* frame pointer: rbp (x86_64), x29 (aarch64) */
+  /* The other callee-saved integer registers, in this order:
+   * x86_64: rbx, r12, r13, r14, r15; aarch64: x19 ... x28. */
+  uintptr_t regs[10];
+  int nregs;
+  const void *stack_lo; /* the task's stack: [stack_lo, stack_hi) */
+  const void *stack_hi;
+} uvt_task_frame_t;
+
+/* Fill `out` for the task `object` (an event's object of kind TASK),
+ * which must be suspended: parked, or ready after a yield.  Returns 0;
+ * UVT_EINVAL if it is not a live task, is running, or never ran (no
+ * stack yet); UV_ENOTSUP where the context layout is unknown.  Call it on
+ * the task's loop thread (from an event there). */
+UVT_EXPORT int uvt_hook_task_frame(const void *object, uvt_task_frame_t *out);
+
+/* The id of the task running on the calling thread, 0 if none.
+ * Async-signal-safe (a crash handler may ask which task crashed). */
+UVT_EXPORT uint64_t uvt_hook_current_task(void);
+
+/* Ask for a snapshot of `loop`'s tasks: the loop's thread then sends
+ * SNAPSHOT_BEGIN, one SNAPSHOT_TASK per live task and SNAPSHOT_END, each
+ * with `status` = reason (> 0).  Async-signal-safe and callable from any
+ * thread (an atomic store and uv_async_send); requests made before the
+ * loop thread gets to it are merged (the last reason wins).  Returns 0,
+ * UVT_EINVAL (reason <= 0), UVT_ENOLOOP (no uvtask scheduler on `loop`).
+ * Must not race with uvt_loop_close of the same loop. */
+UVT_EXPORT int uvt_hook_request_snapshot(uv_loop_t *loop, int reason);
+
+/* Report, as FINDING events (and the runtime's own stderr lines), what is
+ * still alive on the calling thread's loops, without cancelling anything:
+ * for a subscriber's process-exit handler. */
+UVT_EXPORT void uvt_hook_scan_at_exit(void);
+
+/* Whether the runtime prints its findings on stderr itself (1, the
+ * default) or leaves that to a subscriber (0). */
+UVT_EXPORT void uvt_hook_set_findings_log(int on);
+
+/* Copy the name given to uvt_testing_set_name into buf (size bytes);
+ * 1 if there was one, else 0.  Any thread. */
+UVT_EXPORT int uvt_hook_test_name(char *buf, size_t size);
 
 /* 1 in the debug library, 0 in the release one. */
 UVT_EXPORT int uvt_debug_build(void);

@@ -38,6 +38,41 @@ static void co_entry(void *arg) {
   }
 }
 
+#ifndef UVT_USE_UCONTEXT
+void uvt__ctx_entry(void);
+
+/* uvt__ctx_frame reads the layout the switch leaves: a fresh context
+ * resumes in the trampoline with entry and arg in the registers the
+ * assembly documents (x86_64: r12 = arg, r13 = entry; aarch64: x19 = arg,
+ * x20 = entry), on its own stack. */
+static int check_fresh_frame(char *lo, size_t size) {
+  uvt__ctx_t c;
+  uvt__ctx_frame_t f;
+  uintptr_t arg = 0x1234;
+  uvt__ctx_make(&c, lo, size, co_entry, (void *)arg);
+  if (uvt__ctx_frame(&c, &f) != 0) return 32;
+  if (f.pc != (uintptr_t)uvt__ctx_entry) return 64;
+  if (f.sp <= (uintptr_t)lo || f.sp > (uintptr_t)lo + size) return 128;
+#if defined(__x86_64__)
+  if (f.nregs != 5 || f.regs[1] != arg || f.regs[2] != (uintptr_t)co_entry)
+    return 256;
+#elif defined(__aarch64__)
+  if (f.nregs != 10 || f.regs[0] != arg || f.regs[1] != (uintptr_t)co_entry)
+    return 256;
+#endif
+  return 0;
+}
+#endif
+
+/* A coroutine switched away from resumes on its own stack. */
+static int check_parked_frame(const uvt__ctx_t *c, char *lo, size_t size) {
+  uvt__ctx_frame_t f;
+  if (uvt__ctx_frame(c, &f) != 0) return 512;
+  if (f.pc == 0 || f.sp <= (uintptr_t)lo || f.sp > (uintptr_t)lo + size)
+    return 1024;
+  return 0;
+}
+
 int main(void) {
   size_t size = 64 * 1024;
   char *stacks = aligned_alloc(16, 2 * size);
@@ -52,6 +87,10 @@ int main(void) {
   }
   if (x != 1005 || y != 1007 || z != 1000.125) bad |= 8;
   if (rounds[0] != 500 || rounds[1] != 500) bad |= 16;
+  bad |= check_parked_frame(&co_ctx[1], stacks + size, size);
+#ifndef UVT_USE_UCONTEXT
+  bad |= check_fresh_frame(stacks, size);
+#endif
   printf("ctx_selftest: %s (rounds %d/%d, flags %d)\n", bad ? "FAIL" : "ok",
          rounds[0], rounds[1], bad);
   free(stacks);
