@@ -51,7 +51,7 @@ int uvt_await_coro_at(uvt_coro_t *c, const char *file, int line,
   /* An await inside the coroutine is, for a no-yield section around this
    * call, an await made here: remember the outermost inline await. */
   if (self->await_nest++ == 0)
-    self->outer_await = (uvt__site_t){file, line, func, "uvt_await_coro"};
+    self->outer_await = UVT__SITE("uvt_await_coro");
   st = fn(arg);
   self->await_nest--;
   return st;

@@ -13,12 +13,14 @@ int uvt__findings_quiet;
 static void finding_hook(uvt_finding_kind_t kind, const uvt__obj_t *o,
                          const char *where_file, int where_line,
                          const char *what, int status, const char *text) {
+  bool ignored = uvt__leaks_ignored(o->name, o->func);
   UVT__HOOK(.kind = UVT_HOOK_FINDING, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id, .name = o->name, .file = o->file, .line = o->line,
             .func = o->func, .where_file = where_file,
             .where_line = where_line, .what = what, .status = status,
-            .message = text, .finding = kind, .object = o);
-  (void)kind, (void)o, (void)where_file, (void)where_line, (void)what,
+            .message = text, .finding = kind, .object = o,
+            .ignored = ignored);
+  (void)ignored, (void)kind, (void)o, (void)where_file, (void)where_line, (void)what,
       (void)status, (void)text;
 }
 
@@ -28,7 +30,8 @@ static _Thread_local size_t nfound, capfound;
 /* The compiler-style line, as asyncio logs as it goes. */
 static void report_line(const uvt__obj_t *o, const char *text,
                         uvt_finding_kind_t kind) {
-  if (uvt__findings_quiet) return;
+  /* Objects on the ignore list are expected to outlive the run. */
+  if (uvt__findings_quiet || uvt__leaks_ignored(o->name, o->func)) return;
   fprintf(stderr, "%s:%d: warning: %s [%s]\n", o->file, o->line, text,
           uvt_finding_kind_name(kind));
 }

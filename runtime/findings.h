@@ -37,6 +37,11 @@ void uvt__finding_never_awaited(uvt_coro_t *c);
  * transport); `what` is "stream" or "server". */
 void uvt__finding_unclosed(uvt__obj_t *o, const char *what);
 
+/* Whether an object named `name`, made in `func`, is on the
+ * uvt_leaks_ignore list (leaks.c): its findings are not printed nor
+ * counted, though subscribers still see them, marked ignored. */
+bool uvt__leaks_ignored(const char *name, const char *func);
+
 /* The findings of this thread since uvt__findings_reset(). */
 const uvt__finding_t *uvt__findings(size_t *n);
 void uvt__findings_reset(void);

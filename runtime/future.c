@@ -93,7 +93,7 @@ static void future_fire(uvt__waiter_t *w) { uvt__wake(w->task, 0); }
 int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
                         const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_await_future"};
+  uvt__site_t site = UVT__SITE_ON("uvt_await_future", UVT_WAIT_FUTURE, f, false);
   uvt__waiter_t w;
   int err;
   if (self == NULL) return UVT_ENOTASK;

@@ -33,35 +33,55 @@
 #define UVT__LIKELY(x) __builtin_expect(!!(x), 1)
 #define UVT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Where a public call was made, from the caller's macro. */
+/* Where a public call was made, from the caller's macro, and what a park
+ * made there waits on (hooks.h: AWAIT, SUSPEND, SNAPSHOT_TASK). */
 typedef struct uvt__site_s {
   const char *file;
   int line;
+  uint8_t wait;     /* uvt_wait_kind_t */
+  bool timeout;     /* the wait ends by itself at a deadline */
   const char *func;
   const char *what; /* the public call: "uvt_sleep", "uvt_await", ... */
+  const void *on;   /* the awaited object (task, lock, stream...), or NULL */
 } uvt__site_t;
 
-#define UVT__SITE(what_) ((uvt__site_t){file, line, func, (what_)})
+#define UVT__SITE(what_) \
+  ((uvt__site_t){.file = file, .line = line, .func = func, .what = (what_)})
+#define UVT__SITE_ON(what_, wait_, on_, timeout_)                            \
+  ((uvt__site_t){.file = file, .line = line, .func = func, .what = (what_),  \
+                 .wait = (uint8_t)(wait_), .timeout = (timeout_), .on = (on_)})
+
+/* The id of the object a site waits on, if it is one of the registry's
+ * (tasks, futures, streams, servers); 0 for locks, queues and the rest. */
+#define UVT__SITE_ON_ID(s)                                                  \
+  ((s)->on != NULL && ((s)->wait == UVT_WAIT_TASK ||                        \
+                       (s)->wait == UVT_WAIT_FUTURE ||                      \
+                       (s)->wait == UVT_WAIT_STREAM_READ ||                 \
+                       (s)->wait == UVT_WAIT_STREAM_WRITE ||                \
+                       (s)->wait == UVT_WAIT_STREAM_CLOSE)                  \
+       ? ((const uvt__obj_t *)(s)->on)->id                                  \
+       : 0)
 
 /* Every object the runtime tracks: its registry links and creation site.
  * The registry is a doubly linked list per scheduler. */
 typedef struct uvt__obj_s {
   struct uvt__obj_s *prev, *next;
-  uint32_t magic; /* UVT__MAGIC_LIVE while live, UVT__MAGIC_DEAD after */
-  uint8_t kind;   /* uvt_object_kind_t (uvtask/kinds.h) */
   const char *name;   /* static string or name_owned */
   char *name_owned;   /* malloc'd name from uvt_name, or NULL */
   const char *file;
-  int line;
   const char *func;
   uint64_t id;
-  uint8_t reported; /* findings already reported: UVT__REPORTED_* bits */
   /* Streams and servers: called by the shutdown of uvt_run or
    * uvt_loop_close for an object still open.  It must uv_close its libuv
    * handle, increment sched->pending_callbacks, and in the close callback
    * unregister, free, and decrement pending_callbacks. */
   void (*on_shutdown)(struct uvt__obj_s *o);
   void *hook_slot; /* the word of the subscriber that claimed it (hooks.h) */
+  /* The small fields last, together: no padding between them. */
+  uint32_t magic; /* UVT__MAGIC_LIVE while live, UVT__MAGIC_DEAD after */
+  int line;
+  uint8_t kind;   /* uvt_object_kind_t (uvtask/kinds.h) */
+  uint8_t reported; /* findings already reported: UVT__REPORTED_* bits */
 } uvt__obj_t;
 
 #define UVT__REPORTED_PENDING 1u
@@ -120,7 +140,7 @@ struct uvt_task_s {
   uvt_fn fn;
   void *arg;
   uvt_task_t *ready_next;
-  uint8_t state;
+  uvt_task_state_t state; /* changed only by uvt__task_set_state */
   bool cancel_pending;    /* deliver UVT_ECANCELED at the next park */
   bool cancelled;         /* a cancel was ever requested */
   bool is_main;
@@ -131,6 +151,7 @@ struct uvt_task_s {
   void (*on_cancel)(uvt_task_t *t, void *data);
   void *on_cancel_data;
   uvt__site_t parked_at;  /* valid while PARKED */
+  uint64_t parked_ns;     /* debug hooks: when it last parked (loop time) */
   int no_yield_depth;
   int await_nest;         /* uvt_await_coro calls running inline */
   uvt__site_t outer_await; /* the outermost of them */
@@ -206,6 +227,7 @@ struct uvt__sched_s {
    * handles closing (streams), requests whose memory is ours (lookups). */
   int pending_callbacks;
   uvt__timer_t shutdown_timer;
+  int snapshot_reason;    /* uvt_hook_request_snapshot's, until sent */
   struct uvt__sched_s *list_next; /* global loop -> scheduler list */
 };
 
@@ -215,6 +237,11 @@ uvt__sched_t *uvt__sched_current(void);
 /* The scheduler attached to `loop`; create one if `create`. */
 uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop, bool create);
 void uvt__sched_destroy(uvt__sched_t *s);
+/* The scheduler of `loop` without taking the list's mutex (from a signal
+ * handler): must not race with the scheduler's destruction. */
+uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop);
+/* On the loop thread: send the snapshot asked for since the last call. */
+void uvt__snapshot_if_asked(uvt__sched_t *s);
 
 void uvt__sched_set_current(uvt__sched_t *s);
 void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t);

@@ -99,7 +99,7 @@ void uvt_leaks_ignore_clear(void) {
 
 /* True if the object named `name`, created in function `func`, is on the
  * ignore list. */
-static bool is_ignored(const char *name, const char *func) {
+bool uvt__leaks_ignored(const char *name, const char *func) {
   bool hit = false;
   size_t i;
   settings_lock();
@@ -306,7 +306,7 @@ static char *leak_text(const leak_t *k) {
 
 /* Count the leak unless ignored; keep its text. */
 static int leak_add(const leak_t *k) {
-  if (is_ignored(k->name, k->func)) return 0;
+  if (uvt__leaks_ignored(k->name, k->func)) return 0;
   last_add(leak_text(k));
   return 1;
 }
@@ -380,7 +380,7 @@ static int count_pending(uvt_task_t *self) {
   for (o = s->registry.next; o != &s->registry; o = o->next)
     if (o->kind == UVT_OBJECT_TASK &&
         pending_other((uvt_task_t *)o, s, &blocked) &&
-        !is_ignored(o->name, o->func))
+        !uvt__leaks_ignored(o->name, o->func))
       n++;
   taskset_free(&blocked);
   return n;

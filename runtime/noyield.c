@@ -38,13 +38,18 @@ UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
             .file = t->obj.file, .line = t->obj.line, .func = t->obj.func,
             .where_file = w->file, .where_line = w->line,
             .where_func = w->func, .what = w->what,
-            .no_yield_depth = t->no_yield_depth, .object = t);
+            .no_yield_depth = t->no_yield_depth, .object = t,
+            .wait = (uvt_wait_kind_t)where->wait, .wait_on = where->on,
+            .wait_on_id = UVT__SITE_ON_ID(where),
+            .wait_timeout = where->timeout);
+  /* Loop time (ms), not a clock read: precise enough to see a hang. */
+  t->parked_ns = uv_now(t->sched->loop) * 1000000u;
   (void)w;
 }
 
 /* Every park passes here.  The await reported is the outermost inline
  * one (uvt_await_coro) if any: that is the line in the section's own code
- * that led to the suspension. */
+ * that led to the suspension; what it waits on is the park's own. */
 void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where) {
   UVT__HOOK_AT(hook_await, t, where);
   (void)t, (void)where;

@@ -244,7 +244,12 @@ UVT__HOOK_FN hook_suspend(uvt__sched_t *s, uvt_task_t *p) {
             .where_line = p->parked_at.line,
             .what = p->state == UVT_TASK_DONE ? NULL : p->parked_at.what,
             .status = p->state == UVT_TASK_DONE ? p->out.status : 0,
-            .loop = s->loop, .object = p);
+            .loop = s->loop, .object = p,
+            .wait = p->state == UVT_TASK_DONE ? UVT_WAIT_NONE
+                                               : (uvt_wait_kind_t)p->parked_at.wait,
+            .wait_on = p->state == UVT_TASK_DONE ? NULL : p->parked_at.on,
+            .wait_on_id = p->state == UVT_TASK_DONE ? 0 : UVT__SITE_ON_ID(&p->parked_at),
+            .wait_timeout = p->state == UVT_TASK_DONE ? 0 : p->parked_at.timeout);
 }
 
 /* ---- switching -------------------------------------------------------------- */
@@ -502,6 +507,7 @@ static void async_cb(uv_async_t *h) {
   struct uvt__ts_call_s *c;
   uvt__sched_t *prev = tls_sched;
   UVT__HOOK(.kind = UVT_HOOK_CALLBACK_BEGIN, .what = "async", .loop = s->loop);
+  uvt__snapshot_if_asked(s);
   uv_mutex_lock(&s->ts_mutex);
   c = s->ts_head;
   s->ts_head = s->ts_tail = NULL;
@@ -604,11 +610,22 @@ uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop, bool create) {
     s = sched_create(loop);
     if (s != NULL) {
       s->list_next = list_head;
-      list_head = s;
+      /* Published with a release store: uvt__sched_find_signal_safe
+       * walks the list without the mutex. */
+      __atomic_store_n(&list_head, s, __ATOMIC_RELEASE);
     }
   }
   uv_mutex_unlock(&list_mutex);
   return s;
+}
+
+uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
+  uvt__sched_t *s;
+  for (s = __atomic_load_n(&list_head, __ATOMIC_ACQUIRE); s != NULL;
+       s = __atomic_load_n(&s->list_next, __ATOMIC_ACQUIRE))
+    if (s->loop == loop && !__atomic_load_n(&s->closing, __ATOMIC_RELAXED))
+      return s;
+  return NULL;
 }
 
 static void handle_closed(uv_handle_t *h) {

@@ -187,7 +187,7 @@ static int server_listen(uvt_server_t *srv, uvt_server_t **out,
 int uvt_start_server_at(const char *host, int port, uvt_conn_fn handler,
                         void *arg, uvt_server_t **out, const char *name,
                         const char *file, int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_start_server");
+  uvt__site_t site = UVT__SITE_ON("uvt_start_server", UVT_WAIT_CONNECT, NULL, false);
   uvt_task_t *self = uvt__task_current();
   struct addrinfo *res;
   uvt_server_t *srv;
@@ -286,7 +286,7 @@ static void server_close_on_cancel(uvt_task_t *t, void *data) {
 
 int uvt_server_close_at(uvt_server_t *srv, const char *file, int line,
                         const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_server_close");
+  uvt__site_t site = UVT__SITE_ON("uvt_server_close", UVT_WAIT_STREAM_CLOSE, srv, false);
   uvt_task_t *self = uvt__task_current();
   bool cancelled;
   int err = server_check(srv);

@@ -10,7 +10,7 @@ static void sleep_fire(uvt__timer_t *tm) {
 
 int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_sleep"};
+  uvt__site_t site = UVT__SITE_ON("uvt_sleep", UVT_WAIT_SLEEP, NULL, true);
   int st;
   if (self == NULL) return UVT_ENOTASK;
   if (ms < 0) return UVT_EINVAL;
@@ -24,7 +24,7 @@ int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
 }
 
 int uvt_yield_at(const char *file, int line, const char *func) {
-  uvt__site_t site = {file, line, func, "uvt_yield"};
+  uvt__site_t site = UVT__SITE_ON("uvt_yield", UVT_WAIT_YIELD, NULL, false);
   if (uvt__task_current() == NULL) return UVT_ENOTASK;
   return uvt__yield(&site);
 }

@@ -108,7 +108,7 @@ static bool close_handle_wait(uvt_stream_t *s, const uvt__site_t *site) {
 
 int uvt_close_at(uvt_stream_t *s, const char *file, int line,
                  const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_close");
+  uvt__site_t site = UVT__SITE_ON("uvt_close", UVT_WAIT_STREAM_CLOSE, s, false);
   uvt_task_t *self = uvt__task_current();
   bool cancelled;
   if (s == NULL) return UVT_EINVAL;

@@ -153,7 +153,7 @@ static int connect_finish(uvt_stream_t *s, const uvt__site_t *site,
 
 int uvt_open_connection_at(const char *host, int port, uvt_stream_t **out,
                            const char *file, int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_open_connection");
+  uvt__site_t site = UVT__SITE_ON("uvt_open_connection", UVT_WAIT_CONNECT, NULL, false);
   uvt_task_t *self = uvt__task_current();
   struct addrinfo *res, *ai;
   int err = UV_EAI_NONAME;
@@ -190,7 +190,7 @@ int uvt_open_connection_at(const char *host, int port, uvt_stream_t **out,
 
 int uvt_open_unix_at(const char *path, uvt_stream_t **out, const char *file,
                      int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_open_unix");
+  uvt__site_t site = UVT__SITE_ON("uvt_open_unix", UVT_WAIT_CONNECT, NULL, false);
   uvt_task_t *self = uvt__task_current();
   uvt_stream_t *s;
   int err;

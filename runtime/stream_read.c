@@ -151,7 +151,7 @@ static int read_wait(uvt_stream_t *s, size_t want, const uvt__site_t *site) {
 
 int uvt_readline_at(uvt_stream_t *s, char *buf, size_t cap, size_t *len,
                     const char *file, int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_readline");
+  uvt__site_t site = UVT__SITE_ON("uvt_readline", UVT_WAIT_STREAM_READ, s, false);
   size_t scanned = 0;
   int err;
   if (len != NULL) *len = 0;
@@ -190,7 +190,7 @@ int uvt_readline_at(uvt_stream_t *s, char *buf, size_t cap, size_t *len,
 
 int uvt_readexactly_at(uvt_stream_t *s, void *buf, size_t n, const char *file,
                        int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_readexactly");
+  uvt__site_t site = UVT__SITE_ON("uvt_readexactly", UVT_WAIT_STREAM_READ, s, false);
   int err;
   if (buf == NULL && n > 0) return UVT_EINVAL;
   if ((err = reader_enter(s)) != 0) return err;
@@ -221,7 +221,7 @@ int uvt_readexactly_at(uvt_stream_t *s, void *buf, size_t n, const char *file,
 
 int uvt_read_at(uvt_stream_t *s, void *buf, size_t cap, size_t *n,
                 const char *file, int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_read");
+  uvt__site_t site = UVT__SITE_ON("uvt_read", UVT_WAIT_STREAM_READ, s, false);
   int err;
   if (n != NULL) *n = 0;
   if (buf == NULL || n == NULL || cap == 0) return UVT_EINVAL;

@@ -148,7 +148,7 @@ int uvt_write(uvt_stream_t *s, const void *buf, size_t len) {
 
 int uvt_drain_at(uvt_stream_t *s, const char *file, int line,
                  const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_drain");
+  uvt__site_t site = UVT__SITE_ON("uvt_drain", UVT_WAIT_STREAM_WRITE, s, false);
   uvt__wq_node_t node;
   uvt_task_t *self;
   int err = uvt__stream_check(s);

@@ -40,7 +40,7 @@ bool uvt_event_is_set(const uvt_event_t *e) {
 
 int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
                       const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_event_wait");
+  uvt__site_t site = UVT__SITE_ON("uvt_event_wait", UVT_WAIT_EVENT, e, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
 

@@ -26,28 +26,45 @@ int uvt_lock_init(uvt_lock_t *l) {
   return 0;
 }
 
+UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
+                      const uvt_task_t *t, const char *file, int line,
+                      const char *func) {
+  UVT__HOOK(.kind = kind, .object_kind = UVT_OBJECT_TASK, .id = t->obj.id,
+            .task_id = t->obj.id, .name = t->obj.name, .where_file = file,
+            .where_line = line, .where_func = func, .wait = UVT_WAIT_LOCK,
+            .wait_on = l, .loop = t->sched->loop, .object = t);
+  (void)kind, (void)l, (void)t, (void)file, (void)line, (void)func;
+}
+
 int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
                         const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_lock_acquire");
+  uvt__site_t site = UVT__SITE_ON("uvt_lock_acquire", UVT_WAIT_LOCK, l, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
+  int st;
 
   if (!lock_valid(l)) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return UVT_ENOTASK;
   if (!l->locked) {
     l->locked = 1;
+    UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
     return 0;
   }
   /* On 0 the releaser has handed us the lock (locked stayed 1).  On
    * UVT_ECANCELED we were unlinked before anyone gave it to us; on
    * UVT_ECLOSED the lock is gone: do not touch it. */
-  return uvt__waitq_wait(&l->waiters, &node, self, &site);
+  st = uvt__waitq_wait(&l->waiters, &node, self, &site);
+  if (st == 0)
+    UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
+  return st;
 }
 
 int uvt_lock_release(uvt_lock_t *l) {
   if (!lock_valid(l)) return UVT_EINVAL;
   if (!l->locked) return UVT_ENOTLOCKED;
+  if (UVT__HOOKS_ACTIVE() && uvt__task_current() != NULL)
+    hook_lock(UVT_HOOK_LOCK_RELEASED, l, uvt__task_current(), NULL, 0, NULL);
   if (!uvt__waitq_grant_first(&l->waiters, NULL)) l->locked = 0;
   return 0;
 }

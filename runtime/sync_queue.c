@@ -105,7 +105,7 @@ int uvt_queue_init(uvt_queue_t *q, size_t capacity) {
 
 int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file, int line,
                      const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_queue_put");
+  uvt__site_t site = UVT__SITE_ON("uvt_queue_put", UVT_WAIT_QUEUE_PUT, q, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
 
@@ -122,7 +122,7 @@ int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file, int line,
 
 int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file, int line,
                      const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_queue_get");
+  uvt__site_t site = UVT__SITE_ON("uvt_queue_get", UVT_WAIT_QUEUE_GET, q, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
   int st;

@@ -27,7 +27,7 @@ int uvt_sem_init(uvt_sem_t *s, unsigned n) {
 
 int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
                        const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_sem_acquire");
+  uvt__site_t site = UVT__SITE_ON("uvt_sem_acquire", UVT_WAIT_SEMAPHORE, s, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
 

@@ -188,7 +188,7 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
 __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, const char *file,
                                           int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_await"};
+  uvt__site_t site = UVT__SITE_ON("uvt_await", UVT_WAIT_TASK, t, false);
   int err;
   if (self == NULL) return UVT_ENOTASK;
   if ((err = task_check(t)) != 0) return err;

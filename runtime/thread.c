@@ -42,7 +42,7 @@ static void work_on_cancel(uvt_task_t *t, void *data) {
 int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file, int line,
                      const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_to_thread"};
+  uvt__site_t site = UVT__SITE_ON("uvt_to_thread", UVT_WAIT_POOL_WORK, NULL, false);
   work_t w;
   int err;
   if (self == NULL) return UVT_ENOTASK;

@@ -106,7 +106,7 @@ static void group_unpin(group_t *g) {
 int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
                   const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_gather"};
+  uvt__site_t site = UVT__SITE_ON("uvt_gather", UVT_WAIT_GATHER, NULL, false);
   uvt__waiter_t local[STACK_WAITERS], *ws;
   group_t g;
   size_t i;
@@ -144,7 +144,7 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
 int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
                 size_t *ndone, const char *file, int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_wait"};
+  uvt__site_t site = UVT__SITE_ON("uvt_wait", UVT_WAIT_WAIT_SET, NULL, timeout_ms > 0);
   uvt__waiter_t local[STACK_WAITERS], *ws;
   group_t g;
   int err, st;
@@ -232,7 +232,7 @@ static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
 int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
                     int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
-  uvt__site_t site = {file, line, func, "uvt_wait_for"};
+  uvt__site_t site = UVT__SITE_ON("uvt_wait_for", UVT_WAIT_TASK, t, timeout_ms > 0);
   int st;
   if (self == NULL) return UVT_ENOTASK;
   if (t == NULL || timeout_ms < -1) return UVT_EINVAL;

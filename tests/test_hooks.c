@@ -297,3 +297,140 @@ Test(hooks, uvt_name_sends_the_new_name) {
   cr_assert_geq(rename, 0, "a RENAME for the task");
   cr_expect_str_eq(events[rename].name, "worker-7");
 }
+
+/* ---- what a task waits on; locks; snapshots ---------------------------------- */
+
+#include <pthread.h>
+#include <signal.h>
+
+static uvt_lock_t lk;
+static int acquire_line, snap_begin, snap_end, snap_reason, snap_tasks;
+static int lock_acq, lock_rel, await_on_lock;
+static uint64_t holder_id, locker_id, awaiter_id;
+static struct {
+  uvt_task_state_t state;
+  uvt_wait_kind_t wait;
+  const void *wait_on;
+  int where_line, nmembers;
+  uint64_t member0, parent_id;
+  int parked_ns_set;
+} snap_locker;
+static uvt_hook_kind_t lock_order[4];
+
+static void watcher(const uvt_hook_event_t *ev, void *data) {
+  (void)data;
+  switch (ev->kind) {
+  case UVT_HOOK_AWAIT:
+    if (ev->id == locker_id && ev->wait == UVT_WAIT_LOCK && ev->wait_on == &lk &&
+        ev->where_line == acquire_line && !ev->wait_timeout)
+      await_on_lock++;
+    break;
+  case UVT_HOOK_LOCK_ACQUIRED:
+  case UVT_HOOK_LOCK_RELEASED:
+    if (ev->wait_on != &lk) break;
+    if (lock_acq + lock_rel < 4) lock_order[lock_acq + lock_rel] = ev->kind;
+    if (ev->kind == UVT_HOOK_LOCK_ACQUIRED) lock_acq++;
+    else lock_rel++;
+    if (ev->kind == UVT_HOOK_LOCK_ACQUIRED && lock_acq == 1) holder_id = ev->task_id;
+    break;
+  case UVT_HOOK_SNAPSHOT_BEGIN:
+    snap_begin++;
+    snap_reason = ev->status;
+    break;
+  case UVT_HOOK_SNAPSHOT_TASK:
+    snap_tasks++;
+    if (ev->id == locker_id) {
+      snap_locker.state = ev->state;
+      snap_locker.wait = ev->wait;
+      snap_locker.wait_on = ev->wait_on;
+      snap_locker.where_line = ev->where_line;
+      snap_locker.nmembers = ev->nmembers;
+      snap_locker.member0 = ev->nmembers > 0 ? ev->members[0].id : 0;
+      snap_locker.parent_id = ev->parent_id;
+      snap_locker.parked_ns_set = ev->parked_ns > 0;
+    }
+    break;
+  case UVT_HOOK_SNAPSHOT_END:
+    snap_end++;
+    break;
+  default:
+    break;
+  }
+}
+
+static int locker(void *arg) {
+  int err;
+  (void)arg;
+  locker_id = uvt_hook_current_task();
+  acquire_line = __LINE__ + 1;
+  if ((err = uvt_lock_acquire(&lk)) != 0) return err;
+  return uvt_lock_release(&lk);
+}
+
+static int awaiter(void *arg) {
+  awaiter_id = uvt_hook_current_task();
+  return uvt_await(arg);
+}
+
+static void *ask_from_thread(void *loop) {
+  uvt_hook_request_snapshot(loop, 7);
+  return NULL;
+}
+
+static void on_usr1(int sig) {
+  (void)sig;
+  uvt_hook_request_snapshot(uv_default_loop(), 9);
+}
+
+/* Main holds the lock; the locker parks on it and the awaiter on the
+ * locker; a snapshot asked for from another thread (then from a signal
+ * handler) shows who waits on what. */
+static int snapshot_main(void *loop) {
+  uvt_task_t *l, *a;
+  pthread_t th;
+  int i, err;
+  if ((err = uvt_lock_acquire(&lk)) != 0) return err;
+  l = uvt_spawn(locker, NULL);
+  a = uvt_spawn(awaiter, l);
+  for (i = 0; i < 1000 && await_on_lock == 0; i++) uvt_sleep(1);
+  if (pthread_create(&th, NULL, ask_from_thread, loop) != 0) return -1;
+  for (i = 0; i < 5000 && snap_end == 0; i++) uvt_sleep(1);
+  pthread_join(th, NULL);
+  if (snap_end != 1) return -2;
+  raise(SIGUSR1);
+  for (i = 0; i < 5000 && snap_end == 1; i++) uvt_sleep(1);
+  uvt_lock_release(&lk);
+  if ((err = uvt_await(a)) != 0) return err;
+  return uvt_await(l);
+}
+
+Test(hooks, a_snapshot_shows_what_each_task_waits_on) {
+  uv_loop_t *loop = uv_default_loop();
+  cr_assert_eq(uvt_hook_request_snapshot(loop, 1), UVT_ENOLOOP);
+  cr_assert_eq(uvt_lock_init(&lk), 0);
+  signal(SIGUSR1, on_usr1);
+  cr_assert_eq(uvt_hook_add(watcher, NULL), 0);
+  cr_assert_eq(uvt_run(loop, snapshot_main, loop), 0);
+  uvt_hook_remove(watcher, NULL);
+  cr_assert_eq(uvt_hook_request_snapshot(loop, 0), UVT_EINVAL);
+  cr_expect_eq(await_on_lock, 1, "AWAIT names the lock and the acquire line");
+  cr_assert_eq(snap_begin, 2);
+  cr_assert_eq(snap_end, 2, "one from a thread, one from a signal handler");
+  cr_expect_eq(snap_reason, 9);
+  cr_expect_geq(snap_tasks, 6, "main, locker, awaiter, twice");
+  cr_expect_eq(snap_locker.state, UVT_TASK_PARKED);
+  cr_expect_eq(snap_locker.wait, UVT_WAIT_LOCK);
+  cr_expect_eq(snap_locker.wait_on, &lk);
+  cr_expect_eq(snap_locker.where_line, acquire_line);
+  cr_expect_eq(snap_locker.nmembers, 1);
+  cr_expect_eq(snap_locker.member0, awaiter_id, "its awaiter is listed");
+  cr_expect_neq(snap_locker.parent_id, 0);
+  cr_expect(snap_locker.parked_ns_set);
+  cr_expect_eq(lock_acq, 2);
+  cr_expect_eq(lock_rel, 2);
+  cr_expect_eq(lock_order[0], UVT_HOOK_LOCK_ACQUIRED);
+  cr_expect_eq(lock_order[1], UVT_HOOK_LOCK_RELEASED);
+  cr_expect_eq(lock_order[2], UVT_HOOK_LOCK_ACQUIRED);
+  cr_expect_eq(lock_order[3], UVT_HOOK_LOCK_RELEASED);
+  cr_expect_eq(holder_id, snap_locker.parent_id, "main took it first");
+}

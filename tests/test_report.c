@@ -465,7 +465,7 @@ Test(report, nulls_and_wrong_types_everywhere) {
        "fail_stack, retrieved_ns, steps, busy_ns, max_step_ns)", "");
   q(h, "CREATE TABLE findings (id INTEGER PRIMARY KEY, session_id, kind, object_id, file, "
        "line, func, message, stack, stack2, where_file, where_line, where_what, status, "
-       "duration_ns, ts_ns)", "");
+       "duration_ns, ts_ns, ignored)", "");
   q(h, "CREATE TABLE site_stats (session_id, kind, name, file, line, count, steps, busy_ns, "
        "max_step_ns)", "");
   q(h, "CREATE TABLE steps (session_id, object_id, start_ns, dur_ns, slow)", "");

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "uvtask.h"
+#include "uvtask/testing.h"
 
 static int value = 5;
 
@@ -725,4 +726,19 @@ Test(run, a_failed_threadsafe_call_is_reported) {
   f = find(&rep, "unretrieved-error", "ts_fail");
   cr_assert_not_null(f, "%s", rep.text);
   cr_assert_eq(f->status, UV_EIO);
+}
+
+/* Objects on the ignore list (testing.h) are expected to outlive the run:
+ * uvt_run neither prints them nor lists them (issue 15). */
+Test(run, ignored_objects_are_not_reported) {
+  struct pending r;
+  struct report rep;
+  memset(&r, 0, sizeof r);
+  cr_assert_eq(uvt_leaks_ignore("cleaner"), 0);
+  report_begin(&rep);
+  cr_assert_eq(uvt_run(NULL, pending_main, &r), 0);
+  report_end(&rep);
+  uvt_leaks_ignore_clear();
+  cr_assert_eq(r.c.first, UVT_ECANCELED, "still cancelled and cleaned up");
+  cr_assert_eq(count_kind(&rep, "pending-at-exit"), 0, "%s", rep.text);
 }

@@ -205,6 +205,19 @@ Test(tracer, pending_at_exit) {
   sqlite3_close(db);
 }
 
+/* An object on the uvt_leaks_ignore list: its finding is kept, marked
+ * ignored, and not counted in the session (issue 15). */
+Test(tracer, an_ignored_object_is_recorded_but_not_counted) {
+  sqlite3 *db;
+  expect_clean_exit(run_scenario("ignored", false), 0);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings WHERE kind='pending-at-exit' "
+                         "AND ignored=1", NULL), 1);
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings WHERE ignored=0", NULL), 0);
+  cr_expect_eq(q_int(db, "SELECT findings FROM sessions", NULL), 0);
+  sqlite3_close(db);
+}
+
 Test(tracer, slow_callback) {
   sqlite3 *db;
   expect_clean_exit(run_scenario("slow-callback", false), 0);

@@ -505,7 +505,7 @@ static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char 
                     int line, const char *func, const char *text,
                     int64_t stack, int64_t stack2, const char *where_file,
                     int where_line, const char *where_what, bool has_status,
-                    int status, int64_t duration_ns) {
+                    int status, int64_t duration_ns, bool ignored) {
   rec_t *r = uvt__rec_new(REC_FINDING);
   if (o != NULL) {
     o->involved = true;
@@ -526,6 +526,7 @@ static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char 
   r->has_status = has_status;
   r->status = status;
   r->duration_ns = duration_ns;
+  r->ignored = ignored;
   r->ts_ns = uvt__now_ns();
   uvt__rec_push(r);
   /* A finding goes to the writer now, not at the next flush. */
@@ -611,7 +612,7 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
     uvt__tracer_print(o->file, o->line, text, UVT_FINDING_SLOW_CALLBACK);
     finding(s, o, UVT_FINDING_SLOW_CALLBACK, o->file, o->line, o->func, text, blocked,
             0, ev->where_file, ev->where_line, ev->what, false, 0,
-            (int64_t)dur);
+            (int64_t)dur, false);
   }
   if ((o->emitted && dur >= STEP_MIN_NS) || slow) {
     if (slow || __atomic_add_fetch(&steps_written, 1, __ATOMIC_RELAXED) <= STEP_BUDGET) {
@@ -646,10 +647,12 @@ static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   } else if (ev->finding == UVT_FINDING_UNRETRIEVED_ERROR && o != NULL) {
     stack = o->fail_stack;
   }
-  __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
+  /* An ignored object's finding is recorded, marked, but not counted. */
+  if (!ev->ignored)
+    __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
   finding(s, o, ev->finding, ev->file, ev->line, ev->func, ev->message, stack,
           0, ev->where_file, ev->where_line, ev->what, ev->status != 0,
-          ev->status, 0);
+          ev->status, 0, ev->ignored != 0);
 }
 
 static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
@@ -664,7 +667,7 @@ static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
                     UVT_FINDING_YIELD_IN_CRITICAL_SECTION);
   finding(s, o, UVT_FINDING_YIELD_IN_CRITICAL_SECTION, ev->where_file, ev->where_line,
           ev->where_func, text, capture_user_stack(), o->section_stack,
-          o->section_file, o->section_line, ev->what, false, 0, 0);
+          o->section_file, o->section_line, ev->what, false, 0, 0, false);
 }
 
 static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
@@ -822,7 +825,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
                (unsigned long long)((now - s->cb_start) / 1000000));
       uvt__tracer_print(__FILE__, __LINE__, text, UVT_FINDING_SLOW_CALLBACK);
       finding(s, NULL, UVT_FINDING_SLOW_CALLBACK, NULL, 0, NULL, text, 0, 0, NULL, 0,
-              ev->what, false, 0, (int64_t)(now - s->cb_start));
+              ev->what, false, 0, (int64_t)(now - s->cb_start), false);
     }
     s->cb_start = 0;
     break;

@@ -15,7 +15,7 @@
 #ifndef UVT_TRACER_SCHEMA_H
 #define UVT_TRACER_SCHEMA_H
 
-#define UVT_SCHEMA_VERSION 1
+#define UVT_SCHEMA_VERSION 2
 #define UVT_SCHEMA_FORMAT "uvtask-asynciodebug"
 
 static const char uvt_schema_sql[] =
@@ -93,9 +93,9 @@ static const char uvt_schema_sql[] =
     "  PRIMARY KEY (session_id, id)\n"
     ");\n"
 
-    /* The bugs.  `kind` is one of never-awaited, unretrieved-error,
-     * pending-at-exit, slow-callback, yield-in-critical-section,
-     * wrong-thread, unclosed-stream, crash. */
+    /* The bugs.  `kind` is a name from UVT_FINDING_KIND_MAP
+     * (include/uvtask/kinds.h).  An ignored one (the object was on the
+     * uvt_leaks_ignore list) is kept for the record but not counted. */
     "CREATE TABLE IF NOT EXISTS findings (\n"
     "  id          INTEGER PRIMARY KEY,\n"
     "  session_id  INTEGER NOT NULL REFERENCES sessions(id),\n"
@@ -112,7 +112,8 @@ static const char uvt_schema_sql[] =
     "  where_what  TEXT,             -- the await call, e.g. uvt_sleep\n"
     "  status      INTEGER,          -- unretrieved-error: the error\n"
     "  duration_ns INTEGER,          -- slow-callback: how long it blocked\n"
-    "  ts_ns       INTEGER NOT NULL\n"
+    "  ts_ns       INTEGER NOT NULL,\n"
+    "  ignored     INTEGER NOT NULL DEFAULT 0 -- 1: on the uvt_leaks_ignore list\n"
     ");\n"
     "CREATE INDEX IF NOT EXISTS findings_by_session ON findings(session_id, kind);\n"
 

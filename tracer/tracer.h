@@ -86,6 +86,8 @@ typedef struct rec_s {
   uint64_t base, lo, hi;
   /* steps */
   bool slow;
+  /* findings: the object is on the uvt_leaks_ignore list */
+  bool ignored;
 } rec_t;
 
 /* Append to the calling thread's batch (records are owned by it now). */

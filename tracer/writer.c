@@ -64,8 +64,8 @@ static const char *const stmt_sql[NSTMT] = {
     "INSERT OR IGNORE INTO stacks (session_id, id, pcs) VALUES (?1,?2,?3)",
     "INSERT INTO findings (session_id, kind, object_id, file, line, func, "
     "message, stack, stack2, where_file, where_line, where_what, status, "
-    "duration_ns, ts_ns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
-    "?14,?15)",
+    "duration_ns, ts_ns, ignored) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,"
+    "?12,?13,?14,?15,?16)",
     "INSERT INTO site_stats (session_id, kind, name, file, line, count, "
     "steps, busy_ns, max_step_ns) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
     "INSERT INTO steps (session_id, object_id, start_ns, dur_ns, slow) "
@@ -371,6 +371,7 @@ static void write_rec(const rec_t *r) {
     if (r->duration_ns > 0) sqlite3_bind_int64(st, 14, r->duration_ns);
     else sqlite3_bind_null(st, 14);
     sqlite3_bind_int64(st, 15, r->ts_ns);
+    sqlite3_bind_int(st, 16, r->ignored);
     break;
   case REC_SITE_STAT:
     st = stmt[S_STAT];

@@ -32,7 +32,8 @@
 #define FILTER                                                             \
   " f.session_id IN (SELECT id FROM temp.uvt_sel)"                         \
   " AND (?1 = 0 OR f.kind IN (SELECT kind FROM temp.uvt_kinds))"           \
-  " AND (f.duration_ns IS NULL OR f.duration_ns >= ?2)"
+  " AND (f.duration_ns IS NULL OR f.duration_ns >= ?2)"                     \
+  " AND ifnull(f.ignored, 0) = 0"
 
 typedef struct {
   uvt__report_t *r;

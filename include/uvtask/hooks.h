@@ -40,8 +40,9 @@ typedef enum uvt_hook_kind {
   UVT_HOOK_WRONG_THREAD,   /* a loop-thread call made from another thread */
   UVT_HOOK_LOOP_CLOSE,     /* uvtask is about to detach from a loop */
   UVT_HOOK_RENAME,         /* uvt_name gave the object `name` */
-  UVT_HOOK_LOCK_ACQUIRED,  /* task `task_id` holds the lock `wait_on` now */
-  UVT_HOOK_LOCK_RELEASED,  /* task `task_id` released the lock `wait_on` */
+  UVT_HOOK_LOCK_ACQUIRED,  /* the task (object, task_id) holds the lock
+                              `wait_on` now; `where`: its acquire call */
+  UVT_HOOK_LOCK_RELEASED,  /* the task released the lock `wait_on` */
   UVT_HOOK_SNAPSHOT_BEGIN, /* a snapshot asked for with `status` = reason */
   UVT_HOOK_SNAPSHOT_TASK,  /* one live task of the loop (see below) */
   UVT_HOOK_SNAPSHOT_END,
@@ -92,8 +93,10 @@ typedef struct uvt_hook_event {
    * subscriber sees NULL here.  Set on every event about an object. */
   void **slot;
   /* AWAIT, SUSPEND (parked), SNAPSHOT_TASK: what the task waits on, the
-   * awaited object's identity (a task, future, lock, stream... or NULL)
-   * and its id if it has one, and whether the wait has a timeout. */
+   * awaited object's identity (a task, future, lock, stream... or NULL:
+   * a sleep, several tasks) and its id if it is a task, future or stream
+   * (0 for locks, semaphores, events, queues), and whether the wait ends
+   * by itself at a deadline (a sleep, a timeout). */
   uvt_wait_kind_t wait;
   const void *wait_on;
   uint64_t wait_on_id;

@@ -98,8 +98,7 @@ typedef enum uvt_task_state {
   XX(WAIT_SET, "wait-set")     /* uvt_wait: the first of many */ \
   XX(STREAM_READ, "stream-read")                               \
   XX(STREAM_WRITE, "stream-write") /* drain, close's flush */  \
-  XX(STREAM_CLOSE, "stream-close")                             \
-  XX(ACCEPT, "accept")         /* a server's close */          \
+  XX(STREAM_CLOSE, "stream-close") /* a stream's or server's */ \
   XX(CONNECT, "connect")       /* connect and name lookup */   \
   XX(SLEEP, "sleep")                                           \
   XX(POOL_WORK, "pool-work")   /* uvt_to_thread */             \

@@ -245,6 +245,13 @@ static int hostile(void *arg) {
   return uvt_sleep(5);
 }
 
+/* The pending task of `pending`, on the ignore list: recorded, marked,
+ * not counted. */
+static int ignored(void *arg) {
+  if (uvt_leaks_ignore("sleeps_forever") != 0) return -1;
+  return pending(arg);
+}
+
 static const struct {
   const char *name;
   uvt_fn fn;
@@ -259,6 +266,7 @@ static const struct {
     {"fork", forks},                  {"named", named},
     {"unclosed-stream", unclosed},    {"threads", threads},
     {"overflow", overflow},           {"hostile", hostile},
+    {"ignored", ignored},
 };
 
 int main(int argc, char **argv) {
