@@ -5,9 +5,6 @@
  */
 #include "hook_points.h"
 #include "internal.h"
-#include "findings.h"
-
-#include <stdio.h>
 
 #define MAX_SUBSCRIBERS 8
 
@@ -99,18 +96,3 @@ int uvt_debug_build(void) { return 0; }
 
 #endif
 
-/* ---- accessors (both libraries) -------------------------------------------- */
-
-uint64_t uvt_hook_current_task(void) {
-  uvt_task_t *t = uvt__task_current();
-  return t != NULL ? t->obj.id : 0;
-}
-
-void uvt_hook_scan_at_exit(void) { uvt__scan_at_exit(); }
-
-void uvt_hook_set_findings_log(int on) { uvt__findings_quiet = !on; }
-
-int uvt_hook_test_name(char *buf, size_t size) {
-  if (buf == NULL || size == 0) return 0;
-  return uvt__testing_name_copy(buf, size) ? 1 : 0;
-}

@@ -243,6 +243,21 @@ uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop);
 /* On the loop thread: send the snapshot asked for since the last call. */
 void uvt__snapshot_if_asked(uvt__sched_t *s);
 
+/* A call posted from another thread (threadsafe.c): `run` runs it on the
+ * loop thread, which then frees the struct (malloc'd by the poster). */
+struct uvt__ts_call_s {
+  struct uvt__ts_call_s *next;
+  void (*run)(uvt__sched_t *s, struct uvt__ts_call_s *c);
+  uvt_fn fn;
+  void *arg;
+  const char *name, *file, *func;
+  int line;
+};
+/* Queue `c` for the loop's thread and wake it: 0, UVT_ENOLOOP (no
+ * scheduler on `loop`: `c` stays the caller's), or uv_async_send's
+ * error.  Any thread. */
+int uvt__sched_post(uv_loop_t *loop, struct uvt__ts_call_s *c);
+
 void uvt__sched_set_current(uvt__sched_t *s);
 void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t);
 /* Keep a released object (dead magic) for a while, then free it. */
@@ -264,8 +279,6 @@ void uvt__task_complete(uvt_task_t *t, int status);
 void uvt__task_retire(uvt_task_t *t);
 /* A pending cancel, consumed: true if there was one. */
 bool uvt__take_pending_cancel(uvt_task_t *t);
-/* Called on every park: notes an await inside a no-yield section. */
-void uvt__noyield_check(uvt_task_t *t, const uvt__site_t *where);
 
 /* The running task, or NULL. */
 uvt_task_t *uvt__task_current(void);

@@ -48,8 +48,6 @@
 
 static uv_once_t settings_once = UV_ONCE_INIT;
 static uv_mutex_t settings_mutex;
-static char **ignored;
-static size_t nignored, capignored;
 static int64_t settle_ms = DEFAULT_SETTLE_MS;
 static char test_name[TEST_NAME_MAX];
 static bool has_test_name;
@@ -66,49 +64,6 @@ static void settings_lock(void) {
 
 static void settings_unlock(void) { uv_mutex_unlock(&settings_mutex); }
 
-int uvt_leaks_ignore(const char *name) {
-  char *copy;
-  if (name == NULL || name[0] == '\0') return UVT_EINVAL;
-  if ((copy = strdup(name)) == NULL) return UVT_ENOMEM;
-  settings_lock();
-  if (nignored == capignored) {
-    size_t cap = capignored ? capignored * 2 : 8;
-    char **nv = realloc(ignored, cap * sizeof(*nv));
-    if (nv == NULL) {
-      settings_unlock();
-      free(copy);
-      return UVT_ENOMEM;
-    }
-    ignored = nv;
-    capignored = cap;
-  }
-  ignored[nignored++] = copy;
-  settings_unlock();
-  return 0;
-}
-
-void uvt_leaks_ignore_clear(void) {
-  size_t i;
-  settings_lock();
-  for (i = 0; i < nignored; i++) free(ignored[i]);
-  free(ignored);
-  ignored = NULL;
-  nignored = capignored = 0;
-  settings_unlock();
-}
-
-/* True if the object named `name`, created in function `func`, is on the
- * ignore list. */
-bool uvt__leaks_ignored(const char *name, const char *func) {
-  bool hit = false;
-  size_t i;
-  settings_lock();
-  for (i = 0; i < nignored && !hit; i++)
-    hit = (name != NULL && strcmp(ignored[i], name) == 0) ||
-          (func != NULL && strcmp(ignored[i], func) == 0);
-  settings_unlock();
-  return hit;
-}
 
 int64_t uvt_leaks_set_settle_ms(int64_t ms) {
   int64_t prev;

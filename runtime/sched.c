@@ -74,14 +74,6 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define PASS_BUDGET_NS 50000
 #define FREE_TASKS_KEEP 16384
 
-struct uvt__ts_call_s {
-  struct uvt__ts_call_s *next;
-  uvt_fn fn;
-  void *arg;
-  const char *name, *file, *func;
-  int line;
-};
-
 /* initial-exec: a plain load, instead of a __tls_get_addr call per access
  * from a shared library. */
 static _Thread_local uvt__sched_t *tls_sched
@@ -404,6 +396,28 @@ static void prepare_cb(uv_prepare_t *h) { run_passes(h->data); }
 static void check_cb(uv_check_t *h) { run_passes(h->data); }
 /* ---- park / wake -------------------------------------------------------------- */
 
+/* Every park and yield sends AWAIT.  The await reported is the outermost
+ * inline one (uvt_await_coro) if any: that is the line in the task's own
+ * code that led to the suspension (and, inside a no-yield section, the
+ * one to blame); what it waits on is the park's own. */
+UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
+  const uvt__site_t *w = t->await_nest > 0 ? &t->outer_await : where;
+  UVT__HOOK(.kind = UVT_HOOK_AWAIT, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .file = t->obj.file, .line = t->obj.line, .func = t->obj.func,
+            .where_file = w->file, .where_line = w->line,
+            .where_func = w->func, .what = w->what,
+            .no_yield_depth = t->no_yield_depth, .object = t,
+            .wait = (uvt_wait_kind_t)where->wait, .wait_on = where->on,
+            .wait_on_id = UVT__SITE_ON_ID(where),
+            .wait_timeout = where->timeout);
+  /* Loop time (ms), not a clock read: precise enough to see a hang. */
+  t->parked_ns = uv_now(t->sched->loop) * 1000000u;
+  (void)w;
+}
+
+
+
 static void cancel_wake_now(uvt_task_t *t, void *data) {
   (void)data;
   uvt__wake(t, UVT_ECANCELED);
@@ -420,7 +434,7 @@ int uvt__park(const uvt__site_t *where,
   uvt__sched_t *s = tls_sched;
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
-  uvt__noyield_check(t, where);
+  UVT__HOOK_AT(hook_await, t, where);
   t->parked_at = *where;
   t->on_cancel = on_cancel != NULL ? on_cancel : cancel_wake_now;
   t->on_cancel_data = data;
@@ -442,7 +456,7 @@ int uvt__yield(const uvt__site_t *where) {
   uvt__sched_t *s = tls_sched;
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
-  uvt__noyield_check(t, where);
+  UVT__HOOK_AT(hook_await, t, where);
   t->parked_at = *where;
   t->wake_status = 0;
   t->state = UVT_TASK_READY;
@@ -502,6 +516,8 @@ void uvt__timer_stop(uvt__sched_t *s, uvt__timer_t *t) {
 
 /* ---- calls from other threads -------------------------------------------------- */
 
+/* On the loop thread, woken by uvt__sched_post or a snapshot request:
+ * run what other threads posted (threadsafe.c). */
 static void async_cb(uv_async_t *h) {
   uvt__sched_t *s = h->data;
   struct uvt__ts_call_s *c;
@@ -515,12 +531,7 @@ static void async_cb(uv_async_t *h) {
   tls_sched = s;
   while (c != NULL) {
     struct uvt__ts_call_s *next = c->next;
-    uvt_task_t *t = uvt__spawn(s, c->fn, c->arg, 0, c->name, c->file, c->line,
-                               c->func);
-    if (t != NULL) {
-      t->threadsafe = true;
-      uvt_detach(t);
-    }
+    c->run(s, c);
     free(c);
     c = next;
   }
@@ -528,22 +539,10 @@ static void async_cb(uv_async_t *h) {
   UVT__HOOK(.kind = UVT_HOOK_CALLBACK_END, .what = "async", .loop = s->loop);
 }
 
-int uvt_call_threadsafe_at(uv_loop_t *loop, uvt_fn fn, void *arg,
-                           const char *name, const char *file, int line,
-                           const char *func) {
-  struct uvt__ts_call_s *c;
+int uvt__sched_post(uv_loop_t *loop, struct uvt__ts_call_s *c) {
   uvt__sched_t *s;
-  int err = 0;
-  if (loop == NULL || fn == NULL) return UVT_EINVAL;
-  c = malloc(sizeof(*c));
-  if (c == NULL) return UVT_ENOMEM;
+  int err;
   c->next = NULL;
-  c->fn = fn;
-  c->arg = arg;
-  c->name = name;
-  c->file = file;
-  c->line = line;
-  c->func = func;
   uv_once(&list_once, list_init);
   /* The list mutex keeps the scheduler alive until the send is done. */
   uv_mutex_lock(&list_mutex);
@@ -560,8 +559,16 @@ int uvt_call_threadsafe_at(uv_loop_t *loop, uvt_fn fn, void *arg,
     err = uv_async_send(&s->async);
   }
   uv_mutex_unlock(&list_mutex);
-  if (s == NULL) free(c);
   return err;
+}
+
+uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
+  uvt__sched_t *s;
+  for (s = __atomic_load_n(&list_head, __ATOMIC_ACQUIRE); s != NULL;
+       s = __atomic_load_n(&s->list_next, __ATOMIC_ACQUIRE))
+    if (s->loop == loop && !__atomic_load_n(&s->closing, __ATOMIC_RELAXED))
+      return s;
+  return NULL;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */
@@ -617,15 +624,6 @@ uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop, bool create) {
   }
   uv_mutex_unlock(&list_mutex);
   return s;
-}
-
-uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
-  uvt__sched_t *s;
-  for (s = __atomic_load_n(&list_head, __ATOMIC_ACQUIRE); s != NULL;
-       s = __atomic_load_n(&s->list_next, __ATOMIC_ACQUIRE))
-    if (s->loop == loop && !__atomic_load_n(&s->closing, __ATOMIC_RELAXED))
-      return s;
-  return NULL;
 }
 
 static void handle_closed(uv_handle_t *h) {

@@ -1,25 +1,12 @@
 /*
  * Snapshots of a loop's tasks for hook subscribers (hooks.h): asked for
- * from anywhere, a signal handler included, and sent on the loop thread,
- * where the tasks can be read safely.  The request is an atomic store and
- * a wake of the scheduler's async handle, both async-signal-safe.
+ * from anywhere, a signal handler included (threadsafe.c: an atomic store
+ * and a wake of the scheduler's async handle), and sent from here on the
+ * loop thread, where the tasks can be read safely.
  */
 #include "internal.h"
 
 #include <stdlib.h>
-
-int uvt_hook_request_snapshot(uv_loop_t *loop, int reason) {
-#ifdef ASYNCIODEBUG
-  uvt__sched_t *s;
-  if (loop == NULL || reason <= 0) return UVT_EINVAL;
-  if ((s = uvt__sched_find_signal_safe(loop)) == NULL) return UVT_ENOLOOP;
-  __atomic_store_n(&s->snapshot_reason, reason, __ATOMIC_RELEASE);
-  return uv_async_send(&s->async);
-#else
-  (void)loop, (void)reason;
-  return UV_ENOTSUP;
-#endif
-}
 
 #ifdef ASYNCIODEBUG
 /* The tasks parked in an await of `t`: one member each, in a malloc'd

@@ -306,7 +306,9 @@ void uvt_name(uvt_task_t *t, const char *fmt, ...) {
   t->obj.name_owned = name;
   t->obj.name = name;
   UVT__HOOK(.kind = UVT_HOOK_RENAME, .object_kind = UVT_OBJECT_TASK,
-            .id = t->obj.id, .task_id = uvt_hook_current_task(), .name = name,
+            .id = t->obj.id,
+            .task_id = uvt__task_current() ? uvt__task_current()->obj.id : 0,
+            .name = name,
             .loop = t->sched->loop, .object = t);
 }
 

@@ -93,8 +93,7 @@ typedef struct ltimer_s {
 typedef struct tstate_s {
   ltimer_t *timers;
   uint64_t now_hr; /* uvt__tclock() at the current step's start; 0: none */
-  rec_t *head, *tail;
-  size_t nrecs;
+  rec_batch_t *batch; /* this thread's records not handed over yet */
   tobj_t young, mid, old; /* sentinels */
   uint64_t last_flush_ns;
   uint64_t live_tasks;
@@ -126,55 +125,6 @@ static _Thread_local tstate_t *ts __attribute__((tls_model("initial-exec")));
  * a task switch; a timestamp a step early is fine for a timeline. */
 static int64_t wall_offset;
 
-/* The tracer's monotonic clock, in uvt__tclock() nanoseconds.  With an
- * invariant TSC (constant_tsc and nonstop_tsc), it reads the TSC (~7 ns)
- * instead of clock_gettime through kvm-clock (~50 ns here), calibrated
- * once over CALIBRATE_NS at start; elsewhere it is uvt__tclock(). */
-#define CALIBRATE_NS 5000000u
-static bool use_tsc;
-static double ns_per_tick;
-static uint64_t tsc0, hr0;
-
-uint64_t uvt__tclock(void) {
-#if defined(__x86_64__)
-  if (use_tsc) {
-    uint64_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return hr0 + (uint64_t)((double)((hi << 32 | lo) - tsc0) * ns_per_tick);
-  }
-#endif
-  return uv_hrtime();
-}
-
-static void tclock_init(void) {
-#if defined(__x86_64__)
-  FILE *f = fopen("/proc/cpuinfo", "re");
-  char line[4096];
-  bool constant = false, nonstop = false;
-  uint64_t lo, hi, t1, h1;
-  if (f == NULL) return;
-  while (fgets(line, sizeof(line), f) != NULL) {
-    if (strncmp(line, "flags", 5) != 0) continue;
-    constant = strstr(line, " constant_tsc") != NULL;
-    nonstop = strstr(line, " nonstop_tsc") != NULL;
-    break;
-  }
-  fclose(f);
-  if (!constant || !nonstop) return;
-  hr0 = uv_hrtime();
-  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-  tsc0 = hi << 32 | lo;
-  do {
-    h1 = uv_hrtime();
-  } while (h1 - hr0 < CALIBRATE_NS);
-  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-  t1 = hi << 32 | lo;
-  if (t1 <= tsc0) return;
-  ns_per_tick = (double)(h1 - hr0) / (double)(t1 - tsc0);
-  use_tsc = true;
-#endif
-}
-
 static int64_t step_wall(tstate_t *s) {
   if (s->now_hr == 0) s->now_hr = uvt__tclock();
   return (int64_t)s->now_hr + wall_offset;
@@ -189,11 +139,11 @@ static pthread_key_t state_key;
  * unless objects it recorded are still alive (they point at it). */
 static void state_release(void *p) {
   tstate_t *s = p;
-  if (s->head != NULL) {
-    uvt__writer_enqueue(s->head, s->tail);
+  rec_t *tail, *head = uvt__rec_take(s->batch, &tail);
+  if (head != NULL) {
+    uvt__writer_enqueue(head, tail);
     uvt__writer_wake();
   }
-  s->head = s->tail = NULL;
   uvt__rec_thread_exit();
   spares_free(s);
   if (s->young.next == &s->young && s->mid.next == &s->mid &&
@@ -210,6 +160,7 @@ static tstate_t *state(void) {
     ts->young.next = ts->young.prev = &ts->young;
     ts->mid.next = ts->mid.prev = &ts->mid;
     ts->old.next = ts->old.prev = &ts->old;
+    ts->batch = uvt__rec_batch();
     pthread_setspecific(state_key, ts);
   }
   return ts;
@@ -230,25 +181,11 @@ static void list_del(tobj_t *o) {
 
 /* ---- batches --------------------------------------------------------------- */
 
-void uvt__rec_push(rec_t *r) {
-  tstate_t *s = state();
-  if (s == NULL) {
-    uvt__rec_free(r);
-    return;
-  }
-  r->next = NULL;
-  if (s->tail != NULL) s->tail->next = r;
-  else s->head = r;
-  s->tail = r;
-  s->nrecs++;
-}
-
+/* Hand the calling thread's batch to the writer and wake it. */
 void uvt__rec_submit(void) {
-  tstate_t *s = ts;
-  if (s == NULL || s->head == NULL) return;
-  uvt__writer_enqueue(s->head, s->tail);
-  s->head = s->tail = NULL;
-  s->nrecs = 0;
+  rec_t *tail, *head = uvt__rec_take(uvt__rec_batch(), &tail);
+  if (head == NULL) return;
+  uvt__writer_enqueue(head, tail);
   uvt__writer_wake();
 }
 
@@ -342,16 +279,13 @@ void *uvt__recorder_state(void) { return ts; }
  * yet (created since the last flush), plus the records it had not handed
  * over.  Best effort: if the crash hit inside the recorder itself, the
  * lists may be half updated, which is why the handler's wait is bounded. */
-rec_t *uvt__recorder_crash_rows(void *state, rec_t **tail) {
+static rec_t *crash_rows(void *state, rec_t **tail) {
   tstate_t *s = state;
   rec_t *head = NULL, *last = NULL;
   tobj_t *o;
+  *tail = NULL;
   if (s == NULL) return NULL;
-  if (s->head != NULL) {
-    head = s->head;
-    last = s->tail;
-    s->head = s->tail = NULL;
-  }
+  head = uvt__rec_take(s->batch, &last);
   {
     /* Both lists hold objects without a written row. */
     tobj_t *const lists[] = {&s->young, &s->mid};
@@ -840,9 +774,10 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
 
 void uvt__recorder_start(void) {
   pthread_key_create(&state_key, state_release);
-  tclock_init();
+  uvt__tclock_init();
   wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
+  uvt__writer_set_crash_rows(crash_rows);
   uvt_hook_set_findings_log(uvt__tcfg.log);
   if (uvt_hook_add_slot(hook, NULL) != 0)
     fprintf(stderr, "asynciodebug: another subscriber holds the objects' "

@@ -90,13 +90,27 @@ typedef struct rec_s {
   bool ignored;
 } rec_t;
 
-/* Append to the calling thread's batch (records are owned by it now). */
-void uvt__rec_push(rec_t *r);
+/* ---- records (records.c): memory and per-thread batches ---------------- */
+
+/* Records made on a thread and not yet handed to the writer. */
+typedef struct rec_batch_s {
+  rec_t *head, *tail;
+  size_t n;
+} rec_batch_t;
+
 rec_t *uvt__rec_new(rec_kind_t kind);
 void uvt__rec_free(rec_t *r);
 /* A thread that made or freed records is exiting: give them back. */
 void uvt__rec_thread_exit(void);
-/* Hand the calling thread's batch to the writer and wake it. */
+/* In a forked child: reset the pool's lock. */
+void uvt__rec_forget(void);
+/* Append to the calling thread's batch (records are owned by it now). */
+void uvt__rec_push(rec_t *r);
+/* The calling thread's batch (valid for the thread's life). */
+rec_batch_t *uvt__rec_batch(void);
+/* Empty `b`: its records, first and (in *tail) last, or NULL. */
+rec_t *uvt__rec_take(rec_batch_t *b, rec_t **tail);
+/* Hand the calling thread's batch to the writer and wake it (recorder.c). */
 void uvt__rec_submit(void);
 
 /* ---- writer (writer.c) ------------------------------------------------ */
@@ -120,9 +134,16 @@ void uvt__writer_wake(void);
  * and close the database.  Waits at most timeout_ms for the writer.  */
 void uvt__writer_finish(const session_end_t *end, int timeout_ms);
 /* From a signal handler: ask the writer to commit what it has, the rows of
- * the crashed thread's live objects (`state`: its recorder state) and
- * `end`; wait for it at most timeout_ms (async-signal-safe). */
+ * the crashed thread's live objects (`state`: its recorder state, given to
+ * the function set below) and `end`; wait for it at most timeout_ms
+ * (async-signal-safe). */
 void uvt__writer_crash(const session_end_t *end, void *state, int timeout_ms);
+/* Rows for a crashed thread's unwritten objects, from the recorder state
+ * given to uvt__writer_crash; called on the writer thread while that
+ * thread waits.  The recorder registers it: the writer never calls the
+ * recorder by name. */
+typedef rec_t *(*uvt__crash_rows_fn)(void *state, rec_t **tail);
+void uvt__writer_set_crash_rows(uvt__crash_rows_fn fn);
 /* In a forked child: forget the parent's writer (do not touch it). */
 void uvt__writer_forget(void);
 
@@ -152,8 +173,6 @@ void uvt__stacks_forget(void);
 
 /* The calling thread's recorder state (opaque), for the crash path. */
 void *uvt__recorder_state(void);
-/* Rows for a crashed thread's unwritten objects (see recorder.c). */
-rec_t *uvt__recorder_crash_rows(void *state, rec_t **tail);
 
 /* Subscribe to the hooks. */
 void uvt__recorder_start(void);
@@ -163,8 +182,12 @@ void uvt__recorder_flush_all(void);
 void uvt__tracer_print(const char *file, int line, const char *text,
                        uvt_finding_kind_t kind);
 
+/* ---- clocks (tclock.c) ------------------------------------------------ */
+
 /* The tracer's monotonic clock (ns, same origin as uv_hrtime). */
 uint64_t uvt__tclock(void);
+/* Choose the clock source (once, at start: calibrates for a few ms). */
+void uvt__tclock_init(void);
 
 /* Wall-clock nanoseconds. */
 int64_t uvt__now_ns(void);

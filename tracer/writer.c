@@ -51,6 +51,10 @@ static int stop_requested;
 static int crash_requested; /* set from a signal handler */
 static session_end_t final_end;
 static void *crash_state; /* recorder state of the crashed thread */
+/* The recorder's: rows for that state (uvt__writer_set_crash_rows). */
+static uvt__crash_rows_fn crash_rows;
+
+void uvt__writer_set_crash_rows(uvt__crash_rows_fn fn) { crash_rows = fn; }
 
 enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END, NSTMT };
 static sqlite3_stmt *stmt[NSTMT];
@@ -77,90 +81,6 @@ static const char *const stmt_sql[NSTMT] = {
     "UPDATE sessions SET end_ns=?2, end_reason=?3, exit_status=?4, "
     "signal=?5, crash_task_id=?6 WHERE id=?1",
 };
-
-int64_t uvt__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* ---- records -------------------------------------------------------------- */
-
-/* Records are made on loop threads and freed on the writer thread.  With
- * malloc/free per record, glibc's arenas then lock and consolidate on
- * every call (a third of the time with 100k tasks alive at a flush), so
- * records are recycled instead: each thread takes them REC_CHUNK at a
- * time from a shared free list (fresh chunks when it is empty) and gives
- * freed ones back a chunk at a time.  The lock is taken once per chunk.
- * Chunks are kept for the life of the process. */
-#define REC_CHUNK 256
-
-static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
-static rec_t *pool;
-static __thread rec_t *local_free __attribute__((tls_model("initial-exec")));
-static __thread rec_t *freed_head __attribute__((tls_model("initial-exec")));
-static __thread rec_t *freed_tail __attribute__((tls_model("initial-exec")));
-static __thread size_t nfreed __attribute__((tls_model("initial-exec")));
-
-static void give_back_freed(void) {
-  if (freed_head == NULL) return;
-  pthread_mutex_lock(&pool_mutex);
-  freed_tail->next = pool;
-  pool = freed_head;
-  pthread_mutex_unlock(&pool_mutex);
-  freed_head = freed_tail = NULL;
-  nfreed = 0;
-}
-
-rec_t *uvt__rec_new(rec_kind_t kind) {
-  rec_t *r = local_free;
-  if (r == NULL) {
-    rec_t *last = NULL, *p;
-    int n = 0;
-    pthread_mutex_lock(&pool_mutex);
-    for (p = pool; p != NULL && n < REC_CHUNK; p = p->next, n++) last = p;
-    if (last != NULL) {
-      r = pool;
-      pool = last->next;
-      last->next = NULL;
-    }
-    pthread_mutex_unlock(&pool_mutex);
-    if (r == NULL) {
-      rec_t *chunk = calloc(REC_CHUNK, sizeof(*chunk));
-      int i;
-      if (chunk == NULL) return NULL;
-      for (i = 0; i + 1 < REC_CHUNK; i++) chunk[i].next = &chunk[i + 1];
-      r = chunk;
-    }
-  }
-  local_free = r->next;
-  memset(r, 0, sizeof(*r));
-  r->kind = kind;
-  return r;
-}
-
-void uvt__rec_free(rec_t *r) {
-  free(r->name);
-  free(r->message);
-  free(r->pcs);
-  free(r->path);
-  free(r->build_id);
-  r->next = freed_head;
-  freed_head = r;
-  if (freed_tail == NULL) freed_tail = r;
-  if (++nfreed >= REC_CHUNK) give_back_freed();
-}
-
-void uvt__rec_thread_exit(void) {
-  rec_t *r;
-  while ((r = local_free) != NULL) {
-    local_free = r->next;
-    r->next = freed_head;
-    freed_head = r;
-    if (freed_tail == NULL) freed_tail = r;
-  }
-  give_back_freed();
-}
 
 void uvt__writer_enqueue(rec_t *head, rec_t *tail) {
   if (head == NULL) return;
@@ -477,7 +397,8 @@ static void *writer_main(void *arg) {
       }
     if (__atomic_load_n(&crash_requested, __ATOMIC_ACQUIRE)) {
       char c = 1;
-      rec_t *tail = NULL, *rows = uvt__recorder_crash_rows(crash_state, &tail);
+      rec_t *tail = NULL, *rows = NULL;
+      if (crash_rows != NULL) rows = crash_rows(crash_state, &tail);
       uvt__writer_enqueue(rows, tail);
       write_queue(&final_end);
       (void)!write(ack_fd[1], &c, 1);
@@ -599,7 +520,7 @@ void uvt__writer_forget(void) {
   memset(stmt, 0, sizeof(stmt));
   queue_head = queue_tail = NULL;
   pthread_mutex_init(&queue_mutex, NULL);
-  pthread_mutex_init(&pool_mutex, NULL);
+  uvt__rec_forget();
   __atomic_store_n(&stop_requested, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&crash_requested, 0, __ATOMIC_RELAXED);
   for (int i = 0; i < 2; i++) {
