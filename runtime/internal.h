@@ -287,6 +287,50 @@ uvt_task_t *uvt__task_current(void);
  * a task; returns the status given to uvt__wake. */
 int uvt__park(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
               void *data);
+/* ---- invariants (checked in the debug library) ------------------------- */
+
+#ifdef ASYNCIODEBUG
+#define UVT__CHECKS 1
+#endif
+
+/* A broken task invariant: say which task and what, then abort. */
+void uvt__task_broken(const uvt_task_t *t, const char *what)
+    __attribute__((noreturn, cold));
+
+/* Every change of a task's state after its spawn.  The machine (see
+ * UVT_TASK_STATE_MAP): CREATED -> RUNNING, or DONE without running
+ * (cancelled first, or no stack); READY -> RUNNING; RUNNING -> PARKED,
+ * READY (yield) or DONE; PARKED -> READY (wake).  DONE is final.
+ * uvt__task_abandon is the one way out of this table. */
+static inline void uvt__task_set_state(uvt_task_t *t, uvt_task_state_t to) {
+#ifdef UVT__CHECKS
+  static const uint8_t allowed[UVT_TASK_STATE_MAX] = {
+      [UVT_TASK_CREATED] = 1u << UVT_TASK_RUNNING | 1u << UVT_TASK_DONE,
+      [UVT_TASK_READY] = 1u << UVT_TASK_RUNNING,
+      [UVT_TASK_RUNNING] =
+          1u << UVT_TASK_PARKED | 1u << UVT_TASK_READY | 1u << UVT_TASK_DONE,
+      [UVT_TASK_PARKED] = 1u << UVT_TASK_READY,
+      [UVT_TASK_DONE] = 0,
+  };
+  if (UVT__UNLIKELY((unsigned)t->state >= UVT_TASK_STATE_MAX ||
+                    !(allowed[t->state] >> to & 1u)))
+    uvt__task_broken(t, uvt_task_state_name(to));
+#endif
+  t->state = to;
+}
+
+/* The shutdown gives up on a task that ignored its cancellation: DONE
+ * from any state, outside the machine above. */
+static inline void uvt__task_abandon(uvt_task_t *t) { t->state = UVT_TASK_DONE; }
+
+/* The one condition for freeing a task struct: it ended and gave its
+ * stack back, its handle was released, no await still reads it, and it
+ * was not freed already. */
+static inline bool uvt__task_freeable(const uvt_task_t *t) {
+  return t->out.done && t->out.detached && t->out.pins == 0 &&
+         t->stack.lo == NULL && t->obj.magic == UVT__MAGIC_LIVE;
+}
+
 /* Make a parked task ready with `status`; ignored unless it is parked. */
 void uvt__wake(uvt_task_t *t, int status);
 /* Put the current task at the back of the ready queue and switch away. */

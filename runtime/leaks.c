@@ -25,8 +25,8 @@
  * and the loop's main task are not leaks: they are blocked on the check
  * itself, or uvt_run waits for them anyway.
  *
- * State.  The ignore list, the settle time and the test's name are
- * process-wide, guarded by one mutex.  The result of the last check (the
+ * State.  The settle time and the test's name are process-wide, guarded
+ * by one mutex; the ignore list is ignore.c's.  The result of the last check (the
  * report and one text per leak) is per thread and owned here until the
  * next check on that thread, so a caller never frees it.  Nothing touches
  * the disk: each Criterion job is its own process.

@@ -63,7 +63,7 @@ static void abandon(uvt__sched_t *s) {
     uvt_task_t *t = (uvt_task_t *)o;
     next = o->next;
     if (o->kind != UVT_OBJECT_TASK || t->out.done) continue;
-    t->state = UVT_TASK_DONE;
+    uvt__task_abandon(t);
     t->out.done = true;
     t->out.status = UVT_ECANCELED;
     t->out.waiters.head = t->out.waiters.tail = NULL;

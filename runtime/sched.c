@@ -102,7 +102,21 @@ uvt_task_t *uvt__task_current(void) {
 
 static void idle_cb(uv_idle_t *h);
 
+void uvt__task_broken(const uvt_task_t *t, const char *what) {
+  uvt__panic("task '%s' (created at %s:%d): broken invariant: %s (state %s)",
+             t->obj.name, t->obj.file, t->obj.line, what,
+             uvt_task_state_name(t->state));
+}
+
 void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t) {
+#ifdef UVT__CHECKS
+  /* Only a task that is to run goes in, once; the list is well formed. */
+  if (UVT__UNLIKELY((t->state != UVT_TASK_READY && t->state != UVT_TASK_CREATED) ||
+                    s->ready_tail == t ||
+                    (s->ready_head == NULL) != (s->ready_tail == NULL) ||
+                    (s->ready_tail != NULL && s->ready_tail->ready_next != NULL)))
+    uvt__task_broken(t, "ready-queue push");
+#endif
   t->ready_next = NULL;
   if (s->ready_tail != NULL) s->ready_tail->ready_next = t;
   else s->ready_head = t;
@@ -133,6 +147,10 @@ take_next(uvt__sched_t *s) {
     s->passes++;
   }
   s->steps++;
+#ifdef UVT__CHECKS
+  if (UVT__UNLIKELY(t->state != UVT_TASK_READY && t->state != UVT_TASK_CREATED))
+    uvt__task_broken(t, "taken from the ready queue");
+#endif
   s->run_head = t->ready_next;
   t->ready_next = NULL;
   return t;
@@ -198,7 +216,7 @@ void uvt__task_retire(uvt_task_t *t) {
   }
 #endif
   s->live_tasks--;
-  if (t->out.detached && t->out.pins == 0) uvt__task_release(t);
+  if (uvt__task_freeable(t)) uvt__task_release(t);
 }
 
 /* On whichever side was just switched to: retire the task that switched
@@ -297,14 +315,14 @@ switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
   if (n == t) {
     /* A yield that began a pass of its own: carry on. */
     UVT__HOOK_AT(hook_suspend, s, t);
-    t->state = UVT_TASK_RUNNING;
+    uvt__task_set_state(t, UVT_TASK_RUNNING);
     UVT__HOOK_AT(hook_resume, s, t);
     return;
   }
   s->switched_from = t;
   if (n != NULL) {
     UVT__HOOK_AT(hook_suspend, s, t);
-    n->state = UVT_TASK_RUNNING;
+    uvt__task_set_state(n, UVT_TASK_RUNNING);
     s->current = n;
     UVT__HOOK_AT(hook_resume, s, n);
 #ifdef UVT_ASAN
@@ -358,7 +376,7 @@ static inline __attribute__((always_inline)) void run_task(uvt__sched_t *s,
       return;
     }
   }
-  t->state = UVT_TASK_RUNNING;
+  uvt__task_set_state(t, UVT_TASK_RUNNING);
   s->current = t;
   UVT__HOOK_AT(hook_resume, s, t);
   switch_into(s, t);
@@ -439,7 +457,7 @@ int uvt__park(const uvt__site_t *where,
   t->on_cancel = on_cancel != NULL ? on_cancel : cancel_wake_now;
   t->on_cancel_data = data;
   t->wake_status = 0;
-  t->state = UVT_TASK_PARKED;
+  uvt__task_set_state(t, UVT_TASK_PARKED);
   switch_out(s, t, false);
   return t->wake_status;
 }
@@ -448,7 +466,7 @@ void uvt__wake(uvt_task_t *t, int status) {
   if (t->state != UVT_TASK_PARKED) return;
   t->on_cancel = NULL;
   t->wake_status = status;
-  t->state = UVT_TASK_READY;
+  uvt__task_set_state(t, UVT_TASK_READY);
   uvt__ready_push(t->sched, t);
 }
 
@@ -459,7 +477,7 @@ int uvt__yield(const uvt__site_t *where) {
   UVT__HOOK_AT(hook_await, t, where);
   t->parked_at = *where;
   t->wake_status = 0;
-  t->state = UVT_TASK_READY;
+  uvt__task_set_state(t, UVT_TASK_READY);
   uvt__ready_push(s, t);
   switch_out(s, t, false);
   return uvt__take_pending_cancel(t) ? UVT_ECANCELED : 0;

@@ -121,7 +121,7 @@ UVT__HOOK_FN hook_detach(uvt_task_t *t) {
 }
 
 void uvt__task_complete(uvt_task_t *t, int status) {
-  t->state = UVT_TASK_DONE;
+  uvt__task_set_state(t, UVT_TASK_DONE);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
   UVT__HOOK_AT(hook_done, t, status);
@@ -129,9 +129,8 @@ void uvt__task_complete(uvt_task_t *t, int status) {
 }
 
 void uvt__task_unpin(uvt_task_t *t) {
-  if (--t->out.pins == 0 && t->out.detached && t->out.done &&
-      t->stack.lo == NULL && t->obj.magic == UVT__MAGIC_LIVE)
-    uvt__task_release(t);
+  --t->out.pins;
+  if (uvt__task_freeable(t)) uvt__task_release(t);
 }
 
 void uvt__task_release(uvt_task_t *t) {
@@ -224,8 +223,7 @@ void uvt_detach(uvt_task_t *t) {
   }
   t->out.detached = true;
   UVT__HOOK_AT(hook_detach, t);
-  if (t->out.done && t->stack.lo == NULL && t->out.pins == 0)
-    uvt__task_release(t);
+  if (uvt__task_freeable(t)) uvt__task_release(t);
 }
 
 int uvt__task_cancel(uvt_task_t *t) {

@@ -1135,3 +1135,79 @@ Test(stream, streams_and_servers_left_open_are_reported_and_freed) {
   cr_assert_not_null(strstr(text, "server 'echo_lines' was never closed [unclosed-stream]"));
   cr_assert_not_null(strstr(text, "test_stream.c:"));
 }
+
+/* ---- the handle and the drain high-water mark ------------------------------ */
+
+#define HW_BYTES (32 * MB)
+
+/* Reads nothing until the client says go, then everything. */
+static int held_reader(uvt_stream_t *s, void *arg) {
+  static char buf[256 * 1024];
+  size_t n;
+  int err;
+  (void)arg;
+  if ((err = uvt_event_wait(&C.go)) != 0) return err;
+  while ((err = uvt_read(s, buf, sizeof buf, &n)) == 0 && n > 0) C.total += n;
+  uvt_event_set(&C.done);
+  return err;
+}
+
+static struct {
+  int peer_port, handle_null, set_null, set_ok;
+  int drain_early;      /* the drain under a high mark, before any reading */
+  size_t unsent_early;  /* what was still unsent when it returned */
+  int drain_all;
+  size_t unsent_after;
+} HW;
+
+static int high_water_main(void *arg) {
+  uvt_server_t *srv = NULL;
+  uvt_stream_t *s;
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  char *big = malloc(HW_BYTES);
+  uvt_task_t *t;
+  (void)arg;
+  SERVE(held_reader, &srv);
+  s = dial();
+  /* The libuv handle is the connected TCP socket. */
+  if (uv_tcp_getpeername((uv_tcp_t *)uvt_stream_handle(s), (struct sockaddr *)&sa,
+                         &len) == 0)
+    HW.peer_port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+  HW.handle_null = uvt_stream_handle(NULL) == NULL;
+  HW.set_null = uvt_stream_set_high_water(NULL, 1);
+  /* Above the mark, drain waits; at or below it, it returns. */
+  HW.set_ok = uvt_stream_set_high_water(s, 2 * HW_BYTES);
+  memset(big, 'h', HW_BYTES);
+  cr_expect_eq(uvt_write(s, big, HW_BYTES), 0);
+  t = uvt_spawn(drain_task, s);
+  HW.drain_early = uvt_wait_for(t, 5000);
+  HW.unsent_early = uvt_stream_write_buffered(s);
+  uvt_stream_set_high_water(s, 0); /* now drain waits for everything */
+  uvt_event_set(&C.go);
+  if (HW.drain_early == UVT_ETIMEDOUT) uvt_await(t);
+  HW.drain_all = uvt_drain(s);
+  HW.unsent_after = uvt_stream_write_buffered(s);
+  cr_expect_eq(uvt_write_eof(s), 0);
+  cr_expect_eq(uvt_event_wait(&C.done), 0);
+  free(big);
+  cr_expect_eq(uvt_close(s), 0);
+  cr_expect_eq(uvt_server_close(srv), 0);
+  return 0;
+}
+
+Test(stream, the_handle_and_the_drain_high_water_mark) {
+  ctx_init();
+  cr_assert_eq(uvt_run(NULL, high_water_main, NULL), 0);
+  cr_expect_eq(HW.peer_port, C.port, "uvt_stream_handle is the connected socket");
+  cr_expect(HW.handle_null);
+  cr_expect_eq(HW.set_null, UVT_EINVAL);
+  cr_expect_eq(HW.set_ok, 0);
+  cr_expect_eq(HW.drain_early, 0, "under the high-water mark drain returns "
+                                  "though nobody reads");
+  cr_expect_gt(HW.unsent_early, 0, "with data still unsent");
+  cr_expect_eq(HW.drain_all, 0);
+  cr_expect_eq(HW.unsent_after, 0, "mark 0: drain waits until all is sent");
+  cr_expect_eq(C.total, (size_t)HW_BYTES);
+  ctx_destroy();
+}
