@@ -287,9 +287,12 @@ uvt_task_t *uvt__task_current(void);
  * a task; returns the status given to uvt__wake. */
 int uvt__park(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
               void *data);
-/* ---- invariants (checked in the debug library) ------------------------- */
+/* ---- invariants ---------------------------------------------------------
+ * Checked in debug builds (no NDEBUG, like assert) and with -DUVT_CHECKS=ON
+ * in any build; the RelWithDebInfo libraries, release and asynciodebug,
+ * leave them out of the hot path. */
 
-#ifdef ASYNCIODEBUG
+#if !defined(NDEBUG) || defined(UVT_CHECKS)
 #define UVT__CHECKS 1
 #endif
 
@@ -302,18 +305,20 @@ void uvt__task_broken(const uvt_task_t *t, const char *what)
  * (cancelled first, or no stack); READY -> RUNNING; RUNNING -> PARKED,
  * READY (yield) or DONE; PARKED -> READY (wake).  DONE is final.
  * uvt__task_abandon is the one way out of this table. */
-static inline void uvt__task_set_state(uvt_task_t *t, uvt_task_state_t to) {
+#define UVT__FROM(s) (1u << UVT_TASK_##s)
+/* The table, by target: the states each one may be entered from.  `to`
+ * is a constant at every call, so the check is a test of one bit. */
+#define UVT__TASK_ENTERED_FROM(to)                                    \
+  ((to) == UVT_TASK_RUNNING ? UVT__FROM(CREATED) | UVT__FROM(READY)    \
+   : (to) == UVT_TASK_PARKED ? UVT__FROM(RUNNING)                      \
+   : (to) == UVT_TASK_READY  ? UVT__FROM(RUNNING) | UVT__FROM(PARKED)  \
+   : (to) == UVT_TASK_DONE   ? UVT__FROM(CREATED) | UVT__FROM(RUNNING) \
+                             : 0u)
+static inline __attribute__((always_inline)) void
+uvt__task_set_state(uvt_task_t *t, uvt_task_state_t to) {
 #ifdef UVT__CHECKS
-  static const uint8_t allowed[UVT_TASK_STATE_MAX] = {
-      [UVT_TASK_CREATED] = 1u << UVT_TASK_RUNNING | 1u << UVT_TASK_DONE,
-      [UVT_TASK_READY] = 1u << UVT_TASK_RUNNING,
-      [UVT_TASK_RUNNING] =
-          1u << UVT_TASK_PARKED | 1u << UVT_TASK_READY | 1u << UVT_TASK_DONE,
-      [UVT_TASK_PARKED] = 1u << UVT_TASK_READY,
-      [UVT_TASK_DONE] = 0,
-  };
-  if (UVT__UNLIKELY((unsigned)t->state >= UVT_TASK_STATE_MAX ||
-                    !(allowed[t->state] >> to & 1u)))
+  /* A state outside the enum shifts its bit out of the mask: caught too. */
+  if (UVT__UNLIKELY(!(UVT__TASK_ENTERED_FROM(to) >> (t->state & 31u) & 1u)))
     uvt__task_broken(t, uvt_task_state_name(to));
 #endif
   t->state = to;
@@ -336,7 +341,8 @@ void uvt__wake(uvt_task_t *t, int status);
 /* Put the current task at the back of the ready queue and switch away. */
 int uvt__yield(const uvt__site_t *where);
 
-/* Object registry. */
+/* Object registry.  `o` must be zeroed memory (calloc, or a recycled task
+ * after zero_task): the subscriber word starts NULL without a store. */
 void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func);

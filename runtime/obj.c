@@ -48,7 +48,7 @@ void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
   o->func = func != NULL ? func : "?";
   o->id = ++s->next_id;
   o->reported = 0;
-  o->hook_slot = NULL;
+  /* hook_slot: NULL, as every object is zeroed when it is allocated. */
   o->next = head;
   o->prev = head->prev;
   head->prev->next = o;

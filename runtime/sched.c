@@ -110,10 +110,9 @@ void uvt__task_broken(const uvt_task_t *t, const char *what) {
 
 void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t) {
 #ifdef UVT__CHECKS
-  /* Only a task that is to run goes in, once; the list is well formed. */
-  if (UVT__UNLIKELY((t->state != UVT_TASK_READY && t->state != UVT_TASK_CREATED) ||
-                    s->ready_tail == t ||
-                    (s->ready_head == NULL) != (s->ready_tail == NULL) ||
+  /* Only a task that is to run goes in (CREATED or READY), not twice in
+   * a row, and only at the end of the list. */
+  if (UVT__UNLIKELY((unsigned)t->state > UVT_TASK_READY || s->ready_tail == t ||
                     (s->ready_tail != NULL && s->ready_tail->ready_next != NULL)))
     uvt__task_broken(t, "ready-queue push");
 #endif
@@ -148,7 +147,7 @@ take_next(uvt__sched_t *s) {
   }
   s->steps++;
 #ifdef UVT__CHECKS
-  if (UVT__UNLIKELY(t->state != UVT_TASK_READY && t->state != UVT_TASK_CREATED))
+  if (UVT__UNLIKELY((unsigned)t->state > UVT_TASK_READY))
     uvt__task_broken(t, "taken from the ready queue");
 #endif
   s->run_head = t->ready_next;
