@@ -34,22 +34,30 @@
 #define UVT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Where a public call was made, from the caller's macro, and what a park
- * made there waits on (hooks.h: AWAIT, SUSPEND, SNAPSHOT_TASK). */
+ * made there waits on (hooks.h: AWAIT, SUSPEND, SNAPSHOT_TASK).  Only the
+ * debug library, which has the hooks, records the wait: the release one
+ * keeps its await path as it was. */
 typedef struct uvt__site_s {
   const char *file;
   int line;
-  uint8_t wait;     /* uvt_wait_kind_t */
-  bool timeout;     /* the wait ends by itself at a deadline */
+  uint8_t wait;     /* uvt_wait_kind_t (debug library) */
+  bool timeout;     /* the wait ends by itself at a deadline (debug) */
   const char *func;
   const char *what; /* the public call: "uvt_sleep", "uvt_await", ... */
+#ifdef ASYNCIODEBUG
   const void *on;   /* the awaited object (task, lock, stream...), or NULL */
+#endif
 } uvt__site_t;
 
 #define UVT__SITE(what_) \
   ((uvt__site_t){.file = file, .line = line, .func = func, .what = (what_)})
+#ifdef ASYNCIODEBUG
 #define UVT__SITE_ON(what_, wait_, on_, timeout_)                            \
   ((uvt__site_t){.file = file, .line = line, .func = func, .what = (what_),  \
                  .wait = (uint8_t)(wait_), .timeout = (timeout_), .on = (on_)})
+#else
+#define UVT__SITE_ON(what_, wait_, on_, timeout_) UVT__SITE(what_)
+#endif
 
 /* The id of the object a site waits on, if it is one of the registry's
  * (tasks, futures, streams, servers); 0 for locks, queues and the rest. */
@@ -332,7 +340,8 @@ static inline void uvt__task_abandon(uvt_task_t *t) { t->state = UVT_TASK_DONE; 
  * stack back, its handle was released, no await still reads it, and it
  * was not freed already. */
 static inline bool uvt__task_freeable(const uvt_task_t *t) {
-  return t->out.done && t->out.detached && t->out.pins == 0 &&
+  /* Most often false for want of a detach: tested first. */
+  return t->out.detached && t->out.pins == 0 && t->out.done &&
          t->stack.lo == NULL && t->obj.magic == UVT__MAGIC_LIVE;
 }
 
