@@ -9,8 +9,19 @@
  * there, and the symbols exist so that both libraries export the same.
  *
  * A subscriber must be quick and must not call back into uvtask (no spawn,
- * no await) except the accessors documented for the event.  Pointers in an
- * event are valid only during the call.
+ * no await) except the accessors below.  Pointers in an event are valid
+ * only during the call.
+ *
+ * Rules of the boundary:
+ *  - `object` is an opaque identity: compare it, pass it to an accessor,
+ *    never dereference it or cast it to a runtime type.
+ *  - Per-object state belongs in the object's subscriber word (`slot`),
+ *    which one subscriber claims (uvt_hook_add_slot).
+ *  - Kinds (findings, objects, task states, waits) are the enums of
+ *    uvtask/kinds.h, never strings to compare.
+ *  - Events are sent only while someone subscribes; a subscriber added
+ *    while tasks run sees each object from its next event on (CREATE may
+ *    have been missed: `slot` is then NULL until DESTROY).
  */
 #ifndef UVTASK_HOOKS_H
 #define UVTASK_HOOKS_H
@@ -105,7 +116,8 @@ typedef struct uvt_hook_event {
    * uv_hrtime's clock, at loop-time resolution; 0 if not parked). */
   uvt_task_state_t state;
   uint64_t parked_ns;
-  /* FINDING: the other objects involved; SNAPSHOT_TASK: its awaiters. */
+  /* FINDING: the other objects involved (none of today's kinds has any;
+   * a deadlock cycle will list its tasks); SNAPSHOT_TASK: its awaiters. */
   const uvt_hook_member_t *members;
   int nmembers;
   /* FINDING: the object is on the uvt_leaks_ignore list: the runtime
