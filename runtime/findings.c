@@ -9,7 +9,7 @@
 
 int uvt__findings_quiet;
 
-/* Tell the hooks (the tracer records it with its stacks). */
+/* Tell the hook subscribers (a recorder adds its stacks). */
 static void finding_hook(uvt_finding_kind_t kind, const uvt__obj_t *o,
                          const char *where_file, int where_line,
                          const char *what, int status, const char *text) {

@@ -5,8 +5,10 @@
  * Each is printed once per object on stderr as a compiler-style line
  * ("file:line: warning: ... [kind]") and appended to the current thread's
  * list of findings, which uvt_run keeps after it returns so that the leak
- * assertions (testing.h) can read it.  The debug library's tracer hooks
- * the same decision points to record stacks into its database.
+ * assertions (testing.h) can read it.  The debug library also sends each
+ * as a FINDING hook event (a recorder adds stacks).  Objects on the
+ * uvt_leaks_ignore list are neither printed nor counted; their events say
+ * so (`ignored`).
  */
 #ifndef UVT_RUNTIME_FINDINGS_H
 #define UVT_RUNTIME_FINDINGS_H
@@ -27,7 +29,8 @@ typedef struct uvt__finding_s {
   char *message;           /* owned copy, or NULL */
 } uvt__finding_t;
 
-/* Set by the tracer for ASYNCIODEBUG_LOG=0: no lines on stderr. */
+/* No lines on stderr (uvt_hook_set_findings_log(0): a subscriber prints
+ * them itself, or was told not to). */
 extern int uvt__findings_quiet;
 
 void uvt__finding_pending(uvt_task_t *t, const char *when);

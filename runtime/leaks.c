@@ -88,8 +88,8 @@ void uvt_testing_set_name(const char *name) {
   settings_unlock();
 }
 
-/* A copy for another thread (the debug tracer's writer records it in the
- * session row); false when no name is set. */
+/* A copy for another thread (uvt_hook_test_name: a recorder keeps it
+ * with its session); false when no name is set. */
 bool uvt__testing_name_copy(char *buf, size_t size) {
   bool has;
   settings_lock();

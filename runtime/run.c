@@ -222,8 +222,8 @@ int uvt_loop_close(uv_loop_t *loop) {
   return 0;
 }
 
-/* At process exit (the debug tracer's exit handler): report what is still
- * alive on this thread's loops — pending tasks, coroutine objects never
+/* At process exit (uvt_hook_scan_at_exit, from a subscriber's exit
+ * handler): report what is still alive on this thread's loops — pending tasks, coroutine objects never
  * awaited, unread errors, open streams — without cancelling anything. */
 void uvt__scan_at_exit(void) {
   uvt__sched_t *s = uvt__sched_current();
