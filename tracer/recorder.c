@@ -215,11 +215,11 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 /* The caller's stack without uvtask's own frames on top, so that the first
  * frame is the user's call (the spawn, the await). */
 static int64_t capture_user_stack(void) {
-  uint64_t pcs[UVT__CAPTURE_MAX];
-  void *buf[UVT__CAPTURE_MAX];
+  uint64_t pcs[UVT_TRACE_MAX_PCS];
+  void *buf[UVT_TRACE_MAX_PCS];
   int n, i = 0, want = uvt__tcfg.depth + 12;
   wd_slot_t *slot = uvt__wd_slot_peek();
-  if (want > UVT__CAPTURE_MAX) want = UVT__CAPTURE_MAX;
+  if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
   n = unw_backtrace(buf, want);
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 0, __ATOMIC_RELEASE);
@@ -570,9 +570,9 @@ static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   if (ev->finding == UVT_FINDING_PENDING_AT_EXIT &&
       ev->object_kind == UVT_OBJECT_TASK &&
       uvt_hook_task_frame(ev->object, &frame) == 0) {
-    uint64_t pcs[UVT__CAPTURE_MAX];
+    uint64_t pcs[UVT_TRACE_MAX_PCS];
     int n, i = 0, want = uvt__tcfg.depth + 8;
-    if (want > UVT__CAPTURE_MAX) want = UVT__CAPTURE_MAX;
+    if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
     n = uvt__stack_of_parked(&frame, pcs, want);
     /* Drop the runtime's own frames: the first frame shown is the await. */
     while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;

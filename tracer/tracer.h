@@ -27,16 +27,18 @@
 
 #include "uvtask/kinds.h"
 
-/* A raw capture: the stored depth (at most UVT_MAX_STACK_DEPTH) plus the
- * runtime's and tracer's own frames, skipped before a stack is stored.
- * Every buffer a capture or an unwind writes into has this size. */
-#define UVT__CAPTURE_MAX (UVT_MAX_STACK_DEPTH + 16)
+/* The most frames a stored stack keeps (ASYNCIODEBUG_DEPTH's ceiling), and
+ * the most the tracer ever unwinds: the stored frames plus the runtime's
+ * and the tracer's own frames on top, which are dropped.  Every PC buffer
+ * is UVT_TRACE_MAX_PCS long and every unwind is bounded by it. */
+#define UVT_TRACE_MAX_DEPTH UVT_MAX_STACK_DEPTH /* uvtask/kinds.h: the one constant */
+#define UVT_TRACE_MAX_PCS (UVT_TRACE_MAX_DEPTH + 16)
 
 typedef struct tracer_config_s {
   bool on;             /* recording */
   char path[4096];     /* database file */
   int slow_ms;         /* ASYNCIODEBUG_SLOW_MS */
-  int depth;           /* ASYNCIODEBUG_DEPTH */
+  int depth;           /* ASYNCIODEBUG_DEPTH, 1..UVT_TRACE_MAX_DEPTH */
   bool log;            /* ASYNCIODEBUG_LOG: findings on stderr */
 } tracer_config_t;
 

@@ -10,7 +10,7 @@
 
 #include "tracer.h"
 
-#define WD_MAX_PCS UVT__CAPTURE_MAX
+#define WD_MAX_PCS UVT_TRACE_MAX_PCS
 
 /* One per loop thread.  step_start/step_seq are written by the loop
  * thread; sample_seq by the watchdog; pcs/npcs by whoever samples, before
