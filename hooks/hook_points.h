@@ -14,7 +14,8 @@
 #ifdef ASYNCIODEBUG
 /* Hidden: read with one RIP-relative load, not through the GOT. */
 extern int uvt__hooks_on __attribute__((visibility("hidden")));
-void uvt__hook_dispatch(const uvt_hook_event_t *ev);
+/* Sets ev->slot per subscriber (hooks.h), so the event is not const. */
+void uvt__hook_dispatch(uvt_hook_event_t *ev);
 #define UVT__HOOK(...)                                \
   do {                                                \
     if (__builtin_expect(uvt__hooks_on, 0)) {         \

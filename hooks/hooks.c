@@ -24,19 +24,19 @@ static struct {
 } slot_owner;
 
 /* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the
- * claimer only; the others get the same event with `slot` NULL. */
-void uvt__hook_dispatch(const uvt_hook_event_t *ev) {
-  uvt_hook_event_t mine;
+ * claimer only; the others get the same event with `slot` NULL.  The
+ * event is the hook point's own, on its stack: set in place, not copied. */
+void uvt__hook_dispatch(uvt_hook_event_t *ev) {
+  void **word = NULL;
   int i;
-  if (ev->object == NULL || !slot_owner.claimed) {
-    for (i = 0; i < nsubs; i++) subs[i].fn(ev, subs[i].data);
-    return;
-  }
-  mine = *ev;
+  if (ev->object != NULL && slot_owner.claimed)
+    word = &((uvt__obj_t *)(uintptr_t)ev->object)->hook_slot;
   for (i = 0; i < nsubs; i++) {
-    bool owner = subs[i].fn == slot_owner.fn && subs[i].data == slot_owner.data;
-    mine.slot = owner ? &((uvt__obj_t *)(uintptr_t)ev->object)->hook_slot : NULL;
-    subs[i].fn(&mine, subs[i].data);
+    ev->slot = word != NULL && subs[i].fn == slot_owner.fn &&
+                       subs[i].data == slot_owner.data
+                   ? word
+                   : NULL;
+    subs[i].fn(ev, subs[i].data);
   }
 }
 
