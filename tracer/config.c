@@ -3,10 +3,17 @@
  *   ASYNCIODEBUG          unset, empty or 0: off; 1: ./asynciodebug.db;
  *                         anything else: the database path
  *   ASYNCIODEBUG_SLOW_MS  slow-callback threshold (default 100)
- *   ASYNCIODEBUG_DEPTH    frames per stack (default 16, at most 64)
+ *   ASYNCIODEBUG_DEPTH    frames per stack (default 16, at most
+ *                         UVT_TRACE_MAX_DEPTH)
  *   ASYNCIODEBUG_LOG      0: no finding lines on stderr (default 1)
  * A bad value gets one line on stderr naming the variable and the value
  * used instead.
+ *
+ * A setuid/setgid (or file-capability) program runs with AT_SECURE: its
+ * environment belongs to a less privileged user, who could otherwise make
+ * it create or write a file anywhere with its privileges.  There every
+ * variable is read with secure_getenv (which gives NULL) and recording is
+ * refused with one line, whatever the variables say.
  */
 #include "tracer.h"
 
@@ -14,11 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 tracer_config_t uvt__tcfg = {false, "", 100, 16, true};
 
 static int int_env(const char *name, int def, int lo, int hi) {
-  const char *v = getenv(name);
+  const char *v = secure_getenv(name);
   char *end;
   long n;
   if (v == NULL || *v == '\0') return def;
@@ -34,8 +42,16 @@ static int int_env(const char *name, int def, int lo, int hi) {
 }
 
 void uvt__tracer_config_load(void) {
-  const char *v = getenv("ASYNCIODEBUG");
+  const char *v = secure_getenv("ASYNCIODEBUG");
   uvt__tcfg.on = false;
+  if (getauxval(AT_SECURE) != 0) {
+    /* Only to say why nothing is recorded: the value itself is not used. */
+    const char *asked = getenv("ASYNCIODEBUG");
+    if (asked != NULL && *asked != '\0' && strcmp(asked, "0") != 0)
+      fprintf(stderr, "asynciodebug: setuid/setgid program (AT_SECURE); "
+                      "recording off\n");
+    return;
+  }
   if (v == NULL || *v == '\0' || strcmp(v, "0") == 0) return;
   if (strcmp(v, "1") == 0) v = "./asynciodebug.db";
   if (strlen(v) >= sizeof(uvt__tcfg.path)) {
@@ -44,7 +60,7 @@ void uvt__tracer_config_load(void) {
   }
   strcpy(uvt__tcfg.path, v);
   uvt__tcfg.slow_ms = int_env("ASYNCIODEBUG_SLOW_MS", 100, 1, 3600000);
-  uvt__tcfg.depth = int_env("ASYNCIODEBUG_DEPTH", 16, 1, 64);
+  uvt__tcfg.depth = int_env("ASYNCIODEBUG_DEPTH", 16, 1, UVT_TRACE_MAX_DEPTH);
   uvt__tcfg.log = int_env("ASYNCIODEBUG_LOG", 1, 0, 1) != 0;
   uvt__tcfg.on = true;
 }

@@ -124,6 +124,14 @@ typedef struct session_end_s {
   uint64_t crash_task_id;
 } session_end_t;
 
+/* Open the database named by uvt__tcfg.path for recording (db_open.c):
+ * created 0600, never through a symlink in its last component, refused
+ * when owned by another user, writable by others or not ours; WAL mode.
+ * Returns the connection, or NULL after one line on stderr (and with a
+ * file it created removed again). */
+struct sqlite3;
+struct sqlite3 *uvt__db_open(void);
+
 /* Open the database (created 0600, never through a symlink), check or
  * create the schema, insert this process's session row and start the
  * writer thread.  Returns 0, or -1 after a one-line message on stderr. */

@@ -8,17 +8,13 @@
  * COMMIT_MS while records arrive.  WAL mode with synchronous=NORMAL: a
  * killed process loses at most what was not yet committed, never the file.
  *
- * The file is created by us, 0600, without following a symlink, before
- * SQLite opens it (SQLite itself would follow one and create 0644); an
- * existing file must already be an asynciodebug database of this schema
- * version, or nothing is written into it.
+ * The file is opened, checked and set up by db_open.c.
  *
  * A crash handler cannot call SQLite: it sets `crash`, wakes the writer
  * and waits (poll on a pipe, bounded) for the writer to commit the session
  * end and answer.
  */
 #include "tracer.h"
-#include "schema.h"
 #include "uvtask/hooks.h"
 
 #include <errno.h>
@@ -97,80 +93,6 @@ void uvt__writer_wake(void) {
 }
 
 /* ---- opening --------------------------------------------------------------- */
-
-static int exec_sql(const char *sql) {
-  char *err = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-    fprintf(stderr, "asynciodebug: %s: %s; recording off\n", uvt__tcfg.path,
-            err != NULL ? err : sqlite3_errmsg(db));
-    sqlite3_free(err);
-    return -1;
-  }
-  return 0;
-}
-
-static int query_int(const char *sql, int64_t *out) {
-  sqlite3_stmt *st;
-  int rc;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return rc == SQLITE_ROW ? 0 : -1;
-}
-
-/* Create the schema in an empty file, or check an existing one is ours. */
-static int schema_ready(void) {
-  int64_t version = -1, tables = 0;
-  sqlite3_stmt *st;
-  const char *format = NULL;
-  int ok;
-  if (exec_sql("BEGIN IMMEDIATE") != 0) return -1;
-  if (query_int("PRAGMA user_version", &version) != 0 ||
-      query_int("SELECT count(*) FROM sqlite_master", &tables) != 0) {
-    fprintf(stderr, "asynciodebug: %s: not a database (%s); not writing into it\n",
-            uvt__tcfg.path, sqlite3_errmsg(db));
-    exec_sql("ROLLBACK");
-    return -1;
-  }
-  if (version == 0 && tables == 0) {
-    char v[64];
-    if (exec_sql(uvt_schema_sql) != 0) return exec_sql("ROLLBACK"), -1;
-    snprintf(v, sizeof(v), "PRAGMA user_version=%d", UVT_SCHEMA_VERSION);
-    if (exec_sql(v) != 0) return exec_sql("ROLLBACK"), -1;
-    if (sqlite3_prepare_v2(db, "INSERT INTO meta (key, value) VALUES "
-                           "('format', ?1), ('writer', ?2)", -1, &st, NULL) != SQLITE_OK)
-      return exec_sql("ROLLBACK"), -1;
-    sqlite3_bind_text(st, 1, UVT_SCHEMA_FORMAT, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, "uvtask " UVTASK_VERSION_STRING, -1, SQLITE_STATIC);
-    ok = sqlite3_step(st) == SQLITE_DONE;
-    sqlite3_finalize(st);
-    if (!ok) return exec_sql("ROLLBACK"), -1;
-    return exec_sql("COMMIT");
-  }
-  ok = 0;
-  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='format'", -1,
-                         &st, NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      format = (const char *)sqlite3_column_text(st, 0);
-      ok = format != NULL && strcmp(format, UVT_SCHEMA_FORMAT) == 0;
-    }
-    sqlite3_finalize(st);
-  }
-  exec_sql("ROLLBACK");
-  if (!ok) {
-    fprintf(stderr, "asynciodebug: %s belongs to another program (not an "
-            "asynciodebug database); not writing into it\n", uvt__tcfg.path);
-    return -1;
-  }
-  if (version != UVT_SCHEMA_VERSION) {
-    fprintf(stderr, "asynciodebug: %s has schema version %lld, this library "
-            "writes %d; not writing into it\n", uvt__tcfg.path,
-            (long long)version, UVT_SCHEMA_VERSION);
-    return -1;
-  }
-  return 0;
-}
 
 static char *read_cmdline(void) {
   char buf[4096];
@@ -413,37 +335,13 @@ static void *writer_main(void *arg) {
 }
 
 int uvt__writer_start(void) {
-  int fd, i;
-  struct stat st;
-  fd = open(uvt__tcfg.path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    fprintf(stderr, "asynciodebug: cannot open %s: %s%s; recording off\n",
-            uvt__tcfg.path, strerror(errno),
-            errno == ELOOP ? " (it is a symlink; not following it)" : "");
-    return -1;
-  }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    fprintf(stderr, "asynciodebug: %s is not a regular file; recording off\n",
-            uvt__tcfg.path);
-    close(fd);
-    return -1;
-  }
-  close(fd);
-  if (sqlite3_open_v2(uvt__tcfg.path, &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
-                          SQLITE_OPEN_FULLMUTEX,
-                      NULL) != SQLITE_OK) {
-    fprintf(stderr, "asynciodebug: cannot open %s: %s; recording off\n",
-            uvt__tcfg.path, db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    db = NULL;
-    return -1;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  if (exec_sql("PRAGMA journal_mode=WAL") != 0 ||
-      exec_sql("PRAGMA synchronous=NORMAL") != 0 || schema_ready() != 0 ||
-      session_insert() != 0)
+  int i;
+  if ((db = uvt__db_open()) == NULL) return -1;
+  if (session_insert() != 0) {
+    fprintf(stderr, "asynciodebug: %s: cannot insert the session: %s; "
+            "recording off\n", uvt__tcfg.path, sqlite3_errmsg(db));
     goto fail;
+  }
   for (i = 0; i < NSTMT; i++)
     if (sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &stmt[i], NULL) != SQLITE_OK) {

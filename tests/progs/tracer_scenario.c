@@ -237,6 +237,25 @@ static int overflow(void *arg) {
   return uvt_await(t);
 }
 
+/* A task parked 100 frames deep: deeper than ASYNCIODEBUG_DEPTH allows. */
+static int __attribute__((noinline)) park_deep(int n) {
+  volatile int keep = n;
+  if (n > 0) return park_deep(n - 1) + keep - n;
+  for (;;)
+    if (uvt_sleep(1000) != 0) return UVT_ECANCELED; /* @deep */
+}
+
+static int parks_deep(void *arg) {
+  (void)arg;
+  return park_deep(100);
+}
+
+static int deep(void *arg) {
+  (void)arg;
+  uvt_spawn(parks_deep, NULL);
+  return uvt_sleep(5);
+}
+
 /* A task whose name is hostile HTML: the report must show it as text. */
 static int hostile(void *arg) {
   uvt_task_t *t = uvt_spawn(sleeps_forever, NULL); /* @hostile */
@@ -266,7 +285,7 @@ static const struct {
     {"fork", forks},                  {"named", named},
     {"unclosed-stream", unclosed},    {"threads", threads},
     {"overflow", overflow},           {"hostile", hostile},
-    {"ignored", ignored},
+    {"ignored", ignored},             {"deep", deep},
 };
 
 int main(int argc, char **argv) {
