@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,9 @@ static void make_dir(void) {
 
 static void remove_dir(void) {
   char cmd[600];
+  /* The full-disk test mounts a small tmpfs here. */
+  snprintf(cmd, sizeof(cmd), "umount '%s/full' 2>/dev/null", dir);
+  (void)!system(cmd);
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   (void)!system(cmd);
 }
@@ -41,10 +45,11 @@ TestSuite(safety, .init = make_dir, .fini = remove_dir, .timeout = 120);
 
 /* Start `prog scenario` through `sh -c script` (script gets them as "$0"
  * "$1"), with ASYNCIODEBUG=db (none if NULL), `extra` (NAME=VALUE or NULL)
- * and the debug library on the library path; stderr to err_path
- * (truncated). */
-static pid_t start_prog(const char *script, const char *prog, const char *scenario,
-                        const char *db, const char *extra) {
+ * and the debug library on the library path, finding lines off; stderr
+ * appended to err_path. */
+static pid_t start_prog_out(const char *script, const char *prog, const char *scenario,
+                            const char *db, const char *extra, const char *extra2,
+                            int *out_fd) {
   char env_db[600], env_lib[600];
   char *argv[] = {"sh", "-c", (char *)script, (char *)prog, (char *)scenario, NULL};
   char *envp[80];
@@ -58,6 +63,8 @@ static pid_t start_prog(const char *script, const char *prog, const char *scenar
   snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s", DEBUG_LIB_DIR);
   if (extra == NULL || strncmp(extra, "LD_LIBRARY_PATH=", 16) != 0) envp[n++] = env_lib;
   if (extra != NULL) envp[n++] = (char *)extra;
+  if (extra2 != NULL) envp[n++] = (char *)extra2;
+  envp[n++] = "ASYNCIODEBUG_LOG=0"; /* unless set above (the first wins) */
   for (i = 0; environ[i] != NULL && n < 78; i++)
     if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
         strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
@@ -66,11 +73,26 @@ static pid_t start_prog(const char *script, const char *prog, const char *scenar
       envp[n++] = environ[i];
   envp[n] = NULL;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-  cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, envp), 0);
+  if (out_fd != NULL) {
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    *out_fd = p[0];
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, envp), 0);
+    close(p[1]);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, envp), 0);
+  }
   posix_spawn_file_actions_destroy(&fa);
   return pid;
+}
+
+static pid_t start_prog(const char *script, const char *prog, const char *scenario,
+                        const char *db, const char *extra) {
+  return start_prog_out(script, prog, scenario, db, extra, NULL, NULL);
 }
 
 static int run_prog(const char *script, const char *prog, const char *scenario,
@@ -290,4 +312,138 @@ Test(safety, a_task_parked_deeper_than_the_maximum_depth) {
   cr_expect_eq(q_int(db_path, "SELECT count(*) FROM findings WHERE kind='pending-at-exit'"), 1);
   cr_expect_eq(q_int(db_path, "SELECT length(s.pcs) FROM findings f JOIN stacks s "
                               "ON s.id=f.stack AND s.session_id=f.session_id"), 64 * 8);
+}
+
+/* ---- Phase B: the writer under contention and faults --------------------- */
+
+/* The status of `pid` once it ends, or -1 if it is still running after
+ * `bound_ms` (a hang: it is then killed).  The bound only detects a hang;
+ * nothing here depends on how long the program takes. */
+static int wait_bounded(pid_t pid, int bound_ms) {
+  int status, waited = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (waited >= bound_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(10 * 1000);
+    waited += 10;
+  }
+  return status;
+}
+
+static void wait_ready(int fd) {
+  char buf[16];
+  cr_assert_gt(read(fd, buf, sizeof(buf)), 0, "the program never said ready: %s",
+               stderr_text());
+  close(fd);
+}
+
+static void touch(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT, 0600);
+  cr_assert_geq(fd, 0);
+  close(fd);
+}
+
+/* item 7: four processes started together on one new file, round after
+ * round: every process has its session, its finding and its object row. */
+Test(safety, processes_starting_together_all_record) {
+  enum { ROUNDS = 40, PROCS = 4 };
+  int round, i;
+  unlink(err_path);
+  for (round = 0; round < ROUNDS; round++) {
+    char path[600];
+    pid_t pids[PROCS];
+    snprintf(path, sizeof(path), "%s/shared-%d.db", dir, round);
+    for (i = 0; i < PROCS; i++)
+      pids[i] = start_prog("exec \"$0\" \"$1\"", SCENARIO, "never-awaited", path,
+                           "ASYNCIODEBUG_LOG=0");
+    for (i = 0; i < PROCS; i++) {
+      int status;
+      cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
+      expect_exit_0(status);
+    }
+    cr_expect_eq(q_int(path, "SELECT count(*) FROM sessions WHERE end_reason='exit'"), PROCS,
+                 "round %d: %s", round, stderr_text());
+    cr_expect_eq(q_int(path, "SELECT count(DISTINCT session_id) FROM findings"), PROCS,
+                 "round %d: %s", round, stderr_text());
+    cr_expect_eq(q_int(path, "SELECT count(DISTINCT f.session_id) FROM findings f JOIN "
+                             "objects o ON o.session_id=f.session_id AND o.id=f.object_id"),
+                 PROCS, "round %d: %s", round, stderr_text());
+  }
+  cr_expect_eq(count_lines(stderr_text()), 0, "%s", stderr_text());
+}
+
+/* items 2 and 3: another process holds the write lock (as a peer stopped
+ * by a debugger or ^Z while committing would) from before the program's
+ * findings until after it has ended.  The program still ends, and says
+ * that rows were not written. */
+Test(safety, a_peer_holding_the_lock_cannot_hold_up_the_exit) {
+  char go[600], env_go[700];
+  sqlite3 *h;
+  int fd, status;
+  pid_t pid;
+  snprintf(go, sizeof(go), "%s/go", dir);
+  snprintf(env_go, sizeof(env_go), "UVT_GO=%s", go);
+  unlink(err_path);
+  pid = start_prog_out("exec \"$0\" \"$1\"", SCENARIO, "burst", db_path, env_go,
+                       "UVT_BURST=300", &fd);
+  wait_ready(fd);
+  cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(h, 10000);
+  cr_assert_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK,
+               "%s", sqlite3_errmsg(h));
+  touch(go);
+  status = wait_bounded(pid, 30000);
+  sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(h);
+  cr_assert_neq(status, -1, "the program never ended while the lock was held");
+  expect_exit_0(status);
+  cr_expect_not_null(strstr(stderr_text(), "could not be written (the database stayed "
+                                           "locked by another process)"),
+                     "stderr: %s", stderr_text());
+}
+
+/* item 4: the disk fills up after the session started.  The program runs
+ * on; the rows it could not store are counted in the session row and said
+ * on stderr; the report says so and exits 1, never "clean". */
+Test(safety, a_full_disk_is_never_reported_as_a_clean_run) {
+  char full[600], path[700], go[600], env_go[700], fill[700], cmd[2400], out[700];
+  int fd, status;
+  pid_t pid;
+  cr_assert_eq(geteuid(), 0, "needs root (to mount a small tmpfs)");
+  snprintf(full, sizeof(full), "%s/full", dir);
+  snprintf(path, sizeof(path), "%s/trace.db", full);
+  snprintf(fill, sizeof(fill), "%s/fill", full);
+  snprintf(go, sizeof(go), "%s/go", dir);
+  snprintf(out, sizeof(out), "%s/report.txt", dir);
+  snprintf(env_go, sizeof(env_go), "UVT_GO=%s", go);
+  cr_assert_eq(mkdir(full, 0700), 0);
+  snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=1m,mode=0700 tmpfs '%s'", full);
+  cr_assert_eq(system(cmd), 0);
+  unlink(err_path);
+  pid = start_prog_out("exec \"$0\" \"$1\"", SCENARIO, "burst", path, env_go, NULL, &fd);
+  wait_ready(fd);
+  snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of='%s' bs=4k 2>/dev/null", fill);
+  (void)!system(cmd); /* fails when the disk is full: that is the point */
+  touch(go);
+  status = wait_bounded(pid, 60000);
+  cr_assert_neq(status, -1, "the program never ended on a full disk");
+  expect_exit_0(status);
+  cr_expect_not_null(strstr(stderr_text(), "could not be written (database or disk is full)"),
+                     "stderr: %s", stderr_text());
+  unlink(fill);
+  cr_expect_gt(q_int(path, "SELECT lost FROM sessions"), 0);
+  snprintf(cmd, sizeof(cmd), "'%s/uvtask' report '%s' > '%s' 2>&1", UVT_BUILD_DIR, path, out);
+  status = system(cmd);
+  cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "report status %d", status);
+  {
+    FILE *f = fopen(out, "r");
+    char text[8192];
+    size_t n = f != NULL ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    if (f != NULL) fclose(f);
+    text[n] = '\0';
+    cr_expect_not_null(strstr(text, "rows lost"), "report: %s", text);
+  }
 }

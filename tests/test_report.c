@@ -457,7 +457,7 @@ Test(report, nulls_and_wrong_types_everywhere) {
   q(h, "INSERT INTO meta VALUES ('format', ?1)", "t", UVT_SCHEMA_FORMAT);
   q(h, "CREATE TABLE sessions (id, pid, ppid, argv, exe, test_name, start_ns, end_ns, "
        "end_reason, exit_status, signal, crash_task_id, slow_ms, depth, objects, "
-       "peak_tasks, findings, shed)", "");
+       "peak_tasks, findings, shed, lost)", "");
   q(h, "CREATE TABLE modules (session_id, path, build_id, base, lo, hi)", "");
   q(h, "CREATE TABLE stacks (session_id, id, pcs)", "");
   q(h, "CREATE TABLE objects (session_id, id, kind, name, file, line, func, parent_id, "

@@ -44,7 +44,9 @@ static const char uvt_schema_sql[] =
     "  objects         INTEGER NOT NULL DEFAULT 0, -- objects created\n"
     "  peak_tasks      INTEGER NOT NULL DEFAULT 0, -- most tasks alive at once\n"
     "  findings        INTEGER NOT NULL DEFAULT 0, -- rows in findings\n"
-    "  shed            INTEGER NOT NULL DEFAULT 0  -- statistics events dropped\n"
+    "  shed            INTEGER NOT NULL DEFAULT 0, -- statistics events dropped\n"
+    "  lost            INTEGER NOT NULL DEFAULT 0  -- rows that could not be\n"
+    "                                              -- written (disk full, ...)\n"
     ");\n"
 
     /* The loaded modules, to symbolise stacks after the process is gone. */

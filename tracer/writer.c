@@ -31,6 +31,16 @@
 #include <unistd.h>
 
 #define COMMIT_MS 20
+/* A lock wait inside SQLite (busy handler) lasts at most BUSY_MS; the
+ * writer retries the commit after it, so a stop request is seen. */
+#define BUSY_MS 100
+/* At exit the last rows are tried for at most FINISH_MS (then counted as
+ * lost and said): a peer that holds the lock cannot hold up the exit. */
+#define FINISH_MS 1000
+/* The same from the crash path, within the handler's wait. */
+#define CRASH_COMMIT_MS 1000
+/* Inserting the session row at start: as db_open.c's set-up bound. */
+#define SETUP_WAIT_MS 3000
 
 uint64_t uvt__stat_objects, uvt__stat_findings, uvt__stat_shed;
 uint64_t uvt__stat_peak_tasks;
@@ -51,6 +61,13 @@ static void *crash_state; /* recorder state of the crashed thread */
 static uvt__crash_rows_fn crash_rows;
 
 void uvt__writer_set_crash_rows(uvt__crash_rows_fn fn) { crash_rows = fn; }
+/* Writer thread only (see "committing"). */
+static rec_t *pending_head, *pending_tail;
+static uint64_t npending;
+static uint64_t lost_rows;
+static bool counters_dirty;
+static char lost_why[128]; /* the first reason rows were lost */
+static int wal_fd = -1;     /* the -wal file, to keep space reserved in it */
 
 enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END, NSTMT };
 static sqlite3_stmt *stmt[NSTMT];
@@ -73,7 +90,7 @@ static const char *const stmt_sql[NSTMT] = {
     "INSERT OR IGNORE INTO modules (session_id, path, build_id, base, lo, hi) "
     "VALUES (?1,?2,?3,?4,?5,?6)",
     "UPDATE sessions SET objects=?2, findings=?3, shed=?4, peak_tasks=?5, "
-    "test_name=COALESCE(?6, test_name) WHERE id=?1",
+    "test_name=COALESCE(?6, test_name), lost=?7 WHERE id=?1",
     "UPDATE sessions SET end_ns=?2, end_reason=?3, exit_status=?4, "
     "signal=?5, crash_task_id=?6 WHERE id=?1",
 };
@@ -93,6 +110,17 @@ void uvt__writer_wake(void) {
 }
 
 /* ---- opening --------------------------------------------------------------- */
+
+static bool is_busy(int rc) {
+  rc &= 0xff;
+  return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static char *read_cmdline(void) {
   char buf[4096];
@@ -134,7 +162,18 @@ static int session_insert(void) {
   sqlite3_bind_int(st, 7, uvt__tcfg.depth);
   if (uvt_hook_test_name(test_name, sizeof(test_name)))
     sqlite3_bind_text(st, 8, test_name, -1, SQLITE_TRANSIENT);
-  ok = sqlite3_step(st) == SQLITE_DONE;
+  {
+    /* Processes starting together contend for the write lock: retry
+     * (bounded), as the set-up in db_open.c does. */
+    int64_t deadline = mono_ms() + SETUP_WAIT_MS;
+    int rc;
+    while (is_busy(rc = sqlite3_step(st)) && mono_ms() < deadline) {
+      struct pollfd none = {-1, 0, 0};
+      sqlite3_reset(st);
+      (void)poll(&none, 0, 2 + getpid() % 8);
+    }
+    ok = rc == SQLITE_DONE;
+  }
   sqlite3_finalize(st);
   free(argv);
   if (!ok) return -1;
@@ -154,8 +193,10 @@ static void bind_id_or_null(sqlite3_stmt *st, int i, int64_t v) {
   else sqlite3_bind_null(st, i);
 }
 
-static void write_rec(const rec_t *r) {
+/* Bind and step one record; the sqlite3_step result (SQLITE_DONE). */
+static int write_rec(const rec_t *r) {
   sqlite3_stmt *st = NULL;
+  int rc;
   switch (r->kind) {
   case REC_OBJECT:
     st = stmt[S_OBJECT];
@@ -186,7 +227,7 @@ static void write_rec(const rec_t *r) {
   case REC_STACK: {
     unsigned char *blob = malloc((size_t)r->npcs * 8);
     int i, k;
-    if (blob == NULL) return;
+    if (blob == NULL) return SQLITE_NOMEM;
     for (i = 0; i < r->npcs; i++)
       for (k = 0; k < 8; k++) blob[i * 8 + k] = (unsigned char)(r->pcs[i] >> (8 * k));
     st = stmt[S_STACK];
@@ -243,14 +284,15 @@ static void write_rec(const rec_t *r) {
     break;
   }
   sqlite3_bind_int64(st, 1, session_id);
-  if (sqlite3_step(st) != SQLITE_DONE)
-    fprintf(stderr, "asynciodebug: write failed: %s\n", sqlite3_errmsg(db));
+  rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
+  return rc;
 }
 
-static void write_counters(void) {
+static int write_counters(void) {
   char test_name[256];
+  int rc;
   sqlite3_stmt *st = stmt[S_SESSION];
   sqlite3_bind_int64(st, 1, session_id);
   sqlite3_bind_int64(st, 2, (int64_t)__atomic_load_n(&uvt__stat_objects, __ATOMIC_RELAXED));
@@ -261,13 +303,16 @@ static void write_counters(void) {
     sqlite3_bind_text(st, 6, test_name, -1, SQLITE_TRANSIENT);
   else
     sqlite3_bind_null(st, 6);
-  sqlite3_step(st);
+  sqlite3_bind_int64(st, 7, (int64_t)lost_rows);
+  rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
+  return rc;
 }
 
-static void write_end(const session_end_t *end) {
+static int write_end(const session_end_t *end) {
   sqlite3_stmt *st = stmt[S_END];
+  int rc;
   sqlite3_bind_int64(st, 1, session_id);
   sqlite3_bind_int64(st, 2, uvt__now_ns());
   sqlite3_bind_text(st, 3, end->reason, -1, SQLITE_STATIC);
@@ -276,33 +321,155 @@ static void write_end(const session_end_t *end) {
   if (end->signal != 0) sqlite3_bind_int(st, 5, end->signal);
   else sqlite3_bind_null(st, 5);
   bind_id_or_null(st, 6, (int64_t)end->crash_task_id);
-  sqlite3_step(st);
+  rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
+  return rc;
 }
 
-/* One transaction with everything queued; true if anything was written. */
-static bool write_queue(const session_end_t *end) {
-  rec_t *r;
+/* ---- committing ------------------------------------------------------------- */
+
+/* Rows taken from the queue stay on `pending` (writer thread only) until a
+ * transaction holding them commits.  A commit that finds the database
+ * locked by another process (a peer mid-commit, a stopped one, a reader
+ * checkpointing) leaves them there for the next attempt: nothing is lost
+ * to contention.  A commit that fails otherwise (disk full, I/O error)
+ * cannot be helped by waiting: its rows are dropped and counted in
+ * `lost_rows`, which then goes into the session row by a transaction of
+ * its own (small: on a full disk it fits where the failed one had grown
+ * the WAL), and is said on stderr at the end.  A row that alone is refused
+ * (a constraint) is counted too, and the rest of its batch is kept.
+ */
+
+
+/* Errors that concern one row only: the next rows may still be written. */
+static bool row_error(int rc) {
+  rc &= 0xff;
+  return rc == SQLITE_CONSTRAINT || rc == SQLITE_TOOBIG || rc == SQLITE_MISMATCH ||
+         rc == SQLITE_RANGE || rc == SQLITE_NOMEM;
+}
+
+static void take_queue(void) {
+  rec_t *r, *tail;
   pthread_mutex_lock(&queue_mutex);
   r = queue_head;
+  tail = queue_tail;
   queue_head = queue_tail = NULL;
   pthread_mutex_unlock(&queue_mutex);
-  if (r == NULL && end == NULL) return false;
-  sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+  if (r == NULL) return;
+  if (pending_tail != NULL) pending_tail->next = r;
+  else pending_head = r;
+  pending_tail = tail;
+  for (; r != NULL; r = r->next) npending++;
+}
+
+static void note_lost(uint64_t n, const char *why) {
+  if (n == 0) return;
+  if (lost_rows == 0) snprintf(lost_why, sizeof(lost_why), "%s", why);
+  lost_rows += n;
+  counters_dirty = true;
+}
+
+static void drop_pending(const char *why) {
+  rec_t *r = pending_head;
+  note_lost(npending, why);
   while (r != NULL) {
     rec_t *next = r->next;
-    write_rec(r);
     uvt__rec_free(r);
     r = next;
   }
-  write_counters();
-  if (end != NULL) write_end(end);
-  if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    fprintf(stderr, "asynciodebug: commit failed: %s\n", sqlite3_errmsg(db));
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  pending_head = pending_tail = NULL;
+  npending = 0;
+}
+
+/* Space kept allocated past the end of the WAL (fallocate KEEP_SIZE, so
+ * SQLite sees no change): when the disk fills up, the failed transaction
+ * is rolled back and the one that records the loss is written into this
+ * space, which needs no new block.  Renewed after every commit. */
+#define WAL_RESERVE (256 * 1024)
+
+static void reserve_wal(void) {
+  struct stat st;
+  if (wal_fd >= 0 && fstat(wal_fd, &st) == 0)
+    (void)fallocate(wal_fd, FALLOC_FL_KEEP_SIZE, st.st_size, WAL_RESERVE);
+}
+
+static void open_wal_reserve(void) {
+  const char *name = sqlite3_db_filename(db, "main");
+  char wal[4200];
+  if (name == NULL || snprintf(wal, sizeof(wal), "%s-wal", name) >= (int)sizeof(wal)) return;
+  /* SQLite locks the database and -shm files, never -wal: another
+   * descriptor for it cannot drop SQLite's locks when closed. */
+  wal_fd = open(wal, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  reserve_wal();
+}
+
+enum { COMMIT_DONE, COMMIT_BUSY, COMMIT_FAILED };
+
+static int rollback_with(int rc) {
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return is_busy(rc) ? COMMIT_BUSY : COMMIT_FAILED;
+}
+
+/* One transaction: the pending rows (if `rows`), the counters and `end`. */
+static int try_commit(bool rows, const session_end_t *end) {
+  uint64_t refused = 0;
+  rec_t *r;
+  int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) return rollback_with(rc);
+  for (r = rows ? pending_head : NULL; r != NULL; r = r->next) {
+    rc = write_rec(r);
+    if (rc == SQLITE_DONE) continue;
+    if (!row_error(rc)) return rollback_with(rc);
+    refused++;
   }
-  return true;
+  if (refused > 0) note_lost(refused, sqlite3_errstr(rc));
+  if ((rc = write_counters()) != SQLITE_DONE) return rollback_with(rc);
+  if (end != NULL && (rc = write_end(end)) != SQLITE_DONE) return rollback_with(rc);
+  if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+    return rollback_with(rc);
+  counters_dirty = false;
+  if (rows) {
+    pending_tail = pending_head;
+    while (pending_head != NULL) {
+      r = pending_head->next;
+      uvt__rec_free(pending_head);
+      pending_head = r;
+    }
+    pending_tail = NULL;
+    npending = 0;
+  }
+  reserve_wal();
+  return COMMIT_DONE;
+}
+
+/* Commit what is queued (and `end`).  True when done, false when the
+ * database was busy and the rows wait on `pending` for the next call. */
+static bool commit_pending(const session_end_t *end) {
+  int rc;
+  take_queue();
+  if (pending_head == NULL && end == NULL && !counters_dirty) return true;
+  rc = try_commit(true, end);
+  if (rc == COMMIT_DONE) return true;
+  if (rc == COMMIT_BUSY) return false;
+  /* Waiting will not help: drop the rows, then record that they are
+   * lost (and the end) in a transaction of their own. */
+  drop_pending(sqlite3_errmsg(db));
+  return try_commit(false, end) != COMMIT_BUSY;
+}
+
+/* Commit until done or `deadline` (CLOCK_MONOTONIC ms); whatever is left
+ * then is lost, and counted. */
+static void commit_until(const session_end_t *end, int64_t deadline) {
+  while (!commit_pending(end)) {
+    struct pollfd none = {-1, 0, 0};
+    if (mono_ms() >= deadline) {
+      take_queue();
+      drop_pending("the database stayed locked by another process");
+      return;
+    }
+    (void)poll(&none, 0, 5);
+  }
 }
 
 static void *writer_main(void *arg) {
@@ -322,14 +489,14 @@ static void *writer_main(void *arg) {
       rec_t *tail = NULL, *rows = NULL;
       if (crash_rows != NULL) rows = crash_rows(crash_state, &tail);
       uvt__writer_enqueue(rows, tail);
-      write_queue(&final_end);
+      commit_until(&final_end, mono_ms() + CRASH_COMMIT_MS);
       (void)!write(ack_fd[1], &c, 1);
       return NULL; /* the process is about to die: leave SQLite as is */
     }
-    write_queue(NULL);
     if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE)) break;
+    (void)commit_pending(NULL);
   }
-  write_queue(&final_end);
+  commit_until(&final_end, mono_ms() + FINISH_MS);
   uvt__rec_thread_exit();
   return NULL;
 }
@@ -337,6 +504,7 @@ static void *writer_main(void *arg) {
 int uvt__writer_start(void) {
   int i;
   if ((db = uvt__db_open()) == NULL) return -1;
+  sqlite3_busy_timeout(db, BUSY_MS);
   if (session_insert() != 0) {
     fprintf(stderr, "asynciodebug: %s: cannot insert the session: %s; "
             "recording off\n", uvt__tcfg.path, sqlite3_errmsg(db));
@@ -349,6 +517,7 @@ int uvt__writer_start(void) {
               sqlite3_errmsg(db));
       goto fail;
     }
+  open_wal_reserve();
   if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) != 0 ||
       pipe2(ack_fd, O_CLOEXEC | O_NONBLOCK) != 0)
     goto fail;
@@ -360,28 +529,49 @@ fail:
     sqlite3_finalize(stmt[i]);
     stmt[i] = NULL;
   }
+  if (wal_fd >= 0) close(wal_fd);
+  wal_fd = -1;
   sqlite3_close(db);
   db = NULL;
   return -1;
 }
 
 void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
+  struct timespec until;
   int i;
-  (void)timeout_ms;
   if (!running) return;
   final_end = *end;
   __atomic_store_n(&stop_requested, 1, __ATOMIC_RELEASE);
   uvt__writer_wake();
-  pthread_join(thread, NULL);
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
   running = false;
+  if (pthread_timedjoin_np(thread, NULL, &until) != 0) {
+    /* Stuck inside SQLite (a disk that does not answer): the process is
+     * ending, so leave the thread and the connection as they are. */
+    fprintf(stderr, "asynciodebug: %s: the writer did not finish within %d ms; "
+            "the recording is incomplete\n", uvt__tcfg.path, timeout_ms);
+    return;
+  }
+  if (lost_rows > 0)
+    fprintf(stderr, "asynciodebug: %s: %llu row%s could not be written (%s); "
+            "the recording is incomplete\n", uvt__tcfg.path,
+            (unsigned long long)lost_rows, lost_rows == 1 ? "" : "s", lost_why);
   for (i = 0; i < NSTMT; i++) {
     sqlite3_finalize(stmt[i]);
     stmt[i] = NULL;
   }
-  /* Fold the WAL into the main file: copying the .db alone is enough. */
-  sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  /* Fold what this process wrote into the main file without waiting for
+   * anyone (PASSIVE); the last connection to close then deletes the WAL
+   * and shm files, while a peer still recording keeps them. */
+  sqlite3_busy_timeout(db, 0);
+  sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
   sqlite3_close(db);
   db = NULL;
+  if (wal_fd >= 0) close(wal_fd);
+  wal_fd = -1;
   close(wake_fd[0]);
   close(wake_fd[1]);
   close(ack_fd[0]);
@@ -417,6 +607,11 @@ void uvt__writer_forget(void) {
   db = NULL;
   memset(stmt, 0, sizeof(stmt));
   queue_head = queue_tail = NULL;
+  pending_head = pending_tail = NULL;
+  npending = lost_rows = 0;
+  if (wal_fd >= 0) close(wal_fd);
+  wal_fd = -1;
+  counters_dirty = false;
   pthread_mutex_init(&queue_mutex, NULL);
   uvt__rec_forget();
   __atomic_store_n(&stop_requested, 0, __ATOMIC_RELAXED);

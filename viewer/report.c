@@ -249,7 +249,7 @@ static void load_sessions(loader_t *L) {
   ins = prepare(L, "INSERT OR IGNORE INTO temp.uvt_sel (id) VALUES (?1)");
   st = prepare(L, "SELECT id, pid, ppid, argv, exe, test_name, start_ns, end_ns, "
                   "end_reason, exit_status, signal, crash_task_id, slow_ms, depth, "
-                  "objects, peak_tasks, findings, shed FROM sessions ORDER BY id");
+                  "objects, peak_tasks, findings, shed, lost FROM sessions ORDER BY id");
   while (row(L, st)) {
     uvt__session_t *s;
     int64_t id = col_i64(st, 0);
@@ -276,6 +276,7 @@ static void load_sessions(loader_t *L) {
     s->peak_tasks = col_i64(st, 15);
     s->findings_recorded = col_i64(st, 16);
     s->shed = col_i64(st, 17);
+    s->lost = col_i64(st, 18);
     if (s->end_reason != NULL || s->end_ns > 0) s->state = UVT__SESSION_ENDED;
     else if (uvt__session_process_alive(s->pid, s->start_ns, s->exe))
       s->state = UVT__SESSION_RUNNING;
@@ -650,7 +651,7 @@ int uvt__report_load(uvt__report_t *r, const char *const *paths, int n,
     /* Only a session that ended normally can have recorded nothing: one
      * cut short or still running has not written its counts yet. */
     s->empty = s->state == UVT__SESSION_ENDED && s->objects == 0 &&
-               s->findings_recorded == 0 && s->nfindings == 0 &&
+               s->findings_recorded == 0 && s->nfindings == 0 && s->lost == 0 &&
                !(s->end_reason != NULL && strcmp(s->end_reason, "signal") == 0);
     if (s->empty) r->nempty++;
     if (s->state == UVT__SESSION_KILLED) r->nkilled++;
@@ -667,6 +668,9 @@ int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f) {
   if (r->nkilled > 0 &&
       (f->nfail_on == 0 || uvt__in_list(f->fail_on, f->nfail_on, UVT__KILLED_WORD)))
     return UVT__EXIT_FINDINGS;
+  /* Rows the recorder knew of but could not store: never a clean run. */
+  for (i = 0; i < r->nsessions; i++)
+    if (r->sessions[i]->lost > 0) return UVT__EXIT_FINDINGS;
   for (i = 0; i < r->ngroups; i++)
     if (f->nfail_on == 0 || uvt__in_list(f->fail_on, f->nfail_on, r->groups[i]->kind))
       return UVT__EXIT_FINDINGS;

@@ -332,6 +332,9 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
     esc(o, s->kinds[i].kind);
   }
   if (s->shed > 0) fprintf(o, " \xc2\xb7 %s timeline events shed", uvt__fmt_count(s->shed, b1));
+  if (s->lost > 0)
+    fprintf(o, " \xc2\xb7 %s rows lost (not written: the recording is incomplete)",
+            uvt__fmt_count(s->lost, b1));
   fputs("</div>\n", o);
   timeline(o, s);
   fputs("</section>\n", o);

@@ -127,6 +127,7 @@ static json_t *session_json(const uvt__session_t *s) {
   set(o, "objects", json_integer(s->objects));
   set(o, "peak_tasks", json_integer(s->peak_tasks));
   set(o, "shed", json_integer(s->shed));
+  set(o, "lost", json_integer(s->lost));
   set(o, "slow_ms", json_integer(s->slow_ms));
   set(o, "depth", json_integer(s->depth));
   set(o, "findings", json_integer(s->nfindings));

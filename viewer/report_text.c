@@ -301,6 +301,9 @@ static void put_session(const out_t *t, const uvt__report_t *r, const uvt__sessi
   if (s->shed > 0)
     fprintf(t->o, " \xc2\xb7 %s timeline event%s shed", uvt__fmt_count(s->shed, b1),
             s->shed == 1 ? "" : "s");
+  if (s->lost > 0)
+    fprintf(t->o, " \xc2\xb7 %s row%s lost (not written: the recording is incomplete)",
+            uvt__fmt_count(s->lost, b1), s->lost == 1 ? "" : "s");
   fputc('\n', t->o);
 }
 

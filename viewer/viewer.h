@@ -192,6 +192,7 @@ typedef struct {
   int exit_status, signal;
   uvt__objref_t crash_task;
   int64_t objects, peak_tasks, findings_recorded, shed;
+  int64_t lost;        /* rows the recorder could not write (disk full...) */
   int slow_ms, depth;
   uvt__kindcount_t *kinds; /* findings by kind, after the filters */
   int nkinds, capkinds;

@@ -256,6 +256,25 @@ static int deep(void *arg) {
   return uvt_sleep(5);
 }
 
+/* Says "ready", waits (without blocking the loop) until the file named by
+ * UVT_GO exists, then makes UVT_BURST never-awaited findings (default
+ * 3000) and ends: the tests change the database's surroundings (a lock
+ * held, a full disk) in between. */
+static int burst(void *arg) {
+  const char *go = getenv("UVT_GO"), *n = getenv("UVT_BURST");
+  int i, count = n != NULL ? atoi(n) : 3000;
+  (void)arg;
+  puts("ready");
+  fflush(stdout);
+  while (go != NULL && access(go, F_OK) != 0)
+    if (uvt_sleep(5) != 0) return -1;
+  for (i = 0; i < count; i++) {
+    uvt_coro(quick, NULL); /* @burst */
+    if (i % 100 == 99) uvt_sleep(1);
+  }
+  return 0;
+}
+
 /* A task whose name is hostile HTML: the report must show it as text. */
 static int hostile(void *arg) {
   uvt_task_t *t = uvt_spawn(sleeps_forever, NULL); /* @hostile */
@@ -286,6 +305,7 @@ static const struct {
     {"unclosed-stream", unclosed},    {"threads", threads},
     {"overflow", overflow},           {"hostile", hostile},
     {"ignored", ignored},             {"deep", deep},
+    {"burst", burst},
 };
 
 int main(int argc, char **argv) {
