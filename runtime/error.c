@@ -31,13 +31,36 @@ const char *uvt_strerror(int err) {
   return uv_strerror(err);
 }
 
+void uvt__stderr_line(const char *prefix, const char *text) {
+  static const char hex[] = "0123456789abcdef";
+  char out[4096 + 8];
+  size_t n = 0;
+  const unsigned char *p = (const unsigned char *)text;
+  while (*prefix != '\0' && n < 256) out[n++] = *prefix++;
+  for (; *p != '\0' && n + 9 < sizeof(out); p++) {
+    unsigned c = *p;
+    bool c1 = c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+    if (c < 0x20 || c == 0x7f || c1) {
+      if (c1) c = *++p;
+      out[n++] = '\\';
+      out[n++] = 'x';
+      out[n++] = hex[c >> 4];
+      out[n++] = hex[c & 15];
+    } else {
+      out[n++] = (char)c;
+    }
+  }
+  out[n++] = '\n';
+  fwrite(out, 1, n, stderr);
+}
+
 void uvt__warn(const char *fmt, ...) {
   va_list ap;
   char buf[1024];
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  fprintf(stderr, "uvtask: %s\n", buf);
+  uvt__stderr_line("uvtask: ", buf);
 }
 
 void uvt__panic(const char *fmt, ...) {
@@ -46,7 +69,7 @@ void uvt__panic(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  fprintf(stderr, "uvtask: fatal: %s\n", buf);
+  uvt__stderr_line("uvtask: fatal: ", buf);
   fflush(stderr);
   abort();
 }

@@ -30,10 +30,12 @@ static _Thread_local size_t nfound, capfound;
 /* The compiler-style line, as asyncio logs as it goes. */
 static void report_line(const uvt__obj_t *o, const char *text,
                         uvt_finding_kind_t kind) {
+  char line[2048];
   /* Objects on the ignore list are expected to outlive the run. */
   if (uvt__findings_quiet || uvt__leaks_ignored(o->name, o->func)) return;
-  fprintf(stderr, "%s:%d: warning: %s [%s]\n", o->file, o->line, text,
-          uvt_finding_kind_name(kind));
+  snprintf(line, sizeof(line), "%s:%d: warning: %s [%s]", o->file, o->line, text,
+           uvt_finding_kind_name(kind));
+  uvt__stderr_line("", line);
 }
 
 static char *dup_or_null(const char *s) {

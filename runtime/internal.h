@@ -386,8 +386,16 @@ bool uvt__testing_name_copy(char *buf, size_t size);
 /* Report what is still alive on this thread's loops (process exit). */
 void uvt__scan_at_exit(void);
 
-/* One-line diagnostic on stderr: "uvtask: <message>". */
+/* One-line diagnostic on stderr: "uvtask: <message>", control characters
+ * escaped (see uvt__stderr_line). */
 void uvt__warn(const char *fmt, ...) UVT__PRINTF(1, 2);
+
+/* Write `prefix` then `text` and a newline to stderr in one write.  Bytes
+ * of `text` that a terminal would act on (C0 controls, DEL, and the C1
+ * controls U+0080..U+009F) are written as \xNN, so that a task name or a
+ * uvt_fail message cannot move the cursor, retitle the window or hide a
+ * line.  Text beyond about 4 KiB is cut. */
+void uvt__stderr_line(const char *prefix, const char *text);
 
 /* A broken invariant: say which, then abort. */
 void uvt__panic(const char *fmt, ...) UVT__PRINTF(1, 2) __attribute__((noreturn));

@@ -65,7 +65,9 @@ static pid_t start_prog_out(const char *script, const char *prog, const char *sc
   if (extra == NULL || strncmp(extra, "LD_LIBRARY_PATH=", 16) != 0) envp[n++] = env_lib;
   if (extra != NULL) envp[n++] = (char *)extra;
   if (extra2 != NULL) envp[n++] = (char *)extra2;
-  envp[n++] = "ASYNCIODEBUG_LOG=0"; /* unless set above (the first wins) */
+  if ((extra == NULL || strncmp(extra, "ASYNCIODEBUG_LOG=", 17) != 0) &&
+      (extra2 == NULL || strncmp(extra2, "ASYNCIODEBUG_LOG=", 17) != 0))
+    envp[n++] = "ASYNCIODEBUG_LOG=0";
   for (i = 0; environ[i] != NULL && n < 78; i++)
     if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
         strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
@@ -447,4 +449,34 @@ Test(safety, a_full_disk_is_never_reported_as_a_clean_run) {
     text[n] = '\0';
     cr_expect_not_null(strstr(text, "rows lost"), "report: %s", text);
   }
+}
+
+/* ---- item 15: control characters on stderr ------------------------------ */
+
+/* No byte a terminal acts on, but newlines, in what the last run printed. */
+static void expect_no_control_bytes(const char *who) {
+  const unsigned char *p = (const unsigned char *)stderr_text();
+  cr_assert_neq(*p, '\0', "%s printed nothing", who);
+  for (; *p != '\0'; p++) {
+    cr_expect(!((*p < 0x20 && *p != '\n') || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 &&
+                                                           p[1] <= 0x9f)),
+              "%s printed the raw control byte 0x%02x: %s", who, *p, stderr_text());
+  }
+  cr_expect_not_null(strstr(stderr_text(), "job\\x1b]0;owned\\x07"), "%s: %s", who,
+                     stderr_text());
+  cr_expect_not_null(strstr(stderr_text(), "disk \\x1b[2Jgone\\x07 \\x9b31m"), "%s: %s", who,
+                     stderr_text());
+}
+
+/* A task name and a uvt_fail message full of terminal controls: the
+ * runtime's own line (release library) and the tracer's (recording) show
+ * them escaped. */
+Test(safety, stderr_lines_escape_control_characters) {
+  expect_exit_0(run_prog("exec \"$0\" \"$1\"", SCENARIO, "hostile-text", NULL,
+                         "LD_LIBRARY_PATH=" UVT_BUILD_DIR));
+  expect_no_control_bytes("the runtime");
+  expect_exit_0(run_prog("exec \"$0\" \"$1\"", SCENARIO, "hostile-text", db_path,
+                         "ASYNCIODEBUG_LOG=1"));
+  expect_no_control_bytes("the tracer");
+  cr_expect_not_null(strstr(stderr_text(), "asynciodebug: 1 finding"), "%s", stderr_text());
 }

@@ -33,8 +33,7 @@ static int int_env(const char *name, int def, int lo, int hi) {
   errno = 0;
   n = strtol(v, &end, 10);
   if (errno != 0 || *end != '\0' || n < lo || n > hi) {
-    fprintf(stderr,
-            "asynciodebug: %s=%s is not a number from %d to %d; using %d\n",
+    uvt__tracer_line("asynciodebug: %s=%s is not a number from %d to %d; using %d",
             name, v, lo, hi, def);
     return def;
   }
@@ -48,14 +47,14 @@ void uvt__tracer_config_load(void) {
     /* Only to say why nothing is recorded: the value itself is not used. */
     const char *asked = getenv("ASYNCIODEBUG");
     if (asked != NULL && *asked != '\0' && strcmp(asked, "0") != 0)
-      fprintf(stderr, "asynciodebug: setuid/setgid program (AT_SECURE); "
-                      "recording off\n");
+      uvt__tracer_line("asynciodebug: setuid/setgid program (AT_SECURE); "
+                       "recording off");
     return;
   }
   if (v == NULL || *v == '\0' || strcmp(v, "0") == 0) return;
   if (strcmp(v, "1") == 0) v = "./asynciodebug.db";
   if (strlen(v) >= sizeof(uvt__tcfg.path)) {
-    fprintf(stderr, "asynciodebug: ASYNCIODEBUG path is too long; recording off\n");
+    uvt__tracer_line("asynciodebug: ASYNCIODEBUG path is too long; recording off");
     return;
   }
   strcpy(uvt__tcfg.path, v);

@@ -61,7 +61,7 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(what, sizeof(what), fmt, ap);
   va_end(ap);
-  fprintf(stderr, "asynciodebug: %s: %s; recording off\n", shown, what);
+  uvt__tracer_line("asynciodebug: %s: %s; recording off", shown, what);
 }
 
 static int64_t ms_now(void) {

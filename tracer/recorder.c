@@ -431,8 +431,8 @@ void uvt__tracer_print(const char *file, int line, const char *text,
                        uvt_finding_kind_t kind) {
   __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
   if (uvt__tcfg.log)
-    fprintf(stderr, "%s:%d: warning: %s [%s]\n", file ? file : "?", line, text,
-            uvt_finding_kind_name(kind));
+    uvt__tracer_line("%s:%d: warning: %s [%s]", file ? file : "?", line, text,
+                     uvt_finding_kind_name(kind));
 }
 
 static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char *file,

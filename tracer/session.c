@@ -97,7 +97,7 @@ static void on_process_exit(int status, void *arg) {
   uvt__writer_finish(&end, CRASH_WAIT_MS);
   if (uvt__tcfg.log) {
     uint64_t n = __atomic_load_n(&uvt__stat_findings, __ATOMIC_RELAXED);
-    fprintf(stderr, "asynciodebug: %llu finding%s; see: uvtask report %s\n",
+    uvt__tracer_line("asynciodebug: %llu finding%s; see: uvtask report %s",
             (unsigned long long)n, n == 1 ? "" : "s", uvt__tcfg.path);
   }
 }
@@ -122,8 +122,7 @@ static void session_begin(void) {
   uvt__modules_record();
   uvt__rec_submit();
   if (uvt__tcfg.log)
-    fprintf(stderr,
-            "asynciodebug: recording to %s (pid %d, slow > %d ms, depth %d)\n",
+    uvt__tracer_line("asynciodebug: recording to %s (pid %d, slow > %d ms, depth %d)",
             uvt__tcfg.path, (int)getpid(), uvt__tcfg.slow_ms, uvt__tcfg.depth);
 }
 

@@ -44,6 +44,10 @@ typedef struct tracer_config_s {
 
 extern tracer_config_t uvt__tcfg;
 
+/* One line on stderr, formatted, with the control characters of the result
+ * written as \xNN (stderr_line.c); the newline is added. */
+void uvt__tracer_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Read the environment; warn on stderr about bad values. */
 void uvt__tracer_config_load(void);
 

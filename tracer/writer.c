@@ -506,14 +506,14 @@ int uvt__writer_start(void) {
   if ((db = uvt__db_open()) == NULL) return -1;
   sqlite3_busy_timeout(db, BUSY_MS);
   if (session_insert() != 0) {
-    fprintf(stderr, "asynciodebug: %s: cannot insert the session: %s; "
-            "recording off\n", uvt__tcfg.path, sqlite3_errmsg(db));
+    uvt__tracer_line("asynciodebug: %s: cannot insert the session: %s; "
+            "recording off", uvt__tcfg.path, sqlite3_errmsg(db));
     goto fail;
   }
   for (i = 0; i < NSTMT; i++)
     if (sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &stmt[i], NULL) != SQLITE_OK) {
-      fprintf(stderr, "asynciodebug: %s: %s; recording off\n", uvt__tcfg.path,
+      uvt__tracer_line("asynciodebug: %s: %s; recording off", uvt__tcfg.path,
               sqlite3_errmsg(db));
       goto fail;
     }
@@ -551,13 +551,13 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
   if (pthread_timedjoin_np(thread, NULL, &until) != 0) {
     /* Stuck inside SQLite (a disk that does not answer): the process is
      * ending, so leave the thread and the connection as they are. */
-    fprintf(stderr, "asynciodebug: %s: the writer did not finish within %d ms; "
-            "the recording is incomplete\n", uvt__tcfg.path, timeout_ms);
+    uvt__tracer_line("asynciodebug: %s: the writer did not finish within %d ms; "
+            "the recording is incomplete", uvt__tcfg.path, timeout_ms);
     return;
   }
   if (lost_rows > 0)
-    fprintf(stderr, "asynciodebug: %s: %llu row%s could not be written (%s); "
-            "the recording is incomplete\n", uvt__tcfg.path,
+    uvt__tracer_line("asynciodebug: %s: %llu row%s could not be written (%s); "
+            "the recording is incomplete", uvt__tcfg.path,
             (unsigned long long)lost_rows, lost_rows == 1 ? "" : "s", lost_why);
   for (i = 0; i < NSTMT; i++) {
     sqlite3_finalize(stmt[i]);

@@ -275,6 +275,21 @@ static int burst(void *arg) {
   return 0;
 }
 
+/* A task whose name and error carry terminal control sequences: every
+ * line on stderr must show them escaped. */
+static int fails_hostile(void *arg) {
+  (void)arg;
+  return uvt_fail(UV_EIO, "disk \x1b[2Jgone\x07 \xc2\x9b" "31m");
+}
+
+static int hostile_text(void *arg) {
+  uvt_task_t *t = uvt_spawn(fails_hostile, NULL);
+  (void)arg;
+  uvt_name(t, "job\x1b]0;owned\x07");
+  uvt_detach(t);
+  return uvt_sleep(20);
+}
+
 /* A task whose name is hostile HTML: the report must show it as text. */
 static int hostile(void *arg) {
   uvt_task_t *t = uvt_spawn(sleeps_forever, NULL); /* @hostile */
@@ -305,7 +320,7 @@ static const struct {
     {"unclosed-stream", unclosed},    {"threads", threads},
     {"overflow", overflow},           {"hostile", hostile},
     {"ignored", ignored},             {"deep", deep},
-    {"burst", burst},
+    {"burst", burst},                 {"hostile-text", hostile_text},
 };
 
 int main(int argc, char **argv) {
