@@ -480,3 +480,29 @@ Test(safety, stderr_lines_escape_control_characters) {
   expect_no_control_bytes("the tracer");
   cr_expect_not_null(strstr(stderr_text(), "asynciodebug: 1 finding"), "%s", stderr_text());
 }
+
+/* ---- item 1: fork under load -------------------------------------------- */
+
+/* 300 forks from a program whose writer is busy committing: no child may
+ * block (the scenario kills and counts any not gone within 5 s), and
+ * every child has its own ended session, as the parent has. */
+Test(safety, hundreds_of_forks_under_load_never_block_a_child, .timeout = 600) {
+  enum { FORKS = 300 };
+  char forks[32];
+  int fd, status;
+  char out[256] = "";
+  ssize_t n;
+  pid_t pid;
+  snprintf(forks, sizeof(forks), "UVT_FORKS=%d", FORKS);
+  unlink(err_path);
+  pid = start_prog_out("exec \"$0\" \"$1\"", SCENARIO, "fork-storm", db_path, forks, NULL, &fd);
+  n = read(fd, out, sizeof(out) - 1);
+  close(fd);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  out[n > 0 ? n : 0] = '\0';
+  cr_expect_not_null(strstr(out, "hung 0"), "children that never finished: %s", out);
+  expect_exit_0(status);
+  cr_expect_eq(q_int(db_path, "SELECT count(*) FROM sessions WHERE end_reason='exit'"),
+               FORKS + 1, "%s", stderr_text());
+  cr_expect_eq(count_lines(stderr_text()), 0, "%s", stderr_text());
+}

@@ -53,6 +53,11 @@
 #define SETUP_BUSY_MS 100
 
 static const char *shown; /* the path as the user gave it, for messages */
+/* The file opened last (resolved path, device and inode), for reopening
+ * it after a fork. */
+static char *opened;
+static dev_t opened_dev;
+static ino_t opened_ino;
 
 /* One line: "asynciodebug: PATH: <what>; recording off". */
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
@@ -296,11 +301,32 @@ sqlite3 *uvt__db_open(void) {
                           : sqlite3_errmsg(db));
     goto fail;
   }
-  free(full);
+  {
+    struct stat st;
+    if (stat(full, &st) == 0) opened_dev = st.st_dev, opened_ino = st.st_ino;
+  }
+  free(opened);
+  opened = full;
   return db;
 fail:
   sqlite3_close(db);
   if (created) remove_created(full);
   free(full);
   return NULL;
+}
+
+sqlite3 *uvt__db_reopen(void) {
+  sqlite3 *db = NULL;
+  struct stat st;
+  /* The same file, or nothing: a path changed meanwhile is not followed. */
+  if (opened == NULL || lstat(opened, &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_dev != opened_dev || st.st_ino != opened_ino)
+    return NULL;
+  if (sqlite3_open_v2(opened, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
+                                       SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+    sqlite3_close(db);
+    return NULL;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  return db;
 }

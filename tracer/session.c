@@ -14,8 +14,10 @@
  *    the running task, hands the pending rows to the writer, waits a
  *    bounded time for its commit, then restores the previous action and
  *    re-raises, so the process dies as it would have;
- *  - fork: the child drops the parent's writer and connection and starts
- *    a session of its own.
+ *  - fork: the writer parks outside SQLite with its connection closed
+ *    while fork() runs (see uvt__writer_park); the child drops the
+ *    parent's writer and starts a session of its own on a fresh
+ *    connection, and the parent's writer reopens.
  */
 #include "tracer.h"
 #include "uvtask/hooks.h"
@@ -102,9 +104,22 @@ static void on_process_exit(int status, void *arg) {
   }
 }
 
+/* How long fork() waits for the writer to leave SQLite (it is at most
+ * one lock wait and one commit away). */
+#define FORK_PARK_MS 2000
+
+static void atfork_prepare(void) {
+  if (active) (void)uvt__writer_park(FORK_PARK_MS);
+}
+
+static void atfork_parent(void) {
+  if (active) uvt__writer_unpark();
+}
+
 static void atfork_child(void) {
+  bool may_record;
   if (!active) return;
-  uvt__writer_forget();
+  may_record = uvt__writer_forget();
   uvt__stacks_forget();
   uvt__watchdog_forget();
   __atomic_store_n(&uvt__stat_objects, 0, __ATOMIC_RELAXED);
@@ -112,6 +127,11 @@ static void atfork_child(void) {
   __atomic_store_n(&uvt__stat_shed, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_peak_tasks, 0, __ATOMIC_RELAXED);
   active = false;
+  if (!may_record) {
+    uvt__tracer_line("asynciodebug: %s: the writer was busy at fork(); "
+                     "this child (pid %d) is not recorded", uvt__tcfg.path, (int)getpid());
+    return;
+  }
   session_begin();
   if (active) uvt__watchdog_start();
 }
@@ -138,5 +158,5 @@ __attribute__((constructor)) static void tracer_init(void) {
   uvt__watchdog_start();
   install_signal_handlers();
   on_exit(on_process_exit, NULL);
-  pthread_atfork(NULL, NULL, atfork_child);
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

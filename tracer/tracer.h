@@ -135,6 +135,9 @@ typedef struct session_end_s {
  * file it created removed again). */
 struct sqlite3;
 struct sqlite3 *uvt__db_open(void);
+/* Open again the file uvt__db_open opened last, if it is still the same
+ * file (device and inode); NULL if not.  Checks nothing else. */
+struct sqlite3 *uvt__db_reopen(void);
 
 /* Open the database (created 0600, never through a symlink), check or
  * create the schema, insert this process's session row and start the
@@ -158,8 +161,22 @@ void uvt__writer_crash(const session_end_t *end, void *state, int timeout_ms);
  * recorder by name. */
 typedef rec_t *(*uvt__crash_rows_fn)(void *state, rec_t **tail);
 void uvt__writer_set_crash_rows(uvt__crash_rows_fn fn);
-/* In a forked child: forget the parent's writer (do not touch it). */
-void uvt__writer_forget(void);
+/* fork() (pthread_atfork handlers).  SQLite state must not cross a fork:
+ * a child that opens the file again would share the parent's in-memory
+ * lock and shm records (SQLite keeps one per file per process) and a
+ * mutex held by the writer thread at the fork would stay held for good.
+ * So, before the fork, the writer parks outside SQLite with its
+ * connection closed (rows stay queued); after it, the parent's writer
+ * reopens and carries on, and the child starts from nothing.
+ *  _park:    prepare handler; waits at most timeout_ms; true if parked.
+ *  _unpark:  parent handler.
+ *  _forget:  child handler: drop the parent's writer (its thread does not
+ *            exist here) and its rows.  Returns true if SQLite may be used
+ *            in this child, false if the writer was not parked at the fork
+ *            (then the child must not record). */
+bool uvt__writer_park(int timeout_ms);
+void uvt__writer_unpark(void);
+bool uvt__writer_forget(void);
 
 /* Counters the writer folds into the session row. */
 extern uint64_t uvt__stat_objects, uvt__stat_findings, uvt__stat_shed;

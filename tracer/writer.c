@@ -68,6 +68,14 @@ static uint64_t lost_rows;
 static bool counters_dirty;
 static char lost_why[128]; /* the first reason rows were lost */
 static int wal_fd = -1;     /* the -wal file, to keep space reserved in it */
+/* Parking for fork (see tracer.h).  park_state moves RUNNING -> REQUESTED
+ * (prepare handler) -> PARKED (writer, connection closed) -> RUNNING
+ * (parent handler); the writer reopens when it sees RUNNING again. */
+enum { PARK_RUNNING, PARK_REQUESTED, PARK_PARKED };
+static pthread_mutex_t park_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static int park_state;
+static bool db_lost; /* reopening failed: rows are counted, not written */
 
 enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END, NSTMT };
 static sqlite3_stmt *stmt[NSTMT];
@@ -448,6 +456,10 @@ static int try_commit(bool rows, const session_end_t *end) {
 static bool commit_pending(const session_end_t *end) {
   int rc;
   take_queue();
+  if (db_lost) {
+    drop_pending("the database could not be reopened after a fork");
+    return true;
+  }
   if (pending_head == NULL && end == NULL && !counters_dirty) return true;
   rc = try_commit(true, end);
   if (rc == COMMIT_DONE) return true;
@@ -472,6 +484,80 @@ static void commit_until(const session_end_t *end, int64_t deadline) {
   }
 }
 
+static void close_statements(void) {
+  int i;
+  for (i = 0; i < NSTMT; i++) {
+    sqlite3_finalize(stmt[i]);
+    stmt[i] = NULL;
+  }
+}
+
+/* -1 on failure, after a line on stderr if `say`. */
+static int prepare_statements(bool say) {
+  int i;
+  for (i = 0; i < NSTMT; i++)
+    if (sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &stmt[i], NULL) != SQLITE_OK) {
+      if (say)
+        uvt__tracer_line("asynciodebug: %s: %s; recording off", uvt__tcfg.path,
+                         sqlite3_errmsg(db));
+      return -1;
+    }
+  return 0;
+}
+
+/* Asked to park (a fork is coming): close the connection, say so, wait
+ * for the fork to be over, reopen.  Queued and pending rows wait. */
+static void park(void) {
+  close_statements();
+  /* Back in a moment: no checkpoint (and WAL removal) on this close. */
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  sqlite3_close(db);
+  db = NULL;
+  if (wal_fd >= 0) close(wal_fd);
+  wal_fd = -1;
+  pthread_mutex_lock(&park_mutex);
+  if (park_state == PARK_REQUESTED) {
+    park_state = PARK_PARKED;
+    pthread_cond_broadcast(&park_cond);
+    while (park_state == PARK_PARKED) pthread_cond_wait(&park_cond, &park_mutex);
+  }
+  pthread_mutex_unlock(&park_mutex);
+  {
+    /* Reading the schema can meet a peer's lock (a child setting up):
+     * retry, bounded as the set-up is. */
+    int64_t deadline = mono_ms() + SETUP_WAIT_MS;
+    for (;;) {
+      if ((db = uvt__db_reopen()) != NULL) {
+        sqlite3_busy_timeout(db, BUSY_MS);
+        if (prepare_statements(false) == 0) break;
+      }
+      close_statements();
+      sqlite3_close(db);
+      db = NULL;
+      if (mono_ms() >= deadline) {
+        uvt__tracer_line("asynciodebug: %s: cannot reopen the database after a fork; "
+                         "recording off", uvt__tcfg.path);
+        db_lost = true;
+        return;
+      }
+      {
+        struct pollfd none = {-1, 0, 0};
+        (void)poll(&none, 0, 5);
+      }
+    }
+  }
+  open_wal_reserve();
+}
+
+static bool park_requested(void) {
+  bool r;
+  pthread_mutex_lock(&park_mutex);
+  r = park_state == PARK_REQUESTED;
+  pthread_mutex_unlock(&park_mutex);
+  return r;
+}
+
 static void *writer_main(void *arg) {
   sigset_t all;
   (void)arg;
@@ -494,6 +580,7 @@ static void *writer_main(void *arg) {
       return NULL; /* the process is about to die: leave SQLite as is */
     }
     if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE)) break;
+    if (park_requested() && !db_lost) park();
     (void)commit_pending(NULL);
   }
   commit_until(&final_end, mono_ms() + FINISH_MS);
@@ -510,13 +597,7 @@ int uvt__writer_start(void) {
             "recording off", uvt__tcfg.path, sqlite3_errmsg(db));
     goto fail;
   }
-  for (i = 0; i < NSTMT; i++)
-    if (sqlite3_prepare_v3(db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                           &stmt[i], NULL) != SQLITE_OK) {
-      uvt__tracer_line("asynciodebug: %s: %s; recording off", uvt__tcfg.path,
-              sqlite3_errmsg(db));
-      goto fail;
-    }
+  if (prepare_statements(true) != 0) goto fail;
   open_wal_reserve();
   if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) != 0 ||
       pipe2(ack_fd, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -563,11 +644,11 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
     sqlite3_finalize(stmt[i]);
     stmt[i] = NULL;
   }
-  /* Fold what this process wrote into the main file without waiting for
-   * anyone (PASSIVE); the last connection to close then deletes the WAL
-   * and shm files, while a peer still recording keeps them. */
-  sqlite3_busy_timeout(db, 0);
-  sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  if (db == NULL) return; /* lost at a fork: nothing to close */
+  /* No checkpoint of our own: the last connection to close folds the WAL
+   * into the main file and deletes the WAL and shm files (so copying the
+   * .db alone is enough), and a peer still recording keeps them.  A
+   * TRUNCATE checkpoint here would wait for the peers' readers. */
   sqlite3_close(db);
   db = NULL;
   if (wal_fd >= 0) close(wal_fd);
@@ -596,15 +677,46 @@ void uvt__writer_crash(const session_end_t *end, void *state, int timeout_ms) {
 void __lsan_ignore_object(const void *p);
 #endif
 
-void uvt__writer_forget(void) {
-  /* The writer thread does not exist in a forked child, and the parent's
-   * SQLite connection must not be used from it (closing it could even
-   * checkpoint the parent's WAL): drop both, unclosed, on purpose. */
+bool uvt__writer_park(int timeout_ms) {
+  struct timespec until;
+  bool parked;
+  if (!running || db_lost) return false;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  pthread_mutex_lock(&park_mutex);
+  park_state = PARK_REQUESTED;
+  uvt__writer_wake();
+  while (park_state == PARK_REQUESTED &&
+         pthread_cond_timedwait(&park_cond, &park_mutex, &until) == 0) {
+  }
+  parked = park_state == PARK_PARKED;
+  pthread_mutex_unlock(&park_mutex);
+  return parked;
+}
+
+void uvt__writer_unpark(void) {
+  pthread_mutex_lock(&park_mutex);
+  /* Also withdraws a request the writer did not reach in time. */
+  park_state = PARK_RUNNING;
+  pthread_cond_broadcast(&park_cond);
+  pthread_mutex_unlock(&park_mutex);
+}
+
+bool uvt__writer_forget(void) {
+  /* The writer thread does not exist in a forked child.  If it was parked
+   * at the fork, the parent had no connection open and no thread was in
+   * SQLite: the child may open the file afresh.  If not, a SQLite mutex
+   * may be held for good and the parent's connection state is here:
+   * drop all of it, untouched, and tell the caller not to record. */
+  bool safe = running && park_state == PARK_PARKED && db == NULL;
 #if defined(__SANITIZE_ADDRESS__)
   if (db != NULL) __lsan_ignore_object(db);
 #endif
   running = false;
   db = NULL;
+  db_lost = false;
   memset(stmt, 0, sizeof(stmt));
   queue_head = queue_tail = NULL;
   pending_head = pending_tail = NULL;
@@ -614,6 +726,9 @@ void uvt__writer_forget(void) {
   counters_dirty = false;
   pthread_mutex_init(&queue_mutex, NULL);
   uvt__rec_forget();
+  pthread_mutex_init(&park_mutex, NULL);
+  pthread_cond_init(&park_cond, NULL);
+  park_state = PARK_RUNNING;
   __atomic_store_n(&stop_requested, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&crash_requested, 0, __ATOMIC_RELAXED);
   for (int i = 0; i < 2; i++) {
@@ -621,4 +736,5 @@ void uvt__writer_forget(void) {
     if (ack_fd[i] >= 0) close(ack_fd[i]);
   }
   wake_fd[0] = wake_fd[1] = ack_fd[0] = ack_fd[1] = -1;
+  return safe;
 }

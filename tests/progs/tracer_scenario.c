@@ -275,6 +275,53 @@ static int burst(void *arg) {
   return 0;
 }
 
+/* Forks UVT_FORKS times (default 200) while another task keeps the
+ * writer busy with findings.  Each child ends at once (its own session);
+ * a child not gone within 5 s is counted as hung and killed.  Prints
+ * "forks N hung H" and fails if any hung. */
+static volatile int storm_over;
+
+static int keeps_writer_busy(void *arg) {
+  (void)arg;
+  while (!storm_over) {
+    int i;
+    /* Short-lived tasks, each with a finding (an unread error) and rows
+     * for every commit; none outlives its step, so a child has little to
+     * write at its exit. */
+    for (i = 0; i < 2; i++) uvt_detach(uvt_spawn(fails, NULL));
+    if (uvt_sleep(1) != 0) return 0;
+  }
+  return 0;
+}
+
+static int fork_storm(void *arg) {
+  const char *env = getenv("UVT_FORKS");
+  int i, n = env != NULL ? atoi(env) : 200, hung = 0;
+  uvt_task_t *busy = uvt_spawn(keeps_writer_busy, NULL);
+  (void)arg;
+  uvt_sleep(5);
+  for (i = 0; i < n; i++) {
+    uint64_t deadline;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) exit(0);
+    deadline = uv_hrtime() + 5000000000ull;
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+      if (uv_hrtime() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        hung++;
+        break;
+      }
+      uvt_yield();
+    }
+  }
+  storm_over = 1;
+  uvt_await(busy);
+  printf("forks %d hung %d\n", n, hung);
+  return hung == 0 ? 0 : -1;
+}
+
 /* A task whose name and error carry terminal control sequences: every
  * line on stderr must show them escaped. */
 static int fails_hostile(void *arg) {
@@ -321,6 +368,7 @@ static const struct {
     {"overflow", overflow},           {"hostile", hostile},
     {"ignored", ignored},             {"deep", deep},
     {"burst", burst},                 {"hostile-text", hostile_text},
+    {"fork-storm", fork_storm},
 };
 
 int main(int argc, char **argv) {
