@@ -483,11 +483,11 @@ Test(safety, stderr_lines_escape_control_characters) {
 
 /* ---- item 1: fork under load -------------------------------------------- */
 
-/* 300 forks from a program whose writer is busy committing: no child may
+/* 200 forks from a program whose writer is busy committing: no child may
  * block (the scenario kills and counts any not gone within 5 s), and
  * every child has its own ended session, as the parent has. */
 Test(safety, hundreds_of_forks_under_load_never_block_a_child, .timeout = 600) {
-  enum { FORKS = 300 };
+  enum { FORKS = 200 };
   char forks[32];
   int fd, status;
   char out[256] = "";
