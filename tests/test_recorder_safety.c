@@ -367,6 +367,14 @@ Test(safety, processes_starting_together_all_record) {
       cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
       expect_exit_0(status);
     }
+    {
+      /* The last process to close folded the WAL in and removed it
+       * (checked before this test's own reads, which make an shm). */
+      char wal[700], shm[700];
+      snprintf(wal, sizeof(wal), "%s-wal", path);
+      snprintf(shm, sizeof(shm), "%s-shm", path);
+      cr_expect(!exists(wal) && !exists(shm), "round %d: -wal/-shm left behind", round);
+    }
     cr_expect_eq(q_int(path, "SELECT count(*) FROM sessions WHERE end_reason='exit'"), PROCS,
                  "round %d: %s", round, stderr_text());
     cr_expect_eq(q_int(path, "SELECT count(DISTINCT session_id) FROM findings"), PROCS,
