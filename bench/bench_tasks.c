@@ -1,7 +1,10 @@
 /*
  * bench_tasks: what the task layer costs, next to raw libuv, in one run.
  *
- *   spawn+await   spawn a trivial task, await it, detach it (sequential)
+ *   spawn+await   spawn a trivial task, await it (the await gives the
+ *                 handle up: the README's plain pattern, sequential)
+ *   RSS 1M        resident set before and after 1,000,000 of those in one
+ *                 uvt_run: the plain pattern must not grow it
  *   gather 100k   spawn 100,000 trivial tasks, gather them, detach them
  *   yield         two tasks ping-pong with uvt_yield: each yield is one
  *                 switch, straight to the other task (the loop's stack is
@@ -50,8 +53,22 @@ static int seq_main(void *arg) {
   for (i = 0; i < n; i++) {
     uvt_task_t *t = uvt_spawn(trivial, NULL);
     if (uvt_await(t) != 0) return -1;
-    uvt_detach(t);
   }
+  return 0;
+}
+
+/* ---- RSS over 1M spawn -> await ----------------------------------------- */
+
+static long seq_rss_before, seq_rss_after;
+
+/* A first 10,000 warm the pools (stacks, task structs, the quarantine of
+ * released handles), then RSS is read around the 1M. */
+static int seq_rss_main(void *arg) {
+  size_t n = *(size_t *)arg, warm = 10000;
+  if (seq_main(&warm) != 0) return -1;
+  seq_rss_before = rss_kib();
+  if (seq_main(&n) != 0) return -1;
+  seq_rss_after = rss_kib();
   return 0;
 }
 
@@ -212,6 +229,7 @@ static double bench_fn_queue(void) {
 
 static long parked_rss_kib;
 
+/* Each parked task holds its own reference, given up by its await. */
 static int parked(void *arg) { return uvt_await_future(arg); }
 
 static int parked_main(void *arg) {
@@ -221,7 +239,7 @@ static int parked_main(void *arg) {
   long before = rss_kib();
   int err;
   if (ts == NULL || f == NULL) return UVT_ENOMEM;
-  for (i = 0; i < n; i++) ts[i] = uvt_spawn(parked, f);
+  for (i = 0; i < n; i++) ts[i] = uvt_spawn(parked, uvt_future_ref(f));
   uvt_yield(); /* let every task start and park */
   parked_rss_kib = rss_kib() - before;
   uvt_future_set_result(f, NULL);
@@ -244,7 +262,7 @@ static double best(double (*fn)(void)) {
 
 int main(int argc, char **argv) {
   double spawn, gather, yield, idle, fnq;
-  size_t nparked;
+  size_t nparked, nseq;
   if (argc > 1) scale = atof(argv[1]);
   if (scale <= 0) scale = 1;
 
@@ -255,6 +273,8 @@ int main(int argc, char **argv) {
   fnq = best(bench_fn_queue);
   nparked = scaled(100000);
   if (uvt_run(NULL, parked_main, &nparked) != 0) abort();
+  nseq = scaled(1000000);
+  if (uvt_run(NULL, seq_rss_main, &nseq) != 0) abort();
 
   printf("bench_tasks (best of %d, scale %.2f)\n", REPS, scale);
   printf("  %-34s %8.1f ns  (%.2fx a uv_idle callback)\n",
@@ -268,5 +288,8 @@ int main(int argc, char **argv) {
   printf("  %-34s %8.1f MiB (%.1f KiB per task)\n",
          "RSS growth, 100k suspended tasks", parked_rss_kib / 1024.0,
          (double)parked_rss_kib / (double)nparked);
+  printf("  %-34s %8ld KiB (%ld -> %ld KiB over %zu spawn+await)\n",
+         "RSS growth, spawn->await loop", seq_rss_after - seq_rss_before,
+         seq_rss_before, seq_rss_after, nseq);
   return 0;
 }

@@ -55,14 +55,17 @@ static int redis_set(void *arg) {
 
 static int supervise(void *arg) {
   uvt_task_t *worker = arg;
-  int err = uvt_await(worker);
+  char name[64], *msg = NULL;
+  int err;
+  snprintf(name, sizeof(name), "%s", uvt_task_name(worker));
+  /* Takes the handle over: the await gives it up. */
+  err = uvt_await_result(worker, NULL, &msg);
   if (err < 0) {
-    const char *msg = uvt_error_message(worker);
-    fprintf(stderr, "error: task '%s' failed: %s\n", uvt_task_name(worker),
+    fprintf(stderr, "error: task '%s' failed: %s\n", name,
             msg != NULL ? msg : uvt_strerror(err));
     errors_logged++;
   }
-  uvt_detach(worker);
+  free(msg);
   return 0;
 }
 

@@ -64,21 +64,26 @@ static int download(void *arg) {
   if (fixed) {
     for (i = 0; i < NMIRRORS; i++)
       if (!uvt_done(t[i])) uvt_cancel(t[i]);
-    for (i = 0; i < NMIRRORS; i++)
+    for (i = 0; i < NMIRRORS; i++) {
+      char name[64];
+      snprintf(name, sizeof(name), "%s", uvt_task_name(t[i]));
+      /* The await gives the handle up: t[i] is not used after it. */
       if (uvt_await(t[i]) == UVT_ECANCELED)
-        printf("main: cancelled '%s'\n", uvt_task_name(t[i]));
+        printf("main: cancelled '%s'\n", name);
+    }
+    return uvt_sleep(100); /* process the file */
   }
 
   err = uvt_sleep(100); /* process the file */
   for (i = 0; i < NMIRRORS; i++) {
     if (uvt_result(t[i]) != NULL && uvt_result(t[i]) != winner) wasted++;
     if (!uvt_done(t[i])) running++;
+    uvt_detach(t[i]); /* the handle goes; a running task goes on */
   }
   if (wasted + running > 0)
     printf("BUG: the other fetches were never cancelled: %d download%s "
            "wasted, %d still running as main returns\n",
            wasted, wasted == 1 ? "" : "s", running);
-  /* The handles are released by uvt_run. */
   return err;
 }
 

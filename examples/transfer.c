@@ -126,10 +126,11 @@ static int bank(void *arg) {
     t[i] = fixed ? uvt_spawn(transfer_fixed, &tr[i])
                  : uvt_spawn(transfer_buggy, &tr[i]);
   for (i = 0; i < 2; i++) {
-    if (uvt_await(t[i]) != 0)
+    char *msg = NULL;
+    if (uvt_await_result(t[i], NULL, &msg) != 0)
       printf("transfer to %s refused: %s\n", tr[i].payee->name,
-             uvt_error_message(t[i]));
-    uvt_detach(t[i]);
+             msg != NULL ? msg : "?");
+    free(msg);
   }
   printf("balances:");
   for (i = 0; i < 3; i++)

@@ -30,15 +30,18 @@ extern "C" {
 #if defined(__GNUC__)
 #define UVT_EXPORT __attribute__((visibility("default")))
 #define UVT__PRINTF(f, a) __attribute__((format(printf, f, a)))
+/* A result that must be kept: a handle dropped on the floor is a leak. */
+#define UVT__WUR __attribute__((warn_unused_result))
 #else
 #define UVT_EXPORT
 #define UVT__PRINTF(f, a)
+#define UVT__WUR
 #endif
 
 #define UVTASK_VERSION_MAJOR 0
-#define UVTASK_VERSION_MINOR 1
+#define UVTASK_VERSION_MINOR 2
 #define UVTASK_VERSION_PATCH 0
-#define UVTASK_VERSION_STRING "0.1.0"
+#define UVTASK_VERSION_STRING "0.2.0"
 
 /* ---- error codes ------------------------------------------------------- */
 
@@ -115,10 +118,10 @@ UVT_EXPORT uvt_task_t *uvt_current(void);
 #define uvt_spawn_on(loop, fn, arg) \
   uvt_spawn_on_at((loop), (fn), (arg), #fn, __FILE__, __LINE__, __func__)
 
-UVT_EXPORT uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
+UVT_EXPORT UVT__WUR uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
                                     const char *name, const char *file,
                                     int line, const char *func);
-UVT_EXPORT uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
+UVT_EXPORT UVT__WUR uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
                                        const char *name, const char *file,
                                        int line, const char *func);
 
@@ -137,20 +140,67 @@ UVT_EXPORT int uvt_call_threadsafe_at(uv_loop_t *loop, uvt_fn fn, void *arg,
  * uv_loop_close() can then succeed.  Returns 0 or UVT_ENOLOOP. */
 UVT_EXPORT int uvt_loop_close(uv_loop_t *loop);
 
-/* Suspend until `t` is done; return its status (0, its error, or
- * UVT_ECANCELED) and count its error, if any, as retrieved.  The handle
- * stays valid.  A done task returns at once without yielding.  Cancelling
- * the awaiting task cancels `t` too (as asyncio does) and returns
- * UVT_ECANCELED once `t` has finished.  Errors: UVT_ENOTASK outside a task,
- * UVT_ESELF for the current task, UVT_EINVAL for NULL, UVT_ERELEASED for a
- * handle already given up (detected for the most recent releases). */
-#define uvt_await(t) uvt_await_at((t), __FILE__, __LINE__, __func__)
-UVT_EXPORT int uvt_await_at(uvt_task_t *t, const char *file, int line,
-                            const char *func);
+/* Ownership of task handles (reference counted).
+ *
+ * uvt_spawn returns a handle holding one reference, owned by the caller.
+ * Each of these gives up exactly one reference, after which the caller
+ * must not touch the handle again:
+ *
+ *   uvt_await / uvt_await_result  always once the call got past its
+ *                       argument checks: on success, on the task's error,
+ *                       and when the awaiting task was cancelled (the
+ *                       awaited task has then finished, see below);
+ *   uvt_wait_for / uvt_wait_for_result  likewise, on a timeout too;
+ *   uvt_detach          always.
+ *
+ * uvt_gather and uvt_wait only wait: the handles stay the caller's, to
+ * read (uvt_result, uvt_done, ...) and then give up with uvt_detach or an
+ * uvt_await, which returns at once for a task that is done.  A call that
+ * fails its argument checks (UVT_EINVAL, UVT_ERELEASED, UVT_ENOTASK,
+ * UVT_ESELF, UVT_EWRONGTHREAD) gives up nothing.
+ *
+ * To await a task from several places, or to read it after an await,
+ * take one more reference per extra user with uvt_task_ref().  A task's
+ * memory is freed once it has ended and its last reference is gone; its
+ * stack goes back to the pool as soon as it ends.  Handles still held
+ * when uvt_run ends are freed by it and reported as `unreleased-handle`
+ * (a memory leak in a program that runs for long), except those of tasks
+ * already reported as pending. */
 
-/* Give up the handle: the task is freed now if it has ended, else when it
- * ends.  If it ends in an error that nobody read, that error is reported
- * (unretrieved-error).  NULL is ignored. */
+/* Suspend until `t` is done; return its status (0, its error, or
+ * UVT_ECANCELED), count its error, if any, as retrieved, and give up the
+ * caller's reference (see above): the plain pattern
+ *
+ *     uvt_task_t *t = uvt_spawn(fetch, url);
+ *     int st = uvt_await(t);
+ *
+ * leaves nothing behind.  A done task returns at once without yielding.
+ * Cancelling the awaiting task cancels `t` too (as asyncio does) and
+ * returns UVT_ECANCELED once `t` has finished.  Errors (nothing is given
+ * up): UVT_ENOTASK outside a task, UVT_ESELF for the current task,
+ * UVT_EINVAL for NULL, UVT_ERELEASED for a handle already given up
+ * (detected for the most recent releases; beyond them, a use after
+ * release is undefined, as for free()). */
+#define uvt_await(t) uvt_await_at((t), NULL, NULL, __FILE__, __LINE__, __func__)
+
+/* As uvt_await, and hand over what the task left: *result (may be NULL)
+ * receives what it passed to uvt_set_result (NULL if nothing or if the
+ * await was cancelled); *message (may be NULL) receives a malloc'd copy of
+ * its uvt_fail() message, which the caller frees, or NULL. */
+#define uvt_await_result(t, result, message) \
+  uvt_await_at((t), (result), (message), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_await_at(uvt_task_t *t, void **result, char **message,
+                            const char *file, int line, const char *func);
+
+/* Take one more reference to `t` for another user (another awaiter, or
+ * code that reads the handle after awaiting it): each reference is given
+ * up once, as above.  Returns `t`, or NULL for NULL or a released handle. */
+UVT_EXPORT UVT__WUR uvt_task_t *uvt_task_ref(uvt_task_t *t);
+
+/* Give up one reference: the task is freed once it has ended and no
+ * reference is left (it goes on running meanwhile).  If it ends in an
+ * error that nobody read, that error is reported (unretrieved-error).
+ * NULL and released handles are ignored. */
 UVT_EXPORT void uvt_detach(uvt_task_t *t);
 
 /* Request cancellation (one-shot, as asyncio): the await the task is parked
@@ -218,7 +268,7 @@ UVT_EXPORT size_t uvt_set_default_stack_size(size_t size);
  * close consumes it; using it again returns UVT_EINVAL (or NULL).  One that
  * is never consumed is reported as never awaited when uvt_run ends. */
 #define uvt_coro(fn, arg) uvt_coro_at((fn), (arg), #fn, __FILE__, __LINE__, __func__)
-UVT_EXPORT uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
+UVT_EXPORT UVT__WUR uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
                                    const char *file, int line, const char *func);
 
 /* Run the coroutine inline, as part of the current task, and return its
@@ -230,7 +280,7 @@ UVT_EXPORT int uvt_await_coro_at(uvt_coro_t *c, const char *file, int line,
 
 /* Make the coroutine a task (created here) and return its handle. */
 #define uvt_spawn_coro(c) uvt_spawn_coro_at((c), __FILE__, __LINE__, __func__)
-UVT_EXPORT uvt_task_t *uvt_spawn_coro_at(uvt_coro_t *c, const char *file,
+UVT_EXPORT UVT__WUR uvt_task_t *uvt_spawn_coro_at(uvt_coro_t *c, const char *file,
                                          int line, const char *func);
 
 /* Discard the coroutine on purpose (asyncio's coro.close()). */
@@ -238,58 +288,92 @@ UVT_EXPORT int uvt_coro_close(uvt_coro_t *c);
 
 /* ---- futures ------------------------------------------------------------- */
 
-/* A future: a value some other code sets later.  The creator holds the
- * handle until uvt_future_detach() or the end of uvt_run.  Setting it twice
- * returns UVT_EINVAL.  A future nobody awaits is normal; one that ends in
- * an error nobody read is reported when it is released. */
+/* A future: a value some other code sets later.  uvt_future_new returns
+ * a handle holding one reference; uvt_await_future and uvt_future_detach
+ * each give up one (as for tasks, see above), uvt_future_ref takes one
+ * more: code that sets a future it does not await (a reader resolving
+ * requests) holds its own reference and detaches after setting it.
+ * Setting it twice returns UVT_EINVAL.  A future nobody awaits is normal;
+ * one that ends in an error nobody read is reported when it is released;
+ * one still held when uvt_run ends is reported as unreleased-handle. */
 #define uvt_future_new() uvt_future_new_at(__FILE__, __LINE__, __func__)
-UVT_EXPORT uvt_future_t *uvt_future_new_at(const char *file, int line,
-                                           const char *func);
+UVT_EXPORT UVT__WUR uvt_future_t *uvt_future_new_at(const char *file, int line,
+                                                    const char *func);
+/* One more reference (see above); returns `f`, NULL for a bad handle. */
+UVT_EXPORT UVT__WUR uvt_future_t *uvt_future_ref(uvt_future_t *f);
 UVT_EXPORT int uvt_future_set_result(uvt_future_t *f, void *result);
 /* Complete with error `code` (< 0) and an optional printf message. */
 UVT_EXPORT int uvt_future_set_error(uvt_future_t *f, int code,
                                     const char *fmt, ...) UVT__PRINTF(3, 4);
-/* Suspend until set; return 0 or its error (counted as retrieved).  A set
- * future returns at once.  Cancelling the awaiter returns UVT_ECANCELED and
- * leaves the future as it is. */
-#define uvt_await_future(f) uvt_await_future_at((f), __FILE__, __LINE__, __func__)
-UVT_EXPORT int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
+/* Cancel the future (asyncio's Future.cancel): if it is not done it is
+ * completed with UVT_ECANCELED and its awaiters wake with that; a later
+ * set returns UVT_EINVAL.  Returns 1 if it was cancelled, 0 if it was
+ * already done, UVT_EINVAL / UVT_ERELEASED for a bad handle. */
+UVT_EXPORT int uvt_future_cancel(uvt_future_t *f);
+/* Suspend until set; return 0 or its error (counted as retrieved) and
+ * give up the caller's reference.  A set future returns at once.
+ * Cancelling the awaiter cancels the future (as asyncio does) and returns
+ * UVT_ECANCELED.  Argument errors give up nothing. */
+#define uvt_await_future(f) \
+  uvt_await_future_at((f), NULL, NULL, __FILE__, __LINE__, __func__)
+/* As uvt_await_future, handing over the result and a malloc'd copy of the
+ * error message (see uvt_await_result). */
+#define uvt_await_future_result(f, result, message) \
+  uvt_await_future_at((f), (result), (message), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_await_future_at(uvt_future_t *f, void **result,
+                                   char **message, const char *file, int line,
                                    const char *func);
 UVT_EXPORT bool uvt_future_done(const uvt_future_t *f);
 UVT_EXPORT void *uvt_future_result(const uvt_future_t *f);
 UVT_EXPORT const char *uvt_future_error_message(const uvt_future_t *f);
-/* Give up the handle: freed now if set, else when set. */
+/* Give up one reference: freed once set (or cancelled) and no reference
+ * is left. */
 UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
 
 /* ---- waiting on several -------------------------------------------------- */
 
-/* Wait for all n tasks; return the status of the first (by index) that
- * failed, or 0.  Every error is counted as retrieved.  If the gathering
- * task is cancelled, the gathered tasks are cancelled, waited for, and
- * UVT_ECANCELED is returned. */
+/* Wait for all n tasks; return the error of the first to fail, in the
+ * order they finished (not a UVT_ECANCELED that a failure caused), or 0.
+ * Every error is counted as retrieved; the handles stay the caller's (see
+ * "Ownership" above).  If the gathering task is cancelled, the gathered
+ * tasks are cancelled, waited for, and UVT_ECANCELED is returned.  n == 0
+ * returns 0 at once. */
 #define uvt_gather(t, n) uvt_gather_at((t), (n), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_gather_at(uvt_task_t **t, size_t n, const char *file,
                              int line, const char *func);
 
-enum { UVT_FIRST_COMPLETED = 1, UVT_ALL_COMPLETED = 2 };
+enum { UVT_FIRST_COMPLETED = 1, UVT_ALL_COMPLETED = 2, UVT_FIRST_EXCEPTION = 3 };
 
-/* Wait until one (UVT_FIRST_COMPLETED) or all (UVT_ALL_COMPLETED) of the n
- * tasks are done, or timeout_ms (-1: no limit) has passed.  Returns 0 when
- * the condition is met, UVT_ETIMEDOUT, or UVT_ECANCELED if the waiting task
- * was cancelled (the tasks themselves are left running).  *ndone (may be
- * NULL) receives how many are done; uvt_done() says which.  Errors are not
- * retrieved by waiting. */
+/* Wait until one (UVT_FIRST_COMPLETED), all (UVT_ALL_COMPLETED), or one
+ * that failed or else all (UVT_FIRST_EXCEPTION: a status < 0 other than
+ * UVT_ECANCELED, as asyncio's FIRST_EXCEPTION) of the n tasks are done, or
+ * timeout_ms (-1: no limit) has passed.  Returns 0 when the condition is
+ * met, UVT_ETIMEDOUT, UVT_EINVAL for n == 0 (as asyncio), or UVT_ECANCELED
+ * if the waiting task was cancelled (the tasks themselves are left
+ * running).  *ndone (may be NULL) receives how many are done; uvt_done()
+ * says which.  Errors are not retrieved and the handles stay the
+ * caller's. */
 #define uvt_wait(t, n, mode, timeout_ms, ndone) \
   uvt_wait_at((t), (n), (mode), (timeout_ms), (ndone), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_wait_at(uvt_task_t **t, size_t n, int mode,
                            int64_t timeout_ms, size_t *ndone,
                            const char *file, int line, const char *func);
 
-/* Await with a limit: the task's status, or UVT_ETIMEDOUT after cancelling
- * it and waiting for it to finish. */
+/* Await with a limit, giving up the caller's reference as uvt_await
+ * does: the task's status, or UVT_ETIMEDOUT after cancelling it and
+ * waiting for it to finish — unless it finished on its own meanwhile
+ * (its result or its own error is then returned, as asyncio.wait_for
+ * does).  Cancelling the waiting task cancels `t` and returns
+ * UVT_ECANCELED once it has finished. */
 #define uvt_wait_for(t, timeout_ms) \
-  uvt_wait_for_at((t), (timeout_ms), __FILE__, __LINE__, __func__)
+  uvt_wait_for_at((t), (timeout_ms), NULL, NULL, __FILE__, __LINE__, __func__)
+/* As uvt_wait_for, handing over the result and message as
+ * uvt_await_result does. */
+#define uvt_wait_for_result(t, timeout_ms, result, message) \
+  uvt_wait_for_at((t), (timeout_ms), (result), (message), __FILE__, __LINE__, \
+                  __func__)
 UVT_EXPORT int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms,
+                               void **result, char **message,
                                const char *file, int line, const char *func);
 
 /* ---- time and yielding --------------------------------------------------- */
@@ -340,22 +424,40 @@ typedef struct uvt__waitq_s {
   void *tail;
 } uvt__waitq_t;
 
+/* ABI rule.  Every struct the caller allocates ends with `reserved`
+ * pointers, zeroed by its init, which later releases may turn into
+ * fields without changing the struct's size or the offsets of the fields
+ * before them (libuv's handles do the same).  Programs built against
+ * 0.2.x run with any 0.2.y library; a change that cannot fit in the
+ * reserve bumps the soname. */
+#define UVT__RESERVED 4
+
 typedef struct uvt_lock_s {
   uvt__waitq_t waiters;
   int locked;
   uint32_t magic;
+  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  uvt_task_t *holder;       /* the task that acquired it, until a release */
+  const char *acquired_file; /* where the holder acquired it */
+  int acquired_line;
+  void *reserved[UVT__RESERVED];
 } uvt_lock_t;
 
 typedef struct uvt_event_s {
   uvt__waitq_t waiters;
   int is_set;
   uint32_t magic;
+  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  void *reserved[UVT__RESERVED];
 } uvt_event_t;
 
 typedef struct uvt_sem_s {
   uvt__waitq_t waiters;
   unsigned value;
   uint32_t magic;
+  unsigned bound;           /* BoundedSemaphore's limit; 0: unbounded */
+  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  void *reserved[UVT__RESERVED];
 } uvt_sem_t;
 
 typedef struct uvt_queue_s {
@@ -367,6 +469,13 @@ typedef struct uvt_queue_s {
   size_t head;
   size_t count;
   uint32_t magic;
+  int closed;               /* close(): waiters wake with an error */
+  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  size_t unfinished;        /* items put and not yet task_done'd (join) */
+  uvt__waitq_t joiners;     /* tasks in join */
+  int order;                /* FIFO, LIFO or priority */
+  int (*compare)(const void *a, const void *b); /* priority order */
+  void *reserved[UVT__RESERVED];
 } uvt_queue_t;
 
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first

@@ -160,6 +160,20 @@ void uvt__finding_never_awaited(uvt_coro_t *c) {
   finding_add(UVT_FINDING_NEVER_AWAITED, "coroutine", &c->obj);
 }
 
+void uvt__finding_unreleased(uvt__obj_t *o, int refs) {
+  const char *what = o->kind == UVT_OBJECT_TASK ? "task" : "future";
+  char text[512];
+  if (o->reported & UVT__REPORTED_UNRELEASED) return;
+  o->reported |= UVT__REPORTED_UNRELEASED;
+  snprintf(text, sizeof(text),
+           "%s '%s': %d handle reference%s never given up (neither awaited "
+           "nor detached)",
+           what, o->name, refs, refs == 1 ? "" : "s");
+  report_line(o, text, UVT_FINDING_UNRELEASED_HANDLE);
+  finding_hook(UVT_FINDING_UNRELEASED_HANDLE, o, NULL, 0, NULL, 0, text);
+  finding_add(UVT_FINDING_UNRELEASED_HANDLE, what, o);
+}
+
 void uvt__finding_unclosed(uvt__obj_t *o, const char *what) {
   if (o->reported & UVT__REPORTED_UNCLOSED) return;
   char text[512];

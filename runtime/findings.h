@@ -45,6 +45,10 @@ void uvt__finding_unclosed(uvt__obj_t *o, const char *what);
  * counted, though subscribers still see them, marked ignored. */
 bool uvt__leaks_ignored(const char *name, const char *func);
 
+/* A task or future handle still held (references left) when uvt_run or
+ * uvt_loop_close ends: neither awaited nor detached, a C memory leak. */
+void uvt__finding_unreleased(uvt__obj_t *o, int refs);
+
 /* The findings of this thread since uvt__findings_reset(). */
 const uvt__finding_t *uvt__findings(size_t *n);
 void uvt__findings_reset(void);

@@ -1,7 +1,8 @@
 /*
  * Futures: an outcome set by other code (a reader task resolving pipelined
- * requests, a callback).  The creator holds the handle until
- * uvt_future_detach or the end of uvt_run.
+ * requests, a callback).  Ownership is counted as for tasks (out.refs):
+ * new gives one reference, uvt_future_ref adds one, an await or a detach
+ * gives one up; the struct is freed once it is done and none is left.
  */
 #include "internal.h"
 #include "findings.h"
@@ -33,13 +34,18 @@ uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
   if (f == NULL) return NULL;
   uvt__obj_register(s, &f->obj, UVT_OBJECT_FUTURE, "future", file, line, func);
   f->sched = s;
+  f->out.refs = 1;
   return f;
 }
 
-void uvt__future_unpin(uvt_future_t *f) {
-  if (--f->out.pins == 0 && f->out.detached && f->out.done &&
-      f->obj.magic == UVT__MAGIC_LIVE)
-    uvt__future_release(f);
+void uvt__future_unref(uvt_future_t *f) {
+  if (--f->out.refs == 0 && f->out.done) uvt__future_release(f);
+}
+
+uvt_future_t *uvt_future_ref(uvt_future_t *f) {
+  if (future_check(f) != 0) return NULL;
+  f->out.refs++;
+  return f;
 }
 
 void uvt__future_release(uvt_future_t *f) {
@@ -68,8 +74,16 @@ static int future_settle(uvt_future_t *f, int status, void *result,
             .id = f->obj.id, .name = f->obj.name, .status = status,
             .message = message, .loop = f->sched->loop, .object = f);
   uvt__outcome_complete(&f->out, status);
-  if (f->out.detached && f->out.pins == 0) uvt__future_release(f);
+  if (f->out.refs == 0) uvt__future_release(f);
   return 0;
+}
+
+int uvt_future_cancel(uvt_future_t *f) {
+  int err = future_check(f);
+  if (err != 0) return err;
+  if (f->out.done) return 0;
+  err = future_settle(f, UVT_ECANCELED, NULL, NULL);
+  return err == 0 ? 1 : err;
 }
 
 int uvt_future_set_result(uvt_future_t *f, void *result) {
@@ -90,11 +104,21 @@ int uvt_future_set_error(uvt_future_t *f, int code, const char *fmt, ...) {
 
 static void future_fire(uvt__waiter_t *w) { uvt__wake(w->task, 0); }
 
-int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
-                        const char *func) {
+/* Cancelling a task parked on a future cancels the future, as asyncio
+ * does (test_tasks test_task_cancel_waiter_future); its awaiters, this
+ * one included, wake with UVT_ECANCELED. */
+static void future_on_cancel(uvt_task_t *self, void *data) {
+  uvt_future_t *f = data;
+  if (!f->out.done) (void)uvt_future_cancel(f);
+  uvt__wake(self, UVT_ECANCELED);
+}
+
+int uvt_await_future_at(uvt_future_t *f, void **result, char **message,
+                        const char *file, int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
   uvt__site_t site = UVT__SITE_ON("uvt_await_future", UVT_WAIT_FUTURE, f, false);
   uvt__waiter_t w;
+  bool ok = true;
   int err;
   if (self == NULL) return UVT_ENOTASK;
   if ((err = future_check(f)) != 0) return err;
@@ -104,20 +128,22 @@ int uvt_await_future_at(uvt_future_t *f, const char *file, int line,
     w.fire = future_fire;
     w.task = self;
     uvt__waiters_push(&f->out.waiters, &w);
-    f->out.pins++;
-    err = uvt__park(&site, NULL, NULL);
+    err = uvt__park(&site, future_on_cancel, f);
     uvt__waiters_remove(&f->out.waiters, &w);
+    /* A cancel pending before the park: deliver it the same way. */
+    if (err == UVT_ECANCELED && !f->out.done) (void)uvt_future_cancel(f);
     /* A delivered cancel wins even if the future was set meanwhile: the
      * one-shot cancel must not be lost. */
-    if (err != UVT_ECANCELED) {
-      uvt__outcome_retrieve(&f->obj, &f->out);
-      err = f->out.status;
-    }
-    uvt__future_unpin(f);
-    return err;
+    ok = err != UVT_ECANCELED;
   }
-  uvt__outcome_retrieve(&f->obj, &f->out);
-  return f->out.status;
+  if (ok) {
+    uvt__outcome_retrieve(&f->obj, &f->out);
+    err = f->out.status;
+  }
+  if (result != NULL || message != NULL)
+    uvt__outcome_hand_over(&f->out, ok, result, message);
+  uvt__future_unref(f);
+  return err;
 }
 
 bool uvt_future_done(const uvt_future_t *f) {
@@ -134,9 +160,8 @@ const char *uvt_future_error_message(const uvt_future_t *f) {
 }
 
 void uvt_future_detach(uvt_future_t *f) {
-  if (future_check(f) != 0 || f->out.detached) return;
-  f->out.detached = true;
+  if (future_check(f) != 0 || f->out.refs <= 0) return;
   UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_FUTURE,
             .id = f->obj.id, .name = f->obj.name, .object = f);
-  if (f->out.done && f->out.pins == 0) uvt__future_release(f);
+  uvt__future_unref(f);
 }

@@ -96,6 +96,7 @@ typedef struct uvt__obj_s {
 #define UVT__REPORTED_UNRETRIEVED 2u
 #define UVT__REPORTED_NEVER_AWAITED 4u
 #define UVT__REPORTED_UNCLOSED 8u
+#define UVT__REPORTED_UNRELEASED 16u
 
 #define UVT__MAGIC_LIVE 0x75767431u /* "uvt1" */
 #define UVT__MAGIC_DEAD 0xdeadbeefu
@@ -110,6 +111,7 @@ typedef struct uvt__waiter_s {
   struct uvt__waiter_s *prev, *next;
   void (*fire)(struct uvt__waiter_s *w);
   uvt_task_t *task; /* the waiting task */
+  uvt_task_t *target; /* gather/wait: the task waited on */
   void *data;
   bool linked;
 } uvt__waiter_t;
@@ -133,10 +135,12 @@ typedef struct uvt__outcome_s {
   uvt__waiters_t waiters;
   bool done;
   bool retrieved;    /* someone read the status (await, gather) */
-  bool detached;
-  /* Tasks inside an await of this object.  A released handle is freed
-   * only once none is left: an awaiter reads the outcome after it wakes. */
-  int pins;
+  /* References: the handles the program holds (one from the creating
+   * call, one per uvt_task_ref/uvt_future_ref, each given up by an await
+   * or a detach) plus one per gather/wait in progress over it.  The
+   * struct is freed once the object is done, no reference is left and
+   * (a task) its stack is back in the pool. */
+  int refs;
 } uvt__outcome_t;
 
 struct uvt_task_s {
@@ -283,7 +287,7 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
                        int line, const char *func);
 /* Record the task's status and fire its waiters (on its own stack). */
 void uvt__task_complete(uvt_task_t *t, int status);
-/* After a task ended: return its stack; free it if detached. */
+/* After a task ended: return its stack; free it if no reference is left. */
 void uvt__task_retire(uvt_task_t *t);
 /* A pending cancel, consumed: true if there was one. */
 bool uvt__take_pending_cancel(uvt_task_t *t);
@@ -337,12 +341,12 @@ uvt__task_set_state(uvt_task_t *t, uvt_task_state_t to) {
 static inline void uvt__task_abandon(uvt_task_t *t) { t->state = UVT_TASK_DONE; }
 
 /* The one condition for freeing a task struct: it ended and gave its
- * stack back, its handle was released, no await still reads it, and it
- * was not freed already. */
+ * stack back, no reference is left (handles given up, no await or wait
+ * still reading it), and it was not freed already. */
 static inline bool uvt__task_freeable(const uvt_task_t *t) {
-  /* Most often false for want of a detach: tested first. */
-  return t->out.detached && t->out.pins == 0 && t->out.done &&
-         t->stack.lo == NULL && t->obj.magic == UVT__MAGIC_LIVE;
+  /* Most often false for a reference still held: tested first. */
+  return t->out.refs == 0 && t->out.done && t->stack.lo == NULL &&
+         t->obj.magic == UVT__MAGIC_LIVE;
 }
 
 /* Make a parked task ready with `status`; ignored unless it is parked. */
@@ -375,10 +379,13 @@ int uvt__task_cancel(uvt_task_t *t);
 /* Free a task struct whose handle was released and which is done. */
 void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);
-/* Awaiting code pins what it waits on for as long as it reads it; the
- * last unpin of a released, finished handle frees it. */
-void uvt__task_unpin(uvt_task_t *t);
-void uvt__future_unpin(uvt_future_t *f);
+/* Give up one reference; the last one of a finished object frees it. */
+void uvt__task_unref(uvt_task_t *t);
+void uvt__future_unref(uvt_future_t *f);
+/* A handle's outcome handed to the awaiter (uvt_await_result): result
+ * and a malloc'd copy of the message, each out pointer may be NULL. */
+void uvt__outcome_hand_over(const uvt__outcome_t *o, bool ok, void **result,
+                            char **message);
 
 /* The name given to uvt_testing_set_name, copied; false if none. */
 bool uvt__testing_name_copy(char *buf, size_t size);

@@ -176,6 +176,7 @@ typedef enum {
   LEAK_ERROR,           /* a failed task or future, error never read */
   LEAK_NEVER_AWAITED,   /* a coroutine object never consumed */
   LEAK_UNCLOSED,        /* a stream or server still open */
+  LEAK_UNRELEASED,      /* a task or future handle never given up */
   LEAK_OTHER            /* a finding of a kind added later */
 } leak_kind_t;
 
@@ -253,6 +254,10 @@ static char *leak_text(const leak_t *k) {
   case LEAK_UNCLOSED:
     return text_printf("leaked %s '%s' %s, never closed", k->what,
                        or_q(k->name), made);
+  case LEAK_UNRELEASED:
+    return text_printf("leaked handle of %s '%s' %s, neither awaited nor "
+                       "detached",
+                       k->what, or_q(k->name), made);
   default:
     return text_printf("leaked %s '%s' %s [%s]", or_q(k->what), or_q(k->name),
                        made, or_q(k->finding));
@@ -464,6 +469,9 @@ static int check_findings(uvt_finding_kind_t only_kind) {
       break;
     case UVT_FINDING_UNCLOSED_STREAM:
       k.kind = LEAK_UNCLOSED;
+      break;
+    case UVT_FINDING_UNRELEASED_HANDLE:
+      k.kind = LEAK_UNRELEASED;
       break;
     default:
       k.kind = LEAK_OTHER;

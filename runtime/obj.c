@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 UVT__HOOK_FN hook_create(uvt__sched_t *s, uvt__obj_t *o) {
   UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)o->kind,
@@ -115,6 +116,14 @@ void uvt__outcome_complete(uvt__outcome_t *o, int status) {
   o->status = status;
   o->done = true;
   uvt__waiters_fire_all(&o->waiters);
+}
+
+void uvt__outcome_hand_over(const uvt__outcome_t *o, bool ok, void **result,
+                            char **message) {
+  if (result != NULL) *result = ok ? o->result : NULL;
+  if (message != NULL)
+    *message = ok && o->status < 0 && o->message != NULL ? strdup(o->message)
+                                                        : NULL;
 }
 
 void uvt__outcome_free(uvt__outcome_t *o) {

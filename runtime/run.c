@@ -10,9 +10,11 @@
  *      what it waits on, never resumed, and its stack and handle freed.
  *      Only work running on the thread pool is waited for without limit,
  *      since its request lives on the task's stack;
- *   4. every handle still held is released: an error nobody read is
- *      reported (unretrieved-error), a coroutine object never consumed is
- *      reported (never-awaited).
+ *   4. every handle still held is released: a task or future handle
+ *      still referenced is reported (unreleased-handle; not for a task
+ *      already reported pending: that finding names it), an error nobody
+ *      read is reported (unretrieved-error), a coroutine object never
+ *      consumed is reported (never-awaited).
  */
 #include "internal.h"
 #include "findings.h"
@@ -104,14 +106,23 @@ static void sched_shutdown(uvt__sched_t *s, const char *when) {
   for (o = s->registry.next; o != &s->registry; o = next) {
     next = o->next;
     switch (o->kind) {
-    case UVT_OBJECT_TASK:
-      ((uvt_task_t *)o)->out.detached = true;
-      uvt__task_release((uvt_task_t *)o);
+    case UVT_OBJECT_TASK: {
+      uvt_task_t *t = (uvt_task_t *)o;
+      /* uvt_run's own reference to main is not the program's leak. */
+      if (t->out.refs > 0 && t != s->main &&
+          !(o->reported & UVT__REPORTED_PENDING))
+        uvt__finding_unreleased(o, t->out.refs);
+      t->out.refs = 0;
+      uvt__task_release(t);
       break;
-    case UVT_OBJECT_FUTURE:
-      ((uvt_future_t *)o)->out.detached = true;
-      uvt__future_release((uvt_future_t *)o);
+    }
+    case UVT_OBJECT_FUTURE: {
+      uvt_future_t *f = (uvt_future_t *)o;
+      if (f->out.refs > 0) uvt__finding_unreleased(o, f->out.refs);
+      f->out.refs = 0;
+      uvt__future_release(f);
       break;
+    }
     case UVT_OBJECT_CORO:
       uvt__finding_never_awaited((uvt_coro_t *)o);
       uvt_coro_close((uvt_coro_t *)o);
@@ -186,6 +197,7 @@ int uvt_run_at(uv_loop_t *loop, uvt_fn main, void *arg, const char *name,
 
   snprintf(when, sizeof(when), "when main task '%s' returned",
            t != NULL ? t->obj.name : name);
+
   sched_shutdown(s, when);
   uvt__sched_destroy(s);
 

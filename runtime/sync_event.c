@@ -11,14 +11,16 @@
 #include "internal.h"
 #include "waitq.h"
 
+#include <string.h>
+
 static bool event_valid(const uvt_event_t *e) {
   return e != NULL && e->magic == UVT__MAGIC_LIVE;
 }
 
 int uvt_event_init(uvt_event_t *e) {
   if (e == NULL) return UVT_EINVAL;
+  memset(e, 0, sizeof(*e));
   uvt__waitq_init(&e->waiters);
-  e->is_set = 0;
   e->magic = UVT__MAGIC_LIVE;
   return 0;
 }
@@ -47,6 +49,7 @@ int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
   if (!event_valid(e)) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return UVT_ENOTASK;
+  if (e->loop == NULL) e->loop = self->sched->loop;
   if (e->is_set) return 0;
   return uvt__waitq_wait(&e->waiters, &node, self, &site);
 }

@@ -14,16 +14,26 @@
 #include "internal.h"
 #include "waitq.h"
 
+#include <string.h>
+
 static bool lock_valid(const uvt_lock_t *l) {
   return l != NULL && l->magic == UVT__MAGIC_LIVE;
 }
 
 int uvt_lock_init(uvt_lock_t *l) {
   if (l == NULL) return UVT_EINVAL;
+  memset(l, 0, sizeof(*l));
   uvt__waitq_init(&l->waiters);
-  l->locked = 0;
   l->magic = UVT__MAGIC_LIVE;
   return 0;
+}
+
+/* The holder and where it took the lock: read by the hang checks. */
+static void lock_set_holder(uvt_lock_t *l, uvt_task_t *t,
+                            const uvt__site_t *site) {
+  l->holder = t;
+  l->acquired_file = site != NULL ? site->file : NULL;
+  l->acquired_line = site != NULL ? site->line : 0;
 }
 
 UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
@@ -36,6 +46,18 @@ UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
   (void)kind, (void)l, (void)t, (void)file, (void)line, (void)func;
 }
 
+/* Hand the lock to the first waiter, or unlock it. */
+static void lock_release_to_next(uvt_lock_t *l) {
+  uvt__wq_node_t *n = l->waiters.head;
+  if (n != NULL) {
+    lock_set_holder(l, n->task, n->site);
+    uvt__waitq_grant_first(&l->waiters, NULL);
+  } else {
+    l->locked = 0;
+    lock_set_holder(l, NULL, NULL);
+  }
+}
+
 int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
                         const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_lock_acquire", UVT_WAIT_LOCK, l, false);
@@ -46,14 +68,16 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
   if (!lock_valid(l)) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return UVT_ENOTASK;
+  if (l->loop == NULL) l->loop = self->sched->loop;
   if (!l->locked) {
     l->locked = 1;
+    lock_set_holder(l, self, &site);
     UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
     return 0;
   }
-  /* On 0 the releaser has handed us the lock (locked stayed 1).  On
-   * UVT_ECANCELED we were unlinked before anyone gave it to us; on
-   * UVT_ECLOSED the lock is gone: do not touch it. */
+  /* On 0 the releaser has handed us the lock (locked stayed 1, holder
+   * set to us).  On UVT_ECANCELED we were unlinked before anyone gave it
+   * to us; on UVT_ECLOSED the lock is gone: do not touch it. */
   st = uvt__waitq_wait(&l->waiters, &node, self, &site);
   if (st == 0)
     UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
@@ -65,7 +89,7 @@ int uvt_lock_release(uvt_lock_t *l) {
   if (!l->locked) return UVT_ENOTLOCKED;
   if (UVT__HOOKS_ACTIVE() && uvt__task_current() != NULL)
     hook_lock(UVT_HOOK_LOCK_RELEASED, l, uvt__task_current(), NULL, 0, NULL);
-  if (!uvt__waitq_grant_first(&l->waiters, NULL)) l->locked = 0;
+  lock_release_to_next(l);
   return 0;
 }
 
@@ -77,5 +101,6 @@ void uvt_lock_destroy(uvt_lock_t *l) {
   if (!lock_valid(l)) return;
   uvt__waitq_wake_all(&l->waiters, UVT_ECLOSED);
   l->locked = 0;
+  lock_set_holder(l, NULL, NULL);
   l->magic = UVT__MAGIC_DEAD;
 }

@@ -29,6 +29,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define QUEUE_MIN_ALLOC 16
 
@@ -85,7 +86,9 @@ static void *queue_shift(uvt_queue_t *q) {
 
 int uvt_queue_init(uvt_queue_t *q, size_t capacity) {
   if (q == NULL) return UVT_EINVAL;
+  memset(q, 0, sizeof(*q));
   q->magic = UVT__MAGIC_DEAD; /* until it succeeds */
+  uvt__waitq_init(&q->joiners);
   uvt__waitq_init(&q->getters);
   uvt__waitq_init(&q->putters);
   q->items = NULL;
@@ -112,6 +115,7 @@ int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file, int line,
   if (!queue_valid(q)) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return UVT_ENOTASK;
+  if (q->loop == NULL) q->loop = self->sched->loop;
   if (uvt__waitq_grant_first(&q->getters, item)) return 0;
   if (!queue_full(q)) return queue_push(q, item);
   /* Full: wait for a getter to move our item into the ring (0), or for a
@@ -130,6 +134,7 @@ int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file, int line,
   if (!queue_valid(q) || item == NULL) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return UVT_ENOTASK;
+  if (q->loop == NULL) q->loop = self->sched->loop;
   if (q->count > 0) {
     uvt__wq_node_t *putter;
     *item = queue_shift(q);

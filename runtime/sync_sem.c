@@ -12,6 +12,7 @@
 #include "waitq.h"
 
 #include <limits.h>
+#include <string.h>
 
 static bool sem_valid(const uvt_sem_t *s) {
   return s != NULL && s->magic == UVT__MAGIC_LIVE;
@@ -19,6 +20,7 @@ static bool sem_valid(const uvt_sem_t *s) {
 
 int uvt_sem_init(uvt_sem_t *s, unsigned n) {
   if (s == NULL) return UVT_EINVAL;
+  memset(s, 0, sizeof(*s));
   uvt__waitq_init(&s->waiters);
   s->value = n;
   s->magic = UVT__MAGIC_LIVE;
@@ -34,6 +36,7 @@ int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
   if (!sem_valid(s)) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return UVT_ENOTASK;
+  if (s->loop == NULL) s->loop = self->sched->loop;
   if (s->value > 0) {
     s->value--;
     return 0;

@@ -1,10 +1,14 @@
 /*
  * Tasks: spawning, awaiting, detaching, cancelling, and their outcome.
  *
- * Ownership.  The handle returned by spawn belongs to the caller.  The
- * struct lives until both (a) the task has ended and (b) the handle was
- * released (uvt_detach, or uvt_run's end).  The stack lives only while the
- * task runs: the pass that sees a task end gives its stack back.
+ * Ownership is counted (out.refs, see internal.h): spawn gives the caller
+ * one reference; uvt_task_ref adds one; uvt_await, uvt_wait_for and
+ * uvt_detach each give one up; gather and wait hold one each for as long
+ * as they wait.  The struct lives until (a) the task has ended, (b) no
+ * reference is left and (c) its stack is back in the pool: the pass that
+ * sees a task end gives its stack back (a task cannot free the stack it
+ * runs on).  An await keeps its reference until it has read the outcome,
+ * so nothing it reads can be freed under it.
  */
 #include "internal.h"
 #include "findings.h"
@@ -45,6 +49,7 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
   t->parent = parent;
   t->parent_id = parent != NULL ? parent->obj.id : 0;
   t->state = UVT_TASK_CREATED;
+  t->out.refs = 1;
   uvt__timer_init(&t->timer);
   s->live_tasks++;
   uvt__ready_push(s, t);
@@ -128,9 +133,15 @@ void uvt__task_complete(uvt_task_t *t, int status) {
   uvt__outcome_complete(&t->out, status);
 }
 
-void uvt__task_unpin(uvt_task_t *t) {
-  --t->out.pins;
+void uvt__task_unref(uvt_task_t *t) {
+  --t->out.refs;
   if (uvt__task_freeable(t)) uvt__task_release(t);
+}
+
+uvt_task_t *uvt_task_ref(uvt_task_t *t) {
+  if (task_check(t) != 0) return NULL;
+  t->out.refs++;
+  return t;
 }
 
 void uvt__task_release(uvt_task_t *t) {
@@ -184,36 +195,35 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
 /* Flattened: park and the switch inlined here leave fewer returns
  * between the switch and the caller, and each return after a switch is
  * one the CPU may mispredict (5-6 % of a spawn+await). */
-__attribute__((flatten)) int uvt_await_at(uvt_task_t *t, const char *file,
+__attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
+                                          char **message, const char *file,
                                           int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
   uvt__site_t site = UVT__SITE_ON("uvt_await", UVT_WAIT_TASK, t, false);
+  bool cancelled = false;
   int err;
   if (self == NULL) return UVT_ENOTASK;
   if ((err = task_check(t)) != 0) return err;
   if (t == self) return UVT_ESELF;
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
-  if (!t->out.done) {
-    bool cancelled;
-    t->out.pins++;
-    cancelled = uvt__await_done(t, &site, false);
-    if (!cancelled) {
-      uvt__outcome_retrieve(&t->obj, &t->out);
-      err = t->out.status;
-    } else {
-      err = UVT_ECANCELED;
-    }
-    uvt__task_unpin(t);
-    return err;
+  /* The caller's reference, given up below, keeps `t` while parked. */
+  if (!t->out.done) cancelled = uvt__await_done(t, &site, false);
+  if (UVT__LIKELY(!cancelled)) {
+    uvt__outcome_retrieve(&t->obj, &t->out);
+    err = t->out.status;
+  } else {
+    err = UVT_ECANCELED;
   }
-  uvt__outcome_retrieve(&t->obj, &t->out);
-  return t->out.status;
+  if (result != NULL || message != NULL)
+    uvt__outcome_hand_over(&t->out, !cancelled, result, message);
+  uvt__task_unref(t);
+  return err;
 }
 
 /* ---- detach / cancel -------------------------------------------------------- */
 
 void uvt_detach(uvt_task_t *t) {
-  if (task_check(t) != 0 || t->out.detached) return;
+  if (task_check(t) != 0 || t->out.refs <= 0) return;
   if (!on_owner_thread(t->sched)) {
     uvt__wrong_thread(&t->obj, "uvt_detach", NULL, 0);
     uvt__warn("uvt_detach('%s'): called from a thread that does not run "
@@ -221,9 +231,8 @@ void uvt_detach(uvt_task_t *t) {
               t->obj.name);
     return;
   }
-  t->out.detached = true;
   UVT__HOOK_AT(hook_detach, t);
-  if (uvt__task_freeable(t)) uvt__task_release(t);
+  uvt__task_unref(t);
 }
 
 int uvt__task_cancel(uvt_task_t *t) {

@@ -22,7 +22,15 @@ typedef struct {
   uvt_task_t *self;
   bool cancelled;
   bool cancel_children; /* gather: a cancel propagates to the tasks */
+  bool first_exception; /* wait: wake at the first failure */
+  int first_error;      /* the first failure in completion order */
 } group_t;
+
+/* A failure for gather's result and FIRST_EXCEPTION: an error other than
+ * a cancellation (a cancellation is what a failure may have caused). */
+static bool is_failure(int status) {
+  return status < 0 && status != UVT_ECANCELED;
+}
 
 static int check_tasks(uvt_task_t **ts, size_t n, uvt_task_t *self) {
   size_t i;
@@ -38,8 +46,13 @@ static int check_tasks(uvt_task_t **ts, size_t n, uvt_task_t *self) {
 
 static void group_fire(uvt__waiter_t *w) {
   group_t *g = w->data;
+  uvt_task_t *t = w->target;
   g->ndone++;
-  if (g->ndone >= g->need) uvt__wake(g->self, 0);
+  if (g->first_error == 0 && t != NULL && t->out.status < 0 &&
+      is_failure(t->out.status))
+    g->first_error = t->out.status;
+  if (g->ndone >= g->need || (g->first_exception && g->first_error != 0))
+    uvt__wake(g->self, 0);
 }
 
 static void group_cancel_children(group_t *g) {
@@ -75,8 +88,11 @@ static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local) {
   for (i = 0; i < g->n; i++) {
     if (g->tasks[i]->out.done) {
       g->ndone++;
+      if (g->first_error == 0 && is_failure(g->tasks[i]->out.status))
+        g->first_error = g->tasks[i]->out.status;
       continue;
     }
+    ws[i].target = g->tasks[i];
     ws[i].fire = group_fire;
     ws[i].task = g->self;
     ws[i].data = g;
@@ -92,15 +108,16 @@ static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local) {
   if (ws != local) free(ws);
 }
 
-/* Keep the handles readable while this call waits on them (see pins). */
+/* A reference per task for as long as this call waits on them, so that
+ * another task giving up its handle cannot free one under it. */
 static void group_pin(group_t *g) {
   size_t i;
-  for (i = 0; i < g->n; i++) g->tasks[i]->out.pins++;
+  for (i = 0; i < g->n; i++) g->tasks[i]->out.refs++;
 }
 
 static void group_unpin(group_t *g) {
   size_t i;
-  for (i = 0; i < g->n; i++) uvt__task_unpin(g->tasks[i]);
+  for (i = 0; i < g->n; i++) uvt__task_unref(g->tasks[i]);
 }
 
 int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
@@ -130,7 +147,9 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
     }
   }
   group_unlink(&g, ws, local);
-  err = 0;
+  /* The first failure in completion order; else a cancellation, if some
+   * task ended cancelled. */
+  err = g.first_error;
   for (i = 0; i < n; i++) {
     /* Every error counts as read, even when the gather itself was
      * cancelled: as asyncio's gather, it speaks for its children. */
@@ -150,18 +169,20 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
   int err, st;
   if (ndone != NULL) *ndone = 0;
   if (self == NULL) return UVT_ENOTASK;
-  if (mode != UVT_FIRST_COMPLETED && mode != UVT_ALL_COMPLETED)
+  if (mode != UVT_FIRST_COMPLETED && mode != UVT_ALL_COMPLETED &&
+      mode != UVT_FIRST_EXCEPTION)
     return UVT_EINVAL;
-  if (timeout_ms < -1) return UVT_EINVAL;
+  if (timeout_ms < -1 || n == 0) return UVT_EINVAL;
   if ((err = check_tasks(ts, n, self)) != 0) return err;
   memset(&g, 0, sizeof(g));
   g.tasks = ts;
   g.n = n;
-  g.need = mode == UVT_FIRST_COMPLETED && n > 0 ? 1 : n;
+  g.need = mode == UVT_FIRST_COMPLETED ? 1 : n;
+  g.first_exception = mode == UVT_FIRST_EXCEPTION;
   g.self = self;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
   group_pin(&g);
-  if (g.ndone >= g.need) {
+  if (g.ndone >= g.need || (g.first_exception && g.first_error != 0)) {
     st = 0;
   } else if (timeout_ms == 0) {
     st = UVT_ETIMEDOUT;
@@ -185,7 +206,8 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
 }
 
 static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
-                           int64_t timeout_ms, const uvt__site_t *psite) {
+                           int64_t timeout_ms, const uvt__site_t *psite,
+                           bool *ok) {
   uvt__site_t site = *psite;
   uvt__waiter_t w;
   group_t g;
@@ -202,6 +224,7 @@ static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
     } else {
       w.fire = group_fire;
       w.task = self;
+      w.target = t;
       w.data = &g;
       uvt__waiters_push(&t->out.waiters, &w);
       st = 0;
@@ -221,26 +244,39 @@ static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
       uvt__task_cancel(t);
       if (uvt__await_done(t, &site, cancelled) || cancelled)
         return UVT_ECANCELED;
+      /* It finished on its own while being cancelled (its cancel came
+       * too late to be seen): its own outcome, as asyncio.wait_for
+       * (test_waitfor test_wait_for_cancellation_race_condition). */
+      if (t->out.status != UVT_ECANCELED) {
+        uvt__outcome_retrieve(&t->obj, &t->out);
+        *ok = true;
+        return t->out.status;
+      }
       return UVT_ETIMEDOUT;
     }
     if (st == UVT_ECANCELED) return UVT_ECANCELED;
   }
   uvt__outcome_retrieve(&t->obj, &t->out);
+  *ok = true;
   return t->out.status;
 }
 
-int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, const char *file,
-                    int line, const char *func) {
+int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, void **result,
+                    char **message, const char *file, int line,
+                    const char *func) {
   uvt_task_t *self = uvt__task_current();
   uvt__site_t site = UVT__SITE_ON("uvt_wait_for", UVT_WAIT_TASK, t, timeout_ms > 0);
+  bool ok = false;
   int st;
   if (self == NULL) return UVT_ENOTASK;
   if (t == NULL || timeout_ms < -1) return UVT_EINVAL;
   if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
   if (t == self) return UVT_ESELF;
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
-  t->out.pins++;
-  st = wait_for_pinned(self, t, timeout_ms, &site);
-  uvt__task_unpin(t);
+  /* The caller's reference keeps `t` until it is given up here. */
+  st = wait_for_pinned(self, t, timeout_ms, &site, &ok);
+  if (result != NULL || message != NULL)
+    uvt__outcome_hand_over(&t->out, ok, result, message);
+  uvt__task_unref(t);
   return st;
 }

@@ -74,6 +74,7 @@ int uvt__waitq_wait(uvt__waitq_t *q, uvt__wq_node_t *n, uvt_task_t *task,
   n->prev = n->next = NULL;
   n->q = NULL;
   n->task = task;
+  n->site = site;
   n->granted = 0;
   uvt__waitq_push(q, n);
   st = uvt__park(site, waitq_on_cancel, n);

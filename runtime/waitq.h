@@ -35,6 +35,7 @@ typedef struct uvt__wq_node_s {
   uvt_task_t *task; /* the parked task */
   void *item;       /* queue: the item to put, or the item handed over */
   int granted;      /* set by the waker: the wait succeeded */
+  const uvt__site_t *site; /* where the waiter waits (its acquire call) */
 } uvt__wq_node_t;
 
 void uvt__waitq_init(uvt__waitq_t *q);

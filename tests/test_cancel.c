@@ -88,8 +88,10 @@ struct await_case {
 
 static int await_victim(void *arg) {
   struct await_case *c = arg;
-  c->inner_task = uvt_spawn(long_sleeper, &c->inner);
-  c->await_status = uvt_await(c->inner_task);
+  uvt_task_t *mine = uvt_spawn(long_sleeper, &c->inner);
+  /* A second reference, for main's await below. */
+  c->inner_task = uvt_task_ref(mine);
+  c->await_status = uvt_await(mine);
   c->inner_done_then = uvt_done(c->inner_task);
   c->inner_ended_then = c->inner.ended;
   return c->await_status;
@@ -124,6 +126,7 @@ Test(cancel, await_cancels_the_awaited_task_too) {
 
 struct future_case {
   uvt_future_t *f;
+  uvt_future_t *victim_f;
   int status;
   int future_done_after;
   int victim_rc;
@@ -131,7 +134,7 @@ struct future_case {
 
 static int future_victim(void *arg) {
   struct future_case *c = arg;
-  c->status = uvt_await_future(c->f);
+  c->status = uvt_await_future(c->victim_f);
   return c->status;
 }
 
@@ -139,25 +142,26 @@ static int future_main(void *arg) {
   struct future_case *c = arg;
   uvt_task_t *v;
   c->f = uvt_future_new();
+  c->victim_f = uvt_future_ref(c->f); /* the victim's await gives it up */
   v = uvt_spawn(future_victim, c);
   settle();
   cr_expect_eq(uvt_cancel(v), 1);
   c->victim_rc = uvt_await(v);
-  /* The future itself is left as it was: still unset, still usable. */
+  /* As asyncio (test_tasks test_task_cancel_waiter_future): cancelling
+   * the task parked on the future cancelled the future. */
   c->future_done_after = uvt_future_done(c->f);
-  cr_expect_eq(uvt_future_set_result(c->f, c), 0);
-  cr_expect_eq(uvt_await_future(c->f), 0);
-  cr_expect_eq(uvt_future_result(c->f), c);
+  cr_expect_eq(uvt_future_set_result(c->f, c), UVT_EINVAL);
+  cr_expect_eq(uvt_await_future(c->f), UVT_ECANCELED);
   return 0;
 }
 
-Test(cancel, await_future_returns_ecanceled) {
+Test(cancel, await_future_returns_ecanceled_and_cancels_the_future) {
   struct future_case c;
   memset(&c, 0, sizeof c);
   cr_assert_eq(uvt_run(NULL, future_main, &c), 0);
   cr_assert_eq(c.status, UVT_ECANCELED);
   cr_assert_eq(c.victim_rc, UVT_ECANCELED);
-  cr_assert_eq(c.future_done_after, 0);
+  cr_assert_eq(c.future_done_after, 1);
 }
 
 /* ---- uvt_to_thread ------------------------------------------------------- */
@@ -450,11 +454,14 @@ struct unstarted {
 static int unstarted_main(void *arg) {
   struct unstarted *u = arg;
   uvt_task_t *t = uvt_spawn(set_flag, &u->ran);
+  uvt_task_t *again = uvt_task_ref(t); /* for the second await */
+  uvt_task_t *kept = uvt_task_ref(t);  /* read after both */
   u->cancel1 = uvt_cancel(t);
   u->cancel2 = uvt_cancel(t);
   u->rc = uvt_await(t);
-  u->rc_again = uvt_await(t);
-  u->done = uvt_done(t);
+  u->rc_again = uvt_await(again);
+  u->done = uvt_done(kept);
+  uvt_detach(kept);
   return 0;
 }
 
@@ -492,14 +499,18 @@ static int finished_main(void *arg) {
   struct finished *f = arg;
   uvt_task_t *bad = uvt_spawn(fails_minus_5, NULL);
   uvt_task_t *good = uvt_spawn(returns_3, NULL);
+  /* One reference per await, and one kept to read the message. */
+  uvt_task_t *bad2 = uvt_task_ref(bad), *bad3 = uvt_task_ref(bad);
+  uvt_task_t *good2 = uvt_task_ref(good);
   f->rc_fail[0] = uvt_await(bad);
   f->rc_ok[0] = uvt_await(good);
-  f->cancel_fail = uvt_cancel(bad);
-  f->cancel_ok = uvt_cancel(good);
-  f->rc_fail[1] = uvt_await(bad);
-  f->rc_ok[1] = uvt_await(good);
-  f->msg = uvt_error_message(bad) != NULL && strcmp(uvt_error_message(bad), "boom") == 0
+  f->cancel_fail = uvt_cancel(bad2);
+  f->cancel_ok = uvt_cancel(good2);
+  f->rc_fail[1] = uvt_await(bad2);
+  f->rc_ok[1] = uvt_await(good2);
+  f->msg = uvt_error_message(bad3) != NULL && strcmp(uvt_error_message(bad3), "boom") == 0
                ? "boom" : NULL;
+  uvt_detach(bad3);
   return 0;
 }
 
@@ -583,13 +594,16 @@ static int pending_victim(void *arg) {
   if (p->kind == K_AWAIT || p->kind == K_GATHER || p->kind == K_WAIT ||
       p->kind == K_WAIT_FOR)
     p->kid_task = uvt_spawn(long_sleeper, &p->kid);
+  /* await and wait_for give up a reference: keep one to read after. */
+  if (p->kind == K_AWAIT || p->kind == K_WAIT_FOR)
+    (void)!uvt_task_ref(p->kid_task);
   if (p->kind == K_FUTURE) f = uvt_future_new();
   cr_expect_eq(uvt_cancel(uvt_current()), 1);
   switch (p->kind) {
   case K_SLEEP: p->first = uvt_sleep(NEVER_MS); break;
   case K_YIELD: p->first = uvt_yield(); break;
   case K_AWAIT: p->first = uvt_await(p->kid_task); break;
-  case K_FUTURE: p->first = uvt_await_future(f); break;
+  case K_FUTURE: p->first = uvt_await_future(f), f = NULL; break;
   case K_THREAD: p->first = uvt_to_thread(mark_ran, &p->thread_ran); break;
   case K_GATHER: p->first = uvt_gather(&p->kid_task, 1); break;
   case K_WAIT:

@@ -7,6 +7,7 @@
  * checked with cr_assert after uvt_run returns.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "uvtask.h"
@@ -80,12 +81,11 @@ static int awaits_failing_coro(void *arg) {
 static int acts_on_task_main(void *arg) {
   struct inline_r *r = arg;
   uvt_task_t *t = uvt_spawn(awaits_failing_coro, NULL);
-  const char *m;
-  r->st_child = uvt_await(t);
-  r->child_result = uvt_result(t);
-  m = uvt_error_message(t);
+  char *m = NULL;
+  r->st_child = uvt_await_result(t, &r->child_result, &m);
   cr_expect(m != NULL && strcmp(m, "inside coroutine 2") == 0,
             "message: %s", m != NULL ? m : "(null)");
+  free(m);
   return 0;
 }
 
@@ -118,8 +118,7 @@ static int spawn_coro_main(void *arg) {
   r->runs_after_spawn = r->b.runs;
   n = uvt_task_name(r->spawned);
   strncpy(r->name, n != NULL ? n : "(null)", sizeof r->name - 1);
-  r->st = uvt_await(r->spawned);
-  r->result = uvt_result(r->spawned);
+  r->st = uvt_await_result(r->spawned, &r->result, NULL);
   return 0;
 }
 

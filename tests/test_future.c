@@ -1,12 +1,14 @@
 /*
  * Futures: set before or after the await, errors with messages, setting
- * twice, several awaiters, a cancelled awaiter leaving the future alone,
- * setting from a plain libuv callback, and detaching.
+ * twice, several awaiters (one reference each), a cancelled awaiter
+ * cancelling the future, setting from a plain libuv callback, and
+ * detaching.
  *
  * Checks inside task bodies use cr_expect or record into a struct that is
  * checked with cr_assert after uvt_run returns.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "uvtask.h"
@@ -28,8 +30,8 @@ struct waiter {
 
 static int await_it(void *arg) {
   struct waiter *w = arg;
-  w->st = uvt_await_future(w->f);
-  w->result = uvt_future_result(w->f);
+  /* Gives up the reference w->f holds for this awaiter. */
+  w->st = uvt_await_future_result(w->f, &w->result, NULL);
   w->returned = 1;
   return 0;
 }
@@ -52,10 +54,10 @@ static int set_before_main(void *arg) {
   r->done_after_set = uvt_future_done(f);
   /* `other` is ready: a set future must not yield to it. */
   other = uvt_spawn(set_flag, &flag);
-  r->st = uvt_await_future(f);
+  uvt_future_t *again = uvt_future_ref(f); /* for the second await */
+  r->st = uvt_await_future_result(f, &r->result, NULL);
   r->flag_after_await = flag;
-  r->result = uvt_future_result(f);
-  r->st_again = uvt_await_future(f);
+  r->st_again = uvt_await_future(again);
   cr_expect_eq(uvt_await(other), 0);
   return 0;
 }
@@ -119,25 +121,29 @@ static int error_main(void *arg) {
   struct errors *r = arg;
   uvt_future_t *plain = uvt_future_new();
   uvt_future_t *ok = uvt_future_new();
+  uvt_future_t *f = uvt_future_new();
   uvt_task_t *t;
   const char *m;
-  r->w.f = uvt_future_new();
+  char *msg = (char *)"unset";
+  r->w.f = uvt_future_ref(f); /* the awaiter's own reference */
   t = uvt_spawn(await_it, &r->w);
   cr_expect_eq(uvt_yield(), 0);
-  r->unset_msg_null = uvt_future_error_message(r->w.f) == NULL;
-  r->unset_result_null = uvt_future_result(r->w.f) == NULL;
-  cr_expect_eq(uvt_future_set_error(r->w.f, UV_EIO, "boom %d", 42), 0);
+  r->unset_msg_null = uvt_future_error_message(f) == NULL;
+  r->unset_result_null = uvt_future_result(f) == NULL;
+  cr_expect_eq(uvt_future_set_error(f, UV_EIO, "boom %d", 42), 0);
   cr_expect_eq(uvt_await(t), 0);
-  m = uvt_future_error_message(r->w.f);
+  m = uvt_future_error_message(f);
   snprintf(r->msg, sizeof r->msg, "%s", m != NULL ? m : "(null)");
-  r->result_null = uvt_future_result(r->w.f) == NULL;
+  r->result_null = uvt_future_result(f) == NULL;
+  uvt_future_detach(f);
 
   cr_expect_eq(uvt_future_set_error(plain, UV_ETIMEDOUT, NULL), 0);
-  r->st_no_msg = uvt_await_future(plain);
-  r->no_msg_null = uvt_future_error_message(plain) == NULL;
+  r->st_no_msg = uvt_await_future_result(plain, NULL, &msg);
+  r->no_msg_null = msg == NULL;
 
   cr_expect_eq(uvt_future_set_result(ok, &value), 0);
   r->ok_msg_null = uvt_future_error_message(ok) == NULL;
+  uvt_future_detach(ok);
   return 0;
 }
 
@@ -173,7 +179,7 @@ static int twice_main(void *arg) {
   uvt_future_t *a = uvt_future_new(), *b = uvt_future_new();
   uvt_future_t *c = uvt_future_new(), *d = uvt_future_new();
   uvt_future_t *e = uvt_future_new();
-  const char *m;
+  char *m = NULL;
   static int other;
 
   cr_expect_eq(uvt_future_set_result(a, &value), 0);
@@ -184,9 +190,9 @@ static int twice_main(void *arg) {
   cr_expect_eq(uvt_future_set_error(b, UV_EPIPE, "first"), 0);
   r->er = uvt_future_set_result(b, &other);
   r->ee = uvt_future_set_error(b, UV_EIO, "second");
-  r->kept_status = uvt_await_future(b);
-  m = uvt_future_error_message(b);
+  r->kept_status = uvt_await_future_result(b, NULL, &m);
   snprintf(r->kept_msg, sizeof r->kept_msg, "%s", m != NULL ? m : "(null)");
+  free(m);
 
   r->code_zero = uvt_future_set_error(c, 0, "not an error");
   r->code_positive = uvt_future_set_error(c, 3, "not an error either");
@@ -195,8 +201,11 @@ static int twice_main(void *arg) {
 
   r->null_set = uvt_future_set_result(NULL, NULL);
   r->null_error = uvt_future_set_error(NULL, UV_EIO, "x");
-  (void)d;
-  (void)e; /* never set, never awaited: normal, freed by uvt_run */
+  /* Never set, never awaited: normal, once the handles are given up. */
+  uvt_future_detach(a);
+  uvt_future_detach(c);
+  uvt_future_detach(d);
+  uvt_future_detach(e);
   return 0;
 }
 
@@ -233,14 +242,16 @@ static int many_main(void *arg) {
   uvt_future_t *f = uvt_future_new();
   uvt_task_t *t[NWAITERS];
   for (int i = 0; i < NWAITERS; i++) {
-    r->w[i].f = f;
+    r->w[i].f = uvt_future_ref(f); /* one reference per awaiter */
     r->w[i].st = -1;
     t[i] = uvt_spawn(await_it, &r->w[i]);
   }
   for (int i = 0; i < 3; i++) cr_expect_eq(uvt_yield(), 0);
   for (int i = 0; i < NWAITERS; i++) r->returned_before_set += r->w[i].returned;
   cr_expect_eq(uvt_future_set_result(f, &value), 0);
+  uvt_future_detach(f);
   cr_expect_eq(uvt_gather(t, NWAITERS), 0);
+  for (int i = 0; i < NWAITERS; i++) uvt_detach(t[i]);
   return 0;
 }
 
@@ -256,10 +267,14 @@ Test(future, several_awaiters_all_wake) {
   }
 }
 
-/* ---- a cancelled awaiter leaves the future alone ----------------------------- */
+/* ---- a cancelled awaiter cancels the future ---------------------------------
+ *
+ * As asyncio (test_tasks test_task_cancel_waiter_future): cancelling a task
+ * parked on a future cancels the future, and every other awaiter wakes
+ * with UVT_ECANCELED; setting it afterwards is refused. */
 
 struct cancel {
-  struct waiter victim, other, late;
+  struct waiter victim, other;
   int cancel_ret, victim_task_st;
   bool done_after_cancel;
   int set_after_cancel;
@@ -269,41 +284,62 @@ struct cancel {
 static int cancel_main(void *arg) {
   struct cancel *r = arg;
   uvt_future_t *f = uvt_future_new();
-  uvt_task_t *victim, *other, *late;
-  r->victim.f = r->other.f = r->late.f = f;
+  uvt_task_t *victim, *other;
+  r->victim.f = uvt_future_ref(f);
+  r->other.f = uvt_future_ref(f);
   victim = uvt_spawn(await_it, &r->victim);
   other = uvt_spawn(await_it, &r->other);
   cr_expect_eq(uvt_yield(), 0);
   r->cancel_ret = uvt_cancel(victim);
   r->victim_task_st = uvt_await(victim);
   r->done_after_cancel = uvt_future_done(f);
-  /* A task that starts awaiting after the cancel still waits for the set. */
-  late = uvt_spawn(await_it, &r->late);
-  cr_expect_eq(uvt_yield(), 0);
-  cr_expect_eq(r->late.returned, 0);
   r->set_after_cancel = uvt_future_set_result(f, &value);
   cr_expect_eq(uvt_await(other), 0);
-  cr_expect_eq(uvt_await(late), 0);
   r->main_await = uvt_await_future(f);
   return 0;
 }
 
-Test(future, cancelling_an_awaiter_leaves_the_future_untouched) {
+Test(future, cancelling_an_awaiter_cancels_the_future) {
   struct cancel r;
   memset(&r, 0, sizeof r);
-  r.victim.st = r.other.st = r.late.st = r.main_await = -1;
+  r.victim.st = r.other.st = r.main_await = -1;
   cr_assert_eq(uvt_run(NULL, cancel_main, &r), 0);
   cr_assert_eq(r.cancel_ret, 1);
   cr_assert_eq(r.victim.st, UVT_ECANCELED, "got %d", r.victim.st);
   cr_assert_null(r.victim.result);
   cr_assert_eq(r.victim_task_st, 0, "the awaiter's own status (it returned 0)");
-  cr_assert_not(r.done_after_cancel, "cancelling an awaiter completed the future");
-  cr_assert_eq(r.set_after_cancel, 0);
-  cr_assert_eq(r.other.st, 0);
-  cr_assert_eq(r.other.result, &value);
-  cr_assert_eq(r.late.st, 0);
-  cr_assert_eq(r.late.result, &value);
-  cr_assert_eq(r.main_await, 0);
+  cr_assert(r.done_after_cancel, "cancelling the awaiter left the future pending");
+  cr_assert_eq(r.set_after_cancel, UVT_EINVAL);
+  cr_assert_eq(r.other.st, UVT_ECANCELED);
+  cr_assert_eq(r.main_await, UVT_ECANCELED);
+}
+
+struct fcancel {
+  int first, second, set_after, await_rc;
+};
+
+static int future_cancel_main(void *arg) {
+  struct fcancel *r = arg;
+  uvt_future_t *f = uvt_future_new();
+  uvt_future_t *done = uvt_future_new();
+  r->first = uvt_future_cancel(f);
+  r->second = uvt_future_cancel(f);
+  r->set_after = uvt_future_set_result(f, &value);
+  r->await_rc = uvt_await_future(f);
+  cr_expect_eq(uvt_future_set_result(done, &value), 0);
+  cr_expect_eq(uvt_future_cancel(done), 0);
+  cr_expect_eq(uvt_await_future(done), 0);
+  return 0;
+}
+
+Test(future, cancel_completes_a_pending_future_once) {
+  struct fcancel r;
+  memset(&r, 0, sizeof r);
+  cr_assert_eq(uvt_run(NULL, future_cancel_main, &r), 0);
+  cr_assert_eq(r.first, 1);
+  cr_assert_eq(r.second, 0);
+  cr_assert_eq(r.set_after, UVT_EINVAL);
+  cr_assert_eq(r.await_rc, UVT_ECANCELED);
 }
 
 /* ---- set from a plain libuv callback ------------------------------------------ */
@@ -328,9 +364,7 @@ static int from_cb_main(void *arg) {
   uv_timer_init(uvt_loop(), &r->timer);
   r->timer.data = r;
   uv_timer_start(&r->timer, set_from_timer, 5, 0);
-  r->st = uvt_await_future(r->f);
-  r->result = uvt_future_result(r->f);
-  uvt_future_detach(r->f);
+  r->st = uvt_await_future_result(r->f, &r->result, NULL);
   return uvt_sleep(1); /* the timer's close callback */
 }
 

@@ -161,8 +161,7 @@ static int released_main(void *arg) {
   struct released *r = arg;
   uvt_task_t *t = uvt_spawn(return_zero, NULL);
   uvt_task_t *u = uvt_spawn(sleeps, NULL);
-  cr_expect_eq(uvt_await(t), 0);
-  uvt_detach(t); /* finished: released now */
+  cr_expect_eq(uvt_await(t), 0); /* finished: released now */
   r->await = uvt_await(t);
   r->cancel = uvt_cancel(t);
   r->done = uvt_done(t);
@@ -200,7 +199,7 @@ static int args_main(void *arg) {
   uvt_task_t *t = uvt_spawn(return_zero, NULL);
   r->sleep_neg = uvt_sleep(-1);
   r->wait_mode0 = uvt_wait(&t, 1, 0, -1, NULL);
-  r->wait_mode3 = uvt_wait(&t, 1, 3, -1, NULL);
+  r->wait_mode3 = uvt_wait(&t, 1, 4, -1, NULL); /* 3 is FIRST_EXCEPTION */
   r->ndone = 99;
   r->wait_mode_neg = uvt_wait(&t, 1, -1, 10, &r->ndone);
   /* None of them waited: the spawned task has not run yet. */

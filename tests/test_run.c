@@ -353,7 +353,7 @@ static int stubborn(void *arg) {
 
 static int stubborn_main(void *arg) {
   (void)arg;
-  uvt_spawn(stubborn, NULL);
+  (void)!uvt_spawn(stubborn, NULL);
   return uvt_sleep(1);
 }
 
@@ -537,8 +537,7 @@ static int ts_main(void *arg) {
   s->loop_thread = uv_thread_self();
   s->f = uvt_future_new();
   cr_expect_eq(uv_thread_create(&th, ts_thread, s), 0);
-  s->await_st = uvt_await_future(s->f);
-  s->result = uvt_future_result(s->f);
+  s->await_st = uvt_await_future_result(s->f, &s->result, NULL);
   cr_expect_eq(uv_thread_join(&th), 0);
   return 0;
 }
@@ -605,7 +604,7 @@ static int buggy_main(void *arg) {
   l->kept_failed = __LINE__, t = uvt_spawn(fails, NULL);
   uvt_name(t, "kept");
   /* Created, never awaited, spawned or closed. */
-  l->never_awaited = __LINE__, uvt_coro(return_zero, NULL);
+  l->never_awaited = __LINE__, (void)!uvt_coro(return_zero, NULL);
   /* A future that failed and nobody read. */
   l->failed_future = __LINE__, f = uvt_future_new();
   uvt_future_set_error(f, UV_EPIPE, "nobody reads this");
@@ -620,8 +619,10 @@ Test(run, findings_name_each_bug_once_with_its_creation_line) {
   report_begin(&rep);
   cr_assert_eq(uvt_run(NULL, buggy_main, &l), 0);
   report_end(&rep);
-  cr_assert_eq(rep.n, 4, "%s", rep.text);
+  cr_assert_eq(rep.n, 6, "%s", rep.text);
   cr_assert_eq(count_kind(&rep, "unretrieved-error"), 3, "%s", rep.text);
+  /* The kept task handle and the future handle were never given up. */
+  cr_assert_eq(count_kind(&rep, "unreleased-handle"), 2, "%s", rep.text);
   cr_assert_eq(count_kind(&rep, "never-awaited"), 1, "%s", rep.text);
 
   f = find(&rep, "unretrieved-error", "fails");
@@ -655,12 +656,13 @@ static int clean_main(void *arg) {
   (void)arg;
   /* A failure awaited. */
   a = uvt_spawn(fails, NULL);
-  cr_expect_eq(uvt_await(a), UV_ECONNRESET);
-  uvt_detach(a);
-  /* Failures read by gather. */
+  cr_expect_eq(uvt_await(a), UV_ECONNRESET); /* gives the handle up */
+  /* Failures read by gather; the handles given up after. */
   b[0] = uvt_spawn(fails, NULL);
   b[1] = uvt_spawn(fails, NULL);
   cr_expect_eq(uvt_gather(b, 2), UV_ECONNRESET);
+  uvt_detach(b[0]);
+  uvt_detach(b[1]);
   /* Cancelled and never awaited, detached. */
   c = uvt_spawn(sleeps_long, NULL);
   cr_expect_eq(uvt_yield(), 0);
@@ -677,6 +679,7 @@ static int clean_main(void *arg) {
   k = uvt_coro(return_zero, NULL);
   cr_expect_eq(uvt_coro_close(k), 0);
   while (!uvt_done(d)) cr_expect_eq(uvt_yield(), 0);
+  uvt_detach(d);
   return uvt_sleep(2);
 }
 

@@ -202,12 +202,14 @@ static int woken_main(void *arg) {
   struct woken w = {tr, NULL};
   uvt_task_t *t[3];
   w.target = uvt_spawn(yielder, &x);
+  (void)!uvt_task_ref(w.target); /* the awaiter's and main's awaits */
   t[0] = uvt_spawn(awaiter, &w);
   cr_expect_eq(uvt_yield(), 0); /* X ran once and yielded; W is parked */
   t[1] = uvt_spawn(record_once, &a);
   t[2] = uvt_spawn(record_once, &b);
   /* Next pass: X ends (waking W), then A and B, then W. */
   cr_expect_eq(uvt_gather(t, 3), 0);
+  for (int i = 0; i < 3; i++) uvt_detach(t[i]);
   cr_expect_eq(uvt_await(w.target), 0);
   return 0;
 }
@@ -397,8 +399,7 @@ static int iter_main(void *arg) {
   cr_expect_eq(uv_prepare_start(&it->prepare, count_iteration), 0);
   for (int i = 0; i < NSEQ; i++) {
     uvt_task_t *t = uvt_spawn(trivial, NULL);
-    if (t == NULL || uvt_await(t) != 0) break;
-    uvt_detach(t);
+    if (t == NULL || uvt_await(t) != 0) break; /* gives the handle up */
     it->done++;
   }
   uv_prepare_stop(&it->prepare);

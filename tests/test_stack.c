@@ -338,8 +338,7 @@ static int reuse_main(void *arg) {
   struct reuse *r = arg;
   for (int i = 0; i < SEQUENTIAL; i++) {
     uvt_task_t *t = uvt_spawn(note_stack, r);
-    cr_expect_eq(uvt_await(t), 0);
-    uvt_detach(t);
+    cr_expect_eq(uvt_await(t), 0); /* gives the handle up */
     if (i == 100) r->maps_before = count_mappings();
   }
   r->maps_after = count_mappings();
@@ -534,7 +533,7 @@ static int canary_main(void *arg) {
    * so that the next stack is unguarded and not the first of its slab. */
   budget = cap / 8 + 4;
   uvt_event_init(&c->ev);
-  for (long i = 0; i < budget; i++) uvt_spawn(park_on_event, c);
+  for (long i = 0; i < budget; i++) uvt_detach(uvt_spawn(park_on_event, c));
   while (c->parked < budget) cr_expect_eq(uvt_yield(), 0);
   t = uvt_spawn(overrun, c);
   (void)uvt_await(t);

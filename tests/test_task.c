@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "uvtask.h"
@@ -89,26 +90,28 @@ static int await_main(void *arg) {
   uvt_task_t *ok = uvt_spawn(succeed_with_result, NULL);
   uvt_task_t *bad = uvt_spawn(fail_with_message, "bob");
   uvt_task_t *rec = uvt_spawn(fail_then_succeed, NULL);
-  const char *m;
+  /* A second reference to await again and read after the first await. */
+  uvt_task_t *ok2 = uvt_task_ref(ok), *bad2 = uvt_task_ref(bad);
+  char *m = NULL;
   r->done_before = uvt_done(ok);
-  r->st_ok = uvt_await(ok);
-  r->done_after = uvt_done(ok);
-  r->result = uvt_result(ok);
-  r->msg_of_ok_is_null = uvt_error_message(ok) == NULL;
-  r->st_ok_again = uvt_await(ok);
+  r->st_ok = uvt_await_result(ok, &r->result, &m);
+  r->done_after = uvt_done(ok2);
+  r->msg_of_ok_is_null = m == NULL && uvt_error_message(ok2) == NULL;
+  r->st_ok_again = uvt_await(ok2);
 
-  r->st_fail = uvt_await(bad);
-  m = uvt_error_message(bad);
+  r->st_fail = uvt_await_result(bad, NULL, &m);
   snprintf(r->msg, sizeof r->msg, "%s", m != NULL ? m : "(null)");
-  r->st_fail_again = uvt_await(bad);
-  r->result_of_failed = uvt_result(bad);
+  free(m);
+  r->result_of_failed = uvt_result(bad2);
+  r->st_fail_again = uvt_await(bad2);
 
-  r->st_recovered = uvt_await(rec);
-  r->msg_of_recovered_is_null = uvt_error_message(rec) == NULL;
+  m = (char *)"unset";
+  r->st_recovered = uvt_await_result(rec, NULL, &m);
+  r->msg_of_recovered_is_null = m == NULL;
   return 0;
 }
 
-Test(task, await_returns_status_and_the_handle_stays_valid) {
+Test(task, await_returns_status_and_hands_over_result_and_message) {
   struct outcome r;
   memset(&r, 0, sizeof r);
   cr_assert_eq(uvt_run(NULL, await_main, &r), 0);
@@ -152,10 +155,8 @@ static int set_result_main(void *arg) {
   uvt_task_t *n = uvt_spawn(no_result, NULL);
   cr_expect_eq(uvt_yield(), 0); /* t has set a result but is not done */
   r->before_done = uvt_result(t);
-  cr_expect_eq(uvt_await(t), 0);
-  r->last = uvt_result(t);
-  cr_expect_eq(uvt_await(n), 0);
-  r->none = uvt_result(n);
+  cr_expect_eq(uvt_await_result(t, &r->last, NULL), 0);
+  cr_expect_eq(uvt_await_result(n, &r->none, NULL), 0);
   cr_expect_eq(r->last, &buf[1]);
   return 0;
 }
@@ -180,10 +181,11 @@ static int detach_finished_main(void *arg) {
   struct detach_finished *r = arg;
   int flag = 0;
   uvt_task_t *t = uvt_spawn(set_flag, &flag);
+  uvt_task_t *kept = uvt_task_ref(t);
   r->st_await = uvt_await(t);
-  r->done_before = uvt_done(t);
-  uvt_detach(t); /* freed now: it has ended */
-  r->st_cancel_after = uvt_cancel(t);
+  r->done_before = uvt_done(kept);
+  uvt_detach(kept); /* the last reference: freed now, it has ended */
+  r->st_cancel_after = uvt_cancel(kept);
   cr_expect_eq(flag, 1);
   return 0;
 }
@@ -238,7 +240,6 @@ static int detach_running_main(void *arg) {
   r->steps_at_detach[1] = r->w[1].steps;
   for (int i = 0; i < 2; i++) {
     cr_expect_eq(uvt_await_future(r->w[i].finished), 0);
-    uvt_future_detach(r->w[i].finished);
   }
   /* The workers returned in the pass that set the futures; they were
    * freed then, before this task resumed. */
@@ -339,8 +340,9 @@ struct tree_result {
 static int tree_main(void *arg) {
   struct tree_result *r = arg;
   uvt_task_t *root = uvt_spawn(tree, (void *)(intptr_t)DEPTH);
-  r->st = uvt_await(root);
-  r->count = (intptr_t)uvt_result(root);
+  void *count = NULL;
+  r->st = uvt_await_result(root, &count, NULL);
+  r->count = (intptr_t)count;
   return 0;
 }
 
@@ -367,6 +369,8 @@ static int deep_fail(void *arg) {
     const char *m = uvt_error_message(kids[1]);
     cr_expect(m != NULL && strcmp(m, "leaf failed") == 0);
   }
+  uvt_detach(kids[0]);
+  uvt_detach(kids[1]);
   return st;
 }
 
@@ -399,9 +403,13 @@ static int positive_main(void *arg) {
   uvt_task_t *t[2];
   t[0] = uvt_spawn(return_five, NULL);
   t[1] = uvt_spawn(no_result, NULL);
-  r->st_await = uvt_await(t[0]);
-  r->msg_null = uvt_error_message(t[0]) == NULL;
+  char *m = (char *)"unset";
+  (void)!uvt_task_ref(t[0]); /* the gather below reads it again */
+  r->st_await = uvt_await_result(t[0], NULL, &m);
+  r->msg_null = m == NULL;
   r->st_gather = uvt_gather(t, 2);
+  uvt_detach(t[0]);
+  uvt_detach(t[1]);
   return 0;
 }
 
@@ -433,11 +441,12 @@ static int await_done_main(void *arg) {
   struct no_yield *r = arg;
   int flag1 = 0, flag2 = 0;
   uvt_task_t *a = uvt_spawn(return_three, NULL);
+  uvt_task_t *a2 = uvt_task_ref(a); /* for the second await */
   uvt_task_t *b, *c, *d;
   r->st_first = uvt_await(a);
   /* b is ready; if awaiting the done task `a` yielded, b would run. */
   b = uvt_spawn(set_flag, &flag1);
-  r->st_again = uvt_await(a);
+  r->st_again = uvt_await(a2);
   r->flag_after_again = flag1;
 
   /* A done task never awaited before: the same. */

@@ -56,7 +56,7 @@ static pid_t start(const char *name, const char *db, bool preload, int *out_fd) 
   pid_t pid;
   snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", db);
   if (preload)
-    snprintf(env_lib, sizeof(env_lib), "LD_PRELOAD=%s/libuvtask.so.0", DEBUG_LIB_DIR);
+    snprintf(env_lib, sizeof(env_lib), "LD_PRELOAD=%s/libuvtask.so", DEBUG_LIB_DIR);
   else
     snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s", DEBUG_LIB_DIR);
   envp[n++] = env_db;

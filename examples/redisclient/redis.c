@@ -7,9 +7,12 @@
  * reply.  Both run on the loop thread and neither yields between touching
  * the FIFO and the stream, so the FIFO order is the wire order.
  *
- * An entry may be marked `discard` (its future given up by the caller):
- * the reader then frees the reply instead of handing it over, since
- * nobody would free it.
+ * Each entry holds its own reference to its future (the caller's goes
+ * with its await), which the reader gives up once it has set it.  An
+ * entry may be marked `discard` (its future given up by the caller): the
+ * reader then frees the reply instead of handing it over, since nobody
+ * would free it; so it does when the future was cancelled (its awaiter
+ * was) and refuses the reply.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -172,7 +175,8 @@ static int queue_push(redis_t *r, uvt_future_t *f) {
     r->qcap = cap;
     r->qhead = 0;
   }
-  r->q[(r->qhead + r->qlen) % r->qcap] = (redis_entry_t){f, false};
+  r->q[(r->qhead + r->qlen) % r->qcap] =
+      (redis_entry_t){uvt_future_ref(f), false};
   r->qlen++;
   return 0;
 }
@@ -189,6 +193,7 @@ static void fail_pending(redis_t *r, int err, const char *why) {
   while (r->qlen > 0) {
     redis_entry_t e = queue_pop(r);
     uvt_future_set_error(e.f, err, "%s: %s", why, redis_strerror(err));
+    uvt_future_detach(e.f);
   }
 }
 
@@ -213,9 +218,10 @@ static int redis_reader(void *arg) {
     } else if (e.discard) {
       uvt_future_set_result(e.f, NULL);
       redis_reply_free(rep);
-    } else {
-      uvt_future_set_result(e.f, rep);
+    } else if (uvt_future_set_result(e.f, rep) != 0) {
+      redis_reply_free(rep); /* cancelled: nobody will read it */
     }
+    uvt_future_detach(e.f);
     if (r->closing && r->qlen == 0) uvt_event_set(&r->answered);
   }
   /* Cancelled by redis_close: the stream stays usable for its close. */
@@ -269,8 +275,7 @@ int redis_close(redis_t *r) {
   r->closing = true;
   if (r->qlen > 0 && r->dead == 0) err = uvt_event_wait(&r->answered);
   uvt_cancel(r->reader);
-  uvt_await(r->reader);
-  uvt_detach(r->reader);
+  uvt_await(r->reader); /* gives up the handle */
   fail_pending(r, UVT_ECLOSED, "redis_close");
   uvt_close(r->s);
   uvt_event_destroy(&r->answered);
@@ -351,6 +356,7 @@ uvt_future_t *redis_request_at(redis_t *r, int argc, const char *const *argv,
   if ((err = uvt_write(r->s, r->wbuf, len)) != 0) {
     /* Nothing was sent: take the entry back off the tail. */
     r->qlen--;
+    uvt_future_detach(f);
     uvt_future_set_error(f, err, "redis_request: write failed: %s",
                          redis_strerror(err));
   }
@@ -393,22 +399,23 @@ void redis_discard(redis_t *r, uvt_future_t *f) {
 }
 
 int redis_await(redis_t *r, uvt_future_t *f, redis_reply_t **reply) {
+  void *res = NULL;
+  char *msg = NULL;
   int st;
+  (void)r;
   if (reply != NULL) *reply = NULL;
   if (f == NULL) return UVT_ENOMEM;
-  st = uvt_await_future(f);
-  if (st == UVT_ECANCELED) {
-    redis_discard(r, f);
-    return st;
-  }
+  /* Gives up our reference; a cancel cancels the future, and the reader
+   * then frees the reply it can no longer set. */
+  st = uvt_await_future_result(f, &res, &msg);
+  if (st == UVT_ECANCELED) return st;
   if (st == 0) {
-    if (reply != NULL) *reply = uvt_future_result(f);
-    else redis_reply_free(uvt_future_result(f));
+    if (reply != NULL) *reply = res;
+    else redis_reply_free(res);
   } else if (reply != NULL) {
-    const char *msg = uvt_future_error_message(f);
-    if (msg == NULL) msg = redis_strerror(st);
-    *reply = reply_new(REDIS_REPLY_ERROR, msg, strlen(msg));
+    const char *m = msg != NULL ? msg : redis_strerror(st);
+    *reply = reply_new(REDIS_REPLY_ERROR, m, strlen(m));
   }
-  uvt_future_detach(f);
+  free(msg);
   return st;
 }

@@ -40,7 +40,9 @@ extern "C" {
   XX(WRONG_THREAD, "wrong-thread",                                           \
      "a loop-thread call was made from another thread")                      \
   XX(UNCLOSED_STREAM, "unclosed-stream",                                     \
-     "a stream or server was still open at shutdown")
+     "a stream or server was still open at shutdown")                        \
+  XX(UNRELEASED_HANDLE, "unreleased-handle",                                 \
+     "a task or future handle was neither awaited nor detached")
 
 typedef enum uvt_finding_kind {
   UVT_FINDING_NONE = 0,

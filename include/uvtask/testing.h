@@ -80,7 +80,10 @@ UVT_EXPORT int uvt_assert_no_leaks_at(const char **report, const char *file,
 
 /* The same verdict on the last uvt_run of this thread, after it returned:
  * what it reported when it ended (tasks pending when main returned,
- * coroutines never awaited, errors never read, streams never closed) and,
+ * coroutines never awaited, errors never read, streams never closed, task
+ * and future handles never given up — unreleased-handle, counted only
+ * here: inside a running task, main's own live handles are not leaks
+ * yet) and,
  * during the run, errors of released handles nobody read.  Filtered by the
  * ignore list.  Nothing settles here: uvt_run gave main's stragglers no
  * time, so settle inside main first (uvt_leaks_settle) if they may still be
