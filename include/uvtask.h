@@ -126,7 +126,9 @@ UVT_EXPORT UVT__WUR uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void
                                        int line, const char *func);
 
 /* Run fn(arg) as a detached task on `loop`, from any thread (through
- * uv_async).  Returns 0, UVT_ENOLOOP when uvtask is not attached to `loop`,
+ * uv_async; from a task or uvt_run on the loop's own thread it is spawned
+ * at once, so it keeps its place among later spawns, as asyncio's
+ * call_soon_threadsafe does).  Returns 0, UVT_ENOLOOP when uvtask is not attached to `loop`,
  * or UVT_ENOMEM.  An error the task returns is reported as unretrieved. */
 #define uvt_call_threadsafe(loop, fn, arg) \
   uvt_call_threadsafe_at((loop), (fn), (arg), #fn, __FILE__, __LINE__, __func__)

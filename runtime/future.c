@@ -128,7 +128,7 @@ int uvt_await_future_at(uvt_future_t *f, void **result, char **message,
     w.fire = future_fire;
     w.task = self;
     uvt__waiters_push(&f->out.waiters, &w);
-    err = uvt__park(&site, future_on_cancel, f);
+    err = uvt__park_revocable(&site, future_on_cancel, f);
     uvt__waiters_remove(&f->out.waiters, &w);
     /* A cancel pending before the park: deliver it the same way. */
     if (err == UVT_ECANCELED && !f->out.done) (void)uvt_future_cancel(f);

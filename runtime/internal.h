@@ -349,6 +349,13 @@ static inline bool uvt__task_freeable(const uvt_task_t *t) {
          t->obj.magic == UVT__MAGIC_LIVE;
 }
 
+/* As uvt__park, for waits whose caller can undo what a wake gave it: a
+ * cancel requested after the wake but before the task ran again wins
+ * (asyncio's rule) and is returned as UVT_ECANCELED; the caller then
+ * passes on what it was granted.  With uvt__park such a cancel is
+ * delivered by the next await instead. */
+int uvt__park_revocable(const uvt__site_t *where,
+                        void (*on_cancel)(uvt_task_t *, void *), void *data);
 /* Make a parked task ready with `status`; ignored unless it is parked. */
 void uvt__wake(uvt_task_t *t, int status);
 /* Put the current task at the back of the ready queue and switch away. */

@@ -461,6 +461,17 @@ int uvt__park(const uvt__site_t *where,
   return t->wake_status;
 }
 
+int uvt__park_revocable(const uvt__site_t *where,
+                        void (*on_cancel)(uvt_task_t *, void *), void *data) {
+  int st = uvt__park(where, on_cancel, data);
+  uvt_task_t *t = tls_sched->current;
+  if (UVT__UNLIKELY(t->cancel_pending) && st != UVT_ECANCELED) {
+    t->cancel_pending = false;
+    st = UVT_ECANCELED;
+  }
+  return st;
+}
+
 void uvt__wake(uvt_task_t *t, int status) {
   if (t->state != UVT_TASK_PARKED) return;
   t->on_cancel = NULL;

@@ -18,7 +18,7 @@ int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
   if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;
   st = uvt__timer_start(self->sched, &self->timer, (uint64_t)ms, sleep_fire);
   if (st != 0) return st;
-  st = uvt__park(&site, NULL, NULL);
+  st = uvt__park_revocable(&site, NULL, NULL);
   uvt__timer_stop(self->sched, &self->timer);
   return st;
 }

@@ -58,6 +58,12 @@ static void lock_release_to_next(uvt_lock_t *l) {
   }
 }
 
+/* A waiter handed the lock and cancelled before it ran gives it on. */
+static bool lock_revoke(uvt__wq_node_t *n) {
+  lock_release_to_next(n->obj);
+  return true;
+}
+
 int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
                         const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_lock_acquire", UVT_WAIT_LOCK, l, false);
@@ -78,6 +84,8 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
   /* On 0 the releaser has handed us the lock (locked stayed 1, holder
    * set to us).  On UVT_ECANCELED we were unlinked before anyone gave it
    * to us; on UVT_ECLOSED the lock is gone: do not touch it. */
+  node.revoke = lock_revoke;
+  node.obj = l;
   st = uvt__waitq_wait(&l->waiters, &node, self, &site);
   if (st == 0)
     UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);

@@ -18,11 +18,20 @@
  * Hence the invariants
  *
  *     getters non-empty  =>  count == 0
- *     putters non-empty  =>  capacity > 0 && count == capacity
+ *     putters non-empty  =>  capacity > 0 && count >= capacity
  *
- * A waiter that was handed its item (or whose item was moved in) owns the
- * result even if it is cancelled before it runs again: nothing is lost or
- * duplicated.  A waiter cancelled while still queued leaves no trace.
+ * A cancel wins over a hand-off the waiter has not yet seen, as asyncio's
+ * does (test_queues test_get_cancel_drop_many_pending_readers,
+ * test_cancelled_put_silence_value_error_exception): a getter handed an
+ * item and cancelled before it runs passes the item to the next getter,
+ * or puts it back at the front of the ring; a putter whose item was moved
+ * in takes it back out (the last equal pointer from the tail: to the
+ * readers, equal pointers are the same item) and gives the slot to the
+ * next putter, unless a getter already took it, in which case the put
+ * stands and the cancel goes to its next await.  Putting an item back can
+ * leave a bounded queue over its capacity for a while (puts wait until it
+ * is below); nothing is lost or duplicated.  A waiter cancelled while
+ * still queued leaves no trace.
  */
 #include "internal.h"
 #include "waitq.h"
@@ -38,7 +47,7 @@ static bool queue_valid(const uvt_queue_t *q) {
 }
 
 static bool queue_full(const uvt_queue_t *q) {
-  return q->capacity != 0 && q->count == q->capacity;
+  return q->capacity != 0 && q->count >= q->capacity;
 }
 
 /* Double the ring of an unbounded queue, copying the items to the front
@@ -76,6 +85,46 @@ static int queue_push(uvt_queue_t *q, void *item) {
   return 0;
 }
 
+/* Put an item back at the front (a revoked get); grows the ring if it is
+ * full, bounded or not.  0 or UVT_ENOMEM. */
+static int queue_unshift(uvt_queue_t *q, void *item) {
+  if (q->count == q->alloc) {
+    int err = queue_grow(q);
+    if (err != 0) return err;
+  }
+  q->head = (q->head + q->alloc - 1) % q->alloc;
+  q->items[q->head] = item;
+  q->count++;
+  return 0;
+}
+
+/* Take the last item equal to `item` out of the ring; false if none. */
+static bool queue_take_back(uvt_queue_t *q, void *item) {
+  size_t k = q->count;
+  while (k-- > 0) {
+    size_t at = (q->head + k) % q->alloc;
+    if (q->items[at] != item) continue;
+    for (; k + 1 < q->count; k++)
+      q->items[(q->head + k) % q->alloc] = q->items[(q->head + k + 1) % q->alloc];
+    q->items[(q->head + q->count - 1) % q->alloc] = NULL;
+    q->count--;
+    return true;
+  }
+  return false;
+}
+
+/* After the ring lost an item: move the first putter's item in, while
+ * there is room. */
+static void queue_admit_putters(uvt_queue_t *q) {
+  uvt__wq_node_t *putter;
+  while (!queue_full(q) && (putter = uvt__waitq_pop(&q->putters)) != NULL) {
+    /* The slot just freed takes the putter's item; cannot fail. */
+    (void)queue_push(q, putter->item);
+    putter->granted = 1;
+    uvt__wake(putter->task, 0);
+  }
+}
+
 static void *queue_shift(uvt_queue_t *q) {
   void *item = q->items[q->head];
   q->items[q->head] = NULL;
@@ -106,6 +155,23 @@ int uvt_queue_init(uvt_queue_t *q, size_t capacity) {
   return 0;
 }
 
+/* A getter handed an item and cancelled before it ran: the next getter
+ * takes it, else it goes back to the front. */
+static bool queue_revoke_get(uvt__wq_node_t *n) {
+  uvt_queue_t *q = n->obj;
+  if (uvt__waitq_grant_first(&q->getters, n->item)) return true;
+  return queue_unshift(q, n->item) == 0;
+}
+
+/* A putter whose item was moved in and which was cancelled before it
+ * ran: take the item back out, unless a getter already took it. */
+static bool queue_revoke_put(uvt__wq_node_t *n) {
+  uvt_queue_t *q = n->obj;
+  if (!queue_take_back(q, n->item)) return false;
+  queue_admit_putters(q);
+  return true;
+}
+
 int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file, int line,
                      const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_queue_put", UVT_WAIT_QUEUE_PUT, q, false);
@@ -121,6 +187,8 @@ int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file, int line,
   /* Full: wait for a getter to move our item into the ring (0), or for a
    * cancel (the ring is untouched) or destroy. */
   node.item = item;
+  node.revoke = queue_revoke_put;
+  node.obj = q;
   return uvt__waitq_wait(&q->putters, &node, self, &site);
 }
 
@@ -136,17 +204,12 @@ int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file, int line,
   if (self == NULL) return UVT_ENOTASK;
   if (q->loop == NULL) q->loop = self->sched->loop;
   if (q->count > 0) {
-    uvt__wq_node_t *putter;
     *item = queue_shift(q);
-    putter = uvt__waitq_pop(&q->putters);
-    if (putter != NULL) {
-      /* The slot just freed takes the putter's item; cannot fail. */
-      (void)queue_push(q, putter->item);
-      putter->granted = 1;
-      uvt__wake(putter->task, 0);
-    }
+    queue_admit_putters(q);
     return 0;
   }
+  node.revoke = queue_revoke_get;
+  node.obj = q;
   st = uvt__waitq_wait(&q->getters, &node, self, &site);
   if (st == 0) *item = node.item;
   return st;

@@ -27,6 +27,13 @@ int uvt_sem_init(uvt_sem_t *s, unsigned n) {
   return 0;
 }
 
+/* A waiter handed a permit and cancelled before it ran gives it on. */
+static bool sem_revoke(uvt__wq_node_t *n) {
+  uvt_sem_t *s = n->obj;
+  if (!uvt__waitq_grant_first(&s->waiters, NULL)) s->value++;
+  return true;
+}
+
 int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
                        const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_sem_acquire", UVT_WAIT_SEMAPHORE, s, false);
@@ -41,6 +48,8 @@ int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
     s->value--;
     return 0;
   }
+  node.revoke = sem_revoke;
+  node.obj = s;
   return uvt__waitq_wait(&s->waiters, &node, self, &site);
 }
 

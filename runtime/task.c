@@ -126,6 +126,13 @@ UVT__HOOK_FN hook_detach(uvt_task_t *t) {
 }
 
 void uvt__task_complete(uvt_task_t *t, int status) {
+  /* A cancel the task never observed (requested while it ran, or while it
+   * was ready to run and it then returned without awaiting) wins, as in
+   * asyncio (test_tasks test_cancel_at_end). */
+  if (UVT__UNLIKELY(t->cancel_pending)) {
+    t->cancel_pending = false;
+    status = UVT_ECANCELED;
+  }
   uvt__task_set_state(t, UVT_TASK_DONE);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
@@ -181,11 +188,13 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
   a.w.task = uvt__task_current();
   uvt__waiters_push(&t->out.waiters, &a.w);
   while (!t->out.done) {
-    int st = uvt__park(site, await_on_cancel, &a);
-    if (st == UVT_ECANCELED && !t->out.done && !a.cancelled) {
-      /* A cancel that arrived before the park: deliver it the same way. */
+    int st = uvt__park_revocable(site, await_on_cancel, &a);
+    if (st == UVT_ECANCELED && !a.cancelled) {
+      /* A cancel that arrived before the park, or after `t` finished but
+       * before we ran again (it wins, as in asyncio): deliver it the same
+       * way. */
       a.cancelled = true;
-      uvt__task_cancel(t);
+      if (!t->out.done) uvt__task_cancel(t);
     }
   }
   uvt__waiters_remove(&t->out.waiters, &a.w);

@@ -18,12 +18,36 @@ static void spawn_detached(uvt__sched_t *s, struct uvt__ts_call_s *c) {
   }
 }
 
+/* From the loop's own thread: spawn now, so that the call keeps its
+ * place among later spawns (asyncio runs call_soon_threadsafe callbacks
+ * in call order); through uv_async it would run after them. */
+static bool call_here(uv_loop_t *loop, uvt_fn fn, void *arg, const char *name,
+                      const char *file, int line, const char *func,
+                      int *err) {
+  uvt__sched_t *s = uvt__sched_current();
+  uvt_task_t *t;
+  uv_thread_t self;
+  if (s == NULL || s->loop != loop || s->closing) return false;
+  self = uv_thread_self();
+  if (!uv_thread_equal(&self, &s->owner)) return false;
+  t = uvt__spawn(s, fn, arg, 0, name, file, line, func);
+  if (t == NULL) {
+    *err = UVT_ENOMEM;
+    return true;
+  }
+  t->threadsafe = true;
+  uvt_detach(t);
+  *err = 0;
+  return true;
+}
+
 int uvt_call_threadsafe_at(uv_loop_t *loop, uvt_fn fn, void *arg,
                            const char *name, const char *file, int line,
                            const char *func) {
   struct uvt__ts_call_s *c;
   int err;
   if (loop == NULL || fn == NULL) return UVT_EINVAL;
+  if (call_here(loop, fn, arg, name, file, line, func, &err)) return err;
   c = malloc(sizeof(*c));
   if (c == NULL) return UVT_ENOMEM;
   c->run = spawn_detached;

@@ -77,12 +77,19 @@ int uvt__waitq_wait(uvt__waitq_t *q, uvt__wq_node_t *n, uvt_task_t *task,
   n->site = site;
   n->granted = 0;
   uvt__waitq_push(q, n);
-  st = uvt__park(site, waitq_on_cancel, n);
+  st = uvt__park_revocable(site, waitq_on_cancel, n);
   /* Still linked when park returned at once with a cancel that was
    * pending; unlinked by the waker or on_cancel otherwise. */
   uvt__waitq_remove(n);
-  /* A granted waiter owns what it was given, whatever came after. */
-  if (n->granted) return 0;
+  if (n->granted) {
+    if (st != UVT_ECANCELED) return 0;
+    /* Granted, then cancelled before we ran: the cancel wins and the
+     * grant passes on; if it cannot be taken back, the wait stands and
+     * the cancel goes to the next await. */
+    if (n->revoke == NULL || n->revoke(n)) return UVT_ECANCELED;
+    task->cancel_pending = true;
+    return 0;
+  }
   assert(st != 0);
   return st;
 }

@@ -20,9 +20,10 @@
  *     UVT_ECANCELED; a node that was already popped is not touched.
  *
  * Invariant: a node is linked iff node->q != NULL, and then it is on the
- * list of *node->q.  `granted` is set only by the waker that popped it, and
- * a granted waiter owns what it was granted even if it is cancelled before
- * it runs again (the runtime delivers that cancel at its next await).
+ * list of *node->q.  `granted` is set only by the waker that popped it.  A
+ * granted waiter cancelled before it runs again returns UVT_ECANCELED, as
+ * asyncio's do, after its revoke hook has passed the grant on: nothing is
+ * lost or duplicated.
  */
 #ifndef UVT_RUNTIME_WAITQ_H
 #define UVT_RUNTIME_WAITQ_H
@@ -36,6 +37,14 @@ typedef struct uvt__wq_node_s {
   void *item;       /* queue: the item to put, or the item handed over */
   int granted;      /* set by the waker: the wait succeeded */
   const uvt__site_t *site; /* where the waiter waits (its acquire call) */
+  /* Granted, then cancelled before it ran again: the cancel wins and this
+   * passes the grant on (the lock or permit to the next waiter, the item
+   * to the next getter or back to the queue's front, a put taken back).
+   * Returns false if it cannot (an item already taken by a getter): the
+   * wait then stands and the cancel waits for the next await.  NULL:
+   * nothing to pass on (an event). */
+  bool (*revoke)(struct uvt__wq_node_s *n);
+  void *obj;        /* the lock, semaphore or queue, for revoke */
 } uvt__wq_node_t;
 
 void uvt__waitq_init(uvt__waitq_t *q);
@@ -54,10 +63,12 @@ bool uvt__waitq_grant_first(uvt__waitq_t *q, void *item);
  * status is 0.  Used by event set (0) and by destroy (UVT_ECLOSED). */
 void uvt__waitq_wake_all(uvt__waitq_t *q, int status);
 
-/* Park the current task `task` as waiter `n` on `q` (n->item is kept,
- * n->granted is reset).  Returns 0 if a waker granted the wait, else the
- * status it was woken with: UVT_ECANCELED or UVT_ECLOSED.  `n` is unlinked
- * on return.  After UVT_ECLOSED the object that holds `q` may be gone. */
+/* Park the current task `task` as waiter `n` on `q` (n->item, n->revoke
+ * and n->obj are kept, n->granted is reset).  Returns 0 if a waker granted
+ * the wait, else UVT_ECANCELED (also when the grant came first but the
+ * cancel came before the task ran: then n->revoke has passed it on) or
+ * UVT_ECLOSED.  `n` is unlinked on return.  After UVT_ECLOSED the object
+ * that holds `q` may be gone. */
 int uvt__waitq_wait(uvt__waitq_t *q, uvt__wq_node_t *n, uvt_task_t *task,
                     const uvt__site_t *site);
 

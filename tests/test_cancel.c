@@ -731,3 +731,67 @@ Test(cancel, to_thread_still_queued_never_runs) {
 Test(cancel, null_handle) {
   cr_assert_eq(uvt_cancel(NULL), UVT_EINVAL);
 }
+
+/* ---- asyncio's rules: a cancel the task has not yet seen wins ------------- */
+
+/* CPython test_tasks test_cancel_at_end: a task cancelled while it runs
+ * (here by itself) that returns without another await ends cancelled.
+ * (Before, it ended with its own status: the cancel vanished.) */
+static int cancels_itself_then_returns(void *arg) {
+  (void)arg;
+  cr_expect_eq(uvt_cancel(uvt_current()), 1);
+  return 12;
+}
+
+struct at_end {
+  int rc;
+};
+
+static int at_end_main(void *arg) {
+  struct at_end *e = arg;
+  e->rc = uvt_await(uvt_spawn(cancels_itself_then_returns, NULL));
+  return 0;
+}
+
+Test(cancel, cancel_at_end_ends_the_task_cancelled) {
+  struct at_end e = {0};
+  cr_assert_eq(uvt_run(NULL, at_end_main, &e), 0);
+  cr_assert_eq(e.rc, UVT_ECANCELED, "got %d", e.rc);
+}
+
+/* A task woken (the future it awaits was set) and cancelled before it
+ * runs again: the cancel wins, its await returns UVT_ECANCELED, and the
+ * future keeps its value for anyone else.  (Before, the await returned 0
+ * and the cancel came at the next await, or never.) */
+struct woken {
+  uvt_future_t *f;
+  int await_rc;
+};
+
+static int future_sleeper(void *arg) {
+  struct woken *w = arg;
+  w->await_rc = uvt_await_future(w->f);
+  return w->await_rc;
+}
+
+static int woken_main(void *arg) {
+  struct woken *w = arg;
+  uvt_future_t *f = uvt_future_new();
+  uvt_task_t *t;
+  static int value;
+  w->f = uvt_future_ref(f); /* the sleeper's reference */
+  t = uvt_spawn(future_sleeper, w);
+  settle();
+  cr_expect_eq(uvt_future_set_result(f, &value), 0); /* wakes the sleeper */
+  cr_expect_eq(uvt_cancel(t), 1);                    /* before it runs */
+  cr_expect_eq(uvt_await(t), UVT_ECANCELED);
+  cr_expect_eq(uvt_future_result(f), &value);
+  cr_expect_eq(uvt_await_future(f), 0);
+  return 0;
+}
+
+Test(cancel, a_cancel_before_a_woken_task_runs_wins) {
+  struct woken w = {NULL, 1};
+  cr_assert_eq(uvt_run(NULL, woken_main, &w), 0);
+  cr_assert_eq(w.await_rc, UVT_ECANCELED, "got %d", w.await_rc);
+}

@@ -286,85 +286,103 @@ Test(lock, cancel_only_waiter_then_release_unlocks) {
   cr_assert_eq(s.status[0], UVT_ECANCELED);
 }
 
-static int granted_waiter(void *arg) {
-  struct cancel *s = arg;
-  s->status[0] = uvt_lock_acquire(&s->lock);
-  if (s->status[0] != 0) return s->status[0];
-  /* We hold the lock; the cancel comes at the next await. */
-  s->after_cancel = uvt_yield();
-  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+/* asyncio's rule (test_locks LockTests test_cancel_race): a waiter handed
+ * the lock and cancelled before it runs again does not get it; its
+ * acquire returns UVT_ECANCELED and the lock goes to the next waiter.
+ * (Before, the cancelled waiter kept the lock and got the cancel at its
+ * next await.) */
+struct handoff;
+struct handoff_waiter {
+  struct handoff *s;
+  int st;
+};
+
+struct handoff {
+  uvt_lock_t lock;
+  struct handoff_waiter w[2];
+  int holder_ok;
+};
+
+static int handoff_waiter(void *arg) {
+  struct handoff_waiter *w = arg;
+  w->st = uvt_lock_acquire(&w->s->lock);
+  if (w->st != 0) return w->st;
+  w->s->holder_ok = w->s->lock.holder == uvt_current();
+  cr_expect_eq(uvt_lock_release(&w->s->lock), 0);
   return 0;
 }
 
-static int granted_main(void *arg) {
-  struct cancel *s = arg;
-  uvt_task_t *t;
+static int handoff_main(void *arg) {
+  struct handoff *s = arg;
+  uvt_task_t *a, *b;
   cr_expect_eq(uvt_lock_init(&s->lock), 0);
   cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
-  t = uvt_spawn(granted_waiter, s);
+  s->w[0] = (struct handoff_waiter){s, -2};
+  s->w[1] = (struct handoff_waiter){s, -2};
+  a = uvt_spawn(handoff_waiter, &s->w[0]);
+  b = uvt_spawn(handoff_waiter, &s->w[1]);
   settle();
-  /* Hand the lock over, then cancel before the waiter runs again. */
+  /* Hand the lock to a, then cancel a before it runs again. */
   cr_expect_eq(uvt_lock_release(&s->lock), 0);
-  cr_expect_eq(uvt_cancel(t), 1);
-  cr_expect_eq(uvt_await(t), 0);
+  cr_expect_eq(uvt_cancel(a), 1);
+  cr_expect_eq(uvt_await(a), UVT_ECANCELED);
+  cr_expect_eq(uvt_await(b), 0);
   cr_expect_not(uvt_lock_locked(&s->lock));
   uvt_lock_destroy(&s->lock);
   return 0;
 }
 
-Test(lock, cancel_after_hand_off_keeps_the_lock) {
-  struct cancel s;
+Test(lock, cancel_after_hand_off_passes_the_lock_on) {
+  struct handoff s;
   memset(&s, 0, sizeof s);
-  cr_assert_eq(uvt_run(NULL, granted_main, &s), 0);
-  cr_assert_eq(s.status[0], 0);
-  cr_assert_eq(s.after_cancel, UVT_ECANCELED);
+  cr_assert_eq(uvt_run(NULL, handoff_main, &s), 0);
+  cr_assert_eq(s.w[0].st, UVT_ECANCELED, "the cancelled waiter got the lock");
+  cr_assert_eq(s.w[1].st, 0, "the next waiter never got the lock");
+  cr_assert(s.holder_ok, "the lock's holder is not the task holding it");
 }
 
-/* A cancel that arrives while the task is not parked is delivered by its
- * next park: an acquire that has to wait then returns UVT_ECANCELED at
- * once and must leave nothing behind in the lock's queue. */
-struct pending {
+/* The same with nobody else waiting: the lock ends unlocked, and the
+ * cancelled acquire left nothing behind in the lock's queue. */
+struct lone {
   uvt_lock_t first, second;
   int st_first, st_second;
 };
 
-static int pending_waiter(void *arg) {
-  struct pending *s = arg;
+static int lone_waiter(void *arg) {
+  struct lone *s = arg;
   s->st_first = uvt_lock_acquire(&s->first); /* handed over, then cancelled */
   if (s->st_first != 0) return s->st_first;
-  s->st_second = uvt_lock_acquire(&s->second); /* held by main: parks */
-  cr_expect_eq(uvt_lock_release(&s->first), 0);
-  if (s->st_second == 0) cr_expect_eq(uvt_lock_release(&s->second), 0);
+  s->st_second = uvt_lock_acquire(&s->second);
   return s->st_second;
 }
 
-static int pending_main(void *arg) {
-  struct pending *s = arg;
+static int lone_main(void *arg) {
+  struct lone *s = arg;
   uvt_task_t *t;
   cr_expect_eq(uvt_lock_init(&s->first), 0);
   cr_expect_eq(uvt_lock_init(&s->second), 0);
   cr_expect_eq(uvt_lock_acquire(&s->first), 0);
-  cr_expect_eq(uvt_lock_acquire(&s->second), 0);
-  t = uvt_spawn(pending_waiter, s);
+  t = uvt_spawn(lone_waiter, s);
   settle();
   cr_expect_eq(uvt_lock_release(&s->first), 0);
   cr_expect_eq(uvt_cancel(t), 1);
   cr_expect_eq(uvt_await(t), UVT_ECANCELED);
   cr_expect_not(uvt_lock_locked(&s->first));
-  /* The cancelled acquire did not stay queued: release unlocks. */
-  cr_expect_eq(uvt_lock_release(&s->second), 0);
-  cr_expect_not(uvt_lock_locked(&s->second));
+  cr_expect_null(s->first.holder);
+  cr_expect_eq(uvt_lock_acquire(&s->first), 0); /* no hang */
+  cr_expect_eq(uvt_lock_release(&s->first), 0);
   uvt_lock_destroy(&s->first);
   uvt_lock_destroy(&s->second);
   return 0;
 }
 
-Test(lock, pending_cancel_fails_contended_acquire_cleanly) {
-  struct pending s;
+Test(lock, cancel_after_hand_off_with_no_other_waiter_unlocks) {
+  struct lone s;
   memset(&s, 0, sizeof s);
-  cr_assert_eq(uvt_run(NULL, pending_main, &s), 0);
-  cr_assert_eq(s.st_first, 0);
-  cr_assert_eq(s.st_second, UVT_ECANCELED);
+  s.st_second = 1;
+  cr_assert_eq(uvt_run(NULL, lone_main, &s), 0);
+  cr_assert_eq(s.st_first, UVT_ECANCELED);
+  cr_assert_eq(s.st_second, 1, "the cancelled task went on past its acquire");
 }
 
 /* A task still parked in acquire when main returns is cancelled by

@@ -274,27 +274,66 @@ Test(queue, get_cancelled) {
   cr_assert_eq(NUM(s.item[2]), 2);
 }
 
+/* CPython test_queues test_get_cancel_drop_many_pending_readers: three
+ * getters wait, two items arrive (handed to the first two), the first
+ * getter is cancelled before it runs: the cancel wins and its item goes
+ * to the third getter.  (Before, the cancelled getter kept the item.) */
 static int get_granted_cancel_main(void *arg) {
   struct getters *s = arg;
-  uvt_task_t *t[1];
-  cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
-  spawn_getters(s, t, 1);
-  /* Handed over, then cancelled before the getter runs: the item is not
-   * lost, the get returns it. */
-  cr_expect_eq(uvt_queue_put(&s->q, ITEM(7)), 0);
+  uvt_task_t *t[3];
+  cr_expect_eq(uvt_queue_init(&s->q, 0), 0);
+  spawn_getters(s, t, 3);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(2)), 0);
   cr_expect_eq(uvt_cancel(t[0]), 1);
-  cr_expect_eq(uvt_await(t[0]), 0);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED);
+  cr_expect_eq(uvt_await(t[1]), 0);
+  cr_expect_eq(uvt_await(t[2]), 0);
   cr_expect_eq(uvt_queue_size(&s->q), 0);
   uvt_queue_destroy(&s->q);
   return 0;
 }
 
-Test(queue, get_cancelled_after_hand_off_keeps_the_item) {
+Test(queue, get_cancelled_after_hand_off_passes_the_item_on) {
   struct getters s;
   memset(&s, 0, sizeof s);
   cr_assert_eq(uvt_run(NULL, get_granted_cancel_main, &s), 0);
-  cr_assert_eq(s.status[0], 0);
-  cr_assert_eq(NUM(s.item[0]), 7);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+  cr_assert_null(s.item[0]);
+  cr_assert_eq(s.status[1], 0);
+  cr_assert_eq(s.status[2], 0);
+  cr_assert_eq(NUM(s.item[1]) + NUM(s.item[2]), 3, "items %d and %d",
+               NUM(s.item[1]), NUM(s.item[2]));
+  cr_assert_neq(NUM(s.item[1]), NUM(s.item[2]));
+}
+
+/* With no other getter, the item goes back to the front of the queue. */
+static int get_granted_alone_main(void *arg) {
+  struct getters *s = arg;
+  uvt_task_t *t[1];
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
+  spawn_getters(s, t, 1);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(7)), 0); /* handed to the getter */
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(8)), 0); /* room: into the ring */
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED);
+  /* 7 is back in front of 8: over capacity for a while, nothing lost. */
+  cr_expect_eq(uvt_queue_size(&s->q), 2);
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 7);
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 8);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, get_cancelled_after_hand_off_puts_the_item_back_in_front) {
+  struct getters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, get_granted_alone_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+  cr_assert_null(s.item[0]);
 }
 
 struct putters {
@@ -389,28 +428,59 @@ Test(queue, put_cancelled_among_putters) {
   cr_assert_eq(s.status[2], 0);
 }
 
+/* CPython test_queues test_cancelled_put_silence_value_error_exception:
+ * a full queue, a putter parked; a get makes room (the parked item is
+ * moved in), then the putter is cancelled before it runs.  Its put returns
+ * UVT_ECANCELED and its item is taken back out; the room goes to the next
+ * putter.  (Before, the put stood and returned 0.) */
 static int put_granted_cancel_main(void *arg) {
+  struct putters *s = arg;
+  uvt_task_t *t[2];
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
+  cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
+  spawn_putters(s, t, 2); /* items 10 and 11, both parked */
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
+  cr_expect_eq(NUM(item), 1);
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED);
+  cr_expect_eq(uvt_await(t[1]), 0);
+  expect_items(&s->q, (const int[]){11}, 1);
+  uvt_queue_destroy(&s->q);
+  return 0;
+}
+
+Test(queue, put_cancelled_after_hand_off_is_taken_back) {
+  struct putters s;
+  memset(&s, 0, sizeof s);
+  cr_assert_eq(uvt_run(NULL, put_granted_cancel_main, &s), 0);
+  cr_assert_eq(s.status[0], UVT_ECANCELED);
+  cr_assert_eq(s.status[1], 0);
+}
+
+/* A moved-in item a getter already took cannot be taken back: the put
+ * stands (0) and the cancel goes to the putter's next await. */
+static int put_taken_then_cancel_main(void *arg) {
   struct putters *s = arg;
   uvt_task_t *t[1];
   void *item = NULL;
   cr_expect_eq(uvt_queue_init(&s->q, 1), 0);
   cr_expect_eq(uvt_queue_put(&s->q, ITEM(1)), 0);
   spawn_putters(s, t, 1);
-  /* The get moves the parked item in; a cancel after that does not take
-   * it out again, nor does the putter put it twice. */
-  cr_expect_eq(uvt_queue_get(&s->q, &item), 0);
-  cr_expect_eq(NUM(item), 1);
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0); /* 10 moved in */
+  cr_expect_eq(uvt_queue_get(&s->q, &item), 0); /* and taken */
+  cr_expect_eq(NUM(item), 10);
   cr_expect_eq(uvt_cancel(t[0]), 1);
-  cr_expect_eq(uvt_await(t[0]), 0);
-  expect_items(&s->q, (const int[]){10}, 1);
+  cr_expect_eq(uvt_await(t[0]), UVT_ECANCELED); /* at its next await */
+  cr_expect_eq(uvt_queue_size(&s->q), 0);
   uvt_queue_destroy(&s->q);
   return 0;
 }
 
-Test(queue, put_cancelled_after_hand_off_is_kept_once) {
+Test(queue, put_taken_by_a_getter_before_the_cancel_stands) {
   struct putters s;
   memset(&s, 0, sizeof s);
-  cr_assert_eq(uvt_run(NULL, put_granted_cancel_main, &s), 0);
+  cr_assert_eq(uvt_run(NULL, put_taken_then_cancel_main, &s), 0);
   cr_assert_eq(s.status[0], 0);
 }
 

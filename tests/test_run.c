@@ -745,3 +745,37 @@ Test(run, ignored_objects_are_not_reported) {
   cr_assert_eq(r.c.first, UVT_ECANCELED, "still cancelled and cleaned up");
   cr_assert_eq(count_kind(&rep, "pending-at-exit"), 0, "%s", rep.text);
 }
+
+/* asyncio's call_soon_threadsafe from the loop's own thread runs in call
+ * order with what is scheduled after it; uvt_call_threadsafe from a task
+ * on the loop's thread keeps its place before a later spawn.  (Before, it
+ * went through uv_async and ran after the later spawn.) */
+static char order_log[8];
+static int order_n;
+
+static int log_a(void *arg) {
+  (void)arg;
+  order_log[order_n++] = 'a';
+  return 0;
+}
+
+static int log_b(void *arg) {
+  (void)arg;
+  order_log[order_n++] = 'b';
+  return 0;
+}
+
+static int order_main(void *arg) {
+  (void)arg;
+  cr_expect_eq(uvt_call_threadsafe(uvt_loop(), log_a, NULL), 0);
+  uvt_detach(uvt_spawn(log_b, NULL));
+  for (int i = 0; i < 100 && order_n < 2; i++) cr_expect_eq(uvt_sleep(1), 0);
+  return 0;
+}
+
+Test(run, call_threadsafe_from_the_loop_thread_keeps_call_order) {
+  cr_assert_eq(uvt_run(NULL, order_main, NULL), 0);
+  cr_assert_eq(order_n, 2);
+  cr_assert_eq(order_log[0], 'a', "the threadsafe call ran after a later spawn");
+  cr_assert_eq(order_log[1], 'b');
+}

@@ -214,29 +214,65 @@ Test(sem, cancel_parked_waiter) {
   cr_assert_eq(s.order[1], 2);
 }
 
-static int granted_cancel_main(void *arg) {
-  struct fifo *s = arg;
-  uvt_task_t *t;
-  fifo_state = s;
-  cr_expect_eq(uvt_sem_init(&s->sem, 0), 0);
-  s->idx[0] = 0;
-  t = uvt_spawn(fifo_waiter, &s->idx[0]);
-  settle();
-  /* Permit handed over, then a cancel before the waiter runs: it keeps
-   * the permit and its acquire returns 0. */
-  cr_expect_eq(uvt_sem_release(&s->sem), 0);
-  cr_expect_eq(uvt_cancel(t), 1);
-  cr_expect_eq(uvt_await(t), 0);
-  uvt_sem_destroy(&s->sem);
+/* CPython test_locks SemaphoreTests::test_acquire_no_hang: c1 holds the
+ * only permit, c2 waits; c1 releases (the permit is handed to c2) and
+ * cancels c2 before it runs.  c2's acquire returns UVT_ECANCELED, its
+ * block never runs, and the permit is not lost: acquiring it again does
+ * not hang.  (Before, c2 kept the permit and entered its block.) */
+static int acquire_once(void *arg) {
+  int st = uvt_sem_acquire((uvt_sem_t *)arg);
+  if (st == 0) st = uvt_sem_release((uvt_sem_t *)arg);
+  return st;
+}
+
+struct no_hang {
+  uvt_sem_t sem;
+  uvt_task_t *t2;
+  int c1_st, c2_st, c2_entered, again;
+};
+
+static int no_hang_c1(void *arg) {
+  struct no_hang *h = arg;
+  h->c1_st = uvt_sem_acquire(&h->sem);
+  if (h->c1_st != 0) return h->c1_st;
+  cr_expect_eq(uvt_yield(), 0); /* c2 parks in its acquire */
+  cr_expect_eq(uvt_sem_release(&h->sem), 0);
+  cr_expect_eq(uvt_cancel(h->t2), 1);
   return 0;
 }
 
-Test(sem, cancel_after_hand_off_keeps_the_permit) {
-  struct fifo s;
-  memset(&s, 0, sizeof s);
-  cr_assert_eq(uvt_run(NULL, granted_cancel_main, &s), 0);
-  cr_assert_eq(s.status[0], 0);
-  cr_assert_eq(s.norder, 1);
+static int no_hang_c2(void *arg) {
+  struct no_hang *h = arg;
+  h->c2_st = uvt_sem_acquire(&h->sem);
+  if (h->c2_st != 0) return h->c2_st;
+  h->c2_entered = 1;
+  cr_expect_eq(uvt_sem_release(&h->sem), 0);
+  return 0;
+}
+
+static int no_hang_main(void *arg) {
+  struct no_hang *h = arg;
+  uvt_task_t *t[2];
+  cr_expect_eq(uvt_sem_init(&h->sem, 1), 0);
+  t[0] = uvt_spawn(no_hang_c1, h);
+  t[1] = h->t2 = uvt_spawn(no_hang_c2, h);
+  cr_expect_eq(uvt_gather(t, 2), UVT_ECANCELED);
+  uvt_detach(t[0]);
+  uvt_detach(t[1]);
+  h->again = uvt_wait_for(uvt_spawn(acquire_once, &h->sem), 1000);
+  uvt_sem_destroy(&h->sem);
+  return 0;
+}
+
+Test(sem, cancel_after_hand_off_passes_the_permit_on) {
+  struct no_hang h;
+  memset(&h, 0, sizeof h);
+  h.c2_st = 1;
+  cr_assert_eq(uvt_run(NULL, no_hang_main, &h), 0);
+  cr_assert_eq(h.c1_st, 0);
+  cr_assert_eq(h.c2_st, UVT_ECANCELED, "the cancelled waiter got the permit");
+  cr_assert_eq(h.c2_entered, 0, "the cancelled waiter entered its block");
+  cr_assert_eq(h.again, 0, "the permit was lost: acquire hung");
 }
 
 /* ---- destroy and misuse -------------------------------------------------- */

@@ -675,3 +675,107 @@ Test(wait_for, caller_cancelled) {
   cr_assert_eq(c.in.cleaned_up, 1);
   cr_assert_eq(c.outer_rc, UVT_ECANCELED);
 }
+
+/* ---- asyncio's rules --------------------------------------------------------- */
+
+/* asyncio.wait(FIRST_EXCEPTION): returns when a task fails (not merely
+ * ends), or when all are done. */
+struct first_exc {
+  struct job j[3];
+  int rc;
+  size_t ndone;
+  int done[3];
+  int rc_all_ok;
+  size_t ndone_all_ok;
+};
+
+static int first_exception_main(void *arg) {
+  struct first_exc *s = arg;
+  uvt_task_t *t[3], *ok[2];
+  long count = 0;
+  for (int i = 0; i < 3; i++) t[i] = uvt_spawn(job_run, &s->j[i]);
+  s->rc = uvt_wait(t, 3, UVT_FIRST_EXCEPTION, -1, &s->ndone);
+  for (int i = 0; i < 3; i++) s->done[i] = uvt_done(t[i]);
+  cr_expect_eq(uvt_cancel(t[0]), 1);
+  cr_expect_eq(uvt_gather(t, 3), -5);
+  for (int i = 0; i < 3; i++) uvt_detach(t[i]);
+  /* None fails: it waits for all. */
+  for (int i = 0; i < 2; i++) ok[i] = uvt_spawn(trivial, &count);
+  s->rc_all_ok = uvt_wait(ok, 2, UVT_FIRST_EXCEPTION, -1, &s->ndone_all_ok);
+  for (int i = 0; i < 2; i++) uvt_detach(ok[i]);
+  return 0;
+}
+
+Test(wait, first_exception_returns_at_the_first_failure) {
+  /* Task 1 ends well at once, task 2 fails after 10 ms, task 0 sleeps. */
+  struct first_exc s = {{{10000, 0, 0, 0}, {0, 0, 0, 0}, {10, -5, 0, 0}}, 1, 0, {0}, 1, 0};
+  cr_assert_eq(uvt_run(NULL, first_exception_main, &s), 0);
+  cr_assert_eq(s.rc, 0);
+  cr_assert_eq(s.ndone, 2);
+  cr_assert_eq(s.done[0], 0, "waited for the sleeper");
+  cr_assert_eq(s.done[1], 1);
+  cr_assert_eq(s.done[2], 1);
+  cr_assert_eq(s.rc_all_ok, 0);
+  cr_assert_eq(s.ndone_all_ok, 2);
+}
+
+/* asyncio.wait([]) raises ValueError: uvt_wait on no task is UVT_EINVAL
+ * (before, it returned 0 at once). */
+static int wait_none_main(void *arg) {
+  int *rc = arg;
+  size_t nd = 7;
+  rc[0] = uvt_wait(NULL, 0, UVT_ALL_COMPLETED, -1, &nd);
+  rc[1] = uvt_wait(NULL, 0, UVT_FIRST_COMPLETED, 10, NULL);
+  rc[2] = (int)nd;
+  return 0;
+}
+
+Test(wait, on_no_task_is_einval) {
+  int rc[3] = {1, 1, 1};
+  cr_assert_eq(uvt_run(NULL, wait_none_main, rc), 0);
+  cr_assert_eq(rc[0], UVT_EINVAL);
+  cr_assert_eq(rc[1], UVT_EINVAL);
+  cr_assert_eq(rc[2], 0);
+}
+
+/* CPython test_waitfor test_wait_for_reraises_exception_during_cancellation
+ * and test_wait_for_cancellation_race_condition: the inner task, cancelled
+ * at the timeout, ends with an outcome of its own (an error, or a value)
+ * instead of a cancellation; wait_for returns that outcome.  (Before, it
+ * returned UVT_ETIMEDOUT and hid it.) */
+static int outcome_despite_cancel(void *arg) {
+  int own = *(int *)arg;
+  int st = uvt_sleep(10000);
+  cr_expect_eq(st, UVT_ECANCELED);
+  if (own > 0) uvt_set_result(arg);
+  return own;
+}
+
+struct wf_own {
+  int err_code, ok_code;
+  int rc_err, rc_ok;
+  void *result;
+  char *msg;
+};
+
+static int wf_own_main(void *arg) {
+  struct wf_own *w = arg;
+  w->rc_err = uvt_wait_for(uvt_spawn(outcome_despite_cancel, &w->err_code), 10);
+  w->rc_ok = uvt_wait_for_result(uvt_spawn(outcome_despite_cancel, &w->ok_code),
+                                 10, &w->result, &w->msg);
+  return 0;
+}
+
+Test(wait_for, returns_the_inner_outcome_when_it_ends_on_its_own) {
+  struct wf_own w = {-9, 3, 0, 0, NULL, NULL};
+  struct outcome o;
+  run_captured(wf_own_main, &w, &o);
+  cr_assert_eq(o.status, 0);
+  cr_assert_eq(w.rc_err, -9, "got %d", w.rc_err);
+  cr_assert_eq(w.rc_ok, 3, "got %d", w.rc_ok);
+  cr_assert_eq(w.result, &w.ok_code);
+  cr_assert_null(w.msg);
+  /* The error it returned was read: no finding. */
+  assert_all_retrieved(&o);
+  free(o.stderr_text);
+}
