@@ -48,6 +48,7 @@ extern "C" {
 #define UVT_ECANCELED UV_ECANCELED   /* the await was cancelled */
 #define UVT_ETIMEDOUT UV_ETIMEDOUT   /* a time limit ran out first */
 #define UVT_EINVAL    UV_EINVAL      /* bad argument, or object already used */
+#define UVT_EAGAIN    UV_EAGAIN      /* *_nowait: the queue is full / empty */
 #define UVT_ENOMEM    UV_ENOMEM      /* out of memory (or of stack mappings) */
 #define UVT_ENOTASK   (-30001)       /* an awaiting call made outside a task */
 #define UVT_ENOLOOP   (-30002)       /* no uvtask loop on this thread / loop */
@@ -481,8 +482,11 @@ typedef struct uvt_queue_s {
 } uvt_queue_t;
 
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
- * waiter on release); release never yields and returns UVT_ENOTLOCKED if
- * the lock is not held. */
+ * waiter on release, where asyncio lets a newcomer race for it: a
+ * deliberate difference, it keeps the queue fair); release never yields
+ * and returns UVT_ENOTLOCKED if the lock is not held.  A waiter handed the
+ * lock and cancelled before it runs does not take it: its acquire returns
+ * UVT_ECANCELED and the lock goes to the next waiter (asyncio's rule). */
 UVT_EXPORT int uvt_lock_init(uvt_lock_t *l);
 #define uvt_lock_acquire(l) uvt_lock_acquire_at((l), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
@@ -502,8 +506,12 @@ UVT_EXPORT int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
 UVT_EXPORT void uvt_event_destroy(uvt_event_t *e);
 
 /* asyncio.Semaphore with initial value n.  release returns UVT_EINVAL
- * if the count would overflow. */
+ * if the count would overflow.  A permit handed to a waiter that is
+ * cancelled before it runs goes to the next waiter (asyncio's rule). */
 UVT_EXPORT int uvt_sem_init(uvt_sem_t *s, unsigned n);
+/* asyncio.BoundedSemaphore: as uvt_sem_init, and a release that would
+ * raise the count above n returns UVT_EINVAL (asyncio's ValueError). */
+UVT_EXPORT int uvt_sem_init_bounded(uvt_sem_t *s, unsigned n);
 #define uvt_sem_acquire(s) uvt_sem_acquire_at((s), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
                                   const char *func);
@@ -513,8 +521,39 @@ UVT_EXPORT void uvt_sem_destroy(uvt_sem_t *s);
 /* asyncio.Queue of pointers holding at most `capacity` items (0: no
  * limit).  put awaits while full, get while empty; put on an unbounded
  * queue never yields and returns UVT_ENOMEM if it cannot grow.  init
- * returns 0 or UVT_ENOMEM. */
+ * returns 0 or UVT_ENOMEM.  A getter handed an item and cancelled before
+ * it runs passes the item to the next getter or back to the queue; a
+ * putter cancelled after its item went in takes it back out (unless a
+ * getter already took it: then its put stands and the cancel comes at its
+ * next await).  Giving an item back may hold a bounded queue above its
+ * capacity for a while; puts wait until it is below. */
 UVT_EXPORT int uvt_queue_init(uvt_queue_t *q, size_t capacity);
+/* asyncio.LifoQueue: get takes the most recently put item. */
+UVT_EXPORT int uvt_queue_init_lifo(uvt_queue_t *q, size_t capacity);
+/* asyncio.PriorityQueue: get takes the smallest item by `compare` (a
+ * qsort-style comparison of the two item pointers; required: UVT_EINVAL
+ * for NULL).  Items that compare equal come out in no set order. */
+UVT_EXPORT int uvt_queue_init_priority(uvt_queue_t *q, size_t capacity,
+                                       int (*compare)(const void *a,
+                                                      const void *b));
+/* put / get without waiting, from a task or a callback on the loop thread:
+ * 0, UVT_EAGAIN when full / empty, UVT_ECLOSED after close (get: once the
+ * queue is empty), UVT_ENOMEM, UVT_EINVAL. */
+UVT_EXPORT int uvt_queue_put_nowait(uvt_queue_t *q, void *item);
+UVT_EXPORT int uvt_queue_get_nowait(uvt_queue_t *q, void **item);
+/* asyncio.Queue.task_done: one item put earlier has been processed.
+ * UVT_EINVAL if called more often than items were put. */
+UVT_EXPORT int uvt_queue_task_done(uvt_queue_t *q);
+/* asyncio.Queue.join: wait until every item put has been marked done
+ * (at once if so).  0, UVT_ECANCELED, UVT_ENOTASK, UVT_ECLOSED. */
+#define uvt_queue_join(q) uvt_queue_join_at((q), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
+                                 const char *func);
+/* Close the queue (Python 3.13's Queue.shutdown): puts return UVT_ECLOSED
+ * from now on, gets drain what is left, then return UVT_ECLOSED; tasks
+ * waiting in put or get wake with UVT_ECLOSED.  Never yields.  The queue
+ * must still be destroyed. */
+UVT_EXPORT void uvt_queue_close(uvt_queue_t *q);
 #define uvt_queue_put(q, item) uvt_queue_put_at((q), (item), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file,
                                 int line, const char *func);

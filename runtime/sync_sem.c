@@ -18,6 +18,12 @@ static bool sem_valid(const uvt_sem_t *s) {
   return s != NULL && s->magic == UVT__MAGIC_LIVE;
 }
 
+int uvt_sem_init_bounded(uvt_sem_t *s, unsigned n) {
+  int err = uvt_sem_init(s, n);
+  if (err == 0) s->bound = n;
+  return err;
+}
+
 int uvt_sem_init(uvt_sem_t *s, unsigned n) {
   if (s == NULL) return UVT_EINVAL;
   memset(s, 0, sizeof(*s));
@@ -59,6 +65,7 @@ int uvt_sem_release(uvt_sem_t *s) {
   if (!sem_valid(s)) return UVT_EINVAL;
   if (uvt__waitq_grant_first(&s->waiters, NULL)) return 0;
   if (s->value == UINT_MAX) return UVT_EINVAL;
+  if (s->bound != 0 && s->value >= s->bound) return UVT_EINVAL;
   s->value++;
   return 0;
 }

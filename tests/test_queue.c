@@ -600,3 +600,176 @@ Test(queue, init_too_large_is_enomem) {
   cr_assert_eq(uvt_queue_size(&q), 0);
   cr_assert_eq(uvt_queue_put(&q, ITEM(1)), UVT_EINVAL);
 }
+
+/* ---- asyncio.Queue's other verbs -------------------------------------------- */
+
+/* put_nowait / get_nowait: QueueFull and QueueEmpty are UVT_EAGAIN. */
+static int nowait_main(void *arg) {
+  int *r = arg;
+  uvt_queue_t q;
+  void *item = NULL;
+  cr_expect_eq(uvt_queue_init(&q, 2), 0);
+  r[0] = uvt_queue_get_nowait(&q, &item);
+  cr_expect_eq(uvt_queue_put_nowait(&q, ITEM(1)), 0);
+  cr_expect_eq(uvt_queue_put_nowait(&q, ITEM(2)), 0);
+  r[1] = uvt_queue_put_nowait(&q, ITEM(3));
+  cr_expect_eq(uvt_queue_get_nowait(&q, &item), 0);
+  r[2] = NUM(item);
+  cr_expect_eq(uvt_queue_get_nowait(&q, &item), 0);
+  r[3] = NUM(item);
+  uvt_queue_destroy(&q);
+  return 0;
+}
+
+Test(queue, nowait_variants_report_full_and_empty) {
+  int r[4] = {0};
+  cr_assert_eq(uvt_run(NULL, nowait_main, r), 0);
+  cr_assert_eq(r[0], UVT_EAGAIN);
+  cr_assert_eq(r[1], UVT_EAGAIN);
+  cr_assert_eq(r[2], 1);
+  cr_assert_eq(r[3], 2);
+}
+
+/* join waits until every item put was marked done (test_queues
+ * QueueJoinTests test_task_done); task_done beyond that is refused. */
+struct joining {
+  uvt_queue_t q;
+  int processed;
+  int joined_at;
+  int extra_done;
+};
+
+static int worker_done(void *arg) {
+  struct joining *j = arg;
+  void *item;
+  while (uvt_queue_get(&j->q, &item) == 0) {
+    cr_expect_eq(uvt_yield(), 0);
+    j->processed++;
+    cr_expect_eq(uvt_queue_task_done(&j->q), 0);
+  }
+  return 0;
+}
+
+static int join_main(void *arg) {
+  struct joining *j = arg;
+  uvt_task_t *w[2];
+  cr_expect_eq(uvt_queue_init(&j->q, 0), 0);
+  cr_expect_eq(uvt_queue_join(&j->q), 0); /* nothing put: at once */
+  for (int i = 0; i < 2; i++) w[i] = uvt_spawn(worker_done, j);
+  for (int i = 0; i < 10; i++) cr_expect_eq(uvt_queue_put(&j->q, ITEM(i)), 0);
+  cr_expect_eq(uvt_queue_join(&j->q), 0);
+  j->joined_at = j->processed;
+  j->extra_done = uvt_queue_task_done(&j->q);
+  uvt_queue_close(&j->q); /* the workers' gets end with UVT_ECLOSED */
+  cr_expect_eq(uvt_gather(w, 2), 0);
+  uvt_detach(w[0]);
+  uvt_detach(w[1]);
+  uvt_queue_destroy(&j->q);
+  return 0;
+}
+
+Test(queue, join_waits_for_every_task_done) {
+  struct joining j;
+  memset(&j, 0, sizeof j);
+  cr_assert_eq(uvt_run(NULL, join_main, &j), 0);
+  cr_assert_eq(j.joined_at, 10, "join returned after %d of 10", j.joined_at);
+  cr_assert_eq(j.extra_done, UVT_EINVAL);
+}
+
+/* close: waiting getters and putters wake with UVT_ECLOSED, later puts are
+ * refused, gets drain what is left and then report UVT_ECLOSED. */
+struct closing {
+  uvt_queue_t q, full;
+  int getter_rc, putter_rc, put_after, get1, get_after;
+  void *item;
+};
+
+static int close_getter(void *arg) {
+  struct closing *c = arg;
+  void *item;
+  c->getter_rc = uvt_queue_get(&c->q, &item);
+  return 0;
+}
+
+static int close_putter(void *arg) {
+  struct closing *c = arg;
+  c->putter_rc = uvt_queue_put(&c->full, ITEM(2));
+  return 0;
+}
+
+static int close_main(void *arg) {
+  struct closing *c = arg;
+  uvt_task_t *g, *p;
+  cr_expect_eq(uvt_queue_init(&c->q, 0), 0);
+  cr_expect_eq(uvt_queue_init(&c->full, 1), 0);
+  cr_expect_eq(uvt_queue_put(&c->full, ITEM(1)), 0);
+  g = uvt_spawn(close_getter, c);
+  p = uvt_spawn(close_putter, c);
+  settle();
+  uvt_queue_close(&c->q);
+  uvt_queue_close(&c->full);
+  cr_expect_eq(uvt_await(g), 0);
+  cr_expect_eq(uvt_await(p), 0);
+  c->put_after = uvt_queue_put(&c->full, ITEM(3));
+  c->get1 = uvt_queue_get(&c->full, &c->item);
+  c->get_after = uvt_queue_get(&c->full, &c->item);
+  uvt_queue_destroy(&c->q);
+  uvt_queue_destroy(&c->full);
+  return 0;
+}
+
+Test(queue, close_wakes_waiters_and_drains) {
+  struct closing c;
+  memset(&c, 0, sizeof c);
+  cr_assert_eq(uvt_run(NULL, close_main, &c), 0);
+  cr_assert_eq(c.getter_rc, UVT_ECLOSED);
+  cr_assert_eq(c.putter_rc, UVT_ECLOSED);
+  cr_assert_eq(c.put_after, UVT_ECLOSED);
+  cr_assert_eq(c.get1, 0);
+  cr_assert_eq(NUM(c.item), 1);
+  cr_assert_eq(c.get_after, UVT_ECLOSED);
+}
+
+/* LifoQueue and PriorityQueue (test_queues LifoQueueTests,
+ * PriorityQueueTests test_order). */
+static int by_value(const void *a, const void *b) {
+  return NUM(a) - NUM(b);
+}
+
+static int order_main(void *arg) {
+  int *out = arg;
+  uvt_queue_t lifo, prio;
+  const int in[] = {1, 3, 2, 7, 0, 4};
+  void *item;
+  cr_expect_eq(uvt_queue_init_lifo(&lifo, 0), 0);
+  cr_expect_eq(uvt_queue_init_priority(&prio, 4, by_value), 0);
+  for (int i = 0; i < 6; i++) {
+    cr_expect_eq(uvt_queue_put(&lifo, ITEM(in[i])), 0);
+    if (i < 4) cr_expect_eq(uvt_queue_put(&prio, ITEM(in[i])), 0);
+  }
+  for (int i = 0; i < 6; i++) {
+    cr_expect_eq(uvt_queue_get(&lifo, &item), 0);
+    out[i] = NUM(item);
+  }
+  for (int i = 0; i < 2; i++) {
+    cr_expect_eq(uvt_queue_get(&prio, &item), 0);
+    out[6 + i] = NUM(item);
+  }
+  cr_expect_eq(uvt_queue_put(&prio, ITEM(0)), 0);
+  cr_expect_eq(uvt_queue_put(&prio, ITEM(4)), 0);
+  for (int i = 2; i < 6; i++) {
+    cr_expect_eq(uvt_queue_get(&prio, &item), 0);
+    out[6 + i] = NUM(item);
+  }
+  cr_expect_eq(uvt_queue_init_priority(&prio, 0, NULL), UVT_EINVAL);
+  uvt_queue_destroy(&lifo);
+  uvt_queue_destroy(&prio);
+  return 0;
+}
+
+Test(queue, lifo_and_priority_order) {
+  int out[12];
+  const int want[12] = {4, 0, 7, 2, 3, 1, /* lifo */ 1, 2, 0, 3, 4, 7};
+  cr_assert_eq(uvt_run(NULL, order_main, out), 0);
+  for (int i = 0; i < 12; i++) cr_assert_eq(out[i], want[i], "at %d", i);
+}

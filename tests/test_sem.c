@@ -331,3 +331,25 @@ Test(sem, release_overflow) {
   cr_assert_eq(uvt_sem_release(&s), UVT_EINVAL);
   uvt_sem_destroy(&s);
 }
+
+/* asyncio.BoundedSemaphore (test_locks BoundedSemaphore tests): releasing
+ * above the initial value is refused. */
+static int bounded_main(void *arg) {
+  int *r = arg;
+  uvt_sem_t s;
+  cr_expect_eq(uvt_sem_init_bounded(&s, 2), 0);
+  r[0] = uvt_sem_release(&s);
+  cr_expect_eq(uvt_sem_acquire(&s), 0);
+  r[1] = uvt_sem_release(&s);
+  r[2] = uvt_sem_release(&s);
+  uvt_sem_destroy(&s);
+  return 0;
+}
+
+Test(sem, bounded_refuses_a_release_above_its_value) {
+  int r[3] = {1, 1, 1};
+  cr_assert_eq(uvt_run(NULL, bounded_main, r), 0);
+  cr_assert_eq(r[0], UVT_EINVAL);
+  cr_assert_eq(r[1], 0);
+  cr_assert_eq(r[2], UVT_EINVAL);
+}

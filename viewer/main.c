@@ -64,7 +64,8 @@ static const char usage_report[] =
     "  -h, --help                this text\n"
     "\n"
     "kinds: never-awaited unretrieved-error pending-at-exit slow-callback\n"
-    "       yield-in-critical-section wrong-thread unclosed-stream crash\n"
+    "       yield-in-critical-section wrong-thread unclosed-stream\n"
+    "       unreleased-handle crash\n"
     "\n"
     "Exit status: 0 no findings, 1 findings, 2 an input could not be read\n"
     "(missing, empty, not SQLite, another program's, newer, truncated, corrupt).\n";
