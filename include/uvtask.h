@@ -58,6 +58,7 @@ extern "C" {
 #define UVT_ECLOSED   (-30006)       /* the object was destroyed while awaited */
 #define UVT_EWRONGTHREAD (-30007)    /* called from a thread not running the loop */
 #define UVT_ENOTLOCKED (-30008)      /* release of a lock that is not held */
+#define UVT_EBROKEN   (-30009)       /* the barrier was aborted */
 
 /* A readable name for any uvtask or libuv error code ("unknown error" for
  * others).  The string is static. */
@@ -481,6 +482,24 @@ typedef struct uvt_queue_s {
   void *reserved[UVT__RESERVED];
 } uvt_queue_t;
 
+typedef struct uvt_cond_s {
+  uvt__waitq_t waiters;
+  uvt_lock_t *lock;
+  uint32_t magic;
+  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  void *reserved[UVT__RESERVED];
+} uvt_cond_t;
+
+typedef struct uvt_barrier_s {
+  uvt__waitq_t waiters;
+  unsigned parties;
+  unsigned count;           /* tasks waiting in this cycle */
+  int broken;
+  uint32_t magic;
+  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  void *reserved[UVT__RESERVED];
+} uvt_barrier_t;
+
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
  * waiter on release, where asyncio lets a newcomer race for it: a
  * deliberate difference, it keeps the queue fair); release never yields
@@ -562,6 +581,39 @@ UVT_EXPORT int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file,
                                 int line, const char *func);
 UVT_EXPORT size_t uvt_queue_size(const uvt_queue_t *q);
 UVT_EXPORT void uvt_queue_destroy(uvt_queue_t *q);
+
+/* asyncio.Condition over `lock` (required: C has no default lock; it
+ * must outlive the condition).  wait, notify and notify_all need the lock
+ * held by the calling task (else UVT_ENOTLOCKED).  wait releases it, waits
+ * for a notify, and takes it again before it returns — also when it was
+ * cancelled (then UVT_ECANCELED, with the lock held, as asyncio).  A task
+ * notified and cancelled before it runs passes the notification to the
+ * next waiter (asyncio 3.13's rule).  notify wakes up to n waiters, in
+ * the order they waited; both never yield. */
+UVT_EXPORT int uvt_cond_init(uvt_cond_t *c, uvt_lock_t *lock);
+#define uvt_cond_wait(c) uvt_cond_wait_at((c), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
+                                const char *func);
+UVT_EXPORT int uvt_cond_notify(uvt_cond_t *c, unsigned n);
+UVT_EXPORT int uvt_cond_notify_all(uvt_cond_t *c);
+UVT_EXPORT void uvt_cond_destroy(uvt_cond_t *c);
+
+/* asyncio.Barrier for `parties` tasks (> 0).  wait returns 0 once
+ * `parties` tasks are waiting, all of them at once, and stores in *index
+ * (may be NULL) the caller's arrival order in that cycle (0 .. parties-1);
+ * then the barrier fills again.  A waiter cancelled before the cycle
+ * completes leaves it (UVT_ECANCELED); one cancelled after it completed
+ * keeps its 0 (the cancel comes at its next await).  abort breaks it:
+ * every waiter, and every later wait, returns UVT_EBROKEN until reset. */
+UVT_EXPORT int uvt_barrier_init(uvt_barrier_t *b, unsigned parties);
+#define uvt_barrier_wait(b, index) \
+  uvt_barrier_wait_at((b), (index), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index,
+                                   const char *file, int line,
+                                   const char *func);
+UVT_EXPORT void uvt_barrier_abort(uvt_barrier_t *b);
+UVT_EXPORT void uvt_barrier_reset(uvt_barrier_t *b);
+UVT_EXPORT void uvt_barrier_destroy(uvt_barrier_t *b);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,7 @@ const char *uvt_strerror(int err) {
   case UVT_ECLOSED: return "object was destroyed while awaited";
   case UVT_EWRONGTHREAD: return "called from a thread that does not run the loop";
   case UVT_ENOTLOCKED: return "lock is not held";
+  case UVT_EBROKEN: return "barrier is broken";
   default: break;
   }
   if (err == 0) return "success";
