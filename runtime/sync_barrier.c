@@ -37,7 +37,7 @@ static bool barrier_revoke(uvt__wq_node_t *n) {
 
 int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index, const char *file,
                         int line, const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_barrier_wait");
+  uvt__site_t site = UVT__SITE_ON("uvt_barrier_wait", UVT_WAIT_BARRIER, b, false);
   uvt__wq_node_t node = {0};
   uvt__wq_node_t *n;
   uvt_task_t *self;

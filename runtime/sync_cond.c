@@ -40,7 +40,7 @@ static bool cond_revoke(uvt__wq_node_t *n) {
 
 int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
                      const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_cond_wait");
+  uvt__site_t site = UVT__SITE_ON("uvt_cond_wait", UVT_WAIT_CONDITION, c, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
   int st, lst;

@@ -192,7 +192,7 @@ int uvt_queue_task_done(uvt_queue_t *q) {
 
 int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
                       const char *func) {
-  uvt__site_t site = UVT__SITE("uvt_queue_join");
+  uvt__site_t site = UVT__SITE_ON("uvt_queue_join", UVT_WAIT_QUEUE_JOIN, q, false);
   uvt__wq_node_t node = {0};
   uvt_task_t *self;
 

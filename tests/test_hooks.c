@@ -392,7 +392,7 @@ static int snapshot_main(void *loop) {
   int i, err;
   if ((err = uvt_lock_acquire(&lk)) != 0) return err;
   l = uvt_spawn(locker, NULL);
-  a = uvt_spawn(awaiter, l);
+  a = uvt_spawn(awaiter, uvt_task_ref(l)); /* its await gives this up */
   for (i = 0; i < 1000 && await_on_lock == 0; i++) uvt_sleep(1);
   if (pthread_create(&th, NULL, ask_from_thread, loop) != 0) return -1;
   for (i = 0; i < 5000 && snap_end == 0; i++) uvt_sleep(1);

@@ -104,7 +104,10 @@ typedef enum uvt_task_state {
   XX(CONNECT, "connect")       /* connect and name lookup */   \
   XX(SLEEP, "sleep")                                           \
   XX(POOL_WORK, "pool-work")   /* uvt_to_thread */             \
-  XX(YIELD, "yield")
+  XX(YIELD, "yield")                                           \
+  XX(QUEUE_JOIN, "queue-join") /* uvt_queue_join */            \
+  XX(CONDITION, "condition")   /* uvt_cond_wait */             \
+  XX(BARRIER, "barrier")       /* uvt_barrier_wait */
 
 typedef enum uvt_wait_kind {
   UVT_WAIT_NONE = 0,
