@@ -252,7 +252,7 @@ static int parks_deep(void *arg) {
 
 static int deep(void *arg) {
   (void)arg;
-  uvt_spawn(parks_deep, NULL);
+  (void)!uvt_spawn(parks_deep, NULL); /* left pending on purpose */
   return uvt_sleep(5);
 }
 
@@ -269,7 +269,7 @@ static int burst(void *arg) {
   while (go != NULL && access(go, F_OK) != 0)
     if (uvt_sleep(5) != 0) return -1;
   for (i = 0; i < count; i++) {
-    uvt_coro(quick, NULL); /* @burst */
+    (void)!uvt_coro(quick, NULL); /* @burst */
     if (i % 100 == 99) uvt_sleep(1);
   }
   return 0;
