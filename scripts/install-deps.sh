@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages uvtask builds, tests and demos with,
-# only those missing (apt-get; needs root, or sudo when available).
+# Installs the Debian 12 packages uvtask needs, only those missing
+# (apt-get; needs root, or sudo when available).
+#   scripts/install-deps.sh         everything: build, tests, benchmarks, CI
+#   scripts/install-deps.sh --demo  only what scripts/demo.sh builds with:
+#                                   the libraries, the `uvtask` command and
+#                                   the examples
 set -euo pipefail
 
-PACKAGES=(
+# The libraries (release and debug), the `uvtask` command, the examples.
+DEMO_PACKAGES=(
   build-essential cmake pkg-config
-  libuv1-dev libunwind-dev libsqlite3-dev libcriterion-dev
+  libuv1-dev libunwind-dev libsqlite3-dev
   libdw-dev libelf-dev libjansson-dev
+)
+# The test suite on top: Criterion; valgrind, redis and Chromium for the
+# tests that run them; the aarch64 cross compiler (with its C library
+# headers) and qemu-user for the aarch64 context-switch self-test; the
+# sqlite3 shell and gdb for inspecting recordings.
+TEST_PACKAGES=(
+  libcriterion-dev
   valgrind redis-server redis-tools sqlite3
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium gdb
 )
+
+case "${1:-}" in
+  --demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
+  "") PACKAGES=("${DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [--demo]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
