@@ -16,7 +16,7 @@ case "${1:-}" in
   *) echo "usage: scripts/test.sh [--sanitize | --tsan]" >&2; exit 2 ;;
 esac
 
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${opts[@]}" >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUVT_BUILD_TESTS=ON "${opts[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 cd "$dir"
 ctest --output-on-failure -j"$(nproc)"
