@@ -34,7 +34,8 @@
 typedef struct {
   const char *key, *value;
   bool server_up;
-  const char *stored; /* what a GET of `key` returns; NULL: nil */
+  const char *stored;    /* what a GET of `key` returns; NULL: nil */
+  uvt_event_t answered;  /* the server has answered the SET (or refused it) */
 } kv_t;
 
 static int errors_logged;
@@ -44,11 +45,23 @@ static int redis_set(void *arg) {
   kv_t *kv = arg;
   int err = uvt_sleep(5); /* the round trip */
   if (err != 0) return err;
+  uvt_event_set(&kv->answered);
   if (!kv->server_up)
     return uvt_fail(UV_ECONNREFUSED, "SET %s %s: connection refused by %s",
                     kv->key, kv->value, "127.0.0.1:6379");
   kv->stored = kv->value;
   return 0;
+}
+
+/* A GET on the same connection: Redis answers in order, so its reply
+ * comes after the SET's, however late a loaded machine runs our timers.
+ * The yield lets the tasks woken by the SET's end (the supervisor, when
+ * there is one) run before we read. */
+static int redis_get(kv_t *kv, const char **value) {
+  int err = uvt_event_wait(&kv->answered);
+  if (err == 0) err = uvt_yield();
+  *value = kv->stored;
+  return err;
 }
 
 /* ---- the fix: a supervisor that retrieves the error and logs it ---------- */
@@ -80,19 +93,24 @@ static void spawn_supervised(uvt_task_t *worker) {
 
 static int save(void *arg) {
   bool fixed = *(bool *)arg;
-  kv_t kv = {"a", "b", false, NULL};
+  kv_t kv = {.key = "a", .value = "b", .server_up = false};
+  const char *a = NULL;
   int err;
 
+  uvt_event_init(&kv.answered);
   if (fixed) spawn_logged(redis_set, &kv);
   else uvt_detach(uvt_spawn(redis_set, &kv)); /* Task(redis.set('a', 'b')) */
   printf("main: SET a b sent in the background\n");
 
-  err = uvt_sleep(50); /* other work, long after the SET has ended */
-  printf("main: GET a -> %s; errors logged: %d\n",
-         kv.stored != NULL ? kv.stored : "(nil)", errors_logged);
-  if (kv.stored == NULL && errors_logged == 0)
+  err = uvt_sleep(50); /* other work */
+  if (err == 0) err = redis_get(&kv, &a);
+  uvt_event_destroy(&kv.answered);
+  if (err != 0) return err;
+  printf("main: GET a -> %s; errors logged: %d\n", a != NULL ? a : "(nil)",
+         errors_logged);
+  if (a == NULL && errors_logged == 0)
     printf("BUG: the SET failed and nobody saw its error\n");
-  return err;
+  return 0;
 }
 
 int main(int argc, char **argv) {
