@@ -48,6 +48,7 @@ static int download(void *arg) {
                                  {"us.example.org", 60},
                                  {"hung.example.org", 60000}};
   uvt_task_t *t[NMIRRORS];
+  bool done_at_pick[NMIRRORS];
   mirror_t *winner;
   int i, err, wasted = 0, running = 0;
 
@@ -60,6 +61,10 @@ static int download(void *arg) {
   for (i = 0; !uvt_done(t[i]); i++) continue;
   winner = uvt_result(t[i]);
   printf("main: using the file from %s\n", winner->name);
+  /* On a loaded machine two mirrors can finish in the same loop pass,
+   * before we get to pick: only downloads finishing after the pick are
+   * work we could have saved. */
+  for (i = 0; i < NMIRRORS; i++) done_at_pick[i] = uvt_done(t[i]);
 
   if (fixed) {
     for (i = 0; i < NMIRRORS; i++)
@@ -76,7 +81,7 @@ static int download(void *arg) {
 
   err = uvt_sleep(100); /* process the file */
   for (i = 0; i < NMIRRORS; i++) {
-    if (uvt_result(t[i]) != NULL && uvt_result(t[i]) != winner) wasted++;
+    if (!done_at_pick[i] && uvt_result(t[i]) != NULL) wasted++;
     if (!uvt_done(t[i])) running++;
     uvt_detach(t[i]); /* the handle goes; a running task goes on */
   }
