@@ -120,6 +120,26 @@ static long long q_int(sqlite3 *db, const char *sql, const char *arg) {
   return v;
 }
 
+/* The count `sql` returns from the database a live process is writing,
+ * polled until it reaches `want` or 10 s have passed: a loaded machine
+ * delays the writer's commit, never past this bound.  Returns the last
+ * count read (-1: none could be read). */
+static long long poll_count(const char *sql, long long want) {
+  long long n = -1;
+  for (int i = 0; i < 2000 && n < want; i++) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st;
+    if (i > 0) usleep(5000);
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+  }
+  return n;
+}
+
 /* Exactly one finding in the database, of `kind`, at the marker's line of
  * the scenario's own source; returns its row id. */
 static long long expect_only_finding(sqlite3 *db, const char *kind,
@@ -386,34 +406,38 @@ Test(tracer, exit_inside_a_task_ends_the_session) {
 Test(tracer, sigkill_keeps_a_sound_file) {
   sqlite3 *db;
   sqlite3_stmt *st;
-  char buf[16];
+  char buf[16], sql[256];
   int fd, status;
+  long long committed;
   pid_t pid = start("wait-forever", db_path, false, &fd);
-  cr_assert_gt(read(fd, buf, sizeof(buf)), 0); /* "ready" */
+  ssize_t got = read(fd, buf, sizeof(buf)); /* "ready": the task exists */
   close(fd);
-  usleep(150 * 1000); /* past a flush and a commit */
+  /* Kill once the live task's row has been committed (the writer commits
+   * every 20 ms, later on a loaded machine): that row is what SIGKILL
+   * must not lose. */
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM objects WHERE kind='task' AND line=%d",
+           marker_line("@killed"));
+  committed = got > 0 ? poll_count(sql, 1) : -1;
   kill(pid, SIGKILL);
   waitpid(pid, &status, 0);
+  cr_assert_gt(got, 0, "the scenario never said it was ready");
+  cr_assert_eq(committed, 1, "the live task's row was not committed within 10 s");
   db = open_db();
   cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
   cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
   cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
   sqlite3_finalize(st);
-  /* The session is there, never ended; the live task's row was flushed. */
+  /* The session is there, never ended; the committed row survived. */
   cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions WHERE end_ns IS NULL", NULL), 1);
-  {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM objects WHERE kind='task' AND line=%d",
-             marker_line("@killed"));
-    cr_expect_eq(q_int(db, sql, NULL), 1);
-  }
+  cr_expect_eq(q_int(db, sql, NULL), 1);
   sqlite3_close(db);
 }
 
 Test(tracer, fork_gives_the_child_its_own_session) {
   sqlite3 *db;
+  /* The scenario reaps its child before it exits: both sessions are
+   * complete once it has. */
   expect_clean_exit(run_scenario("fork", false), 0);
-  usleep(100 * 1000);
   db = open_db();
   cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions", NULL), 2);
   cr_expect_eq(q_int(db, "SELECT count(*) FROM sessions c JOIN sessions p "
