@@ -168,17 +168,20 @@ Test(cancel, await_future_returns_ecanceled_and_cancels_the_future) {
 
 struct thread_case {
   atomic_int started;
+  atomic_int cancel_sent;
   atomic_int finished;
   int status;
   int finished_then;  /* `finished` when uvt_to_thread returned */
   int victim_rc;
 };
 
-/* Runs on a pool thread: no uvtask calls here. */
+/* Runs on a pool thread: no uvtask calls here.  Goes on until the task
+ * awaiting it has been cancelled (bounded: 10 s), so the cancel always
+ * lands while the function runs. */
 static int slow_work(void *arg) {
   struct thread_case *c = arg;
   atomic_store(&c->started, 1);
-  usleep(50000);
+  for (int i = 0; i < 10000 && !atomic_load(&c->cancel_sent); i++) usleep(1000);
   atomic_store(&c->finished, 1);
   return 0;
 }
@@ -199,6 +202,7 @@ static int thread_main(void *arg) {
     cr_expect_eq(uvt_sleep(1), 0);
   cr_expect_eq(atomic_load(&c->started), 1);
   cr_expect_eq(uvt_cancel(v), 1);
+  atomic_store(&c->cancel_sent, 1);
   c->victim_rc = uvt_await(v);
   return 0;
 }
