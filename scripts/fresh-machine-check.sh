@@ -7,7 +7,8 @@
 # chroot) and network access to deb.debian.org.
 #
 #   scripts/fresh-machine-check.sh            reuse the cached clean root
-#   scripts/fresh-machine-check.sh --no-cache debootstrap a new one first
+#   scripts/fresh-machine-check.sh --no-cache debootstrap a new one first (the
+#                                             cached .deb files are still used)
 #   scripts/fresh-machine-check.sh --keep     leave the root for a look
 #
 # Cache (outside the repository; $UVT_FRESH_CACHE, default
