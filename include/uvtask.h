@@ -502,7 +502,9 @@ typedef struct uvt_barrier_s {
 
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
  * waiter on release, where asyncio lets a newcomer race for it: a
- * deliberate difference, it keeps the queue fair); release never yields
+ * deliberate difference, it keeps the queue fair; so after a release to
+ * a waiter uvt_lock_locked stays true, where asyncio's locked() reads
+ * false until that waiter runs); release never yields
  * and returns UVT_ENOTLOCKED if the lock is not held.  A waiter handed the
  * lock and cancelled before it runs does not take it: its acquire returns
  * UVT_ECANCELED and the lock goes to the next waiter (asyncio's rule). */
@@ -526,7 +528,11 @@ UVT_EXPORT void uvt_event_destroy(uvt_event_t *e);
 
 /* asyncio.Semaphore with initial value n.  release returns UVT_EINVAL
  * if the count would overflow.  A permit handed to a waiter that is
- * cancelled before it runs goes to the next waiter (asyncio's rule). */
+ * cancelled before it runs goes to the next waiter (asyncio's rule).
+ * Permits are handed to waiters at release: a permit released while no
+ * task waits is free at once, even to a newcomer, while tasks handed
+ * permits earlier have not run yet (a deliberate difference: asyncio
+ * makes the newcomer queue behind them). */
 UVT_EXPORT int uvt_sem_init(uvt_sem_t *s, unsigned n);
 /* asyncio.BoundedSemaphore: as uvt_sem_init, and a release that would
  * raise the count above n returns UVT_EINVAL (asyncio's ValueError). */
