@@ -368,7 +368,10 @@ UVT_EXPORT int uvt_wait_at(uvt_task_t **t, size_t n, int mode,
  * waiting for it to finish — unless it finished on its own meanwhile
  * (its result or its own error is then returned, as asyncio.wait_for
  * does).  Cancelling the waiting task cancels `t` and returns
- * UVT_ECANCELED once it has finished. */
+ * UVT_ECANCELED once it has finished.  timeout_ms -1 waits without limit
+ * (asyncio's None), 0 cancels `t` at once unless it is done; other
+ * negative values are UVT_EINVAL (a deliberate difference: asyncio
+ * treats any negative timeout as 0). */
 #define uvt_wait_for(t, timeout_ms) \
   uvt_wait_for_at((t), (timeout_ms), NULL, NULL, __FILE__, __LINE__, __func__)
 /* As uvt_wait_for, handing over the result and message as
