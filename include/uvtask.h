@@ -312,7 +312,10 @@ UVT_EXPORT int uvt_future_set_error(uvt_future_t *f, int code,
 /* Cancel the future (asyncio's Future.cancel): if it is not done it is
  * completed with UVT_ECANCELED and its awaiters wake with that; a later
  * set returns UVT_EINVAL.  Returns 1 if it was cancelled, 0 if it was
- * already done, UVT_EINVAL / UVT_ERELEASED for a bad handle. */
+ * already done, UVT_EINVAL / UVT_ERELEASED for a bad handle.  On a done
+ * future it changes nothing: an error nobody read is still reported when
+ * the future is released (a deliberate difference: asyncio's cancel()
+ * silences that report even when it cancels nothing). */
 UVT_EXPORT int uvt_future_cancel(uvt_future_t *f);
 /* Suspend until set; return 0 or its error (counted as retrieved) and
  * give up the caller's reference.  A set future returns at once.
