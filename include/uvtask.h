@@ -341,7 +341,9 @@ UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
 
 /* Wait for all n tasks; return the error of the first to fail, in the
  * order they finished (not a UVT_ECANCELED that a failure caused), or 0.
- * Every error is counted as retrieved; the handles stay the caller's (see
+ * A failure does not end the wait early (a deliberate difference:
+ * asyncio's gather is done at the first exception and leaves the others
+ * running unwatched).  Every error is counted as retrieved; the handles stay the caller's (see
  * "Ownership" above).  If the gathering task is cancelled, the gathered
  * tasks are cancelled, waited for, and UVT_ECANCELED is returned.  n == 0
  * returns 0 at once. */
