@@ -343,8 +343,8 @@ UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
  * order they finished (not a UVT_ECANCELED that a failure caused), or 0.
  * A failure does not end the wait early (a deliberate difference:
  * asyncio's gather is done at the first exception and leaves the others
- * running unwatched).  Every error is counted as retrieved; the handles stay the caller's (see
- * "Ownership" above).  If the gathering task is cancelled, the gathered
+ * running unwatched).  Every error is counted as retrieved; the handles
+ * stay the caller's (see "Ownership" above).  If the gathering task is cancelled, the gathered
  * tasks are cancelled, waited for, and UVT_ECANCELED is returned.  n == 0
  * returns 0 at once. */
 #define uvt_gather(t, n) uvt_gather_at((t), (n), __FILE__, __LINE__, __func__)
