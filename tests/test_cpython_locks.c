@@ -984,8 +984,10 @@ UVT_TEST(cpython_locks, barrier_test_abort_barrier) {
   uvt_barrier_destroy(&bar);
 }
 
-/* test_locks.py::BarrierTests::test_abort_barrier_when_tasks_half_draining_half_blocking:
- * waiters already parked and later arrivals all get BrokenBarrierError. */
+/* After test_locks.py::BarrierTests::test_abort_barrier_when_tasks_half_draining_half_blocking.
+ * uvtask's barrier has no draining phase (a full cycle releases everyone
+ * at once), so what remains of that test is: waiters parked when the
+ * barrier is aborted, and every later arrival, get BrokenBarrierError. */
 UVT_TEST(cpython_locks, barrier_test_abort_with_waiters) {
   uvt_task_t *t[4];
   bar_setup(5);
@@ -997,20 +999,79 @@ UVT_TEST(cpython_locks, barrier_test_abort_with_waiters) {
   await_all(t, 4);
   for (int i = 0; i < 4; i++) cr_expect_eq(bar_status[i], UVT_EBROKEN);
   cr_expect(bar.broken);
+  cr_expect_eq(bar.count, 0u);
   uvt_barrier_destroy(&bar);
 }
 
-/* test_locks.py::BarrierTests::test_abort_barrier_when_exception_then_resetting:
- * a reset after an abort makes the barrier whole again. */
-UVT_TEST(cpython_locks, barrier_test_abort_then_reset) {
-  uvt_task_t *t[3];
-  bar_setup(3);
-  uvt_barrier_abort(&bar);
-  cr_expect_eq(uvt_barrier_wait(&bar, NULL), UVT_EBROKEN);
-  uvt_barrier_reset(&bar);
+#define BN 5
+static uvt_barrier_t bar2;
+static int results1, results2, results3;
+
+/* coro of test_abort_barrier_when_exception: the task that arrives
+ * (BN/2)th in the first cycle "raises" and aborts. */
+static int abort_when_exception_coro(void *arg) {
+  unsigned i = 99;
+  int st;
+  (void)arg;
+  st = uvt_barrier_wait(&bar, &i);
+  if (st == 0 && i == BN / 2) {
+    uvt_barrier_abort(&bar);
+    return 0;
+  }
+  if (st == 0) st = uvt_barrier_wait(&bar, NULL);
+  if (st == 0) results1++;
+  if (st == UVT_EBROKEN) results2++;
+  return 0;
+}
+
+/* test_locks.py::BarrierTests::test_abort_barrier_when_exception */
+UVT_TEST(cpython_locks, barrier_test_abort_barrier_when_exception) {
+  uvt_task_t *t[BN];
+  results1 = results2 = 0;
+  bar_setup(BN);
+  spawn_waiters(t, BN, abort_when_exception_coro);
+  await_all(t, BN);
+  cr_expect(bar.broken);
+  cr_expect_eq(results1, 0);
+  cr_expect_eq(results2, BN - 1);
+  cr_expect_eq(bar.count, 0u);
+  uvt_barrier_destroy(&bar);
+}
+
+static int abort_then_reset_coro(void *arg) {
+  unsigned i = 99;
+  int st;
+  (void)arg;
+  st = uvt_barrier_wait(&bar, &i);
+  if (st == 0 && i == BN / 2) {
+    uvt_barrier_abort(&bar);
+  } else {
+    if (st == 0) st = uvt_barrier_wait(&bar, NULL);
+    if (st == 0) results1++;
+    if (st == UVT_EBROKEN) results2++;
+  }
+  /* Everyone has left bar before the reset, and nobody enters it again
+   * before the reset. */
+  cr_expect_eq(uvt_barrier_wait(&bar2, &i), 0);
+  if (i == BN / 2) uvt_barrier_reset(&bar);
+  cr_expect_eq(uvt_barrier_wait(&bar2, NULL), 0);
+  st = uvt_barrier_wait(&bar, NULL);
+  if (st == 0) results3++;
+  return st;
+}
+
+/* test_locks.py::BarrierTests::test_abort_barrier_when_exception_then_resetting */
+UVT_TEST(cpython_locks, barrier_test_abort_barrier_when_exception_then_resetting) {
+  uvt_task_t *t[BN];
+  results1 = results2 = results3 = 0;
+  bar_setup(BN);
+  cr_expect_eq(uvt_barrier_init(&bar2, BN), 0);
+  spawn_waiters(t, BN, abort_then_reset_coro);
+  await_all(t, BN);
   cr_expect_not(bar.broken);
-  spawn_waiters(t, 3, bar_waiter);
-  await_all(t, 3);
-  for (int i = 0; i < 3; i++) cr_expect_eq(bar_status[i], 0);
+  cr_expect_eq(results1, 0);
+  cr_expect_eq(results2, BN - 1);
+  cr_expect_eq(results3, BN);
+  uvt_barrier_destroy(&bar2);
   uvt_barrier_destroy(&bar);
 }
