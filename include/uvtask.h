@@ -211,7 +211,9 @@ UVT_EXPORT void uvt_detach(uvt_task_t *t);
  * in, or its next one, returns UVT_ECANCELED once; the task may still clean
  * up with further awaits.  A task cancelled before it starts never runs its
  * body.  Returns 1 if cancellation was requested, 0 if the task had already
- * finished (a no-op), UVT_EINVAL / UVT_ERELEASED for a bad handle. */
+ * finished (a no-op: an error nobody read is still reported, where
+ * asyncio's cancel() silences it; a deliberate difference), UVT_EINVAL /
+ * UVT_ERELEASED for a bad handle. */
 #define uvt_cancel(t) uvt_cancel_at((t), __FILE__, __LINE__, __func__)
 UVT_EXPORT int uvt_cancel_at(uvt_task_t *t, const char *file, int line,
                              const char *func);

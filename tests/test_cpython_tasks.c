@@ -870,3 +870,65 @@ UVT_TEST(cpython_tasks, test_cancel_gather_2) {
   cr_expect_eq(uvt_cancel(qwe), 1);
   cr_expect_eq(uvt_await(qwe), UVT_ECANCELED);
 }
+
+/* ---- what is reported ------------------------------------------------------- */
+
+static int kill_me(void *arg) {
+  int st = uvt_await_future((uvt_future_t *)arg);
+  if (st == 0) cr_expect(0, "code never reached");
+  return st;
+}
+
+static int drop_pending_task(void *arg) {
+  uvt_future_t *fut = uvt_future_new();
+  (void)arg;
+  uvt_detach(uvt_spawn(kill_me, fut));
+  cr_expect_eq(uvt_yield(), 0); /* it now waits for the future */
+  return 0;
+}
+
+/* test_tasks.py::BaseTaskTests::test_log_destroyed_pending_task: a task
+ * still pending that nobody holds is reported ("Task was destroyed but it
+ * is pending!"), naming the task and where it was created.  In uvtask the
+ * report comes when uvt_run ends (which then cancels it). */
+Test(cpython_tasks, test_log_destroyed_pending_task) {
+  const char *report = NULL;
+  cr_assert_eq(uvt_run(NULL, drop_pending_task, NULL), 0);
+  cr_assert_eq(uvt_assert_no_leaks_after_run(&report), 1, "%s", report);
+  cr_assert(strstr(report, "kill_me") != NULL, "%s", report);
+  cr_assert(strstr(report, "test_cpython_tasks.c") != NULL, "%s", report);
+}
+
+static int raise_type_error(void *arg) {
+  (void)arg;
+  return uvt_fail(UVT_EINVAL, "TypeError");
+}
+
+static int cancel_after_error(void *arg) {
+  uvt_task_t *task = uvt_spawn(raise_type_error, NULL);
+  (void)arg;
+  cr_expect_eq(uvt_sleep(5), 0);
+  cr_expect(uvt_done(task));
+  cr_expect_eq(uvt_cancel(task), 0);
+  uvt_detach(task);
+  return 0;
+}
+
+/* test_tasks.py::BaseTaskTests::test_tb_logger_not_called_after_cancel.
+ * Deliberate difference (uvtask.h, uvt_cancel): a cancel of a task that
+ * already ended changes nothing, so its unread error is still reported;
+ * asyncio's cancel() silences the log even when it cancels nothing. */
+Test(cpython_tasks, test_tb_logger_not_called_after_cancel) {
+  const char *report = NULL;
+  cr_assert_eq(uvt_run(NULL, cancel_after_error, NULL), 0);
+  cr_assert_eq(uvt_assert_no_leaks_after_run(&report), 1, "%s", report);
+  cr_assert(strstr(report, "TypeError") != NULL, "%s", report);
+}
+
+/* test_tasks.py::BaseTaskTests::test_create_task_with_noncoroutine
+ * (TypeError, twice): no function, no task; the second call fails the
+ * same way. */
+UVT_TEST(cpython_tasks, test_create_task_with_noncoroutine) {
+  cr_expect_null(uvt_spawn((uvt_fn)NULL, ITEM(123)));
+  cr_expect_null(uvt_spawn((uvt_fn)NULL, ITEM(123)));
+}
