@@ -6,6 +6,7 @@
  *   ASYNCIODEBUG_DEPTH    frames per stack (default 16, at most
  *                         UVT_TRACE_MAX_DEPTH)
  *   ASYNCIODEBUG_LOG      0: no finding lines on stderr (default 1)
+ *   ASYNCIODEBUG_LOCK_MS  lock-held-across-await threshold (default 20)
  * A bad value gets one line on stderr naming the variable and the value
  * used instead.
  *
@@ -23,7 +24,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-tracer_config_t uvt__tcfg = {false, "", 100, 16, true};
+tracer_config_t uvt__tcfg = {false, "", 100, 16, true, 20};
 
 static int int_env(const char *name, int def, int lo, int hi) {
   const char *v = secure_getenv(name);
@@ -60,6 +61,7 @@ void uvt__tracer_config_load(void) {
   strcpy(uvt__tcfg.path, v);
   uvt__tcfg.slow_ms = int_env("ASYNCIODEBUG_SLOW_MS", 100, 1, 3600000);
   uvt__tcfg.depth = int_env("ASYNCIODEBUG_DEPTH", 16, 1, UVT_TRACE_MAX_DEPTH);
+  uvt__tcfg.lock_ms = int_env("ASYNCIODEBUG_LOCK_MS", 20, 1, 3600000);
   uvt__tcfg.log = int_env("ASYNCIODEBUG_LOG", 1, 0, 1) != 0;
   uvt__tcfg.on = true;
 }

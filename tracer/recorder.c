@@ -17,7 +17,8 @@
  * never-awaited, unclosed-stream) arrive as UVT_HOOK_FINDING; this file
  * adds their stacks.  Findings it decides itself: slow-callback (a step or
  * runtime callback over ASYNCIODEBUG_SLOW_MS), yield-in-critical-section
- * (the first await inside each no-yield section) and wrong-thread.
+ * (the first await inside each no-yield section) and wrong-thread; the
+ * lock findings are locks.c's, reported through lock_report below.
  *
  * All of this runs on the loop thread that raised the event; the state is
  * per thread, so several loops on several threads need no locks here.
@@ -25,6 +26,7 @@
 #define UNW_LOCAL_ONLY
 #include "tracer.h"
 #include "uvtask/hooks.h"
+#include "locks.h"
 #include "watchdog.h"
 
 #include <libunwind.h>
@@ -69,6 +71,7 @@ typedef struct tobj_s {
    * touch nothing else here: the object then keeps a row, so the report
    * can name where it was created. */
   uint8_t remote_involved;
+  void *locks; /* locks.c's state for a task that touched a lock */
 } tobj_t;
 
 typedef struct {
@@ -564,20 +567,25 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
   }
 }
 
+/* Where a suspended task is parked (its event's object), 0 if unknown. */
+static int64_t parked_stack(const void *object) {
+  uvt_task_frame_t frame;
+  uint64_t pcs[UVT_TRACE_MAX_PCS];
+  int n, i = 0, want = uvt__tcfg.depth + 8;
+  if (object == NULL || uvt_hook_task_frame(object, &frame) != 0) return 0;
+  if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
+  n = uvt__stack_of_parked(&frame, pcs, want);
+  /* Drop the runtime's own frames: the first frame shown is the await. */
+  while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
+  if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
+  return i < n ? uvt__stack_intern(pcs + i, n - i) : 0;
+}
+
 static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   int64_t stack = 0;
-  uvt_task_frame_t frame;
   if (ev->finding == UVT_FINDING_PENDING_AT_EXIT &&
-      ev->object_kind == UVT_OBJECT_TASK &&
-      uvt_hook_task_frame(ev->object, &frame) == 0) {
-    uint64_t pcs[UVT_TRACE_MAX_PCS];
-    int n, i = 0, want = uvt__tcfg.depth + 8;
-    if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
-    n = uvt__stack_of_parked(&frame, pcs, want);
-    /* Drop the runtime's own frames: the first frame shown is the await. */
-    while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
-    if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
-    if (i < n) stack = uvt__stack_intern(pcs + i, n - i);
+      ev->object_kind == UVT_OBJECT_TASK) {
+    stack = parked_stack(ev->object);
   } else if (ev->finding == UVT_FINDING_UNRETRIEVED_ERROR && o != NULL) {
     stack = o->fail_stack;
   }
@@ -645,6 +653,25 @@ static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) 
   uvt__rec_submit();
 }
 
+/* ---- lock findings (locks.c decides them) --------------------------------- */
+
+static void lock_report(const uvt__lock_finding_t *f) {
+  tstate_t *s = state();
+  if (s == NULL) return;
+  uvt__tracer_print(f->file, f->line, f->text, f->kind);
+  finding(s, f->owner, f->kind, f->file, f->line, f->func, f->text, f->stack,
+          f->stack2, f->where_file, f->where_line, f->where_what, false, 0,
+          f->duration_ns, false);
+}
+
+static const char *lock_owner_name(void *owner) {
+  const tobj_t *o = owner;
+  return o != NULL && o->name != NULL ? o->name : "?";
+}
+
+static const uvt__lock_ops_t lock_ops = {lock_report, capture_user_stack,
+                                         parked_stack, lock_owner_name};
+
 static void hook(const uvt_hook_event_t *ev, void *data) {
   tstate_t *s = state();
   tobj_t *o;
@@ -667,6 +694,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
         __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
         __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
       }
+      if (o->locks != NULL) uvt__locks_event(ev, o, &o->locks);
     }
     maybe_flush(s, now);
     break;
@@ -680,6 +708,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   }
   case UVT_HOOK_DONE:
     if (o == NULL) break;
+    if (o->locks != NULL) uvt__locks_event(ev, o, &o->locks);
     o->ended = true;
     o->ended_ns = step_wall(s);
     o->has_status = true;
@@ -708,6 +737,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     break;
   case UVT_HOOK_DESTROY:
     if (o == NULL) break;
+    if (o->locks != NULL) uvt__locks_event(ev, o, &o->locks);
     if (!o->ended) {
       o->ended = true;
       o->ended_ns = step_wall(s);
@@ -737,7 +767,14 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     }
     break;
   case UVT_HOOK_AWAIT:
-    if (o != NULL) on_await(s, o, ev);
+    if (o == NULL) break;
+    on_await(s, o, ev);
+    if (o->locks != NULL || ev->wait == UVT_WAIT_LOCK)
+      uvt__locks_event(ev, o, &o->locks);
+    break;
+  case UVT_HOOK_LOCK_ACQUIRED:
+  case UVT_HOOK_LOCK_RELEASED:
+    if (o != NULL) uvt__locks_event(ev, o, &o->locks);
     break;
   case UVT_HOOK_FINDING:
     on_finding(s, o, ev);
@@ -766,6 +803,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   case UVT_HOOK_LOOP_CLOSE:
     flush_lists(s, uvt__tclock(), true);
     close_flush_timer(s, ev->loop);
+    uvt__locks_loop_close(ev->loop);
     break;
   default:
     break;
@@ -779,6 +817,7 @@ void uvt__recorder_start(void) {
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
   uvt__writer_set_crash_rows(crash_rows);
   uvt_hook_set_findings_log(uvt__tcfg.log);
+  uvt__locks_start(&lock_ops);
   if (uvt_hook_add_slot(hook, NULL) != 0)
     fprintf(stderr, "asynciodebug: another subscriber holds the objects' "
                     "hook slot; not recording objects\n");

@@ -19,6 +19,7 @@
  *    parent's writer and starts a session of its own on a fresh
  *    connection, and the parent's writer reopens.
  */
+#include "locks.h"
 #include "tracer.h"
 #include "uvtask/hooks.h"
 #include "watchdog.h"
@@ -121,6 +122,7 @@ static void atfork_child(void) {
   if (!active) return;
   may_record = uvt__writer_forget();
   uvt__stacks_forget();
+  uvt__lockdep_forget();
   uvt__watchdog_forget();
   __atomic_store_n(&uvt__stat_objects, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_findings, 0, __ATOMIC_RELAXED);

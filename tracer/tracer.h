@@ -40,6 +40,7 @@ typedef struct tracer_config_s {
   int slow_ms;         /* ASYNCIODEBUG_SLOW_MS */
   int depth;           /* ASYNCIODEBUG_DEPTH, 1..UVT_TRACE_MAX_DEPTH */
   bool log;            /* ASYNCIODEBUG_LOG: findings on stderr */
+  int lock_ms;         /* ASYNCIODEBUG_LOCK_MS: lock-held-across-await */
 } tracer_config_t;
 
 extern tracer_config_t uvt__tcfg;

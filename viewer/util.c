@@ -196,10 +196,9 @@ const char *uvt__display_path(const char *path) {
   return path;
 }
 
-/* The table in uvtask/kinds.h is in rank order; unknown kinds last. */
+/* The rank column of uvtask/kinds.h's table; unknown kinds last. */
 int uvt__kind_rank(const char *kind) {
-  uvt_finding_kind_t k = uvt_finding_kind_parse(kind);
-  return k == UVT_FINDING_NONE ? UVT_FINDING_KIND_MAX - 1 : (int)k - 1;
+  return uvt_finding_kind_rank(uvt_finding_kind_parse(kind));
 }
 
 bool uvt__kind_known(const char *kind) {

@@ -23,30 +23,42 @@ extern "C" {
  * sized from this one constant. */
 #define UVT_MAX_STACK_DEPTH 64
 
-/* Findings, in the order the report ranks them (most serious first).
- * XX(NAME, "name", "what it means") */
+/* Findings.  XX(NAME, "name", rank, "what it means"): `rank` orders the
+ * report (0: most serious first), so that a kind added later is appended
+ * here (keeping every shipped member's number, which hook subscribers
+ * compiled earlier rely on) and still ranked where it belongs. */
 #define UVT_FINDING_KIND_MAP(XX)                                             \
-  XX(CRASH, "crash", "the process died of a signal")                         \
-  XX(UNRETRIEVED_ERROR, "unretrieved-error",                                 \
+  XX(CRASH, "crash", 0, "the process died of a signal")                      \
+  XX(UNRETRIEVED_ERROR, "unretrieved-error", 3,                              \
      "a task or future failed and nobody read its error")                    \
-  XX(PENDING_AT_EXIT, "pending-at-exit",                                     \
+  XX(PENDING_AT_EXIT, "pending-at-exit", 4,                                  \
      "a task was still pending when its loop or the process ended")          \
-  XX(NEVER_AWAITED, "never-awaited",                                         \
+  XX(NEVER_AWAITED, "never-awaited", 7,                                      \
      "a coroutine object was made and never awaited")                        \
-  XX(SLOW_CALLBACK, "slow-callback",                                         \
+  XX(SLOW_CALLBACK, "slow-callback", 9,                                      \
      "a task step or a runtime callback blocked the loop")                   \
-  XX(YIELD_IN_CRITICAL_SECTION, "yield-in-critical-section",                 \
+  XX(YIELD_IN_CRITICAL_SECTION, "yield-in-critical-section", 10,             \
      "a task awaited inside a no-yield section")                             \
-  XX(WRONG_THREAD, "wrong-thread",                                           \
+  XX(WRONG_THREAD, "wrong-thread", 11,                                       \
      "a loop-thread call was made from another thread")                      \
-  XX(UNCLOSED_STREAM, "unclosed-stream",                                     \
+  XX(UNCLOSED_STREAM, "unclosed-stream", 12,                                 \
      "a stream or server was still open at shutdown")                        \
-  XX(UNRELEASED_HANDLE, "unreleased-handle",                                 \
-     "a task or future handle was neither awaited nor detached")
+  XX(UNRELEASED_HANDLE, "unreleased-handle", 13,                             \
+     "a task or future handle was neither awaited nor detached")             \
+  XX(DEADLOCK, "deadlock", 1,                                                \
+     "tasks wait on each other in a cycle: none of them can go on")          \
+  XX(STALL, "stall", 2,                                                      \
+     "tasks are parked and nothing left in the process can wake them")       \
+  XX(LOCK_NOT_RELEASED, "lock-not-released", 5,                              \
+     "a task ended holding a lock: its next user waits forever")             \
+  XX(LOCK_ORDER_INVERSION, "lock-order-inversion", 6,                        \
+     "two locks were taken in both orders: a deadlock waiting to happen")    \
+  XX(LOCK_HELD_ACROSS_AWAIT, "lock-held-across-await", 8,                    \
+     "a task kept a lock while parked on something else, others queued")
 
 typedef enum uvt_finding_kind {
   UVT_FINDING_NONE = 0,
-#define UVT__XX(c, n, d) UVT_FINDING_##c,
+#define UVT__XX(c, n, r, d) UVT_FINDING_##c,
   UVT_FINDING_KIND_MAP(UVT__XX)
 #undef UVT__XX
   UVT_FINDING_KIND_MAX
@@ -120,7 +132,7 @@ typedef enum uvt_wait_kind {
 /* Names, generated from the tables; "?" for a value outside them. */
 static inline const char *uvt_finding_kind_name(uvt_finding_kind_t k) {
   static const char *const names[] = {"?",
-#define UVT__XX(c, n, d) n,
+#define UVT__XX(c, n, r, d) n,
                                       UVT_FINDING_KIND_MAP(UVT__XX)
 #undef UVT__XX
   };
@@ -129,11 +141,23 @@ static inline const char *uvt_finding_kind_name(uvt_finding_kind_t k) {
 
 static inline const char *uvt_finding_kind_text(uvt_finding_kind_t k) {
   static const char *const texts[] = {"?",
-#define UVT__XX(c, n, d) d,
+#define UVT__XX(c, n, r, d) d,
                                       UVT_FINDING_KIND_MAP(UVT__XX)
 #undef UVT__XX
   };
   return (unsigned)k < UVT_FINDING_KIND_MAX ? texts[k] : "?";
+}
+
+/* Its place in the report (0 first); unknown kinds after every known one. */
+static inline int uvt_finding_kind_rank(uvt_finding_kind_t k) {
+  static const int ranks[] = {0,
+#define UVT__XX(c, n, r, d) r,
+                              UVT_FINDING_KIND_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return k > UVT_FINDING_NONE && (unsigned)k < UVT_FINDING_KIND_MAX
+             ? ranks[k]
+             : UVT_FINDING_KIND_MAX;
 }
 
 /* The kind named `name`, or UVT_FINDING_NONE. */
