@@ -469,6 +469,8 @@ Test(report, nulls_and_wrong_types_everywhere) {
   q(h, "CREATE TABLE site_stats (session_id, kind, name, file, line, count, steps, busy_ns, "
        "max_step_ns)", "");
   q(h, "CREATE TABLE steps (session_id, object_id, start_ns, dur_ns, slow)", "");
+  q(h, "CREATE TABLE finding_members (session_id, finding_id, ord, object_id, name, wait, "
+       "waits_on, held_by, where_file, where_line, acquire_file, acquire_line, stack)", "");
   snprintf(v, sizeof(v), "PRAGMA user_version=%d", UVT_SCHEMA_VERSION);
   q(h, v, "");
   q(h, "INSERT INTO sessions (id, argv, start_ns, end_reason) VALUES (1, x'ff00fe', 'soon', "
@@ -482,6 +484,8 @@ Test(report, nulls_and_wrong_types_everywhere) {
        "(1, NULL, 1, 1, 2), (1, 'never-awaited', 2, 'x', NULL), (2, 5, NULL, NULL, NULL), "
        "('three', 'slow-callback', 1, NULL, NULL)", "");
   q(h, "INSERT INTO steps VALUES (1, 1, NULL, NULL, NULL), (1, 2, 'a', 'b', 'c')", "");
+  q(h, "INSERT INTO finding_members VALUES (1, 1, NULL, 'x', x'ff', 5, 'y', 2, 7, 'z', NULL, "
+       "-1, 1), (1, 1, 'a', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'f', 2, 'q')", "");
   sqlite3_close(h);
   expect_survives(db);
 }

@@ -289,6 +289,20 @@ void uvt__locks_loop_close(uv_loop_t *loop) {
     }
 }
 
+int uvt__locks_holder(const void *lock, uint64_t *holder_id, const char **file,
+                      int *line) {
+  lock_t *l = lock_find(lock);
+  int i;
+  if (l == NULL || l->holder == NULL) return 0;
+  *holder_id = ops.id(l->holder->owner);
+  for (i = 0; i < l->holder->nheld; i++)
+    if (l->holder->held[i].lock == lock) {
+      *file = l->holder->held[i].file;
+      *line = l->holder->held[i].line;
+    }
+  return 1;
+}
+
 /* ---- events ---------------------------------------------------------------- */
 
 static void on_acquired(task_t *t, const uvt_hook_event_t *ev) {

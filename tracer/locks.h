@@ -41,8 +41,9 @@ typedef struct uvt__lock_ops {
   int64_t (*capture)(void);
   /* A parked task's stack (its event's `object`), interned; 0: none. */
   int64_t (*parked_stack)(const void *object);
-  /* The task's current name ("?" if none). */
+  /* The task's current name ("?" if none), and its object id. */
   const char *(*name)(void *owner);
+  uint64_t (*id)(void *owner);
 } uvt__lock_ops_t;
 
 /* Before the first event: the recorder's operations (copied). */
@@ -55,6 +56,11 @@ void uvt__locks_start(const uvt__lock_ops_t *ops);
  * for AWAIT, RESUME, DONE and DESTROY only when *state is not NULL: a task
  * that never touched a lock costs nothing here. */
 void uvt__locks_event(const uvt_hook_event_t *ev, void *owner, void **state);
+
+/* Who holds `lock` as the events tell it (this thread's loops): 1 and its
+ * holder's object id and acquire site, or 0 if nobody is known to. */
+int uvt__locks_holder(const void *lock, uint64_t *holder_id, const char **file,
+                      int *line);
 
 /* uvtask lets go of `loop`: close this part's timer on it. */
 void uvt__locks_loop_close(uv_loop_t *loop);

@@ -438,11 +438,12 @@ void uvt__tracer_print(const char *file, int line, const char *text,
                      uvt_finding_kind_name(kind));
 }
 
-static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char *file,
-                    int line, const char *func, const char *text,
-                    int64_t stack, int64_t stack2, const char *where_file,
-                    int where_line, const char *where_what, bool has_status,
-                    int status, int64_t duration_ns, bool ignored) {
+/* The finding's row, in this thread's batch (not handed over yet). */
+static void finding_push(tobj_t *o, uvt_finding_kind_t kind, const char *file,
+                         int line, const char *func, const char *text,
+                         int64_t stack, int64_t stack2, const char *where_file,
+                         int where_line, const char *where_what, bool has_status,
+                         int status, int64_t duration_ns, bool ignored) {
   rec_t *r = uvt__rec_new(REC_FINDING);
   if (o != NULL) {
     o->involved = true;
@@ -466,6 +467,15 @@ static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char 
   r->ignored = ignored;
   r->ts_ns = uvt__now_ns();
   uvt__rec_push(r);
+}
+
+static void finding(tstate_t *s, tobj_t *o, uvt_finding_kind_t kind, const char *file,
+                    int line, const char *func, const char *text,
+                    int64_t stack, int64_t stack2, const char *where_file,
+                    int where_line, const char *where_what, bool has_status,
+                    int status, int64_t duration_ns, bool ignored) {
+  finding_push(o, kind, file, line, func, text, stack, stack2, where_file,
+               where_line, where_what, has_status, status, duration_ns, ignored);
   /* A finding goes to the writer now, not at the next flush. */
   (void)s;
   uvt__rec_submit();
@@ -581,6 +591,42 @@ static int64_t parked_stack(const void *object) {
   return i < n ? uvt__stack_intern(pcs + i, n - i) : 0;
 }
 
+/* The finding_members rows of a FINDING event (a deadlock's tasks), right
+ * after its finding row in the batch.  Each member keeps an objects row. */
+static void push_members(const uvt_hook_event_t *ev) {
+  int i, k;
+  for (i = 0; i < ev->nmembers; i++) {
+    const uvt_hook_member_t *m = &ev->members[i];
+    tobj_t *mo = m->slot != NULL ? *m->slot : NULL;
+    uint64_t holder = 0;
+    const char *afile = NULL;
+    int aline = 0;
+    rec_t *r;
+    if (mo != NULL) {
+      mo->involved = true;
+      emit_object(mo);
+    }
+    if ((r = uvt__rec_new(REC_MEMBER)) == NULL) return;
+    r->count = (uint64_t)i;
+    r->object_id = m->id;
+    r->name = m->name != NULL ? strdup(m->name) : NULL;
+    r->where_what = uvt_wait_kind_name(m->wait);
+    r->where_file = m->where_file;
+    r->where_line = m->where_line;
+    /* What it waits for: a task of the group, or a lock and its holder. */
+    for (k = 0; m->wait_on != NULL && k < ev->nmembers; k++)
+      if (ev->members[k].object == m->wait_on) r->id = ev->members[k].id;
+    if (m->wait == UVT_WAIT_LOCK &&
+        uvt__locks_holder(m->wait_on, &holder, &afile, &aline)) {
+      r->parent_id = holder;
+      r->file = afile;
+      r->line = aline;
+    }
+    r->stack = parked_stack(m->object);
+    uvt__rec_push(r);
+  }
+}
+
 static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   int64_t stack = 0;
   if (ev->finding == UVT_FINDING_PENDING_AT_EXIT &&
@@ -592,9 +638,12 @@ static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   /* An ignored object's finding is recorded, marked, but not counted. */
   if (!ev->ignored)
     __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
-  finding(s, o, ev->finding, ev->file, ev->line, ev->func, ev->message, stack,
-          0, ev->where_file, ev->where_line, ev->what, ev->status != 0,
-          ev->status, 0, ev->ignored != 0);
+  finding_push(o, ev->finding, ev->file, ev->line, ev->func, ev->message, stack,
+               0, ev->where_file, ev->where_line, ev->what, ev->status != 0,
+               ev->status, 0, ev->ignored != 0);
+  push_members(ev);
+  (void)s;
+  uvt__rec_submit();
 }
 
 static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
@@ -669,8 +718,14 @@ static const char *lock_owner_name(void *owner) {
   return o != NULL && o->name != NULL ? o->name : "?";
 }
 
+static uint64_t lock_owner_id(void *owner) {
+  const tobj_t *o = owner;
+  return o != NULL ? o->id : 0;
+}
+
 static const uvt__lock_ops_t lock_ops = {lock_report, capture_user_stack,
-                                         parked_stack, lock_owner_name};
+                                         parked_stack, lock_owner_name,
+                                         lock_owner_id};
 
 static void hook(const uvt_hook_event_t *ev, void *data) {
   tstate_t *s = state();

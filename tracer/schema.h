@@ -15,7 +15,7 @@
 #ifndef UVT_TRACER_SCHEMA_H
 #define UVT_TRACER_SCHEMA_H
 
-#define UVT_SCHEMA_VERSION 2
+#define UVT_SCHEMA_VERSION 3 /* 3: finding_members */
 #define UVT_SCHEMA_FORMAT "uvtask-asynciodebug"
 
 static const char uvt_schema_sql[] =
@@ -118,6 +118,26 @@ static const char uvt_schema_sql[] =
     "  ignored     INTEGER NOT NULL DEFAULT 0 -- 1: on the uvt_leaks_ignore list\n"
     ");\n"
     "CREATE INDEX IF NOT EXISTS findings_by_session ON findings(session_id, kind);\n"
+
+    /* The members of a finding about several objects (a deadlock: one row
+     * per task of the cycle, in cycle order: member `ord` waits for what
+     * member `ord` + 1 holds or is).  Findings about one object have none. */
+    "CREATE TABLE IF NOT EXISTS finding_members (\n"
+    "  session_id   INTEGER NOT NULL REFERENCES sessions(id),\n"
+    "  finding_id   INTEGER NOT NULL REFERENCES findings(id),\n"
+    "  ord          INTEGER NOT NULL, -- 0, 1, ...: its place in the group\n"
+    "  object_id    INTEGER,          -- objects.id of the member (a task)\n"
+    "  name         TEXT,             -- its name when the finding was made\n"
+    "  wait         TEXT,             -- what it waits on: a UVT_WAIT_KIND_MAP name\n"
+    "  waits_on     INTEGER,          -- objects.id of the awaited task, if one\n"
+    "  held_by      INTEGER,          -- objects.id of the task holding the lock it waits for\n"
+    "  where_file   TEXT,             -- where it is parked\n"
+    "  where_line   INTEGER,\n"
+    "  acquire_file TEXT,             -- where held_by took that lock\n"
+    "  acquire_line INTEGER,\n"
+    "  stack        INTEGER,          -- stacks.id: its parked stack\n"
+    "  PRIMARY KEY (finding_id, ord)\n"
+    ");\n"
 
     /* Healthy objects that ended before any flush saw them, per creation
      * site: what was aggregated instead of written row by row. */

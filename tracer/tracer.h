@@ -60,7 +60,8 @@ typedef enum {
   REC_FINDING,
   REC_SITE_STAT,
   REC_STEP,
-  REC_MODULE
+  REC_MODULE,
+  REC_MEMBER      /* a finding_members row of the REC_FINDING before it */
 } rec_kind_t;
 
 typedef struct rec_s {
@@ -95,6 +96,11 @@ typedef struct rec_s {
   bool slow;
   /* findings: the object is on the uvt_leaks_ignore list */
   bool ignored;
+  /* members (REC_MEMBER): ord in `count`, the member in object_id, its
+   * name in name, wait kind in where_what, parked site in where_*,
+   * waits_on in id, held_by in parent_id, acquire site in file/line,
+   * parked stack in stack.  It belongs to the last REC_FINDING written
+   * before it, which the same batch carries just ahead of it. */
 } rec_t;
 
 /* ---- records (records.c): memory and per-thread batches ---------------- */

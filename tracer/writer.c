@@ -77,7 +77,8 @@ static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
 static int park_state;
 static bool db_lost; /* reopening failed: rows are counted, not written */
 
-enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END, NSTMT };
+enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END,
+       S_MEMBER, NSTMT };
 static sqlite3_stmt *stmt[NSTMT];
 
 static const char *const stmt_sql[NSTMT] = {
@@ -101,7 +102,13 @@ static const char *const stmt_sql[NSTMT] = {
     "test_name=COALESCE(?6, test_name), lost=?7 WHERE id=?1",
     "UPDATE sessions SET end_ns=?2, end_reason=?3, exit_status=?4, "
     "signal=?5, crash_task_id=?6 WHERE id=?1",
+    "INSERT OR IGNORE INTO finding_members (session_id, finding_id, ord, "
+    "object_id, name, wait, waits_on, held_by, where_file, where_line, "
+    "acquire_file, acquire_line, stack) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+    "?10,?11,?12,?13)",
 };
+/* The row id of the last finding written: its members follow it. */
+static int64_t last_finding_id;
 
 void uvt__writer_enqueue(rec_t *head, rec_t *tail) {
   if (head == NULL) return;
@@ -282,6 +289,24 @@ static int write_rec(const rec_t *r) {
     sqlite3_bind_int64(st, 4, r->duration_ns);
     sqlite3_bind_int(st, 5, r->slow ? 1 : 0);
     break;
+  case REC_MEMBER:
+    if (last_finding_id <= 0) return SQLITE_DONE;
+    st = stmt[S_MEMBER];
+    sqlite3_bind_int64(st, 2, last_finding_id);
+    sqlite3_bind_int64(st, 3, (int64_t)r->count);
+    bind_id_or_null(st, 4, (int64_t)r->object_id);
+    bind_text_or_null(st, 5, r->name);
+    bind_text_or_null(st, 6, r->where_what);
+    bind_id_or_null(st, 7, (int64_t)r->id);
+    bind_id_or_null(st, 8, (int64_t)r->parent_id);
+    bind_text_or_null(st, 9, r->where_file);
+    if (r->where_file != NULL) sqlite3_bind_int(st, 10, r->where_line);
+    else sqlite3_bind_null(st, 10);
+    bind_text_or_null(st, 11, r->file);
+    if (r->file != NULL) sqlite3_bind_int(st, 12, r->line);
+    else sqlite3_bind_null(st, 12);
+    bind_id_or_null(st, 13, r->stack);
+    break;
   case REC_MODULE:
     st = stmt[S_MODULE];
     bind_text_or_null(st, 2, r->path);
@@ -293,6 +318,9 @@ static int write_rec(const rec_t *r) {
   }
   sqlite3_bind_int64(st, 1, session_id);
   rc = sqlite3_step(st);
+  /* Members belong to the finding just before them; none if it was refused. */
+  if (r->kind == REC_FINDING)
+    last_finding_id = rc == SQLITE_DONE ? sqlite3_last_insert_rowid(db) : 0;
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   return rc;

@@ -22,8 +22,8 @@
 
 #define DEFAULT_DB "asynciodebug.db"
 #define EXIT_RUN_USAGE 125
-#define SLOW_MS_MIN 1
-#define SLOW_MS_MAX 3600000
+#define MS_MIN 1 /* --slow-ms, --stall-ms, --lock-ms: the tracer's range */
+#define MS_MAX 3600000
 
 static const char usage_main[] =
     "usage: uvtask <command> [options]\n"
@@ -63,9 +63,10 @@ static const char usage_report[] =
     "                            NO_COLOR is set)\n"
     "  -h, --help                this text\n"
     "\n"
-    "kinds: never-awaited unretrieved-error pending-at-exit slow-callback\n"
-    "       yield-in-critical-section wrong-thread unclosed-stream\n"
-    "       unreleased-handle crash\n"
+    "kinds: crash deadlock stall unretrieved-error pending-at-exit\n"
+    "       lock-not-released lock-order-inversion never-awaited\n"
+    "       lock-held-across-await slow-callback yield-in-critical-section\n"
+    "       wrong-thread unclosed-stream unreleased-handle\n"
     "\n"
     "Exit status: 0 no findings, 1 findings, 2 an input could not be read\n"
     "(missing, empty, not SQLite, another program's, newer, truncated, corrupt).\n";
@@ -81,6 +82,10 @@ static const char usage_run[] =
     "  --db FILE        record into FILE (default ./" DEFAULT_DB "; a run adds\n"
     "                   its sessions to what the file holds)\n"
     "  --slow-ms N      the slow-callback threshold (ASYNCIODEBUG_SLOW_MS)\n"
+    "  --stall-ms N     how long nothing can wake the program before it is\n"
+    "                   a stall (ASYNCIODEBUG_STALL_MS)\n"
+    "  --lock-ms N      how long a lock holder may stay parked elsewhere while\n"
+    "                   others queue (ASYNCIODEBUG_LOCK_MS: lock-held-across-await)\n"
     "  --format, -o, --kind, --min-ms, --fail-on, --color: as for report\n"
     "  -h, --help       this text\n"
     "\n"
@@ -170,7 +175,7 @@ static bool add_pids(lists_t *l, const char *arg) {
 
 enum {
   OPT_FORMAT = 256, OPT_KIND, OPT_PID, OPT_MIN_MS, OPT_FAIL_ON, OPT_COLOR, OPT_DB,
-  OPT_SLOW_MS, OPT_CHROME
+  OPT_SLOW_MS, OPT_STALL_MS, OPT_LOCK_MS, OPT_CHROME
 };
 
 static const struct option report_opts[] = {
@@ -184,6 +189,8 @@ static const struct option report_opts[] = {
     {"colour", required_argument, NULL, OPT_COLOR},
     {"db", required_argument, NULL, OPT_DB},
     {"slow-ms", required_argument, NULL, OPT_SLOW_MS},
+    {"stall-ms", required_argument, NULL, OPT_STALL_MS},
+    {"lock-ms", required_argument, NULL, OPT_LOCK_MS},
     {"chrome-trace", required_argument, NULL, OPT_CHROME},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -194,7 +201,8 @@ typedef struct {
   uvt__output_t out;
   uvt__filter_t filter;
   lists_t lists;
-  const char *db, *slow_ms, *chrome;
+  const char *db, *chrome;
+  uvt__thresholds_t th;
   bool help;
 } args_t;
 
@@ -247,13 +255,22 @@ static int parse(args_t *a, int argc, char **argv) {
       a->db = optarg;
       break;
     case OPT_SLOW_MS:
-      if (!run) return usage_error(a, "unknown option", "--slow-ms");
+    case OPT_STALL_MS:
+    case OPT_LOCK_MS: {
+      const char *name = c == OPT_SLOW_MS ? "--slow-ms" : c == OPT_STALL_MS ? "--stall-ms"
+                                                                              : "--lock-ms";
+      char msg[64];
+      if (!run) return usage_error(a, "unknown option", name);
       /* The tracer's range (tracer/config.c): outside it the debug
-       * library would quietly fall back to its default of 100. */
-      if (!parse_int(optarg, SLOW_MS_MIN, &v) || v > SLOW_MS_MAX)
-        return usage_error(a, "--slow-ms must be 1 to 3600000 (ms), not", optarg);
-      a->slow_ms = optarg;
+       * library would quietly fall back to its default. */
+      snprintf(msg, sizeof(msg), "%s must be 1 to 3600000 (ms), not", name);
+      if (!parse_int(optarg, MS_MIN, &v) || v > MS_MAX)
+        return usage_error(a, msg, optarg);
+      if (c == OPT_SLOW_MS) a->th.slow_ms = optarg;
+      else if (c == OPT_STALL_MS) a->th.stall_ms = optarg;
+      else a->th.lock_ms = optarg;
       break;
+    }
     case OPT_CHROME:
       if (!export) return usage_error(a, "unknown option", "--chrome-trace");
       a->chrome = optarg;
@@ -288,7 +305,7 @@ static int cmd_report(args_t *a, int argc, char **argv) {
 
 static int cmd_run(args_t *a, int argc, char **argv) {
   if (optind >= argc) return usage_error(a, "no program to run", NULL);
-  return uvt__run_prog(argv + optind, a->db, a->slow_ms, &a->filter, &a->out);
+  return uvt__run_prog(argv + optind, a->db, &a->th, &a->filter, &a->out);
 }
 
 static int cmd_export(args_t *a, int argc, char **argv) {

@@ -4,7 +4,9 @@
  * The work is done by SQL, not by loops over rows, so that a database
  * with a million objects and 100,000 findings reads in well under a
  * second: the findings are grouped by (kind, file, line) with GROUP BY over
- * the findings_by_session index, counted per session and kind the same
+ * the findings_by_session index (pending-at-exit also by parked site: tasks
+ * parked at different lines are different bugs), counted per session and
+ * kind the same
  * way, and only each group's representative finding is then read in full
  * — its object, parents and stacks by primary key.  The objects table is
  * never scanned for the text or JSON report.  Durations (slow-callback) are
@@ -27,6 +29,13 @@
 
 #define MAX_CHAIN 32
 #define MAX_PCS 64
+#define MAX_MEMBERS 64 /* members shown per finding (a crafted file may hold more) */
+
+/* The parked site, as part of a group's key, for the kinds that part by
+ * it; NULL for the others (then it groups as one value). */
+#define WHERE_KEY                                                           \
+  "CASE WHEN f.kind = 'pending-at-exit' THEN f.where_file END, "            \
+  "CASE WHEN f.kind = 'pending-at-exit' THEN f.where_line END"
 
 /* The findings a report shows: selected sessions, kinds, durations. */
 #define FILTER                                                             \
@@ -359,22 +368,29 @@ static void load_crash_tasks(loader_t *L) {
 /* ---- groups ------------------------------------------------------------------------- */
 
 static char *group_key(const char *kind, const char *file, bool file_null, int line,
-                       size_t *len) {
-  char *k = uvt__xasprintf("%s%c%c%s%c%d", kind != NULL ? kind : "", 0,
-                           file_null ? 'N' : 'F', file != NULL ? file : "", 0, line);
-  *len = strlen(k) + 1;
-  *len += strlen(k + *len) + 1;
+                       const char *wfile, bool wfile_null, int wline, size_t *len) {
+  char *k = uvt__xasprintf("%s%c%c%s%c%d%c%c%s%c%d", kind != NULL ? kind : "", 0,
+                           file_null ? 'N' : 'F', file != NULL ? file : "", 0, line, 0,
+                           wfile_null ? 'N' : 'F', wfile != NULL ? wfile : "", 0, wline);
+  int part;
+  *len = 0;
+  for (part = 0; part < 4; part++) *len += strlen(k + *len) + 1;
   *len += strlen(k + *len);
   return k;
 }
 
-static uvt__group_t *group_lookup(loader_t *L, sqlite3_stmt *st, bool create,
+/* The group of the current row: kind, file, line in columns 0-2, the
+ * WHERE_KEY columns at `wcol`, `wcol` + 1. */
+static uvt__group_t *group_lookup(loader_t *L, sqlite3_stmt *st, int wcol, bool create,
                                   bool *created) {
   size_t len;
   const char *kind = (const char *)sqlite3_column_text(st, 0);
   const char *file = (const char *)sqlite3_column_text(st, 1);
+  const char *wfile = (const char *)sqlite3_column_text(st, wcol);
   char *key = group_key(kind, file, sqlite3_column_type(st, 1) == SQLITE_NULL,
-                        col_int(st, 2), &len);
+                        col_int(st, 2), wfile,
+                        sqlite3_column_type(st, wcol) == SQLITE_NULL,
+                        col_int(st, wcol + 1), &len);
   uvt__group_t *g, **slot;
   if (!create) {
     g = uvt__map_get(L->groups, key, len);
@@ -399,14 +415,15 @@ static uvt__group_t *group_lookup(loader_t *L, sqlite3_stmt *st, bool create,
 static void load_groups(loader_t *L) {
   uvt__report_t *r = L->r;
   sqlite3_stmt *st = prepare(L, "SELECT f.kind, f.file, f.line, f.session_id, count(*), "
-                                "min(f.id) FROM findings f WHERE" FILTER
-                                " GROUP BY f.kind, f.file, f.line, f.session_id");
+                                "min(f.id), " WHERE_KEY " FROM findings f WHERE" FILTER
+                                " GROUP BY f.kind, f.file, f.line, " WHERE_KEY
+                                ", f.session_id");
   int i;
   L->mine_at = uvt__map_new();
   bind_filter(L, st);
   while (row(L, st)) {
     bool created;
-    uvt__group_t *g = group_lookup(L, st, true, &created);
+    uvt__group_t *g = group_lookup(L, st, 6, true, &created);
     uvt__session_t *s = session_of(L, col_i64(st, 3));
     int64_t n = col_i64(st, 4), first = col_i64(st, 5);
     g->count += n;
@@ -440,13 +457,13 @@ static void load_groups(loader_t *L) {
 }
 
 static void load_durations(loader_t *L) {
-  sqlite3_stmt *st = prepare(L, "SELECT f.kind, f.file, f.line, f.duration_ns, f.id "
-                                "FROM findings f WHERE" FILTER
+  sqlite3_stmt *st = prepare(L, "SELECT f.kind, f.file, f.line, f.duration_ns, f.id, "
+                                WHERE_KEY " FROM findings f WHERE" FILTER
                                 " AND f.duration_ns IS NOT NULL");
   int64_t *best = uvt__xcalloc((size_t)L->nmine + 1, sizeof(*best));
   bind_filter(L, st);
   while (row(L, st)) {
-    uvt__group_t *g = group_lookup(L, st, false, NULL);
+    uvt__group_t *g = group_lookup(L, st, 5, false, NULL);
     int64_t d = col_i64(st, 3);
     intptr_t at;
     if (g == NULL) continue;
@@ -491,6 +508,40 @@ static void parent_of(loader_t *L, int64_t session, int64_t id, uvt__objref_t *p
   p->func = uvt__xstrdup(c->func);
 }
 
+/* An object named by id, or an empty reference for id 0. */
+static void load_ref(loader_t *L, int64_t session, int64_t id, uvt__objref_t *o) {
+  if (id > 0) load_object(L, session, id, o, NULL);
+  else memset(o, 0, sizeof(*o));
+}
+
+static void load_members(loader_t *L, uvt__group_t *g, const uvt__session_t *s) {
+  sqlite3_stmt *st = prepare(L, "SELECT ord, object_id, name, wait, waits_on, held_by, "
+                                "where_file, where_line, acquire_file, acquire_line, "
+                                "stack FROM finding_members WHERE finding_id = ?1 "
+                                "ORDER BY ord LIMIT ?2");
+  if (st == NULL) return;
+  sqlite3_bind_int64(st, 1, g->finding_id);
+  sqlite3_bind_int(st, 2, MAX_MEMBERS);
+  while (row(L, st)) {
+    uvt__member_t *m;
+    g->members = uvt__xrealloc(g->members, (size_t)(g->nmembers + 1) * sizeof(*g->members));
+    m = &g->members[g->nmembers++];
+    memset(m, 0, sizeof(*m));
+    m->ord = col_int(st, 0);
+    load_ref(L, s->id, col_i64(st, 1), &m->obj);
+    m->name = uvt__col_text(st, 2);
+    m->wait = uvt__col_text(st, 3);
+    load_ref(L, s->id, col_i64(st, 4), &m->waits_on);
+    load_ref(L, s->id, col_i64(st, 5), &m->held_by);
+    m->where_file = uvt__col_text(st, 6);
+    m->where_line = col_int(st, 7);
+    m->acquire_file = uvt__col_text(st, 8);
+    m->acquire_line = col_int(st, 9);
+    load_stack(L, s, col_i64(st, 10), &m->stack);
+  }
+  sqlite3_finalize(st);
+}
+
 static void load_representative(loader_t *L, uvt__group_t *g, int64_t fid,
                                 sqlite3_stmt *st) {
   uvt__session_t *s;
@@ -515,6 +566,7 @@ static void load_representative(loader_t *L, uvt__group_t *g, int64_t fid,
   g->ts_ns = col_i64(st, 11);
   load_stack(L, s, col_i64(st, 4), &g->stack);
   load_stack(L, s, col_i64(st, 5), &g->stack2);
+  load_members(L, g, s);
   if (oid <= 0) return;
   load_object(L, s->id, oid, &g->object, &more);
   if (!g->object.found) return;
@@ -620,6 +672,8 @@ static int by_kind_site(const void *a, const void *b) {
   if (c == 0) c = strcmp_null(x->kind, y->kind);
   if (c == 0) c = strcmp_null(x->file, y->file);
   if (c == 0) c = (x->line > y->line) - (x->line < y->line);
+  if (c == 0) c = strcmp_null(x->where_file, y->where_file);
+  if (c == 0) c = (x->where_line > y->where_line) - (x->where_line < y->where_line);
   return c;
 }
 
@@ -699,6 +753,18 @@ void uvt__report_free(uvt__report_t *r) {
     free(g->error);
     free(g->fail_file);
     frames_free(&g->fail);
+    for (k = 0; k < g->nmembers; k++) {
+      uvt__member_t *m = &g->members[k];
+      objref_free(&m->obj);
+      objref_free(&m->waits_on);
+      objref_free(&m->held_by);
+      free(m->name);
+      free(m->wait);
+      free(m->where_file);
+      free(m->acquire_file);
+      frames_free(&m->stack);
+    }
+    free(g->members);
     free(g);
   }
   free(r->groups);

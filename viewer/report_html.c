@@ -142,6 +142,60 @@ static void chain(FILE *o, const uvt__group_t *g) {
   }
 }
 
+static void ref_html(FILE *o, const uvt__objref_t *r, const char *name) {
+  char *w;
+  if (!r->found && name != NULL) {
+    fputs("task '", o);
+    esc(o, name);
+    fputs("'", o);
+    return;
+  }
+  w = uvt__obj_words(r);
+  esc(o, w);
+  free(w);
+}
+
+/* A finding about several tasks (a deadlock's cycle), one item each. */
+static void members_html(FILE *o, const uvt__group_t *g) {
+  int i;
+  if (g->nmembers == 0) return;
+  fputs("<ol class=\"members facts\">\n", o);
+  for (i = 0; i < g->nmembers; i++) {
+    const uvt__member_t *m = &g->members[i];
+    fputs("<li class=\"member\">", o);
+    ref_html(o, &m->obj, m->name);
+    if (m->obj.found && m->obj.file != NULL) {
+      fputs(" <span class=\"muted\">created at <code>", o);
+      esc_loc(o, m->obj.file, m->obj.line);
+      fputs("</code></span>", o);
+    }
+    fputs(" waits for <code>", o);
+    esc(o, m->wait != NULL ? m->wait : "?");
+    fputs("</code>", o);
+    if (m->waits_on.id > 0) {
+      fputc(' ', o);
+      ref_html(o, &m->waits_on, NULL);
+    }
+    if (m->held_by.id > 0) {
+      fputs(" held by ", o);
+      ref_html(o, &m->held_by, NULL);
+      if (m->acquire_file != NULL) {
+        fputs(", taken at <code>", o);
+        esc_loc(o, m->acquire_file, m->acquire_line);
+        fputs("</code>", o);
+      }
+    }
+    if (m->where_file != NULL) {
+      fputs("; parked at <code>", o);
+      esc_loc(o, m->where_file, m->where_line);
+      fputs("</code>", o);
+    }
+    stack_details(o, "parked stack:", &m->stack, false);
+    fputs("</li>\n", o);
+  }
+  fputs("</ol>\n", o);
+}
+
 static void group_html(FILE *o, const uvt__group_t *g) {
   char b1[32], b2[32], b3[32];
   const char *k = g->kind != NULL ? g->kind : "?";
@@ -187,6 +241,15 @@ static void group_html(FILE *o, const uvt__group_t *g) {
     fputs("</div>\n", o);
     if (g->fail_file != NULL) fact(o, "raised at", NULL, g->fail_file, g->fail_line);
     stack_details(o, "raised in", g->fail.n > 0 ? &g->fail : &g->stack, false);
+  } else if (strcmp(k, "lock-order-inversion") == 0) {
+    stack_details(o, "this order:", &g->stack, true);
+    if (g->where_file != NULL) fact(o, "the other order took the held lock at", NULL,
+                                    g->where_file, g->where_line);
+    stack_details(o, "other order:", &g->stack2, false);
+  } else if (strcmp(k, "lock-held-across-await") == 0) {
+    if (g->where_what != NULL || g->where_file != NULL)
+      fact(o, "parked in", g->where_what, g->where_file, g->where_line);
+    stack_details(o, "parked stack:", &g->stack, false);
   } else if (strcmp(k, "yield-in-critical-section") == 0) {
     stack_details(o, "awaits in", &g->stack, true);
     if (g->where_file != NULL) fact(o, "section begun at", NULL, g->where_file, g->where_line);
@@ -197,6 +260,7 @@ static void group_html(FILE *o, const uvt__group_t *g) {
     stack_details(o, "stack:", &g->stack, false);
     stack_details(o, "also:", &g->stack2, false);
   }
+  members_html(o, g);
   fputs("</section>\n", o);
 }
 

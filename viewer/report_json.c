@@ -138,6 +138,30 @@ static json_t *session_json(const uvt__session_t *s) {
   return o;
 }
 
+static json_t *ref_or_null(const uvt__objref_t *r) {
+  return r->id > 0 ? objref_json(r) : json_null();
+}
+
+static json_t *members_json(const uvt__group_t *g) {
+  json_t *a = json_array();
+  int i;
+  for (i = 0; i < g->nmembers; i++) {
+    const uvt__member_t *m = &g->members[i];
+    json_t *o = json_object();
+    set(o, "ord", json_integer(m->ord));
+    set(o, "object", ref_or_null(&m->obj));
+    set(o, "name", jstr(m->name));
+    set(o, "wait", jstr(m->wait));
+    set(o, "waits_on", ref_or_null(&m->waits_on));
+    set(o, "held_by", ref_or_null(&m->held_by));
+    set(o, "acquired_at", where_json(NULL, m->acquire_file, m->acquire_line));
+    set(o, "where", where_json(NULL, m->where_file, m->where_line));
+    set(o, "stack", frames_json(&m->stack));
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
 static json_t *group_json(const uvt__group_t *g) {
   json_t *o = json_object(), *parents = json_array();
   const char *k = g->kind != NULL ? g->kind : "";
@@ -168,6 +192,7 @@ static json_t *group_json(const uvt__group_t *g) {
   set(o, "where", where_json(g->where_what, g->where_file, g->where_line));
   set(o, "stack", frames_json(&g->stack));
   set(o, "stack2", frames_json(&g->stack2));
+  set(o, "members", members_json(g));
   if (g->ndurs > 0) {
     json_t *d = json_object();
     set(d, "count", json_integer((json_int_t)g->ndurs));

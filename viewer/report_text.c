@@ -160,6 +160,57 @@ static void put_where(const out_t *t, const char *l, const char *what, const cha
   fputc('\n', t->o);
 }
 
+/* "task 'x'" for a member's reference, or its recorded name. */
+static void put_ref(const out_t *t, const uvt__objref_t *o, const char *name) {
+  char *w;
+  if (!o->found && name != NULL) {
+    fputs("task '", t->o);
+    put(t, name);
+    fputs("'", t->o);
+    return;
+  }
+  w = uvt__obj_words(o);
+  put(t, w);
+  free(w);
+}
+
+/* A finding about several tasks (a deadlock's cycle): each member, what it
+ * waits for and who holds that, where it is parked, its stack. */
+static void put_members(const out_t *t, const uvt__group_t *g) {
+  int i;
+  for (i = 0; i < g->nmembers; i++) {
+    const uvt__member_t *m = &g->members[i];
+    char l[32];
+    snprintf(l, sizeof(l), "member %d", i + 1);
+    label(t, l);
+    put_ref(t, &m->obj, m->name);
+    if (m->obj.found && m->obj.file != NULL) {
+      fputs(" (created at ", t->o);
+      put_loc(t, m->obj.file, m->obj.line);
+      fputs(")", t->o);
+    }
+    fputc('\n', t->o);
+    label(t, NULL);
+    fputs("waits for ", t->o);
+    put(t, m->wait != NULL ? m->wait : "?");
+    if (m->waits_on.id > 0) {
+      fputc(' ', t->o);
+      put_ref(t, &m->waits_on, NULL);
+    }
+    if (m->held_by.id > 0) {
+      fputs(" held by ", t->o);
+      put_ref(t, &m->held_by, NULL);
+      if (m->acquire_file != NULL) {
+        fputs(", taken at ", t->o);
+        put_loc(t, m->acquire_file, m->acquire_line);
+      }
+    }
+    fputc('\n', t->o);
+    if (m->where_file != NULL) put_where(t, NULL, "parked", m->where_file, m->where_line);
+    put_frames(t, NULL, &m->stack);
+  }
+}
+
 static void put_group(const out_t *t, const uvt__group_t *g) {
   char b1[32], b2[32], b3[32];
   const char *k = g->kind != NULL ? g->kind : "?";
@@ -222,6 +273,17 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
     if (!uvt__frames_only_runtime(g->fail.n > 0 ? &g->fail : &g->stack))
       put_frames(t, g->fail_file != NULL || g->where_file != NULL ? "stack" : "raised at",
                  g->fail.n > 0 ? &g->fail : &g->stack);
+  } else if (strcmp(k, "lock-order-inversion") == 0) {
+    put_frames(t, "this order", &g->stack);
+    if (g->where_file != NULL)
+      put_where(t, "other order", NULL, g->where_file, g->where_line);
+    put_frames(t, g->where_file != NULL ? NULL : "other order", &g->stack2);
+  } else if (strcmp(k, "lock-held-across-await") == 0) {
+    if (g->where_what != NULL || g->where_file != NULL)
+      put_where(t, "parked in", g->where_what, g->where_file, g->where_line);
+    put_frames(t, NULL, &g->stack);
+  } else if (strcmp(k, "lock-not-released") == 0) {
+    if (g->where_file != NULL) put_where(t, "taken at", g->where_what, g->where_file, g->where_line);
   } else if (strcmp(k, "yield-in-critical-section") == 0) {
     put_frames(t, "awaits at", &g->stack);
     if (g->where_file != NULL)
@@ -233,6 +295,7 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
     put_frames(t, "stack", &g->stack);
     put_frames(t, "also", &g->stack2);
   }
+  put_members(t, g);
   fputc('\n', t->o);
 }
 

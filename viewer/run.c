@@ -1,5 +1,6 @@
 /*
- * `uvtask run [--db F] [--slow-ms N] [report options] -- PROG ARGS`
+ * `uvtask run [--db F] [--slow-ms N] [--stall-ms N] [--lock-ms N]
+ *             [report options] -- PROG ARGS`
  *
  * Runs PROG with recording on and the debug library in front, so a
  * program linked against the release library is traced without a
@@ -116,20 +117,29 @@ static char *preload_value(const char *lib, const char *old) {
   return v;
 }
 
-static char **child_env(const char *db, const char *lib, const char *slow_ms) {
-  size_t n = 0, k = 0, i;
+static char **child_env(const char *db, const char *lib, const uvt__thresholds_t *th) {
+  const char *const names[3] = {"ASYNCIODEBUG_SLOW_MS", "ASYNCIODEBUG_STALL_MS",
+                                "ASYNCIODEBUG_LOCK_MS"};
+  const char *const values[3] = {th->slow_ms, th->stall_ms, th->lock_ms};
+  size_t n = 0, k = 0, i, j;
   char **env;
   while (environ[n] != NULL) n++;
-  env = uvt__xcalloc(n + 4, sizeof(*env));
+  env = uvt__xcalloc(n + 6, sizeof(*env));
   for (i = 0; i < n; i++) {
-    if (has_prefix(environ[i], "ASYNCIODEBUG=") || has_prefix(environ[i], "LD_PRELOAD=") ||
-        (slow_ms != NULL && has_prefix(environ[i], "ASYNCIODEBUG_SLOW_MS=")))
+    bool replaced = false;
+    for (j = 0; j < 3; j++)
+      if (values[j] != NULL && has_prefix(environ[i], names[j]) &&
+          environ[i][strlen(names[j])] == '=')
+        replaced = true;
+    if (replaced || has_prefix(environ[i], "ASYNCIODEBUG=") ||
+        has_prefix(environ[i], "LD_PRELOAD="))
       continue;
     env[k++] = uvt__xstrdup(environ[i]);
   }
   env[k++] = uvt__xasprintf("ASYNCIODEBUG=%s", db);
   env[k++] = preload_value(lib, getenv("LD_PRELOAD"));
-  if (slow_ms != NULL) env[k++] = uvt__xasprintf("ASYNCIODEBUG_SLOW_MS=%s", slow_ms);
+  for (j = 0; j < 3; j++)
+    if (values[j] != NULL) env[k++] = uvt__xasprintf("%s=%s", names[j], values[j]);
   env[k] = NULL;
   return env;
 }
@@ -173,7 +183,7 @@ static int spawn_and_wait(char **argv, char **env, pid_t *pid_out, int *err) {
   return status;
 }
 
-int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
+int uvt__run_prog(char **argv, const char *db, const uvt__thresholds_t *th,
                   uvt__filter_t *f, const uvt__output_t *out) {
   /* Checked before anything runs: an output that is the recording. */
   const char *lib = debug_lib();
@@ -194,7 +204,7 @@ int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
     free(dbabs);
     return EXIT_CANNOT_RUN;
   }
-  env = child_env(dbabs, lib, slow_ms);
+  env = child_env(dbabs, lib, th);
   launch = now_ns();
   status = spawn_and_wait(argv, env, &pid, &err);
   free_env(env);

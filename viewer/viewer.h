@@ -204,8 +204,25 @@ typedef struct {
   int64_t ntasks;      /* task rows in the database */
 } uvt__session_t;
 
+/* One member of a finding about several tasks (a deadlock's cycle). */
 typedef struct {
-  /* the group's key */
+  int ord;
+  uvt__objref_t obj;      /* the member (its row, or just its id) */
+  char *name;             /* its name when the finding was made */
+  char *wait;             /* what it waits on: a wait kind name */
+  uvt__objref_t waits_on; /* the awaited task (id 0: none) */
+  uvt__objref_t held_by;  /* the holder of the lock it waits for (id 0: none) */
+  char *where_file;       /* where it is parked */
+  int where_line;
+  char *acquire_file;     /* where held_by took the lock */
+  int acquire_line;
+  uvt__frames_t stack;    /* its parked stack */
+} uvt__member_t;
+
+typedef struct {
+  /* the group's key; pending-at-exit also parts groups by parked site
+   * (where_file, where_line below), so tasks parked at different lines
+   * are never folded into one */
   char *kind, *file;
   int line;
   int64_t count;
@@ -233,6 +250,8 @@ typedef struct {
   int fail_line;
   uvt__frames_t fail;
   int64_t duration_ns;
+  uvt__member_t *members;  /* the representative's, in order */
+  int nmembers;
 } uvt__group_t;
 
 typedef struct {
@@ -330,7 +349,15 @@ int uvt__report_main(const char *const *paths, int n, const uvt__filter_t *f,
 /* `uvtask run`: run argv (NULL-terminated) with recording on into `db`
  * (NULL: ./asynciodebug.db), then report on its sessions.  Returns the
  * exit status (see run.c). */
-int uvt__run_prog(char **argv, const char *db, const char *slow_ms,
+/* The thresholds `uvtask run` passes on (NULL: the program's own
+ * environment, or the default), as decimal strings already validated. */
+typedef struct {
+  const char *slow_ms;  /* ASYNCIODEBUG_SLOW_MS: slow-callback */
+  const char *stall_ms; /* ASYNCIODEBUG_STALL_MS: stall */
+  const char *lock_ms;  /* ASYNCIODEBUG_LOCK_MS: lock-held-across-await */
+} uvt__thresholds_t;
+
+int uvt__run_prog(char **argv, const char *db, const uvt__thresholds_t *th,
                   uvt__filter_t *f, const uvt__output_t *out);
 
 #endif
