@@ -87,3 +87,21 @@ Test(examples_debug, lock_release) {
                    "lock-held-across-await", line), 1);
   }
 }
+
+/* Opposite lock orders, one transfer after the other (no deadlock yet):
+ * lock-order-inversion at the second acquire.  The concurrent part then
+ * deadlocks until its time limit; a deadlock finding there (the runtime's
+ * wait-for graph) is the only other kind allowed.  The fixed twin, which
+ * locks by account id, records nothing. */
+Test(examples_debug, bank_locks) {
+  int line = e2e_line_of("bank_locks", "the second lock */");
+  run("bank_locks", false);
+  cr_expect_eq(q("SELECT count(*) FROM findings WHERE kind=?1 AND line=?2 "
+                 "AND file LIKE '%examples/bank_locks.c'", "lock-order-inversion", line), 1);
+  cr_expect_eq(q("SELECT count(*) FROM findings WHERE kind NOT IN "
+                 "('lock-order-inversion', 'deadlock')", NULL, 0), 0);
+  remove(e2e_db);
+  run("bank_locks", true);
+  cr_expect_eq(q("SELECT count(*) FROM findings", NULL, 0), 0);
+  cr_expect_eq(q("SELECT count(*) FROM sessions WHERE end_reason='exit'", NULL, 0), 1);
+}

@@ -105,7 +105,7 @@ Test(locks, opposite_orders_are_an_inversion_in_a_run_that_did_not_deadlock) {
   sqlite3_close(h);
   {
     char both[96];
-    snprintf(both, sizeof(both), "lock_scenario.c:%d, then lock_scenario.c:%d",
+    snprintf(both, sizeof(both), "L2 at lock_scenario.c:%d, then L1 at lock_scenario.c:%d",
              line_of("@first-a"), line_of("@first-b"));
     h = open_ro(db);
     cr_expect_eq(q_int(h, "SELECT instr(message, ?1) > 0 FROM findings", both), 1,

@@ -191,14 +191,26 @@ static void describe(int from, int to, const uvt__lock_site_t *held,
     hops++;
     if (edges[e].from == to) break;
   }
-  snprintf(text, size,
-           "task '%s' takes a lock at %s:%d while holding one it took at "
-           "%s:%d; task '%s' took %s in the other order (%s:%d, then %s:%d%s)",
-           task, uvt__base_name(taken->file), taken->line, uvt__base_name(held->file),
-           held->line, first->task, hops > 1 ? "locks that chain back" : "the two",
-           uvt__base_name(first->held.file), first->held.line,
-           uvt__base_name(first->taken.file), first->taken.line,
-           hops > 1 ? ", and on through other locks" : "");
+  /* L1: the lock held now, L2: the one being taken (an inversion is
+   * often one acquire site taking different locks, so sites alone would
+   * not tell the two apart). */
+  if (hops == 1)
+    snprintf(text, size,
+             "task '%s' holds L1 (taken at %s:%d) and takes L2 at %s:%d; task "
+             "'%s' took them the other way round: L2 at %s:%d, then L1 at %s:%d",
+             task, uvt__base_name(held->file), held->line,
+             uvt__base_name(taken->file), taken->line, first->task,
+             uvt__base_name(first->held.file), first->held.line,
+             uvt__base_name(first->taken.file), first->taken.line);
+  else
+    snprintf(text, size,
+             "task '%s' holds L1 (taken at %s:%d) and takes L2 at %s:%d; orders "
+             "seen before lead from L2 back to L1 through %d other lock%s (task "
+             "'%s' took L2 at %s:%d, then another at %s:%d)",
+             task, uvt__base_name(held->file), held->line,
+             uvt__base_name(taken->file), taken->line, hops - 1,
+             hops == 2 ? "" : "s", first->task, uvt__base_name(first->held.file),
+             first->held.line, uvt__base_name(first->taken.file), first->taken.line);
   f->kind = UVT_FINDING_LOCK_ORDER_INVERSION;
   f->file = taken->file;
   f->line = taken->line;
