@@ -192,6 +192,11 @@ typedef struct {
   const char *at_file;
   int at_line;
   bool ready; /* woken, not yet run again */
+  /* What it waits on (the debug library records it; 0 in the release
+   * one), and the awaited task, if it awaits one. */
+  uint8_t wait;
+  const char *on_name, *on_file;
+  int on_line;
   /* LEAK_ERROR */
   int status;
   const char *message;
@@ -221,10 +226,26 @@ static const char *display_func(const char *func) {
   return or_q(func);
 }
 
+/* ", waiting for task 'b' created at f.c:12", ", waiting on a lock";
+ * "" when the kind is not known or says nothing the await's name does not
+ * (a sleep, a yield).  Tasks parked on each other name each other so. */
+static const char *wait_text(const leak_t *k, char *buf, size_t size) {
+  if (k->wait == UVT_WAIT_NONE || k->wait == UVT_WAIT_SLEEP || k->wait == UVT_WAIT_YIELD)
+    return "";
+  if (k->wait == UVT_WAIT_TASK && k->on_file != NULL)
+    snprintf(buf, size, ", waiting for task '%s' created at %s:%d", or_q(k->on_name),
+             k->on_file, k->on_line);
+  else
+    snprintf(buf, size, ", waiting on %s %s",
+             k->wait == UVT_WAIT_EVENT ? "an" : "a",
+             uvt_wait_kind_name((uvt_wait_kind_t)k->wait));
+  return buf;
+}
+
 /* "leaked task 'refresher' created at src/cache.c:77 (cache_open), parked
  * in uvt_sleep at src/cache.c:93" and its siblings. */
 static char *leak_text(const leak_t *k) {
-  char made[768];
+  char made[768], waiting[512];
   snprintf(made, sizeof(made), "created at %s:%d (%s)", or_q(k->file), k->line,
            display_func(k->func));
   switch (k->kind) {
@@ -232,9 +253,10 @@ static char *leak_text(const leak_t *k) {
     if (k->at_what == NULL)
       return text_printf("leaked task '%s' %s, never started", or_q(k->name),
                          made);
-    return text_printf("leaked task '%s' %s, %s %s at %s:%d", or_q(k->name),
+    return text_printf("leaked task '%s' %s, %s %s at %s:%d%s", or_q(k->name),
                        made, k->ready ? "ready to run after" : "parked in",
-                       k->at_what, or_q(k->at_file), k->at_line);
+                       k->at_what, or_q(k->at_file), k->at_line,
+                       k->ready ? "" : wait_text(k, waiting, sizeof(waiting)));
   case LEAK_ERROR: {
     char who[320];
     if (strcmp(k->what, "future") == 0 &&
@@ -398,6 +420,15 @@ static int check_registry(uvt_task_t *self) {
           k.at_file = t->parked_at.file;
           k.at_line = t->parked_at.line;
           k.ready = t->state == UVT_TASK_READY;
+          k.wait = t->parked_at.wait;
+#ifdef ASYNCIODEBUG
+          if (k.wait == UVT_WAIT_TASK && t->parked_at.on != NULL) {
+            const uvt__obj_t *w = t->parked_at.on;
+            k.on_name = w->name;
+            k.on_file = w->file;
+            k.on_line = w->line;
+          }
+#endif
         }
         n += leak_add(&k);
       } else if (error_unread(o, &t->out)) {
@@ -458,6 +489,10 @@ static int check_findings(uvt_finding_kind_t only_kind) {
       k.at_what = f[i].parked_what;
       k.at_file = f[i].parked_file;
       k.at_line = f[i].parked_line;
+      k.wait = f[i].parked_wait;
+      k.on_name = f[i].waits_for;
+      k.on_file = f[i].waits_for_file;
+      k.on_line = f[i].waits_for_line;
       break;
     case UVT_FINDING_UNRETRIEVED_ERROR:
       k.kind = LEAK_ERROR;

@@ -591,10 +591,12 @@ static int marker_line(const char *marker) { return source_line(FAIL_SRC, marker
  * process running a test with BXFI_MAP in the environment: a Criterion
  * binary started with it inherited takes itself for a test worker and
  * aborts, so it is left out. */
-static int run_fail_bin(const char *arg1, const char *arg2, char **out) {
+static int run_fail_bin_env(const char *extra, const char *arg1, const char *arg2,
+                            char **out) {
   char *argv[] = {(char *)FAIL_BIN, (char *)arg1, (char *)arg2, NULL};
   char *envp[256];
   size_t ne = 0, i;
+  if (extra != NULL) envp[ne++] = (char *)extra;
   posix_spawn_file_actions_t fa;
   int pipefd[2], status;
   pid_t pid;
@@ -609,7 +611,9 @@ static int run_fail_bin(const char *arg1, const char *arg2, char **out) {
   posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
   posix_spawn_file_actions_addclose(&fa, pipefd[0]);
   for (i = 0; environ[i] != NULL && ne < 255; i++)
-    if (strncmp(environ[i], "BXFI_", 5) != 0) envp[ne++] = environ[i];
+    if (strncmp(environ[i], "BXFI_", 5) != 0 &&
+        (extra == NULL || strncmp(environ[i], "LD_LIBRARY_PATH=", 16) != 0))
+      envp[ne++] = environ[i];
   envp[ne] = NULL;
   cr_assert_eq(posix_spawn(&pid, FAIL_BIN, &fa, NULL, argv, envp), 0);
   posix_spawn_file_actions_destroy(&fa);
@@ -627,6 +631,10 @@ static int run_fail_bin(const char *arg1, const char *arg2, char **out) {
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   *out = buf;
   return status;
+}
+
+static int run_fail_bin(const char *arg1, const char *arg2, char **out) {
+  return run_fail_bin_env(NULL, arg1, arg2, out);
 }
 
 typedef struct {
@@ -743,10 +751,49 @@ Test(leaks, leaking_tests_fail_in_parallel_jobs) {
   char *out, *summary;
   int status = run_fail_bin("--jobs", "2", &out);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "%#x\n%s", status, out);
+  /* guard_await_cycle (below) is one more test, with two leaks. */
   summary = fmt("Tested: %zu | Passing: 0 | Failing: %zu | Crashing: 0",
-                NFAILING, NFAILING);
+                NFAILING + 1, NFAILING + 1);
   cr_assert_not_null(strstr(out, summary), "no '%s' in:\n%s", summary, out);
-  cr_assert_eq(count_of(out, "Assertion Failed"), NFAILING, "%s", out);
+  cr_assert_eq(count_of(out, "Assertion Failed"), NFAILING + 2, "%s", out);
   free(summary);
   free(out);
+}
+
+/* Two tasks left parked on each other: the failure names both, each with
+ * where it is parked and, in the debug library (which records what a
+ * task waits on), the task it waits for. */
+Test(leaks, tasks_parked_on_each_other_fail_naming_what_each_waits_for) {
+  int lib;
+  for (lib = 0; lib < 2; lib++) {
+    char *out, *ping, *pong;
+    int status;
+#ifdef UVT_TEST_NO_DEBUG_LIB
+    if (lib == 1) break;
+#endif
+    status = run_fail_bin_env(lib == 1 ? "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug" : NULL,
+                              "--filter", "leaks_fail/guard_await_cycle", &out);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0, "%#x\n%s", status, out);
+    if (lib == 0) {
+      ping = fmt("leaked task 'ping' created at %s:%d (leaks_fail::guard_await_cycle), "
+                 "parked in uvt_await at %s:%d\n", FAIL_SRC, marker_line("@cycle-ping-spawn"),
+                 FAIL_SRC, marker_line("@ping-awaits"));
+      pong = fmt("leaked task 'pong' created at %s:%d (leaks_fail::guard_await_cycle), "
+                 "parked in uvt_await at %s:%d\n", FAIL_SRC, marker_line("@cycle-pong-spawn"),
+                 FAIL_SRC, marker_line("@pong-awaits"));
+    } else {
+      ping = fmt("parked in uvt_await at %s:%d, waiting for task 'pong' created at %s:%d\n",
+                 FAIL_SRC, marker_line("@ping-awaits"), FAIL_SRC,
+                 marker_line("@cycle-pong-spawn"));
+      pong = fmt("parked in uvt_await at %s:%d, waiting for task 'ping' created at %s:%d\n",
+                 FAIL_SRC, marker_line("@pong-awaits"), FAIL_SRC,
+                 marker_line("@cycle-ping-spawn"));
+    }
+    cr_expect_not_null(strstr(out, ping), "no '%s' in:\n%s", ping, out);
+    cr_expect_not_null(strstr(out, pong), "no '%s' in:\n%s", pong, out);
+    cr_expect_eq(count_of(out, "Assertion Failed"), 2, "%s", out);
+    free(ping);
+    free(pong);
+    free(out);
+  }
 }

@@ -13,6 +13,7 @@
  *   guard_*  the whole-test guard UVT_TEST, no explicit check.
  *
  *   *_stream a server left listening (a stream or server left open).
+ *   guard_await_cycle  two tasks awaiting each other.
  */
 #include <criterion/criterion.h>
 #include <uvtask/testing.h>
@@ -104,6 +105,25 @@ Test(leaks_fail, macro_after_run) {
 
 UVT_TEST(leaks_fail, guard_pending_task) {
   (void)!uvt_spawn(sleeper, NULL); /* @guard-pending-spawn */
+}
+
+/* Two tasks awaiting each other: the failure names what each waits on
+ * (the debug library records it; test_leaks.c checks both libraries). */
+static uvt_task_t *ping_task, *pong_task;
+
+static int ping(void *arg) {
+  (void)arg;
+  return uvt_await(pong_task); /* @ping-awaits */
+}
+
+static int pong(void *arg) {
+  (void)arg;
+  return uvt_await(ping_task); /* @pong-awaits */
+}
+
+UVT_TEST(leaks_fail, guard_await_cycle) {
+  ping_task = uvt_spawn(ping, NULL); /* @cycle-ping-spawn */
+  pong_task = uvt_spawn(pong, NULL); /* @cycle-pong-spawn */
 }
 
 UVT_TEST(leaks_fail, guard_never_awaited) {

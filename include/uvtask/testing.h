@@ -8,9 +8,13 @@
  * findings uvt_run records, so they work in the release library as in the
  * debug one, and name each leaked object by kind, name and the file:line
  * (and function) of the call that created it; a pending task also says
- * where it is parked.  One leak per line:
+ * where it is parked and, in the debug library (which records what each
+ * await waits on), what it waits for: the task it awaits, by name and
+ * creation site, or the kind of object (a lock, a queue-get, ...).  Tasks
+ * left parked on each other so name each other.  One leak per line:
  *
  *   tests/test_cache.c:12: leaked task 'refresher' created at src/cache.c:77 (cache_open), parked in uvt_sleep at src/cache.c:93
+ *   tests/test_bank.c:30: leaked task 'ping' created at tests/test_bank.c:31 (bank::pair), parked in uvt_await at tests/test_bank.c:20, waiting for task 'pong' created at tests/test_bank.c:32
  *
  * Two layers:
  *
