@@ -307,11 +307,15 @@ int uvt__locks_holder(const void *lock, uint64_t *holder_id, const char **file,
 
 static void on_acquired(task_t *t, const uvt_hook_event_t *ev) {
   uvt__lock_site_t site = {ev->wait_on, ev->where_file, ev->where_line, ev->where_func};
-  lock_t *l = lock_get(ev->wait_on, ev->loop);
+  lock_t *l;
   if (t->nheld > 0) uvt__lockdep_acquire(t->owner, t->held, t->nheld, &site, &ops);
-  if (t->nheld < MAX_HELD) t->held[t->nheld++] = site;
-  else t->untracked++;
-  if (l == NULL) return;
+  if (t->nheld == MAX_HELD) {
+    /* Not tracked: no entry names this task, which may end any time. */
+    t->untracked++;
+    return;
+  }
+  t->held[t->nheld++] = site;
+  if ((l = lock_get(ev->wait_on, ev->loop)) == NULL) return;
   if (l->loop == NULL) l->loop = ev->loop;
   l->holder = t;
   l->waited = l->queued;
