@@ -80,7 +80,14 @@ typedef struct {
   lock_t **buckets;
   size_t nbuckets, count;
   ltimer_t *timers;
+  /* Entries of locks let go, for the next ones: an uncontended lock gets
+   * an entry at each acquire and loses it at each release, and malloc and
+   * free were half the cost of that. */
+  lock_t *spare;
+  size_t nspare;
 } lstate_t;
+
+#define SPARE_KEEP 256
 
 typedef struct {
   const char *file;
@@ -88,7 +95,7 @@ typedef struct {
 } site_t;
 
 static uvt__lock_ops_t ops;
-static _Thread_local lstate_t ls;
+static _Thread_local lstate_t ls __attribute__((tls_model("initial-exec")));
 static pthread_mutex_t reported_mutex = PTHREAD_MUTEX_INITIALIZER;
 static site_t reported[2][REPORTED_MAX];
 static int nreported[2];
@@ -155,7 +162,15 @@ static lock_t *lock_get(const void *lock, uv_loop_t *loop) {
   size_t k;
   if (l != NULL) return l;
   if (ls.count >= ls.nbuckets) table_grow();
-  if (ls.nbuckets == 0 || (l = calloc(1, sizeof(*l))) == NULL) return NULL;
+  if (ls.nbuckets == 0) return NULL;
+  if (ls.spare != NULL) {
+    l = ls.spare;
+    ls.spare = l->next;
+    ls.nspare--;
+    memset(l, 0, sizeof(*l));
+  } else if ((l = calloc(1, sizeof(*l))) == NULL) {
+    return NULL;
+  }
   l->lock = lock;
   l->loop = loop;
   k = bucket_of(lock, ls.nbuckets);
@@ -173,7 +188,13 @@ static void lock_maybe_drop(lock_t *l) {
     if (*pp == l) {
       *pp = l->next;
       ls.count--;
-      free(l);
+      if (ls.nspare < SPARE_KEEP) {
+        l->next = ls.spare;
+        ls.spare = l;
+        ls.nspare++;
+      } else {
+        free(l);
+      }
       return;
     }
 }
