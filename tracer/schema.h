@@ -119,9 +119,11 @@ static const char uvt_schema_sql[] =
     ");\n"
     "CREATE INDEX IF NOT EXISTS findings_by_session ON findings(session_id, kind);\n"
 
-    /* The members of a finding about several objects (a deadlock: one row
-     * per task of the cycle, in cycle order: member `ord` waits for what
-     * member `ord` + 1 holds or is).  Findings about one object have none. */
+    /* The members of a finding about several objects, one row each, as
+     * the runtime's FINDING event lists them (a deadlock: the tasks of the
+     * cycle, in cycle order: member `ord` waits for what member `ord` + 1
+     * holds or is; a stall: the parked tasks).  Findings about one object
+     * have none. */
     "CREATE TABLE IF NOT EXISTS finding_members (\n"
     "  session_id   INTEGER NOT NULL REFERENCES sessions(id),\n"
     "  finding_id   INTEGER NOT NULL REFERENCES findings(id),\n"
