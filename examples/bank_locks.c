@@ -13,8 +13,9 @@
  * between the two acquires is what lets the other transfer in.
  *
  * This program runs the two transfers one after the other first (no
- * deadlock), then at the same moment with a time limit (in the buggy
- * version they deadlock, and are cancelled when the time runs out).
+ * deadlock), then at the same moment: in the buggy version they deadlock,
+ * which main sees (each transfer is waiting for its second lock, which the
+ * other holds) and ends by cancelling them.
  *
  * The fix (--fixed): lock the two accounts in one global order, by account
  * id, whichever way the money goes.
@@ -28,7 +29,7 @@
 #include <string.h>
 #include <uvtask.h>
 
-#define DEADLINE_MS 300
+#define CHECK_MS 10 /* how often main looks at the transfers */
 
 typedef struct {
   int id; /* the global lock order of the fix */
@@ -41,13 +42,15 @@ typedef struct {
   account_t *from, *to;
   long cents;
   bool fixed;
+  bool waits_for_second; /* parked in the second acquire */
 } transfer_t;
 
-/* Read an account's entries from the ledger: it awaits, as a database
- * query would. */
+/* Read an account's entries from the ledger: a yield point, as a
+ * database query would be (a yield keeps the example's interleaving
+ * exact, whatever the machine's load; a query would park for a while). */
 static int ledger_read(const account_t *a) {
   (void)a;
-  return uvt_sleep(2);
+  return uvt_yield();
 }
 
 static int transfer(void *arg) {
@@ -60,7 +63,9 @@ static int transfer(void *arg) {
   }
   if ((err = uvt_lock_acquire(&first->lock)) != 0) return err;
   err = ledger_read(first);
+  tr->waits_for_second = true;
   if (err == 0) err = uvt_lock_acquire(&second->lock); /* the second lock */
+  tr->waits_for_second = false;
   if (err == 0) {
     tr->from->cents -= tr->cents;
     tr->to->cents += tr->cents;
@@ -75,7 +80,7 @@ static int transfer(void *arg) {
 static int bank(void *arg) {
   bool fixed = *(bool *)arg;
   account_t alice, bob;
-  transfer_t tr[2] = {{&alice, &bob, 2500, false}, {&bob, &alice, 1000, false}};
+  transfer_t tr[2] = {{&alice, &bob, 2500, false, false}, {&bob, &alice, 1000, false, false}};
   uvt_task_t *t[2];
   size_t done = 0;
   int i, st;
@@ -94,12 +99,17 @@ static int bank(void *arg) {
   }
   printf("at the same moment:\n");
   for (i = 0; i < 2; i++) t[i] = uvt_spawn(transfer, &tr[i]);
-  st = uvt_wait(t, 2, UVT_ALL_COMPLETED, DEADLINE_MS, &done);
-  if (st == UVT_ETIMEDOUT) {
-    printf("BUG: after %d ms %zu of 2 transfers had finished: each holds one "
-           "account's lock and waits for the other's (a deadlock); cancelling "
-           "them\n", DEADLINE_MS, done);
-    for (i = 0; i < 2; i++) uvt_cancel(t[i]);
+  /* Both parked in their second acquire: each waits for the lock the
+   * other holds, and nothing will ever release one.  (The fix never gets
+   * there: whoever holds the first lock in the order finds the second one
+   * free, and takes it without parking.) */
+  while ((st = uvt_wait(t, 2, UVT_ALL_COMPLETED, CHECK_MS, &done)) == UVT_ETIMEDOUT) {
+    if (tr[0].waits_for_second && tr[1].waits_for_second) {
+      printf("BUG: %zu of 2 transfers finished: each holds one account's lock "
+             "and waits for the other's (a deadlock); cancelling them\n", done);
+      for (i = 0; i < 2; i++) uvt_cancel(t[i]);
+      break;
+    }
   }
   for (i = 0; i < 2; i++) uvt_await(t[i]);
   printf("balances: alice %ld.%02ld, bob %ld.%02ld\n", alice.cents / 100,

@@ -90,9 +90,9 @@ Test(examples_debug, lock_release) {
 
 /* Opposite lock orders, one transfer after the other (no deadlock yet):
  * lock-order-inversion at the second acquire.  The concurrent part then
- * deadlocks until its time limit; a deadlock finding there (the runtime's
- * wait-for graph) is the only other kind allowed.  The fixed twin, which
- * locks by account id, records nothing. */
+ * deadlocks until main sees it and cancels both; a deadlock finding there
+ * (the runtime's wait-for graph) is the only other kind allowed.  The
+ * fixed twin, which locks by account id, records nothing. */
 Test(examples_debug, bank_locks) {
   int line = e2e_line_of("bank_locks", "the second lock */");
   run("bank_locks", false);
