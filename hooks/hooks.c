@@ -32,10 +32,18 @@ void uvt__hook_dispatch(uvt_hook_event_t *ev) {
   if (ev->object != NULL && slot_owner.claimed)
     word = &((uvt__obj_t *)(uintptr_t)ev->object)->hook_slot;
   for (i = 0; i < nsubs; i++) {
-    ev->slot = word != NULL && subs[i].fn == slot_owner.fn &&
-                       subs[i].data == slot_owner.data
-                   ? word
-                   : NULL;
+    bool owner = slot_owner.claimed && subs[i].fn == slot_owner.fn &&
+                 subs[i].data == slot_owner.data;
+    int k;
+    ev->slot = word != NULL && owner ? word : NULL;
+    /* Members (a deadlock's tasks) are the hook point's own array, made
+     * for this event: their words go to the claimer only, as above. */
+    for (k = 0; k < ev->nmembers; k++) {
+      uvt_hook_member_t *m = (uvt_hook_member_t *)(uintptr_t)&ev->members[k];
+      m->slot = owner && m->object != NULL
+                    ? &((uvt__obj_t *)(uintptr_t)m->object)->hook_slot
+                    : NULL;
+    }
     subs[i].fn(ev, subs[i].data);
   }
 }

@@ -193,3 +193,24 @@ void uvt__finding_unclosed(uvt__obj_t *o, const char *what) {
   finding_hook(UVT_FINDING_UNCLOSED_STREAM, o, NULL, 0, NULL, 0, text);
   finding_add(UVT_FINDING_UNCLOSED_STREAM, what, o);
 }
+
+void uvt__finding_deadlock(uvt_task_t *t, const uvt__site_t *where,
+                           const char *summary) {
+  uvt__finding_t *f = finding_add(UVT_FINDING_DEADLOCK, "task", &t->obj);
+  if (f == NULL) return;
+  f->parked_what = where->what;
+  f->parked_file = where->file;
+  f->parked_line = where->line;
+  f->message = dup_or_null(summary);
+}
+
+void uvt__finding_stall(uvt_task_t *t, const char *summary) {
+  uvt__finding_t *f = finding_add(UVT_FINDING_STALL, "task", &t->obj);
+  if (f == NULL) return;
+  if (t->state == UVT_TASK_PARKED) {
+    f->parked_what = t->parked_at.what;
+    f->parked_file = t->parked_at.file;
+    f->parked_line = t->parked_at.line;
+  }
+  f->message = dup_or_null(summary);
+}

@@ -53,6 +53,13 @@ bool uvt__leaks_ignored(const char *name, const char *func);
  * uvt_loop_close ends: neither awaited nor detached, a C memory leak. */
 void uvt__finding_unreleased(uvt__obj_t *o, int refs);
 
+/* A deadlock closed by `t` parking at `where` (waitfor.c prints its
+ * lines): kept in the list with `summary` as its message. */
+void uvt__finding_deadlock(uvt_task_t *t, const uvt__site_t *where,
+                           const char *summary);
+/* A stall (stall.c prints it): kept in the list, on the task `t`. */
+void uvt__finding_stall(uvt_task_t *t, const char *summary);
+
 /* The findings of this thread since uvt__findings_reset(). */
 const uvt__finding_t *uvt__findings(size_t *n);
 void uvt__findings_reset(void);

@@ -34,30 +34,41 @@
 #define UVT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Where a public call was made, from the caller's macro, and what a park
- * made there waits on (hooks.h: AWAIT, SUSPEND, SNAPSHOT_TASK).  Only the
- * debug library, which has the hooks, records the wait: the release one
- * keeps its await path as it was. */
+ * made there waits on (hooks.h: AWAIT, SUSPEND, SNAPSHOT_TASK): the edge
+ * of the wait-for graph that the deadlock check walks (waitfor.c), kept
+ * by both libraries. */
 typedef struct uvt__site_s {
   const char *file;
   int line;
-  uint8_t wait;     /* uvt_wait_kind_t (debug library) */
-  bool timeout;     /* the wait ends by itself at a deadline (debug) */
+  uint8_t wait;     /* uvt_wait_kind_t */
+  bool timeout;     /* the wait ends by itself at a deadline */
   const char *func;
   const char *what; /* the public call: "uvt_sleep", "uvt_await", ... */
-#ifdef ASYNCIODEBUG
-  const void *on;   /* the awaited object (task, lock, stream...), or NULL */
-#endif
+  /* The awaited object (task, lock, stream...), or NULL.  GATHER and
+   * WAIT_SET: the uvt__taskset_t of the tasks waited for (shown to hook
+   * subscribers as NULL: several tasks). */
+  const void *on;
 } uvt__site_t;
+
+/* The tasks a gather or a wait is parked on (the head of its state, on
+ * the waiting task's stack).  `all`: it needs every one of them (gather,
+ * ALL_COMPLETED): then each is an edge of the wait-for graph. */
+typedef struct uvt__taskset_s {
+  uvt_task_t **tasks;
+  size_t n;
+  bool all;
+} uvt__taskset_t;
 
 #define UVT__SITE(what_) \
   ((uvt__site_t){.file = file, .line = line, .func = func, .what = (what_)})
-#ifdef ASYNCIODEBUG
 #define UVT__SITE_ON(what_, wait_, on_, timeout_)                            \
   ((uvt__site_t){.file = file, .line = line, .func = func, .what = (what_),  \
                  .wait = (uint8_t)(wait_), .timeout = (timeout_), .on = (on_)})
-#else
-#define UVT__SITE_ON(what_, wait_, on_, timeout_) UVT__SITE(what_)
-#endif
+
+/* The awaited object as hook subscribers see it: NULL for several tasks. */
+#define UVT__SITE_ON_PUBLIC(s)                                              \
+  ((s)->wait == UVT_WAIT_GATHER || (s)->wait == UVT_WAIT_WAIT_SET ? NULL    \
+                                                                  : (s)->on)
 
 /* The id of the object a site waits on, if it is one of the registry's
  * (tasks, futures, streams, servers); 0 for locks, queues and the rest. */
@@ -159,11 +170,14 @@ struct uvt_task_s {
   bool threadsafe;        /* spawned by uvt_call_threadsafe */
   bool in_pool;           /* parked on thread-pool work on its stack */
   bool hook_step;         /* hooks were told this step began */
+  /* Locks (uvt_lock_t) it holds now: a task that ends holding one is
+   * kept (uvt__task_release), as the lock still names it its holder. */
+  uint16_t nlocks;
   int wake_status;
   void (*on_cancel)(uvt_task_t *t, void *data);
   void *on_cancel_data;
   uvt__site_t parked_at;  /* valid while PARKED */
-  uint64_t parked_ns;     /* debug hooks: when it last parked (loop time) */
+  uint64_t parked_ns;     /* when it last parked (ns, loop time) */
   int no_yield_depth;
   int await_nest;         /* uvt_await_coro calls running inline */
   uvt__site_t outer_await; /* the outermost of them */
@@ -240,6 +254,8 @@ struct uvt__sched_s {
   int pending_callbacks;
   uvt__timer_t shutdown_timer;
   int snapshot_reason;    /* uvt_hook_request_snapshot's, until sent */
+  void *walk;             /* the deadlock check's state (waitfor.c), or NULL */
+  struct uvt__stall_s *stall; /* the stall check's (stall.c), or NULL */
   struct uvt__sched_s *list_next; /* global loop -> scheduler list */
 };
 
@@ -356,6 +372,16 @@ static inline bool uvt__task_freeable(const uvt_task_t *t) {
  * delivered by the next await instead. */
 int uvt__park_revocable(const uvt__site_t *where,
                         void (*on_cancel)(uvt_task_t *, void *), void *data);
+/* The deadlock check (waitfor.c), before the current task `self` parks
+ * at `where` on a task, a lock or a set of tasks: if the edge closes a
+ * cycle of the wait-for graph, report it (stderr, findings list, FINDING
+ * event).  Call it only when the park would wait on something not done or
+ * held: never on the uncontended path. */
+void uvt__deadlock_check(uvt_task_t *self, const uvt__site_t *where);
+/* The stall check's start (stall.c): arm its unref'd timer on `s`. */
+void uvt__stall_init(uvt__sched_t *s);
+void uvt__stall_close(uvt__sched_t *s);
+
 /* Make a parked task ready with `status`; ignored unless it is parked. */
 void uvt__wake(uvt_task_t *t, int status);
 /* Put the current task at the back of the ready queue and switch away. */
@@ -383,6 +409,9 @@ void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
 
 /* uvt_cancel without the checks: 1 requested, 0 already done. */
 int uvt__task_cancel(uvt_task_t *t);
+/* Keep the struct of a task that ended holding a lock (sync_lock.c):
+ * unregistered and marked dead, never reused nor freed. */
+void uvt__lock_holder_keep(uvt_task_t *t);
 /* Free a task struct whose handle was released and which is done. */
 void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);

@@ -256,7 +256,7 @@ UVT__HOOK_FN hook_suspend(uvt__sched_t *s, uvt_task_t *p) {
             .loop = s->loop, .object = p,
             .wait = p->state == UVT_TASK_DONE ? UVT_WAIT_NONE
                                                : (uvt_wait_kind_t)p->parked_at.wait,
-            .wait_on = p->state == UVT_TASK_DONE ? NULL : p->parked_at.on,
+            .wait_on = p->state == UVT_TASK_DONE ? NULL : UVT__SITE_ON_PUBLIC(&p->parked_at),
             .wait_on_id = p->state == UVT_TASK_DONE ? 0 : UVT__SITE_ON_ID(&p->parked_at),
             .wait_timeout = p->state == UVT_TASK_DONE ? 0 : p->parked_at.timeout);
 }
@@ -425,11 +425,10 @@ UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
             .where_file = w->file, .where_line = w->line,
             .where_func = w->func, .what = w->what,
             .no_yield_depth = t->no_yield_depth, .object = t,
-            .wait = (uvt_wait_kind_t)where->wait, .wait_on = where->on,
+            .wait = (uvt_wait_kind_t)where->wait,
+            .wait_on = UVT__SITE_ON_PUBLIC(where),
             .wait_on_id = UVT__SITE_ON_ID(where),
             .wait_timeout = where->timeout);
-  /* Loop time (ms), not a clock read: precise enough to see a hang. */
-  t->parked_ns = uv_now(t->sched->loop) * 1000000u;
   (void)w;
 }
 
@@ -453,6 +452,8 @@ int uvt__park(const uvt__site_t *where,
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
   UVT__HOOK_AT(hook_await, t, where);
   t->parked_at = *where;
+  /* Loop time (ms), not a clock read: precise enough to see a hang. */
+  t->parked_ns = uv_now(s->loop) * 1000000u;
   t->on_cancel = on_cancel != NULL ? on_cancel : cancel_wake_now;
   t->on_cancel_data = data;
   t->wake_status = 0;
@@ -760,6 +761,7 @@ void uvt__sched_destroy(uvt__sched_t *s) {
   while (s->tsan_nspare > 0) __tsan_destroy_fiber(s->tsan_spare[--s->tsan_nspare]);
 #endif
   uvt__heap_free(&s->timers);
+  free(s->walk);
   uvt__stack_pool_destroy(&s->stacks);
   uv_mutex_destroy(&s->ts_mutex);
   if (tls_sched == s) tls_sched = NULL;

@@ -27,7 +27,7 @@ static uvt_hook_member_t *awaiters_of(const uvt_task_t *t, int *n) {
     e->name = a->obj.name;
     if (a->state == UVT_TASK_PARKED) {
       e->wait = (uvt_wait_kind_t)a->parked_at.wait;
-      e->wait_on = a->parked_at.on;
+      e->wait_on = UVT__SITE_ON_PUBLIC(&a->parked_at);
       e->where_file = a->parked_at.file;
       e->where_line = a->parked_at.line;
     }
@@ -48,7 +48,7 @@ static void snapshot_task(uvt__sched_t *s, uvt_task_t *t, int reason) {
             .what = parked ? t->parked_at.what : NULL, .status = reason,
             .loop = s->loop, .object = t, .state = t->state,
             .wait = parked ? (uvt_wait_kind_t)t->parked_at.wait : UVT_WAIT_NONE,
-            .wait_on = parked ? t->parked_at.on : NULL,
+            .wait_on = parked ? UVT__SITE_ON_PUBLIC(&t->parked_at) : NULL,
             .wait_on_id = parked ? UVT__SITE_ON_ID(&t->parked_at) : 0,
             .wait_timeout = parked && t->parked_at.timeout,
             .parked_ns = parked ? t->parked_ns : 0, .members = m,

@@ -28,12 +28,37 @@ int uvt_lock_init(uvt_lock_t *l) {
   return 0;
 }
 
-/* The holder and where it took the lock: read by the hang checks. */
+/* The holder and where it took the lock: read by the deadlock check.
+ * Each task counts the locks it holds (nlocks): one that ends holding
+ * any is kept readable for as long as the process runs, since the lock
+ * still names it. */
 static void lock_set_holder(uvt_lock_t *l, uvt_task_t *t,
                             const uvt__site_t *site) {
+  if (l->holder != NULL) l->holder->nlocks--;
   l->holder = t;
+  if (t != NULL) t->nlocks++;
   l->acquired_file = site != NULL ? site->file : NULL;
   l->acquired_line = site != NULL ? site->line : 0;
+}
+
+/* Structs of tasks that ended holding a lock: reachable from here, never
+ * freed (a lock left held is itself the bug; its next acquirer waits
+ * forever and may walk to its holder). */
+static uv_mutex_t kept_mutex;
+static uv_once_t kept_once = UV_ONCE_INIT;
+static uvt_task_t *kept_head;
+
+static void kept_init(void) {
+  if (uv_mutex_init(&kept_mutex) != 0)
+    uvt__panic("cannot initialise the kept-holders mutex");
+}
+
+void uvt__lock_holder_keep(uvt_task_t *t) {
+  uv_once(&kept_once, kept_init);
+  uv_mutex_lock(&kept_mutex);
+  t->ready_next = kept_head;
+  kept_head = t;
+  uv_mutex_unlock(&kept_mutex);
 }
 
 UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
@@ -46,7 +71,8 @@ UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
   (void)kind, (void)l, (void)t, (void)file, (void)line, (void)func;
 }
 
-/* Hand the lock to the first waiter, or unlock it. */
+/* Hand the lock to the first waiter, or unlock it.  Unlocked, the holder
+ * is NULL; acquired_file/line are then stale and not read. */
 static void lock_release_to_next(uvt_lock_t *l) {
   uvt__wq_node_t *n = l->waiters.head;
   if (n != NULL) {
@@ -54,7 +80,8 @@ static void lock_release_to_next(uvt_lock_t *l) {
     uvt__waitq_grant_first(&l->waiters, NULL);
   } else {
     l->locked = 0;
-    lock_set_holder(l, NULL, NULL);
+    l->holder->nlocks--;
+    l->holder = NULL;
   }
 }
 
@@ -64,23 +91,16 @@ static bool lock_revoke(uvt__wq_node_t *n) {
   return true;
 }
 
-int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
-                        const char *func) {
+/* The lock is held: queue behind its holder.  Out of line, so that the
+ * uncontended acquire builds no site nor node. */
+static __attribute__((noinline)) int
+lock_wait(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
+          const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_lock_acquire", UVT_WAIT_LOCK, l, false);
   uvt__wq_node_t node = {0};
-  uvt_task_t *self;
   int st;
-
-  if (!lock_valid(l)) return UVT_EINVAL;
-  self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
-  if (l->loop == NULL) l->loop = self->sched->loop;
-  if (!l->locked) {
-    l->locked = 1;
-    lock_set_holder(l, self, &site);
-    UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
-    return 0;
-  }
+  /* Waiting for a held lock is an edge to its holder. */
+  uvt__deadlock_check(self, &site);
   /* On 0 the releaser has handed us the lock (locked stayed 1, holder
    * set to us).  On UVT_ECANCELED we were unlinked before anyone gave it
    * to us; on UVT_ECLOSED the lock is gone: do not touch it. */
@@ -90,6 +110,24 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
   if (st == 0)
     UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
   return st;
+}
+
+int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
+                        const char *func) {
+  uvt_task_t *self;
+
+  if (!lock_valid(l)) return UVT_EINVAL;
+  self = uvt__task_current();
+  if (self == NULL) return UVT_ENOTASK;
+  if (l->loop == NULL) l->loop = self->sched->loop;
+  if (UVT__UNLIKELY(l->locked)) return lock_wait(l, self, file, line, func);
+  l->locked = 1;
+  l->holder = self;
+  self->nlocks++;
+  l->acquired_file = file;
+  l->acquired_line = line;
+  UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
+  return 0;
 }
 
 int uvt_lock_release(uvt_lock_t *l) {

@@ -155,7 +155,10 @@ void uvt__task_release(uvt_task_t *t) {
   if (UVT__UNLIKELY(t->out.status < 0))
     uvt__finding_unretrieved(&t->obj, &t->out);
   uvt__obj_unregister(&t->obj);
-  uvt__quarantine(t->sched, &t->obj);
+  /* Ended holding a lock, which still names it its holder: its memory
+   * must stay readable for the deadlock check (sync_lock.c). */
+  if (UVT__UNLIKELY(t->nlocks != 0)) uvt__lock_holder_keep(t);
+  else uvt__quarantine(t->sched, &t->obj);
 }
 
 /* ---- await ---------------------------------------------------------------- */
@@ -187,6 +190,9 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
   a.w.fire = await_fire;
   a.w.task = uvt__task_current();
   uvt__waiters_push(&t->out.waiters, &a.w);
+  /* Only a target parked itself can close a cycle (waitfor.c). */
+  if (UVT__UNLIKELY(t->state == UVT_TASK_PARKED) && !site->timeout)
+    uvt__deadlock_check(a.w.task, site);
   while (!t->out.done) {
     int st = uvt__park_revocable(site, await_on_cancel, &a);
     if (st == UVT_ECANCELED && !a.cancelled) {

@@ -15,8 +15,8 @@
 bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled);
 
 typedef struct {
-  uvt_task_t **tasks;
-  size_t n;
+  /* First: a park's site points here (tasks, n, all) for waitfor.c. */
+  uvt__taskset_t set;
   size_t ndone;
   size_t need;       /* wake when ndone reaches this */
   uvt_task_t *self;
@@ -57,8 +57,8 @@ static void group_fire(uvt__waiter_t *w) {
 
 static void group_cancel_children(group_t *g) {
   size_t i;
-  for (i = 0; i < g->n; i++)
-    if (!g->tasks[i]->out.done) uvt__task_cancel(g->tasks[i]);
+  for (i = 0; i < g->set.n; i++)
+    if (!g->set.tasks[i]->out.done) uvt__task_cancel(g->set.tasks[i]);
 }
 
 static void group_on_cancel(uvt_task_t *self, void *data) {
@@ -78,33 +78,33 @@ static void timeout_fire(uvt__timer_t *tm) {
 static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local) {
   uvt__waiter_t *ws = local;
   size_t i;
-  if (g->n > STACK_WAITERS) {
-    ws = calloc(g->n, sizeof(*ws));
+  if (g->set.n > STACK_WAITERS) {
+    ws = calloc(g->set.n, sizeof(*ws));
     if (ws == NULL) return NULL;
   } else {
     memset(local, 0, sizeof(*local) * STACK_WAITERS);
   }
   g->ndone = 0;
-  for (i = 0; i < g->n; i++) {
-    if (g->tasks[i]->out.done) {
+  for (i = 0; i < g->set.n; i++) {
+    if (g->set.tasks[i]->out.done) {
       g->ndone++;
-      if (g->first_error == 0 && is_failure(g->tasks[i]->out.status))
-        g->first_error = g->tasks[i]->out.status;
+      if (g->first_error == 0 && is_failure(g->set.tasks[i]->out.status))
+        g->first_error = g->set.tasks[i]->out.status;
       continue;
     }
-    ws[i].target = g->tasks[i];
+    ws[i].target = g->set.tasks[i];
     ws[i].fire = group_fire;
     ws[i].task = g->self;
     ws[i].data = g;
-    uvt__waiters_push(&g->tasks[i]->out.waiters, &ws[i]);
+    uvt__waiters_push(&g->set.tasks[i]->out.waiters, &ws[i]);
   }
   return ws;
 }
 
 static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local) {
   size_t i;
-  for (i = 0; i < g->n; i++)
-    uvt__waiters_remove(&g->tasks[i]->out.waiters, &ws[i]);
+  for (i = 0; i < g->set.n; i++)
+    uvt__waiters_remove(&g->set.tasks[i]->out.waiters, &ws[i]);
   if (ws != local) free(ws);
 }
 
@@ -112,12 +112,12 @@ static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local) {
  * another task giving up its handle cannot free one under it. */
 static void group_pin(group_t *g) {
   size_t i;
-  for (i = 0; i < g->n; i++) g->tasks[i]->out.refs++;
+  for (i = 0; i < g->set.n; i++) g->set.tasks[i]->out.refs++;
 }
 
 static void group_unpin(group_t *g) {
   size_t i;
-  for (i = 0; i < g->n; i++) uvt__task_unref(g->tasks[i]);
+  for (i = 0; i < g->set.n; i++) uvt__task_unref(g->set.tasks[i]);
 }
 
 int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
@@ -131,14 +131,17 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   if (self == NULL) return UVT_ENOTASK;
   if ((err = check_tasks(ts, n, self)) != 0) return err;
   memset(&g, 0, sizeof(g));
-  g.tasks = ts;
-  g.n = n;
+  g.set.tasks = ts;
+  g.set.n = n;
   g.need = n;
   g.self = self;
   g.cancel_children = true;
+  g.set.all = true;
+  site.on = &g.set;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
   group_pin(&g);
-  while (g.ndone < g.n) {
+  if (g.ndone < g.set.n) uvt__deadlock_check(self, &site);
+  while (g.ndone < g.set.n) {
     int st = uvt__park(&site, group_on_cancel, &g);
     if (st == UVT_ECANCELED && !g.cancelled) {
       /* A cancel pending before the park: propagate it the same way. */
@@ -175,11 +178,15 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
   if (timeout_ms < -1 || n == 0) return UVT_EINVAL;
   if ((err = check_tasks(ts, n, self)) != 0) return err;
   memset(&g, 0, sizeof(g));
-  g.tasks = ts;
-  g.n = n;
+  g.set.tasks = ts;
+  g.set.n = n;
   g.need = mode == UVT_FIRST_COMPLETED ? 1 : n;
   g.first_exception = mode == UVT_FIRST_EXCEPTION;
   g.self = self;
+  /* Only ALL_COMPLETED without a time limit needs every task: a cycle
+   * through any one of them is then a deadlock. */
+  g.set.all = mode == UVT_ALL_COMPLETED && timeout_ms < 0;
+  site.on = &g.set;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
   group_pin(&g);
   if (g.ndone >= g.need || (g.first_exception && g.first_error != 0)) {
@@ -192,6 +199,7 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
         uvt__timer_start(self->sched, &self->timer, (uint64_t)timeout_ms,
                          timeout_fire) != 0)
       st = UVT_ENOMEM;
+    if (st == 0 && g.set.all) uvt__deadlock_check(self, &site);
     if (st == 0) st = uvt__park(&site, group_on_cancel, &g);
     uvt__timer_stop(self->sched, &self->timer);
   }
@@ -215,8 +223,8 @@ static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
   if (!t->out.done) {
     memset(&g, 0, sizeof(g));
     memset(&w, 0, sizeof(w));
-    g.tasks = &t;
-    g.n = 1;
+    g.set.tasks = &t;
+    g.set.n = 1;
     g.need = 1;
     g.self = self;
     if (timeout_ms == 0) {
@@ -232,6 +240,8 @@ static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
           uvt__timer_start(self->sched, &self->timer, (uint64_t)timeout_ms,
                            timeout_fire) != 0)
         st = UVT_ENOMEM;
+      if (st == 0 && timeout_ms < 0 && t->state == UVT_TASK_PARKED)
+        uvt__deadlock_check(self, &site);
       if (st == 0) st = uvt__park(&site, group_on_cancel, &g);
       uvt__timer_stop(self->sched, &self->timer);
       uvt__waiters_remove(&t->out.waiters, &w);
@@ -242,6 +252,9 @@ static int wait_for_pinned(uvt_task_t *self, uvt_task_t *t,
        * as asyncio.wait_for does. */
       bool cancelled = st == UVT_ECANCELED;
       uvt__task_cancel(t);
+      /* From here on the wait has no limit: an edge of the wait-for
+       * graph (a task that awaits us back is a deadlock). */
+      site.timeout = false;
       if (uvt__await_done(t, &site, cancelled) || cancelled)
         return UVT_ECANCELED;
       /* It finished on its own while being cancelled (its cancel came

@@ -1,0 +1,207 @@
+/*
+ * hang_scenario — programs that hang (or look as if they might), for the
+ * deadlock and stall tests (tests/test_hangs.c), which read what they
+ * print on stderr while they still run, then kill them.
+ *
+ *   hang_scenario SCENARIO
+ *
+ * Deadlocks (each prints "ready" on stdout once its tasks are set up, and
+ * then hangs, as asyncio would):
+ *   locks2    'alice' holds L1 and waits for L2, 'bob' holds L2, waits L1
+ *   locks3    three tasks, three locks, each waits for the next one's
+ *   await2    'ping' awaits 'pong', which awaits 'ping'
+ *   parent    main awaits 'outer', which awaits 'inner', which awaits main
+ *   gather    'boss' gathers 'w1' and 'w2'; 'w2' awaits 'boss'
+ *   relock    'greedy' acquires a lock it already holds
+ *   waitfor   as await2, but 'pong' awaits with uvt_wait_for(50): once
+ *             the time is up, it cancels 'ping' and waits for it to end,
+ *             with no limit, while 'ping' awaits 'pong'
+ * Not deadlocks (each ends by itself, with status 0):
+ *   timeout   as await2, but 'pong' waits with a time limit (uvt_wait)
+ *   first     'boss' waits FIRST_COMPLETED on 'w1' (sleeping) and 'w2',
+ *             and 'w2' awaits 'boss'
+ * Lines the tests look for carry a marker comment: "@name".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uvtask.h>
+
+static uvt_lock_t locks[3];
+static uvt_task_t *peer[3];
+static int ready;
+
+/* Every task of the scenario has reached its first lock or spawn. */
+static void arrive(int n) {
+  if (++ready == n) {
+    printf("ready\n");
+    fflush(stdout);
+  }
+}
+
+/* ---- lock cycles ---------------------------------------------------------- */
+
+typedef struct {
+  int first, second, n;
+} lock_pair_t;
+
+static int lock_taker(void *arg) {
+  const lock_pair_t *p = arg;
+  uvt_lock_acquire(&locks[p->first]); /* @first-lock */
+  arrive(p->n);
+  /* Let every other task take its first lock. */
+  uvt_yield();
+  uvt_lock_acquire(&locks[p->second]); /* @second-lock */
+  uvt_lock_release(&locks[p->second]);
+  uvt_lock_release(&locks[p->first]);
+  return 0;
+}
+
+static int run_locks(int n) {
+  static const char *const names[3] = {"alice", "bob", "carol"};
+  static lock_pair_t pairs[3];
+  uvt_task_t *t[3];
+  int i;
+  for (i = 0; i < n; i++) {
+    uvt_lock_init(&locks[i]);
+    pairs[i] = (lock_pair_t){i, (i + 1) % n, n};
+    t[i] = uvt_spawn(lock_taker, &pairs[i]); /* @lock-spawn */
+    uvt_name(t[i], "%s", names[i]);
+  }
+  for (i = 0; i < n; i++) uvt_await(t[i]);
+  return 0;
+}
+
+/* ---- awaits ------------------------------------------------------------------ */
+
+static int timeout_mode;
+
+static int pong(void *arg) {
+  (void)arg;
+  arrive(2);
+  if (timeout_mode == 1) {
+    /* A time limit: not a deadlock edge; pong then ends, and so does
+     * ping. */
+    int st = uvt_wait(&peer[0], 1, UVT_ALL_COMPLETED, 50, NULL); /* @pong-timed */
+    uvt_detach(peer[0]);
+    return st == UVT_ETIMEDOUT ? 0 : -1;
+  }
+  if (timeout_mode == 2)
+    /* After the time limit, wait_for cancels ping and waits for it to
+     * end, with no limit: but ping awaits pong. */
+    return uvt_wait_for(peer[0], 50); /* @pong-wait-for */
+  return uvt_await(peer[0]); /* @pong-awaits */
+}
+
+static int ping(void *arg) {
+  (void)arg;
+  arrive(2);
+  return uvt_await(peer[1]); /* @ping-awaits */
+}
+
+static int run_await2(void) {
+  uvt_task_t *a = uvt_spawn(ping, NULL), *b = uvt_spawn(pong, NULL);
+  /* Each awaits the other: one extra reference each. */
+  peer[0] = uvt_task_ref(a);
+  peer[1] = uvt_task_ref(b);
+  uvt_await(b);
+  uvt_await(a);
+  return 0;
+}
+
+static int inner(void *arg) {
+  (void)arg;
+  arrive(1);
+  return uvt_await(peer[0]); /* @inner-awaits-main */
+}
+
+static int outer(void *arg) {
+  (void)arg;
+  return uvt_await(uvt_spawn(inner, NULL)); /* @outer-awaits */
+}
+
+static int run_parent(void) {
+  peer[0] = uvt_task_ref(uvt_current());
+  return uvt_await(uvt_spawn(outer, NULL)); /* @main-awaits */
+}
+
+static int w1(void *arg) {
+  (void)arg;
+  return uvt_sleep(timeout_mode ? 10 : 3600 * 1000);
+}
+
+static int w2(void *arg) {
+  (void)arg;
+  arrive(1);
+  return uvt_await(peer[0]); /* @w2-awaits */
+}
+
+static int boss(void *arg) {
+  uvt_task_t *ts[2];
+  int st;
+  (void)arg;
+  ts[0] = uvt_spawn(w1, NULL);
+  ts[1] = uvt_spawn(w2, NULL);
+  if (timeout_mode) {
+    st = uvt_wait(ts, 2, UVT_FIRST_COMPLETED, -1, NULL); /* @boss-first */
+  } else {
+    st = uvt_gather(ts, 2); /* @boss-gathers */
+  }
+  uvt_detach(ts[0]);
+  uvt_detach(ts[1]);
+  return st;
+}
+
+static int run_gather(void) {
+  uvt_task_t *b = uvt_spawn(boss, NULL);
+  peer[0] = uvt_task_ref(b);
+  return uvt_await(b);
+}
+
+static int greedy(void *arg) {
+  (void)arg;
+  uvt_lock_acquire(&locks[0]); /* @greedy-first */
+  arrive(1);
+  uvt_lock_acquire(&locks[0]); /* @greedy-again */
+  return 0;
+}
+
+static int run_relock(void) {
+  uvt_lock_init(&locks[0]);
+  return uvt_await(uvt_spawn(greedy, NULL));
+}
+
+static const char *scenario;
+
+static int main_task(void *arg) {
+  (void)arg;
+  if (strcmp(scenario, "locks2") == 0) return run_locks(2);
+  if (strcmp(scenario, "locks3") == 0) return run_locks(3);
+  if (strcmp(scenario, "await2") == 0) return run_await2();
+  if (strcmp(scenario, "timeout") == 0) {
+    timeout_mode = 1;
+    return run_await2();
+  }
+  if (strcmp(scenario, "waitfor") == 0) {
+    timeout_mode = 2;
+    return run_await2();
+  }
+  if (strcmp(scenario, "parent") == 0) return run_parent();
+  if (strcmp(scenario, "gather") == 0) return run_gather();
+  if (strcmp(scenario, "first") == 0) {
+    timeout_mode = 1;
+    return run_gather();
+  }
+  if (strcmp(scenario, "relock") == 0) return run_relock();
+  fprintf(stderr, "hang_scenario: unknown scenario '%s'\n", scenario);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: hang_scenario SCENARIO\n");
+    return 2;
+  }
+  scenario = argv[1];
+  return uvt_run(NULL, main_task, NULL) == 0 ? 0 : 1;
+}

@@ -1,0 +1,144 @@
+/*
+ * Deadlocks, seen as a user sees them: tests/progs/hang_scenario.c hangs
+ * (as asyncio would) and, while it still runs, its stderr names every
+ * task of the cycle at its own source line, with what it waits for and
+ * who holds it; the test then kills it.  Each scenario runs with the
+ * release library and, when it was built, the debug one (which prints the
+ * same lines).  Scenarios that only look like cycles (a time limit,
+ * FIRST_COMPLETED) end by themselves with no deadlock line.
+ */
+#include "hang_support.h"
+#include "source_line.h"
+
+#define PROG UVT_BUILD_DIR "/tests/hang_scenario"
+#define SRC UVT_SOURCE_DIR "/tests/progs/hang_scenario.c"
+/* A bound on how long a scenario may take to say it, not a delay. */
+#define BOUND_MS 20000
+
+static const char *const debug_env[] = {
+    "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug", NULL};
+
+/* "hang_scenario.c:N: warning: deadlock (i/n): task 'name'" for the line
+ * holding `marker`. */
+static void expect_member(const char *err, const char *marker, int i, int n,
+                          const char *name, const char *waits_for) {
+  char want[512];
+  const char *at;
+  snprintf(want, sizeof(want),
+           "hang_scenario.c:%d: warning: deadlock (%d/%d): task '%s' ",
+           source_line(SRC, marker), i, n, name);
+  at = strstr(err, want);
+  cr_expect_not_null(at, "no line \"%s\" in:\n%s", want, err);
+  if (at == NULL) return;
+  /* The rest of that line says what it waits for. */
+  {
+    const char *eol = strchr(at, '\n');
+    char line[1024];
+    size_t len = eol != NULL ? (size_t)(eol - at) : strlen(at);
+    if (len >= sizeof(line)) len = sizeof(line) - 1;
+    memcpy(line, at, len);
+    line[len] = '\0';
+    cr_expect_not_null(strstr(line, waits_for), "'%s' not in: %s", waits_for, line);
+    cr_expect_not_null(strstr(line, "[deadlock]"), "%s", line);
+  }
+}
+
+/* Run `scenario` (debug library if `debug`) until its stderr holds `n`
+ * deadlock lines; the program must still be running then. */
+static void run_until_deadlock(hang_proc_t *p, const char *scenario, int n,
+                               bool debug) {
+  hang_start(p, PROG, scenario, debug ? debug_env : NULL);
+  cr_assert(hang_wait_for(p, 0, "ready\n", 1, BOUND_MS), "never ready: %s",
+            p->text[1]);
+  cr_assert(hang_wait_for(p, 1, "[deadlock]", n, BOUND_MS),
+            "no %d deadlock lines from %s:\n%s", n, scenario, p->text[1]);
+  /* Still running: hung, as asyncio would be, not aborted. */
+  cr_expect_eq(waitpid(p->pid, &p->status, WNOHANG), 0);
+  hang_kill(p);
+  /* Once per cycle. */
+  cr_expect_eq(hang_count(p->text[1], "[deadlock]"), n, "%s", p->text[1]);
+}
+
+static void two_locks(bool debug) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "locks2", 2, debug);
+  /* bob closed the cycle: bob waits for L1, held by alice since her
+   * first acquire; alice waits for L2, held by bob. */
+  expect_member(p.text[1], "@second-lock", 1, 2, "bob", "held by task 'alice'");
+  expect_member(p.text[1], "@second-lock", 2, 2, "alice", "held by task 'bob'");
+  {
+    char taken[128];
+    snprintf(taken, sizeof(taken), "(taken at %s:%d)", SRC,
+             source_line(SRC, "@first-lock"));
+    cr_expect_eq(hang_count(p.text[1], taken), 2, "%s", p.text[1]);
+  }
+}
+
+Test(hangs, two_tasks_taking_two_locks_in_opposite_orders_are_a_deadlock) {
+  two_locks(false);
+}
+
+Test(hangs, three_tasks_in_a_lock_cycle_are_one_deadlock_of_three) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "locks3", 3, false);
+  expect_member(p.text[1], "@second-lock", 1, 3, "carol", "held by task 'alice'");
+  expect_member(p.text[1], "@second-lock", 2, 3, "alice", "held by task 'bob'");
+  expect_member(p.text[1], "@second-lock", 3, 3, "bob", "held by task 'carol'");
+}
+
+Test(hangs, two_tasks_awaiting_each_other_are_a_deadlock) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "await2", 2, false);
+  expect_member(p.text[1], "@pong-awaits", 1, 2, "pong", "waiting for task 'ping' created at");
+  expect_member(p.text[1], "@ping-awaits", 2, 2, "ping", "waiting for task 'pong' created at");
+}
+
+Test(hangs, a_task_awaiting_its_own_parent_chain_is_a_deadlock) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "parent", 3, false);
+  expect_member(p.text[1], "@inner-awaits-main", 1, 3, "inner", "waiting for task 'main_task'");
+  expect_member(p.text[1], "@main-awaits", 2, 3, "main_task", "waiting for task 'outer'");
+  expect_member(p.text[1], "@outer-awaits", 3, 3, "outer", "waiting for task 'inner'");
+}
+
+Test(hangs, a_gather_is_an_edge_to_each_task_it_needs) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "gather", 2, false);
+  expect_member(p.text[1], "@w2-awaits", 1, 2, "w2", "waiting for task 'boss'");
+  expect_member(p.text[1], "@boss-gathers", 2, 2, "boss",
+                "parked in uvt_gather here, waiting for task 'w2'");
+}
+
+Test(hangs, a_task_acquiring_a_lock_it_holds_is_a_deadlock_of_one) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "relock", 1, false);
+  expect_member(p.text[1], "@greedy-again", 1, 1, "greedy", "a lock it holds itself");
+}
+
+Test(hangs, wait_for_past_its_time_limit_waits_without_one) {
+  hang_proc_t p;
+  run_until_deadlock(&p, "waitfor", 2, false);
+  expect_member(p.text[1], "@pong-wait-for", 1, 2, "pong", "waiting for task 'ping'");
+}
+
+Test(hangs, a_wait_with_a_time_limit_is_no_deadlock) {
+  hang_proc_t p;
+  hang_start(&p, PROG, "timeout", NULL);
+  cr_assert(hang_finish(&p, BOUND_MS), "it hung: %s", p.text[1]);
+  cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "%s", p.text[1]);
+  cr_expect_null(strstr(p.text[1], "deadlock"), "%s", p.text[1]);
+}
+
+Test(hangs, a_first_completed_wait_is_no_deadlock) {
+  hang_proc_t p;
+  hang_start(&p, PROG, "first", NULL);
+  cr_assert(hang_finish(&p, BOUND_MS), "it hung: %s", p.text[1]);
+  cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "%s", p.text[1]);
+  cr_expect_null(strstr(p.text[1], "deadlock"), "%s", p.text[1]);
+}
+
+#ifndef UVT_TEST_NO_DEBUG_LIB
+Test(hangs, the_debug_library_prints_the_same_deadlock_lines) {
+  two_locks(true);
+}
+#endif
