@@ -633,6 +633,7 @@ static uvt__sched_t *sched_create(uv_loop_t *loop) {
   uv_unref((uv_handle_t *)&s->prepare);
   uv_unref((uv_handle_t *)&s->check);
   uv_unref((uv_handle_t *)&s->async);
+  uvt__stall_init(s);
   return s;
 }
 
@@ -740,6 +741,7 @@ void uvt__sched_destroy(uvt__sched_t *s) {
   uv_close((uv_handle_t *)&s->idle, handle_closed);
   uv_close((uv_handle_t *)&s->async, handle_closed);
   uv_close((uv_handle_t *)&s->uvtimer, handle_closed);
+  uvt__stall_close(s);
   while (s->handles_open > 0) uv_run(s->loop, UV_RUN_NOWAIT);
 
   for (c = s->ts_head; c != NULL;) {

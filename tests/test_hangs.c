@@ -142,3 +142,85 @@ Test(hangs, the_debug_library_prints_the_same_deadlock_lines) {
   two_locks(true);
 }
 #endif
+
+/* ---- stalls ----------------------------------------------------------------- */
+
+static const char *const stall_env[] = {"ASYNCIODEBUG_STALL_MS=100", NULL};
+static const char *const stall_debug_env[] = {
+    "ASYNCIODEBUG_STALL_MS=100", "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug", NULL};
+
+/* Run `scenario` until its stderr holds `n` stall lines (it must still
+ * run), then kill it. */
+static void run_until_stall(hang_proc_t *p, const char *scenario, int n,
+                            bool debug) {
+  hang_start(p, PROG, scenario, debug ? stall_debug_env : stall_env);
+  cr_assert(hang_wait_for(p, 0, "ready\n", 1, BOUND_MS), "never ready: %s",
+            p->text[1]);
+  cr_assert(hang_wait_for(p, 1, "[stall]", n, BOUND_MS),
+            "no %d stall lines from %s:\n%s", n, scenario, p->text[1]);
+  cr_expect_eq(waitpid(p->pid, &p->status, WNOHANG), 0);
+  hang_kill(p);
+  /* Once per episode. */
+  cr_expect_eq(hang_count(p->text[1], "[stall]"), n, "%s", p->text[1]);
+  cr_expect_eq(hang_count(p->text[1], "uvtask: stall: "), 1, "%s", p->text[1]);
+}
+
+static void expect_stall_at(const char *err, const char *marker,
+                            const char *rest) {
+  char want[512];
+  snprintf(want, sizeof(want), "hang_scenario.c:%d: warning: stall: %s",
+           source_line(SRC, marker), rest);
+  cr_expect_not_null(strstr(err, want), "no \"%s\" in:\n%s", want, err);
+}
+
+Test(stall, waiting_for_an_event_nothing_will_set_is_a_stall) {
+  hang_proc_t p;
+  run_until_stall(&p, "event", 1, false);
+  expect_stall_at(p.text[1], "@event-wait", "task 'main_task'");
+  cr_expect_not_null(strstr(p.text[1], "parked in uvt_event_wait here (event)"),
+                     "%s", p.text[1]);
+}
+
+Test(stall, a_lock_whose_holder_ended_is_a_stall_naming_the_holder) {
+  hang_proc_t p;
+  char held[256];
+  run_until_stall(&p, "lockgone", 1, false);
+  expect_stall_at(p.text[1], "@main-acquires", "task 'main_task'");
+  snprintf(held, sizeof(held),
+           "held by task 'quitter', which has ended, since %s:%d", SRC,
+           source_line(SRC, "@quitter-takes"));
+  cr_expect_not_null(strstr(p.text[1], held), "%s", p.text[1]);
+}
+
+Test(stall, every_parked_task_is_named) {
+  hang_proc_t p;
+  run_until_stall(&p, "queue", 2, false);
+  expect_stall_at(p.text[1], "@consumer-gets", "task 'consumer'");
+  expect_stall_at(p.text[1], "@main-awaits-consumer", "task 'main_task'");
+}
+
+#ifndef UVT_TEST_NO_DEBUG_LIB
+Test(stall, the_debug_library_prints_the_same_stall_lines) {
+  hang_proc_t p;
+  run_until_stall(&p, "event", 1, true);
+  expect_stall_at(p.text[1], "@event-wait", "task 'main_task'");
+}
+#endif
+
+/* Parked tasks that something can still wake: with a threshold of 100
+ * ms, each runs about ten times as long and ends by itself, silent. */
+static void no_stall(const char *scenario) {
+  hang_proc_t p;
+  hang_start(&p, PROG, scenario, stall_env);
+  cr_assert(hang_finish(&p, BOUND_MS), "%s hung: %s", scenario, p.text[1]);
+  cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "%s: %s",
+            scenario, p.text[1]);
+  cr_expect_null(strstr(p.text[1], "stall"), "%s: %s", scenario, p.text[1]);
+  cr_expect_null(strstr(p.text[1], "deadlock"), "%s: %s", scenario, p.text[1]);
+}
+
+Test(stall, a_server_in_accept_and_read_is_no_stall) { no_stall("server"); }
+Test(stall, tasks_in_long_sleeps_are_no_stall) { no_stall("sleeps"); }
+Test(stall, slow_thread_pool_work_is_no_stall) { no_stall("pool"); }
+Test(stall, a_queue_fed_by_the_programs_own_timer_is_no_stall) { no_stall("qtimer"); }
+Test(stall, the_programs_own_signal_watcher_is_no_stall) { no_stall("signal"); }

@@ -20,11 +20,31 @@
  *   timeout   as await2, but 'pong' waits with a time limit (uvt_wait)
  *   first     'boss' waits FIRST_COMPLETED on 'w1' (sleeping) and 'w2',
  *             and 'w2' awaits 'boss'
+ * Stalls (run with a small ASYNCIODEBUG_STALL_MS; they hang):
+ *   event     main waits for an event that nothing will set
+ *   lockgone  'quitter' returns holding a lock, main then acquires it
+ *   queue     'consumer' waits on a queue nothing feeds
+ * Not stalls (each ends by itself, with status 0, after about a second
+ * with tasks parked and nothing ready):
+ *   server    main waits for an event its connection handler sets; the
+ *             server is in accept until a thread connects and writes
+ *   sleeps    three tasks in a long sleep
+ *   pool      main awaits slow thread-pool work
+ *   qtimer    'consumer' waits on a queue that the program's own
+ *             uv_timer_t feeds
+ *   signal    main waits for an event that the program's own uv_signal_t
+ *             callback sets (a thread raises the signal)
  * Lines the tests look for carry a marker comment: "@name".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uvtask.h>
 
 static uvt_lock_t locks[3];
@@ -171,6 +191,152 @@ static int run_relock(void) {
   return uvt_await(uvt_spawn(greedy, NULL));
 }
 
+/* ---- stalls ------------------------------------------------------------------ */
+
+static uvt_event_t event;
+static uvt_queue_t queue;
+
+static int run_event(void) {
+  uvt_event_init(&event);
+  arrive(1);
+  return uvt_event_wait(&event); /* @event-wait */
+}
+
+static int quitter(void *arg) {
+  (void)arg;
+  uvt_lock_acquire(&locks[0]); /* @quitter-takes */
+  return 0;
+}
+
+static int run_lockgone(void) {
+  uvt_lock_init(&locks[0]);
+  uvt_await(uvt_spawn(quitter, NULL));
+  arrive(1);
+  return uvt_lock_acquire(&locks[0]); /* @main-acquires */
+}
+
+static int consumer(void *arg) {
+  void *item;
+  (void)arg;
+  arrive(1);
+  return uvt_queue_get(&queue, &item); /* @consumer-gets */
+}
+
+static int run_queue(void) {
+  uvt_queue_init(&queue, 0);
+  return uvt_await(uvt_spawn(consumer, NULL)); /* @main-awaits-consumer */
+}
+
+/* ---- not stalls ---------------------------------------------------------------- */
+
+static int port;
+
+/* Another thread, which libuv does not see: after a while, connect and
+ * say one line. */
+static void *late_client(void *arg) {
+  struct sockaddr_in a;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  (void)arg;
+  sleep(1);
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+    (void)!write(fd, "hi\n", 3);
+  if (fd >= 0) close(fd);
+  return NULL;
+}
+
+static int greeter(uvt_stream_t *st, void *arg) {
+  char line[16];
+  size_t len;
+  (void)arg;
+  if (uvt_readline(st, line, sizeof(line), &len) == 0) uvt_event_set(&event);
+  return 0;
+}
+
+static int run_server(void) {
+  uvt_server_t *srv;
+  pthread_t th;
+  int st;
+  uvt_event_init(&event);
+  if (uvt_start_server("127.0.0.1", 0, greeter, NULL, &srv) != 0) return -1;
+  port = uvt_server_port(srv);
+  pthread_create(&th, NULL, late_client, NULL);
+  arrive(1);
+  st = uvt_event_wait(&event);
+  pthread_join(th, NULL);
+  uvt_server_close(srv);
+  return st;
+}
+
+static int sleeper(void *arg) {
+  (void)arg;
+  return uvt_sleep(1000);
+}
+
+static int run_sleeps(void) {
+  uvt_task_t *t[3];
+  int i;
+  for (i = 0; i < 3; i++) t[i] = uvt_spawn(sleeper, NULL);
+  arrive(1);
+  return uvt_gather(t, 3) || (uvt_detach(t[0]), uvt_detach(t[1]), uvt_detach(t[2]), 0);
+}
+
+static int slow_work(void *arg) {
+  (void)arg;
+  sleep(1);
+  return 0;
+}
+
+static int run_pool(void) {
+  arrive(1);
+  return uvt_to_thread(slow_work, NULL);
+}
+
+static uv_timer_t feeder;
+
+static void feed(uv_timer_t *h) {
+  (void)h;
+  uvt_queue_put_nowait(&queue, &feeder);
+}
+
+static int run_qtimer(void) {
+  uvt_queue_init(&queue, 0);
+  uv_timer_init(uvt_loop(), &feeder);
+  uv_timer_start(&feeder, feed, 1000, 0);
+  return uvt_await(uvt_spawn(consumer, NULL));
+}
+
+static uv_signal_t sig;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  uv_signal_stop(h);
+  uvt_event_set(&event);
+}
+
+static void *late_signal(void *arg) {
+  (void)arg;
+  sleep(1);
+  kill(getpid(), SIGUSR1);
+  return NULL;
+}
+
+static int run_signal(void) {
+  pthread_t th;
+  int st;
+  uvt_event_init(&event);
+  uv_signal_init(uvt_loop(), &sig);
+  uv_signal_start(&sig, on_signal, SIGUSR1);
+  pthread_create(&th, NULL, late_signal, NULL);
+  arrive(1);
+  st = uvt_event_wait(&event);
+  pthread_join(th, NULL);
+  return st;
+}
+
 static const char *scenario;
 
 static int main_task(void *arg) {
@@ -193,6 +359,14 @@ static int main_task(void *arg) {
     return run_gather();
   }
   if (strcmp(scenario, "relock") == 0) return run_relock();
+  if (strcmp(scenario, "event") == 0) return run_event();
+  if (strcmp(scenario, "lockgone") == 0) return run_lockgone();
+  if (strcmp(scenario, "queue") == 0) return run_queue();
+  if (strcmp(scenario, "server") == 0) return run_server();
+  if (strcmp(scenario, "sleeps") == 0) return run_sleeps();
+  if (strcmp(scenario, "pool") == 0) return run_pool();
+  if (strcmp(scenario, "qtimer") == 0) return run_qtimer();
+  if (strcmp(scenario, "signal") == 0) return run_signal();
   fprintf(stderr, "hang_scenario: unknown scenario '%s'\n", scenario);
   return 2;
 }
@@ -203,5 +377,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   scenario = argv[1];
-  return uvt_run(NULL, main_task, NULL) == 0 ? 0 : 1;
+  /* The program's own loop, with its own handles on it for some. */
+  uv_loop_t loop;
+  int st;
+  uv_loop_init(&loop);
+  st = uvt_run(&loop, main_task, NULL);
+  if (strcmp(scenario, "qtimer") == 0) uv_close((uv_handle_t *)&feeder, NULL);
+  if (strcmp(scenario, "signal") == 0) uv_close((uv_handle_t *)&sig, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) st = 3;
+  return st == 0 ? 0 : 1;
 }
