@@ -177,6 +177,7 @@ typedef enum {
   LEAK_NEVER_AWAITED,   /* a coroutine object never consumed */
   LEAK_UNCLOSED,        /* a stream or server still open */
   LEAK_UNRELEASED,      /* a task or future handle never given up */
+  LEAK_DEADLOCK,        /* tasks that wait on each other (waitfor.c) */
   LEAK_OTHER            /* a finding of a kind added later */
 } leak_kind_t;
 
@@ -280,6 +281,12 @@ static char *leak_text(const leak_t *k) {
     return text_printf("leaked handle of %s '%s' %s, neither awaited nor "
                        "detached",
                        k->what, or_q(k->name), made);
+  case LEAK_DEADLOCK:
+    /* The cycle by name, where it closed, and who closed it. */
+    return text_printf("deadlock: %s; closed by task '%s' %s, parked in %s "
+                       "at %s:%d",
+                       or_q(k->message), or_q(k->name), made, or_q(k->at_what),
+                       or_q(k->at_file), k->at_line);
   default:
     return text_printf("leaked %s '%s' %s [%s]", or_q(k->what), or_q(k->name),
                        made, or_q(k->finding));
@@ -508,6 +515,13 @@ static int check_findings(uvt_finding_kind_t only_kind) {
     case UVT_FINDING_UNRELEASED_HANDLE:
       k.kind = LEAK_UNRELEASED;
       break;
+    case UVT_FINDING_DEADLOCK:
+      k.kind = LEAK_DEADLOCK;
+      k.message = f[i].message;
+      k.at_what = f[i].parked_what;
+      k.at_file = f[i].parked_file;
+      k.at_line = f[i].parked_line;
+      break;
     default:
       k.kind = LEAK_OTHER;
       k.finding = uvt_finding_kind_name(f[i].kind);
@@ -530,6 +544,8 @@ int uvt_assert_no_leaks_at(const char **report, const char *file, int line) {
   /* Errors of handles already released were reported, not kept: count
    * them from the findings; no await may come between the two reads. */
   n = check_findings(UVT_FINDING_UNRETRIEVED_ERROR);
+  /* A cycle first: the pending tasks listed next are its members. */
+  n += check_findings(UVT_FINDING_DEADLOCK);
   n += check_registry(self);
   if (report != NULL) *report = last_finish(file, line);
   else last_finish(file, line);

@@ -797,3 +797,55 @@ Test(leaks, tasks_parked_on_each_other_fail_naming_what_each_waits_for) {
     free(out);
   }
 }
+
+/* ---- a deadlock is named as a cycle ------------------------------------------ */
+
+static uvt_lock_t dl_locks[2];
+static int dl_taken, dl_line;
+
+static int dl_taker(void *arg) {
+  int first = *(int *)arg, st;
+  uvt_lock_acquire(&dl_locks[first]);
+  dl_taken++;
+  uvt_yield();
+  /* Cancelled by the test once the cycle is named. */
+  dl_line = __LINE__; st = uvt_lock_acquire(&dl_locks[1 - first]);
+  if (st == 0) uvt_lock_release(&dl_locks[1 - first]);
+  uvt_lock_release(&dl_locks[first]);
+  return 0;
+}
+
+static int deadlock_main(void *arg) {
+  static int which[2] = {0, 1};
+  uvt_task_t *t[2];
+  const char *report;
+  int n;
+  (void)arg;
+  uvt_leaks_set_settle_ms(20);
+  uvt_lock_init(&dl_locks[0]);
+  uvt_lock_init(&dl_locks[1]);
+  t[0] = uvt_spawn(dl_taker, &which[0]);
+  uvt_name(t[0], "alice");
+  M.spawn_line = __LINE__; t[1] = uvt_spawn(dl_taker, &which[1]);
+  uvt_name(t[1], "bob");
+  M.check_line = __LINE__; n = uvt_assert_no_leaks(&report); record(n, report);
+  uvt_cancel(t[0]);
+  uvt_cancel(t[1]);
+  uvt_gather(t, 2);
+  uvt_detach(t[0]);
+  uvt_detach(t[1]);
+  return 0;
+}
+
+Test(leaks, tasks_that_deadlock_are_named_as_a_cycle) {
+  char *want;
+  cr_assert_eq(uvt_run(NULL, deadlock_main, NULL), 0);
+  /* The cycle, then each of its tasks as pending. */
+  cr_assert_eq(M.n, 3, "%s", M.report);
+  want = fmt("deadlock: 2 tasks wait on each other: 'bob' -> 'alice' -> "
+             "'bob'; closed by task 'bob' created at %s:%d (deadlock_main), "
+             "parked in uvt_lock_acquire at %s:%d",
+             __FILE__, M.spawn_line, __FILE__, dl_line);
+  cr_assert_str_eq(M.text0, want);
+  free(want);
+}

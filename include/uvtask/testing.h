@@ -16,6 +16,11 @@
  *   tests/test_cache.c:12: leaked task 'refresher' created at src/cache.c:77 (cache_open), parked in uvt_sleep at src/cache.c:93
  *   tests/test_bank.c:30: leaked task 'ping' created at tests/test_bank.c:31 (bank::pair), parked in uvt_await at tests/test_bank.c:20, waiting for task 'pong' created at tests/test_bank.c:32
  *
+ * Tasks that deadlocked (the runtime found their cycle, see README "When it
+ * hangs") are named as a cycle first, then each as a pending task:
+ *
+ *   tests/test_bank.c:40: deadlock: 2 tasks wait on each other: 'alice' -> 'bob' -> 'alice'; closed by task 'bob' created at tests/test_bank.c:31 (pair), parked in uvt_lock_acquire at tests/test_bank.c:22
+ *
  * Two layers:
  *
  *  1. Framework-independent functions, exported by libuvtask:
@@ -61,7 +66,9 @@ extern "C" {
  *     whose error nobody read: handles still held, and handles already
  *     released whose error the runtime reported during the current uvt_run
  *     (since this thread's last uvt_run began, on a loop run by the caller);
- *   - every stream and server still open.
+ *   - every stream and server still open;
+ *   - every deadlock found during the current uvt_run (one line naming
+ *     the cycle; its tasks are also counted as pending).
  *
  * Objects whose name or creating function is on the ignore list are not
  * counted, and ignored tasks are not waited for.
