@@ -510,6 +510,16 @@ typedef struct uvt_barrier_s {
   void *reserved[UVT__RESERVED];
 } uvt_barrier_t;
 
+/* Hangs.  Both libraries report, on stderr, tasks that wait on each
+ * other in a cycle (a deadlock: awaits, gathers, ALL_COMPLETED waits with
+ * no time limit, acquires of held locks) at the park that closes it, and
+ * tasks parked with nothing left that could wake them (a stall) once it
+ * has lasted ASYNCIODEBUG_STALL_MS milliseconds (default 1000, 0: never
+ * checked); the program goes on.  README "When it hangs" shows the lines.
+ * A task that ends holding a uvt_lock_t is not freed (the lock still names
+ * it its holder): its small struct stays allocated for the process's
+ * life. */
+
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
  * waiter on release, where asyncio lets a newcomer race for it: a
  * deliberate difference, it keeps the queue fair; so after a release to

@@ -60,8 +60,13 @@ typedef enum uvt_hook_kind {
   UVT_HOOK_KIND_MAX
 } uvt_hook_kind_t;
 
-/* One member of a group an event names (FINDING: the tasks of a deadlock
- * cycle; SNAPSHOT_TASK: the tasks awaiting this one). */
+/* One member of a group an event names.  FINDING deadlock: the tasks of
+ * the cycle, in order (member i waits for what member i + 1 is or holds;
+ * the last for the first's), `wait_on` being that task or lock (through a
+ * gather: the one task of the set that is in the cycle).  FINDING stall:
+ * every parked task of the loop (at most 64).  SNAPSHOT_TASK: the tasks
+ * awaiting this one.  `slot` goes to the claiming subscriber only, as the
+ * event's own. */
 typedef struct uvt_hook_member {
   uint64_t id;          /* the member's object id */
   const void *object;   /* its identity, as `object` in its own events */
@@ -116,8 +121,12 @@ typedef struct uvt_hook_event {
    * uv_hrtime's clock, at loop-time resolution; 0 if not parked). */
   uvt_task_state_t state;
   uint64_t parked_ns;
-  /* FINDING: the other objects involved (none of today's kinds has any;
-   * a deadlock cycle will list its tasks); SNAPSHOT_TASK: its awaiters. */
+  /* FINDING: the other objects involved (deadlock: the cycle, its
+   * closing task first; stall: the parked tasks; none for the other
+   * kinds); SNAPSHOT_TASK: its awaiters.  FINDING deadlock and stall are
+   * sent by the runtime itself while the program runs (README "When it
+   * hangs"): `object` is the task whose park closed the cycle, or the
+   * task parked longest. */
   const uvt_hook_member_t *members;
   int nmembers;
   /* FINDING: the object is on the uvt_leaks_ignore list: the runtime
