@@ -224,3 +224,6 @@ Test(stall, tasks_in_long_sleeps_are_no_stall) { no_stall("sleeps"); }
 Test(stall, slow_thread_pool_work_is_no_stall) { no_stall("pool"); }
 Test(stall, a_queue_fed_by_the_programs_own_timer_is_no_stall) { no_stall("qtimer"); }
 Test(stall, the_programs_own_signal_watcher_is_no_stall) { no_stall("signal"); }
+Test(stall, a_loop_run_by_the_program_with_its_own_timer_is_no_stall) {
+  no_stall("spawnon");
+}

@@ -34,6 +34,9 @@
  *             uv_timer_t feeds
  *   signal    main waits for an event that the program's own uv_signal_t
  *             callback sets (a thread raises the signal)
+ *   spawnon   no uvt_run: the program's own uv_run, a task spawned with
+ *             uvt_spawn_on waits for an event that the program's own
+ *             repeating timer sets at its fifth tick
  * Lines the tests look for carry a marker comment: "@name".
  */
 #include <stdio.h>
@@ -337,6 +340,40 @@ static int run_signal(void) {
   return st;
 }
 
+static uv_timer_t ticker;
+static int ticks;
+
+static void tick(uv_timer_t *h) {
+  if (++ticks < 5) return;
+  uv_timer_stop(h);
+  uvt_event_set(&event);
+}
+
+static int spawned(void *arg) {
+  (void)arg;
+  arrive(1);
+  return uvt_event_wait(&event);
+}
+
+/* The program's own loop and uv_run; uvtask only through uvt_spawn_on. */
+static int run_spawnon(void) {
+  uv_loop_t loop;
+  uvt_task_t *t;
+  int st = 0;
+  uv_loop_init(&loop);
+  uvt_event_init(&event);
+  uv_timer_init(&loop, &ticker);
+  uv_timer_start(&ticker, tick, 200, 200);
+  t = uvt_spawn_on(&loop, spawned, NULL);
+  uvt_detach(t);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&ticker, NULL);
+  if (uvt_loop_close(&loop) != 0) st = 1;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) st = 3;
+  return st;
+}
+
 static const char *scenario;
 
 static int main_task(void *arg) {
@@ -377,6 +414,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   scenario = argv[1];
+  if (strcmp(scenario, "spawnon") == 0) return run_spawnon();
   /* The program's own loop, with its own handles on it for some. */
   uv_loop_t loop;
   int st;
