@@ -227,3 +227,31 @@ Test(stall, the_programs_own_signal_watcher_is_no_stall) { no_stall("signal"); }
 Test(stall, a_loop_run_by_the_program_with_its_own_timer_is_no_stall) {
   no_stall("spawnon");
 }
+
+#ifndef UVT_TEST_NO_DEBUG_LIB
+/* The same with the debug library recording (its own flush timer on the
+ * loop): the recorder counts no finding either. */
+static void no_stall_recorded(const char *scenario) {
+  char dir[] = "/tmp/uvt-hangs-XXXXXX", db[128], cmd[200];
+  const char *env[4];
+  hang_proc_t p;
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(db, sizeof(db), "ASYNCIODEBUG=%s/t.db", dir);
+  env[0] = db;
+  env[1] = "ASYNCIODEBUG_STALL_MS=100";
+  env[2] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
+  env[3] = NULL;
+  hang_start(&p, PROG, scenario, env);
+  cr_assert(hang_finish(&p, BOUND_MS), "%s hung: %s", scenario, p.text[1]);
+  cr_expect(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "%s", p.text[1]);
+  cr_expect_not_null(strstr(p.text[1], "asynciodebug: 0 findings"), "%s: %s",
+                     scenario, p.text[1]);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+
+Test(stall, recorded_sleeps_and_pool_work_have_no_findings) {
+  no_stall_recorded("sleeps");
+  no_stall_recorded("pool");
+}
+#endif
