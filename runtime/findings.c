@@ -124,14 +124,12 @@ void uvt__finding_pending(uvt_task_t *t, const char *when) {
     f->parked_file = t->parked_at.file;
     f->parked_line = t->parked_at.line;
     f->parked_wait = t->parked_at.wait;
-#ifdef ASYNCIODEBUG
     if (t->parked_at.wait == UVT_WAIT_TASK && t->parked_at.on != NULL) {
       const uvt__obj_t *w = t->parked_at.on;
       f->waits_for = dup_or_null(w->name);
       f->waits_for_file = w->file;
       f->waits_for_line = w->line;
     }
-#endif
   }
 }
 

@@ -25,7 +25,7 @@ typedef struct uvt__finding_s {
   const char *parked_what; /* pending tasks: the await they are parked in */
   const char *parked_file;
   int parked_line;
-  uint8_t parked_wait;     /* uvt_wait_kind_t; 0: not known (release) */
+  uint8_t parked_wait;     /* uvt_wait_kind_t; 0: not known */
   char *waits_for;         /* owned: the awaited task's name, if a task */
   const char *waits_for_file; /* and its creation site */
   int waits_for_line;

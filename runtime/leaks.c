@@ -193,8 +193,8 @@ typedef struct {
   const char *at_file;
   int at_line;
   bool ready; /* woken, not yet run again */
-  /* What it waits on (the debug library records it; 0 in the release
-   * one), and the awaited task, if it awaits one. */
+  /* What it waits on (both libraries record it, for the deadlock
+   * check), and the awaited task, if it awaits one. */
   uint8_t wait;
   const char *on_name, *on_file;
   int on_line;
@@ -428,14 +428,12 @@ static int check_registry(uvt_task_t *self) {
           k.at_line = t->parked_at.line;
           k.ready = t->state == UVT_TASK_READY;
           k.wait = t->parked_at.wait;
-#ifdef ASYNCIODEBUG
           if (k.wait == UVT_WAIT_TASK && t->parked_at.on != NULL) {
             const uvt__obj_t *w = t->parked_at.on;
             k.on_name = w->name;
             k.on_file = w->file;
             k.on_line = w->line;
           }
-#endif
         }
         n += leak_add(&k);
       } else if (error_unread(o, &t->out)) {

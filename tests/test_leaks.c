@@ -751,22 +751,23 @@ Test(leaks, leaking_tests_fail_in_parallel_jobs) {
   char *out, *summary;
   int status = run_fail_bin("--jobs", "2", &out);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "%#x\n%s", status, out);
-  /* guard_await_cycle (below) is one more test, with two leaks. */
+  /* guard_await_cycle (below) is one more test, with three leaks: the
+   * cycle and its two tasks. */
   summary = fmt("Tested: %zu | Passing: 0 | Failing: %zu | Crashing: 0",
                 NFAILING + 1, NFAILING + 1);
   cr_assert_not_null(strstr(out, summary), "no '%s' in:\n%s", summary, out);
-  cr_assert_eq(count_of(out, "Assertion Failed"), NFAILING + 2, "%s", out);
+  cr_assert_eq(count_of(out, "Assertion Failed"), NFAILING + 3, "%s", out);
   free(summary);
   free(out);
 }
 
-/* Two tasks left parked on each other: the failure names both, each with
- * where it is parked and, in the debug library (which records what a
- * task waits on), the task it waits for. */
+/* Two tasks left parked on each other: the failure names the cycle (the
+ * runtime's deadlock check), then both tasks, each with where it is
+ * parked and the task it waits for, in either library. */
 Test(leaks, tasks_parked_on_each_other_fail_naming_what_each_waits_for) {
   int lib;
   for (lib = 0; lib < 2; lib++) {
-    char *out, *ping, *pong;
+    char *out, *ping, *pong, *cycle;
     int status;
 #ifdef UVT_TEST_NO_DEBUG_LIB
     if (lib == 1) break;
@@ -774,24 +775,22 @@ Test(leaks, tasks_parked_on_each_other_fail_naming_what_each_waits_for) {
     status = run_fail_bin_env(lib == 1 ? "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug" : NULL,
                               "--filter", "leaks_fail/guard_await_cycle", &out);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0, "%#x\n%s", status, out);
-    if (lib == 0) {
-      ping = fmt("leaked task 'ping' created at %s:%d (leaks_fail::guard_await_cycle), "
-                 "parked in uvt_await at %s:%d\n", FAIL_SRC, marker_line("@cycle-ping-spawn"),
-                 FAIL_SRC, marker_line("@ping-awaits"));
-      pong = fmt("leaked task 'pong' created at %s:%d (leaks_fail::guard_await_cycle), "
-                 "parked in uvt_await at %s:%d\n", FAIL_SRC, marker_line("@cycle-pong-spawn"),
-                 FAIL_SRC, marker_line("@pong-awaits"));
-    } else {
-      ping = fmt("parked in uvt_await at %s:%d, waiting for task 'pong' created at %s:%d\n",
-                 FAIL_SRC, marker_line("@ping-awaits"), FAIL_SRC,
-                 marker_line("@cycle-pong-spawn"));
-      pong = fmt("parked in uvt_await at %s:%d, waiting for task 'ping' created at %s:%d\n",
-                 FAIL_SRC, marker_line("@pong-awaits"), FAIL_SRC,
-                 marker_line("@cycle-ping-spawn"));
-    }
+    ping = fmt("leaked task 'ping' created at %s:%d (leaks_fail::guard_await_cycle), "
+               "parked in uvt_await at %s:%d, waiting for task 'pong' created at %s:%d\n",
+               FAIL_SRC, marker_line("@cycle-ping-spawn"), FAIL_SRC,
+               marker_line("@ping-awaits"), FAIL_SRC, marker_line("@cycle-pong-spawn"));
+    pong = fmt("leaked task 'pong' created at %s:%d (leaks_fail::guard_await_cycle), "
+               "parked in uvt_await at %s:%d, waiting for task 'ping' created at %s:%d\n",
+               FAIL_SRC, marker_line("@cycle-pong-spawn"), FAIL_SRC,
+               marker_line("@pong-awaits"), FAIL_SRC, marker_line("@cycle-ping-spawn"));
+    cycle = fmt("deadlock: 2 tasks wait on each other: 'pong' -> 'ping' -> 'pong'; "
+                "closed by task 'pong' created at %s:%d", FAIL_SRC,
+                marker_line("@cycle-pong-spawn"));
+    cr_expect_not_null(strstr(out, cycle), "no '%s' in:\n%s", cycle, out);
+    free(cycle);
     cr_expect_not_null(strstr(out, ping), "no '%s' in:\n%s", ping, out);
     cr_expect_not_null(strstr(out, pong), "no '%s' in:\n%s", pong, out);
-    cr_expect_eq(count_of(out, "Assertion Failed"), 2, "%s", out);
+    cr_expect_eq(count_of(out, "Assertion Failed"), 3, "%s", out);
     free(ping);
     free(pong);
     free(out);

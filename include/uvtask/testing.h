@@ -8,8 +8,7 @@
  * findings uvt_run records, so they work in the release library as in the
  * debug one, and name each leaked object by kind, name and the file:line
  * (and function) of the call that created it; a pending task also says
- * where it is parked and, in the debug library (which records what each
- * await waits on), what it waits for: the task it awaits, by name and
+ * where it is parked and what it waits for: the task it awaits, by name and
  * creation site, or the kind of object (a lock, a queue-get, ...).  Tasks
  * left parked on each other so name each other.  One leak per line:
  *
