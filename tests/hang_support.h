@@ -35,10 +35,9 @@ typedef struct {
 /* Start `prog` `arg` with `extra` (NULL-terminated, may be NULL) added to
  * the environment, minus what would change the library or the recording
  * (LD_*, ASYNCIODEBUG*) and Criterion's own variables (BXFI_*). */
-__attribute__((unused)) static void hang_start(hang_proc_t *p, const char *prog,
-                                               const char *arg,
-                                               const char *const *extra) {
-  char *argv[3] = {(char *)prog, (char *)arg, NULL};
+static void hang_start_argv(hang_proc_t *p, char *const *argv,
+                            const char *const *extra) {
+  const char *prog = argv[0];
   char *envp[256];
   int n = 0, i, out[2], err[2];
   posix_spawn_file_actions_t fa;
@@ -62,6 +61,13 @@ __attribute__((unused)) static void hang_start(hang_proc_t *p, const char *prog,
   close(err[1]);
   p->fd[0] = out[0];
   p->fd[1] = err[0];
+}
+
+__attribute__((unused)) static void hang_start(hang_proc_t *p, const char *prog,
+                                               const char *arg,
+                                               const char *const *extra) {
+  char *argv[3] = {(char *)prog, (char *)arg, NULL};
+  hang_start_argv(p, argv, extra);
 }
 
 static long hang_now_ms(void) {

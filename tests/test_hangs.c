@@ -255,3 +255,54 @@ Test(stall, recorded_sleeps_and_pool_work_have_no_findings) {
   no_stall_recorded("pool");
 }
 #endif
+
+#ifndef UVT_TEST_NO_DEBUG_LIB
+/* Recorded: `uvtask report` reads the deadlock, with its members, from
+ * the database while the program still runs (polled, then killed). */
+static bool report_has(const char *db, const char *format, const char *needle,
+                       char *out, size_t size) {
+  char *argv[] = {UVT_BUILD_DIR "/uvtask", "report", "--color", "never",
+                  "--format", (char *)format, (char *)db, NULL};
+  hang_proc_t r;
+  hang_start_argv(&r, argv, NULL);
+  hang_finish(&r, BOUND_MS);
+  snprintf(out, size, "%s", r.text[0]);
+  return strstr(r.text[0], needle) != NULL;
+}
+
+Test(hangs, the_recorded_deadlock_lists_its_members_in_text_and_json) {
+  char dir[] = "/tmp/uvt-hangs-XXXXXX", db[128], env_db[160], cmd[200];
+  static char out[65536];
+  const char *env[3];
+  hang_proc_t p;
+  long end;
+  bool text = false, json = false;
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(db, sizeof(db), "%s/t.db", dir);
+  snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", db);
+  env[0] = env_db;
+  env[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
+  env[2] = NULL;
+  hang_start(&p, PROG, "locks2", env);
+  cr_assert(hang_wait_for(&p, 1, "[deadlock]", 2, BOUND_MS), "%s", p.text[1]);
+  /* The writer commits within tens of ms: poll, bounded. */
+  for (end = hang_now_ms() + BOUND_MS; hang_now_ms() < end && !(text && json);) {
+    text = text || report_has(db, "text", "member 2    task 'alice'", out, sizeof(out));
+    json = json || report_has(db, "json", "\"held_by\"", out, sizeof(out));
+    if (!(text && json)) hang_read(&p, 50);
+  }
+  cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
+  hang_kill(&p);
+  cr_expect(text, "no members in the text report:\n%s", out);
+  cr_expect(json, "no held_by in the JSON report:\n%s", out);
+  report_has(db, "text", "", out, sizeof(out));
+  {
+    char want[256];
+    snprintf(want, sizeof(want), "hang_scenario.c:%d: warning: 2 tasks wait on each other: 'bob' -> 'alice' -> 'bob' [deadlock]",
+             source_line(SRC, "@lock-spawn"));
+    cr_expect_not_null(strstr(out, want), "no '%s' in:\n%s", want, out);
+  }
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+#endif
