@@ -646,5 +646,6 @@ UVT_EXPORT void uvt_barrier_destroy(uvt_barrier_t *b);
 #endif
 
 #include "uvtask/stream.h" /* streams and servers (TCP, Unix sockets) */
+#include "uvtask/structured.h" /* task groups, timeouts, shield, as_completed */
 
 #endif /* UVTASK_H */

@@ -174,6 +174,7 @@ struct uvt_task_s {
    * kept (uvt__task_release), as the lock still names it its holder. */
   uint16_t nlocks;
   int wake_status;
+  int cancel_requests;    /* asyncio's cancelling() count (scope.c) */
   void (*on_cancel)(uvt_task_t *t, void *data);
   void *on_cancel_data;
   uvt__site_t parked_at;  /* valid while PARKED */
@@ -186,6 +187,11 @@ struct uvt_task_s {
   uvt__ctx_t ctx;
   uvt__timer_t timer;     /* for sleep and timeouts */
   void *tsan_fiber;
+  /* Structured concurrency (group.c, timeout.c). */
+  uvt__scope_t *scopes;   /* innermost open group or timeout scope */
+  uvt_group_t *group;     /* the group it is a child of, or NULL */
+  uvt_task_t *group_prev, *group_next; /* its group's live / failed list */
+  void *pad_;             /* keeps the size in 16-byte units (zero_task) */
 };
 
 struct uvt_coro_s {
@@ -247,6 +253,7 @@ struct uvt__sched_s {
   uv_mutex_t ts_mutex;    /* guards ts_head/ts_tail (other threads) */
   struct uvt__ts_call_s *ts_head, *ts_tail;
   uvt_task_t *main;
+  uvt_task_t *spawn_parent; /* a group's owner, while a group spawns */
   bool closing;
   bool shutdown_expired;
   /* libuv callbacks the shutdown must wait for before the loop can go:
@@ -412,6 +419,16 @@ int uvt__task_cancel(uvt_task_t *t);
 /* Keep the struct of a task that ended holding a lock (sync_lock.c):
  * unregistered and marked dead, never reused nor freed. */
 void uvt__lock_holder_keep(uvt_task_t *t);
+/* Structured concurrency, from uvt__task_complete: a group child ended;
+ * a task ended with scopes still open (a bug: see structured.h). */
+void uvt__group_child_done(uvt_task_t *t);
+void uvt__scopes_abandon(uvt_task_t *t);
+/* The parent a spawn made now records: the spawning task, or the owner
+ * of the group spawning it. */
+static inline uvt_task_t *uvt__spawn_parent(const uvt__sched_t *s) {
+  return s->spawn_parent != NULL ? s->spawn_parent : s->current;
+}
+
 /* Free a task struct whose handle was released and which is done. */
 void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);

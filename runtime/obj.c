@@ -17,7 +17,7 @@
 UVT__HOOK_FN hook_create(uvt__sched_t *s, uvt__obj_t *o) {
   UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id,
-            .parent_id = s->current != NULL ? s->current->obj.id : 0,
+            .parent_id = uvt__spawn_parent(s) != NULL ? uvt__spawn_parent(s)->obj.id : 0,
             .task_id = s->current != NULL ? s->current->obj.id : 0,
             .name = o->name, .file = o->file, .line = o->line, .func = o->func,
             .loop = s->loop, .object = o);

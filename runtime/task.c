@@ -39,7 +39,7 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
                        size_t stack_size, const char *name, const char *file,
                        int line, const char *func) {
   uvt_task_t *t = uvt__task_alloc(s);
-  uvt_task_t *parent = s->current;
+  uvt_task_t *parent = uvt__spawn_parent(s);
   if (t == NULL) return NULL;
   uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
   t->sched = s;
@@ -133,11 +133,13 @@ void uvt__task_complete(uvt_task_t *t, int status) {
     t->cancel_pending = false;
     status = UVT_ECANCELED;
   }
+  if (UVT__UNLIKELY(t->scopes != NULL)) uvt__scopes_abandon(t);
   uvt__task_set_state(t, UVT_TASK_DONE);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
   UVT__HOOK_AT(hook_done, t, status);
   uvt__outcome_complete(&t->out, status);
+  if (UVT__UNLIKELY(t->group != NULL)) uvt__group_child_done(t);
 }
 
 void uvt__task_unref(uvt_task_t *t) {
@@ -251,6 +253,7 @@ void uvt_detach(uvt_task_t *t) {
 }
 
 int uvt__task_cancel(uvt_task_t *t) {
+  if (t->state != UVT_TASK_DONE) t->cancel_requests++;
   switch (t->state) {
   case UVT_TASK_DONE:
     return 0;
