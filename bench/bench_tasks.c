@@ -6,6 +6,8 @@
  *   RSS 1M        resident set before and after 1,000,000 of those in one
  *                 uvt_run: the plain pattern must not grow it
  *   gather 100k   spawn 100,000 trivial tasks, gather them, detach them
+ *   group 100k    spawn 100,000 trivial tasks into a task group, leave it
+ *                 (the same rounds as gather, in one uvt_run)
  *   yield         two tasks ping-pong with uvt_yield: each yield is one
  *                 switch, straight to the other task (the loop's stack is
  *                 visited only when the pass budget sends it to libuv)
@@ -110,6 +112,36 @@ static double bench_gather(void) {
   size_t n = scaled(100000);
   if (uvt_run(NULL, gather_main, &n) != 0) abort();
   return gather_best;
+}
+
+/* ---- task group 100k ----------------------------------------------- */
+
+static double group_first, group_best;
+
+static int group_main(void *arg) {
+  size_t n = *(size_t *)arg, i;
+  int err = 0, r;
+  group_best = 1e30;
+  for (r = 0; r < REPS && err == 0; r++) {
+    uint64_t t0 = uv_hrtime();
+    double v;
+    uvt_group_t g;
+    if ((err = uvt_group_init(&g)) != 0) break;
+    for (i = 0; i < n; i++)
+      if (uvt_group_spawn(&g, trivial, NULL) == NULL) err = UVT_ENOMEM;
+    err = uvt_group_leave(&g, err);
+    uvt_group_destroy(&g);
+    v = (double)(uv_hrtime() - t0) / (double)n;
+    if (r == 0) group_first = v;
+    if (v < group_best) group_best = v;
+  }
+  return err;
+}
+
+static double bench_group(void) {
+  size_t n = scaled(100000);
+  if (uvt_run(NULL, group_main, &n) != 0) abort();
+  return group_best;
 }
 
 /* ---- yield ping-pong --------------------------------------------------- */
@@ -261,13 +293,14 @@ static double best(double (*fn)(void)) {
 }
 
 int main(int argc, char **argv) {
-  double spawn, gather, yield, idle, fnq;
+  double spawn, gather, group, yield, idle, fnq;
   size_t nparked, nseq;
   if (argc > 1) scale = atof(argv[1]);
   if (scale <= 0) scale = 1;
 
   spawn = best(bench_spawn_await);
   gather = bench_gather();
+  group = bench_group();
   yield = best(bench_yield);
   idle = best(bench_uv_idle);
   fnq = best(bench_fn_queue);
@@ -281,6 +314,9 @@ int main(int argc, char **argv) {
          "spawn+run+await+free, sequential", spawn, spawn / idle);
   printf("  %-34s %8.1f ns/task (first round, fresh memory: %.1f)\n",
          "spawn+run+free, 100k gathered", gather, gather_first);
+  printf("  %-34s %8.1f ns/task (first round: %.1f; %.2fx gathered)\n",
+         "spawn+run+free, 100k in a group", group, group_first,
+         group / gather);
   printf("  %-34s %8.1f ns  (one switch each; %.2fx a queued fn call)\n",
          "uvt_yield ping-pong, per yield", yield, yield / fnq);
   printf("  %-34s %8.1f ns\n", "raw libuv: uv_idle callback", idle);
