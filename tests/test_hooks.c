@@ -435,3 +435,43 @@ Test(hooks, a_snapshot_shows_what_each_task_waits_on) {
   cr_expect_eq(lock_order[3], UVT_HOOK_LOCK_RELEASED);
   cr_expect_eq(holder_id, snap_locker.parent_id, "main took it first");
 }
+
+/* ---- task groups in parent chains ------------------------------------------- */
+
+static int group_leaf(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int group_spawner(void *arg) {
+  /* A task outside the group adds a child to it. */
+  return uvt_group_spawn((uvt_group_t *)arg, group_leaf, NULL) != NULL ? 0 : -1;
+}
+
+static int group_owner(void *arg) {
+  uvt_group_t g;
+  (void)arg;
+  cr_expect_eq(uvt_group_init(&g), 0);
+  cr_expect_eq(uvt_await(uvt_spawn(group_spawner, &g)), 0);
+  cr_expect_eq(uvt_group_leave(&g, 0), 0);
+  uvt_group_destroy(&g);
+  return 0;
+}
+
+/* The recorder's parent chain goes through the group: a group child's
+ * parent is the group's owner, whichever task spawned it. */
+Test(hooks, group_child_parent_is_group_owner) {
+  int owner_ev, spawner_ev, leaf_ev;
+  cr_assert_eq(uvt_hook_add(record, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, group_owner, NULL), 0);
+  uvt_hook_remove(record, NULL);
+  owner_ev = find(0, UVT_HOOK_CREATE, 0);
+  spawner_ev = find(owner_ev + 1, UVT_HOOK_CREATE, 0);
+  leaf_ev = find(spawner_ev + 1, UVT_HOOK_CREATE, 0);
+  cr_assert_geq(leaf_ev, 0);
+  cr_assert_str_eq(events[spawner_ev].name, "group_spawner");
+  cr_assert_str_eq(events[leaf_ev].name, "group_leaf");
+  cr_assert_eq(events[spawner_ev].parent_id, events[owner_ev].id);
+  cr_assert_eq(events[leaf_ev].parent_id, events[owner_ev].id,
+               "the group child's parent is its spawner, not the group owner");
+}
