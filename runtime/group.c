@@ -205,25 +205,3 @@ void uvt_group_destroy(uvt_group_t *g) {
   release_failed(g);
   g->state = 0;
 }
-
-/* The owner ended inside the group: nothing may point into its memory
- * any more.  The children go on as orphans, cancelled; the group's
- * references go to nobody, so an error they end with is reported. */
-void uvt__group_abandon(uvt_group_t *g) {
-  uvt_task_t *t, *next;
-  uvt_task_t *owner = g->scope.task;
-  uvt__warn("task '%s' ended inside a task group (uvt_group_leave was not "
-            "called): its %zu running children are cancelled",
-            owner->obj.name, g->nlive);
-  for (t = g->live; t != NULL; t = next) {
-    next = t->group_next;
-    t->group = NULL;
-    t->group_prev = t->group_next = NULL;
-    uvt__task_cancel(t);
-    uvt__task_unref(t);
-  }
-  g->live = NULL;
-  g->nlive = 0;
-  release_failed(g);
-  g->state = 0;
-}

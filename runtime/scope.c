@@ -25,15 +25,50 @@ int uvt_uncancel(uvt_task_t *t) {
   return uvt__uncancel(t);
 }
 
-/* Runs on the ending task's stack, while the scopes' memory (often on
- * that stack) is still there: after this nothing points into it. */
+static bool on_stack(const uvt_task_t *t, const void *p) {
+  const char *lo = t->stack.lo;
+  return lo != NULL && (const char *)p >= lo && (const char *)p < lo + t->stack.size;
+}
+
+/* The task returned from inside groups or timeout scopes, which lived
+ * (as is natural) on its stack: that memory is dead now, and the frames
+ * of this very clean-up overwrite it, so nothing here reads it.  What
+ * still points into it is found by address instead: children whose
+ * group is there (cancelled, and the group's reference given up: an
+ * error they end with is then reported as unretrieved), and timer nodes
+ * there (taken out of the heap by position). */
 void uvt__scopes_abandon(uvt_task_t *t) {
-  while (t->scopes != NULL) {
-    uvt__scope_t *sc = t->scopes;
-    if (sc->kind == UVT__SCOPE_GROUP)
-      uvt__group_abandon((uvt_group_t *)(void *)((char *)sc - offsetof(uvt_group_t, scope)));
-    else
-      uvt__timeout_abandon((uvt_timeout_t *)(void *)((char *)sc - offsetof(uvt_timeout_t, scope)));
-    uvt__scope_pop(sc);
+  uvt__sched_t *s = t->sched;
+  uvt__obj_t *o;
+  uvt__timer_heap_t *h = &s->timers;
+  size_t nchildren = 0, ntimers = 0, i;
+  t->scopes = NULL;
+  for (o = s->registry.next; o != &s->registry;) {
+    uvt__obj_t *next = o->next;
+    uvt_task_t *c = (uvt_task_t *)(void *)o;
+    if (o->kind == UVT_OBJECT_TASK && c->group != NULL && on_stack(t, c->group)) {
+      c->group = NULL;
+      c->group_prev = c->group_next = NULL;
+      if (!c->out.done) {
+        nchildren++;
+        uvt__task_cancel(c);
+      }
+      uvt__task_unref(c);
+    }
+    o = next;
   }
+  for (i = 0; i < h->len;) {
+    if (on_stack(t, h->items[i])) {
+      uvt__heap_remove_at(h, i);
+      ntimers++;
+    } else {
+      i++;
+    }
+  }
+  uvt__warn("task '%s' (created at %s:%d) ended inside %s it did not leave: "
+            "%zu running children cancelled, %zu deadlines dropped",
+            t->obj.name, t->obj.file, t->obj.line,
+            nchildren > 0 || ntimers == 0 ? "a task group or timeout scope"
+                                          : "a timeout scope",
+            nchildren, ntimers);
 }

@@ -1,8 +1,8 @@
 /*
  * The per-task stack of open structured scopes (task groups, timeout
  * scopes): each starts with a uvt__scope_t linked to the task's
- * next-outer one, so that a task ending with scopes open can be cleaned
- * up (uvt__scopes_abandon) and a leave out of order is refused.
+ * next-outer one, so that a leave out of order is refused and a task
+ * ending with scopes open is noticed (uvt__scopes_abandon).
  */
 #ifndef UVT_RUNTIME_SCOPE_H
 #define UVT_RUNTIME_SCOPE_H
@@ -38,9 +38,5 @@ static inline void uvt__scope_pop(uvt__scope_t *sc) {
 /* Take one cancel request back (asyncio 3.13's uncancel): at 0, a cancel
  * not yet delivered is dropped.  Returns the count left. */
 int uvt__uncancel(uvt_task_t *t);
-
-/* A group or timeout scope whose task ended without leaving it. */
-void uvt__group_abandon(uvt_group_t *g);
-void uvt__timeout_abandon(uvt_timeout_t *to);
 
 #endif

@@ -86,8 +86,3 @@ int uvt_timeout_leave(uvt_timeout_t *to, int status) {
   to->state = TO_LEFT;
   return status;
 }
-
-void uvt__timeout_abandon(uvt_timeout_t *to) {
-  uvt__timer_stop(to->scope.task->sched, node(to));
-  to->state = TO_LEFT;
-}

@@ -67,10 +67,13 @@ int uvt__heap_push(uvt__timer_heap_t *h, uvt__timer_t *t) {
 
 void uvt__heap_remove(uvt__timer_heap_t *h, uvt__timer_t *t) {
   size_t i = t->index;
-  uvt__timer_t *last;
   if (i == SIZE_MAX) return;
   t->index = SIZE_MAX;
-  last = h->items[--h->len];
+  uvt__heap_remove_at(h, i);
+}
+
+void uvt__heap_remove_at(uvt__timer_heap_t *h, size_t i) {
+  uvt__timer_t *last = h->items[--h->len];
   if (i == h->len) return;
   place(h, i, last);
   if (i > 0 && earlier(last, h->items[(i - 1) / 2])) sift_up(h, i);

@@ -28,6 +28,10 @@ int uvt__timer_armed(const uvt__timer_t *t);
 /* Returns 0 or UVT_ENOMEM. */
 int uvt__heap_push(uvt__timer_heap_t *h, uvt__timer_t *t);
 void uvt__heap_remove(uvt__timer_heap_t *h, uvt__timer_t *t);
+/* Remove the node at position i without touching the node itself (its
+ * memory may be gone: a timeout scope on the stack of a task that ended
+ * inside it). */
+void uvt__heap_remove_at(uvt__timer_heap_t *h, size_t i);
 uvt__timer_t *uvt__heap_top(const uvt__timer_heap_t *h);
 void uvt__heap_free(uvt__timer_heap_t *h);
 

@@ -251,10 +251,10 @@ struct prio { int leave, runner_rc, nerrors; bool nested; };
 static int prio_runner(void *arg) {
   struct prio *c = arg;
   uvt_group_t g1, g2;
-  int i, st;
+  int i, st, n = 0;
   if (c->nested) {
     cr_expect_eq(uvt_group_init(&g1), 0);
-    uvt_group_spawn(&g1, sleep_counting, &(int){0});
+    uvt_group_spawn(&g1, sleep_counting, &n);
   }
   cr_expect_eq(uvt_group_init(&g2), 0);
   for (i = 0; i < 5; i++) uvt_group_spawn(&g2, crash_in_cleanup, NULL);

@@ -426,3 +426,28 @@ Test(timeout_scope, leave_misuse_is_refused) {
   cr_assert_eq(c.other, UVT_EINVAL);
   cr_assert_eq(c.order, UVT_EINVAL);
 }
+
+static int forgets_to_leave(void *arg) {
+  uvt_timeout_t to;
+  (void)arg;
+  cr_expect_eq(uvt_timeout_enter(&to, 1), 0);
+  return 0; /* a bug: the scope's memory goes with this frame */
+}
+
+static int abandon_main(void *arg) {
+  int *rc = arg;
+  uvt_task_t *t = uvt_spawn(forgets_to_leave, NULL);
+  cr_expect_eq(uvt_await(t), 0);
+  /* Past the dropped deadline: its timer must not fire into the dead
+   * stack (ASan: stack-use-after-return; release: a wild call). */
+  *rc = uvt_sleep(5);
+  return 0;
+}
+
+/* A task ending inside a timeout scope: the deadline is dropped with a
+ * line on stderr, and the loop goes on unharmed. */
+Test(timeout_scope, task_ending_inside_scope_drops_deadline) {
+  int rc = -1;
+  run(abandon_main, &rc);
+  cr_assert_eq(rc, 0);
+}

@@ -119,7 +119,8 @@ typedef enum uvt_task_state {
   XX(YIELD, "yield")                                           \
   XX(QUEUE_JOIN, "queue-join") /* uvt_queue_join */            \
   XX(CONDITION, "condition")   /* uvt_cond_wait */             \
-  XX(BARRIER, "barrier")       /* uvt_barrier_wait */
+  XX(BARRIER, "barrier")       /* uvt_barrier_wait */        \
+  XX(SIGNAL, "signal")         /* uvt_signal_wait: woken from outside */
 
 typedef enum uvt_wait_kind {
   UVT_WAIT_NONE = 0,

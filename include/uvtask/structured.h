@@ -219,6 +219,55 @@ UVT_EXPORT int uvt_as_completed_next_at(uvt_as_completed_t *ac,
                                         int line, const char *func);
 UVT_EXPORT void uvt_as_completed_destroy(uvt_as_completed_t *ac);
 
+/* ---- futures: callbacks and other threads ----------------------------------- */
+
+typedef void (*uvt_future_cb)(uvt_future_t *f, void *data);
+
+/* asyncio's Future.add_done_callback: cb(f, data) runs once `f` is done
+ * (set, failed or cancelled), in the order added.  A deliberate
+ * difference: it runs synchronously, inside the call that completed `f`
+ * (uvt_future_set_*, uvt_future_cancel, or the loop thread's end of a
+ * *_threadsafe set), and at once, before this returns, if `f` is already
+ * done (asyncio defers both to call_soon).  It must not await; it may
+ * read `f` (the callback does not own a reference: take one with
+ * uvt_future_ref to keep `f`).  Loop thread only.  0, UVT_EINVAL,
+ * UVT_ERELEASED, UVT_EWRONGTHREAD, UVT_ENOMEM. */
+UVT_EXPORT int uvt_future_add_done_callback(uvt_future_t *f, uvt_future_cb cb,
+                                            void *data);
+/* Remove every registration of (cb, data) not yet run; returns how many
+ * (asyncio's remove_done_callback), or UVT_EINVAL / UVT_ERELEASED. */
+UVT_EXPORT int uvt_future_remove_done_callback(uvt_future_t *f,
+                                               uvt_future_cb cb, void *data);
+
+/* Complete `f` from ANY thread (as the future of asyncio's
+ * run_coroutine_threadsafe is): the setting happens on the loop's thread
+ * soon after, through the loop's async handle, in call order with
+ * uvt_call_threadsafe.  Each call GIVES UP ONE REFERENCE that the caller
+ * owns (take it with uvt_future_ref on the loop thread before handing
+ * `f` to the other thread), once the future is set, so that `f` cannot
+ * be freed while the call is in flight.  A future already done by then
+ * keeps its outcome (the late set is dropped, as a second set is).
+ * Returns 0 once posted, UVT_EINVAL (NULL, code >= 0), UVT_ENOLOOP (its
+ * loop has ended), UVT_ENOMEM. */
+UVT_EXPORT int uvt_future_set_result_threadsafe(uvt_future_t *f, void *result);
+UVT_EXPORT int uvt_future_set_error_threadsafe(uvt_future_t *f, int code);
+
+/* ---- signals ------------------------------------------------------------------ */
+
+/* Suspend until the process receives signal `signum` (SIGINT: Ctrl-C;
+ * SIGTERM, SIGHUP...), through libuv's uv_signal_t: while any task waits
+ * for it, the signal's default action (ending the process) is replaced
+ * by waking the waiters; once none waits, libuv restores it.  Returns 0
+ * when the signal arrived after the call, UVT_ECANCELED (the handle is
+ * closed before it returns), UVT_ENOTASK, or libuv's error (UV_EINVAL
+ * for a bad signal number).  Each call wakes once: loop to handle every
+ * Ctrl-C.  The hang checks count this wait (wait kind "signal") as one
+ * that something outside the program ends, not as a hang. */
+#define uvt_signal_wait(signum) \
+  uvt_signal_wait_at((signum), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_signal_wait_at(int signum, const char *file, int line,
+                                  const char *func);
+
 #ifdef __cplusplus
 }
 #endif
