@@ -162,3 +162,90 @@ Test(future_ext, late_threadsafe_set_is_dropped) {
   cr_assert_eq(c.await_rc, 0);
   cr_assert_eq(c.res, (void *)1);
 }
+
+/* ---- uvt_wait_futures / uvt_wait_for_future ---------------------------------- */
+
+struct fw {
+  uvt_future_t *f[2];
+  int rc, rc2, rc3, tmo_rc, cancelled_after;
+  size_t nd, nd2, nd3;
+  void *res;
+  bool fail;
+};
+
+static int setter_task(void *arg) {
+  struct fw *c = arg;
+  if (uvt_yield() != 0) return UVT_ECANCELED;
+  if (c->fail) (void)uvt_future_set_error(c->f[1], UV_EIO, "bad");
+  else (void)uvt_future_set_result(c->f[1], (void *)3);
+  uvt_future_detach(c->f[1]);
+  return 0;
+}
+
+static int wait_futures_main(void *arg) {
+  struct fw *c = arg;
+  uvt_future_t *fs[2];
+  fs[0] = uvt_future_new();
+  fs[1] = uvt_future_new();
+  c->f[1] = uvt_future_ref(fs[1]);
+  uvt_detach(uvt_spawn(setter_task, c));
+  c->rc = uvt_wait_futures(fs, 2, c->fail ? UVT_FIRST_EXCEPTION : UVT_FIRST_COMPLETED,
+                           -1, &c->nd);
+  c->rc2 = uvt_wait_futures(fs, 2, UVT_ALL_COMPLETED, 0, &c->nd2);
+  c->rc3 = uvt_wait_futures(fs, 2, UVT_ALL_COMPLETED, 2, &c->nd3);
+  (void)uvt_future_cancel(fs[0]);
+  (void)uvt_await_future(fs[0]);
+  (void)uvt_await_future(fs[1]);
+  return 0;
+}
+
+/* test_tasks.py::BaseTaskTests::test_wait_first_completed (over futures):
+ * returns once one is done; a limit of 0 or 2 ms with one still pending
+ * returns TimeoutError-as-status with what is done. */
+Test(future_ext, wait_futures_first_completed_and_limit) {
+  struct fw c;
+  memset(&c, 0, sizeof c);
+  run(wait_futures_main, &c);
+  cr_assert_eq(c.rc, 0);
+  cr_assert_eq(c.nd, 1);
+  cr_assert_eq(c.rc2, UVT_ETIMEDOUT);
+  cr_assert_eq(c.nd2, 1);
+  cr_assert_eq(c.rc3, UVT_ETIMEDOUT);
+  cr_assert_eq(c.nd3, 1);
+}
+
+/* test_tasks.py::BaseTaskTests::test_wait_first_exception (over futures). */
+Test(future_ext, wait_futures_first_exception) {
+  struct fw c;
+  memset(&c, 0, sizeof c);
+  c.fail = true;
+  run(wait_futures_main, &c);
+  cr_assert_eq(c.rc, 0);
+  cr_assert_eq(c.nd, 1);
+}
+
+static int wait_for_future_main(void *arg) {
+  struct fw *c = arg;
+  uvt_future_t *done = uvt_future_new();
+  uvt_future_t *never = uvt_future_new();
+  uvt_future_t *keep = uvt_future_ref(never);
+  cr_expect_eq(uvt_future_set_result(done, (void *)8), 0);
+  c->rc = uvt_wait_for_future(done, 0, &c->res, NULL);
+  c->tmo_rc = uvt_wait_for_future(never, 2, NULL, NULL);
+  c->cancelled_after = uvt_await_future(keep);
+  return 0;
+}
+
+/* test_waitfor.py::AsyncioWaitForTest::test_wait_for_timeout_less_then_0_or_0_future_done
+ * (a done future with a limit of 0 gives its result) and
+ * test_waitfor.py::AsyncioWaitForTest::test_wait_for (a future never set:
+ * TimeoutError, and the future is cancelled). */
+Test(future_ext, wait_for_future) {
+  struct fw c;
+  memset(&c, 0, sizeof c);
+  run(wait_for_future_main, &c);
+  cr_assert_eq(c.rc, 0);
+  cr_assert_eq(c.res, (void *)8);
+  cr_assert_eq(c.tmo_rc, UVT_ETIMEDOUT);
+  cr_assert_eq(c.cancelled_after, UVT_ECANCELED);
+}

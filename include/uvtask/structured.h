@@ -252,6 +252,32 @@ UVT_EXPORT int uvt_future_remove_done_callback(uvt_future_t *f,
 UVT_EXPORT int uvt_future_set_result_threadsafe(uvt_future_t *f, void *result);
 UVT_EXPORT int uvt_future_set_error_threadsafe(uvt_future_t *f, int code);
 
+/* ---- waiting on futures --------------------------------------------------------- */
+
+/* uvt_wait over futures (asyncio.wait accepts futures): the same modes,
+ * limit and results; nothing is retrieved and the handles stay the
+ * caller's.  Cancelling the waiter leaves the futures alone. */
+#define uvt_wait_futures(f, n, mode, timeout_ms, ndone) \
+  uvt_wait_futures_at((f), (n), (mode), (timeout_ms), (ndone), __FILE__, \
+                      __LINE__, __func__)
+UVT_EXPORT int uvt_wait_futures_at(uvt_future_t **f, size_t n, int mode,
+                                   int64_t timeout_ms, size_t *ndone,
+                                   const char *file, int line,
+                                   const char *func);
+
+/* uvt_wait_for over a future (asyncio.wait_for(fut, t)): as
+ * uvt_await_future_result with a limit, giving up the caller's reference
+ * in every case past the argument checks.  On the limit the future is
+ * cancelled (as asyncio does) and UVT_ETIMEDOUT returned — unless it was
+ * set meanwhile: then its outcome. */
+#define uvt_wait_for_future(f, timeout_ms, result, message) \
+  uvt_wait_for_future_at((f), (timeout_ms), (result), (message), __FILE__, \
+                         __LINE__, __func__)
+UVT_EXPORT int uvt_wait_for_future_at(uvt_future_t *f, int64_t timeout_ms,
+                                      void **result, char **message,
+                                      const char *file, int line,
+                                      const char *func);
+
 /* ---- signals ------------------------------------------------------------------ */
 
 /* Suspend until the process receives signal `signum` (SIGINT: Ctrl-C;
