@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #ifdef __cplusplus
@@ -640,6 +641,23 @@ UVT_EXPORT int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index,
 UVT_EXPORT void uvt_barrier_abort(uvt_barrier_t *b);
 UVT_EXPORT void uvt_barrier_reset(uvt_barrier_t *b);
 UVT_EXPORT void uvt_barrier_destroy(uvt_barrier_t *b);
+
+/* ---- looking inside -------------------------------------------------------- */
+
+/* Print every live task of `loop` (NULL: the loop whose task or callback
+ * is running on this thread) to `out`, as Go prints its goroutines: id
+ * ("#S:N": the scheduler's number, then the task's; the same id the
+ * report, `uvtask ps` and gdb show), current name, state, what it waits
+ * on and, in the debug library, for how long ("[uvt_lock_acquire, 5s]"),
+ * where it is parked and where it was created, then who awaits whom as a
+ * tree.  Tasks alike in all of these (state, wait, parked and creation
+ * sites) are printed once with their count and ids.  Call it on the
+ * loop's thread (a task, a libuv callback of that loop, or after uvt_run
+ * returned for a loop passed in).  Returns the number of tasks listed,
+ * UVT_EINVAL (out NULL), UVT_ENOLOOP (no uvtask scheduler on that loop)
+ * or UVT_EWRONGTHREAD (called from another thread). */
+UVT_EXPORT int uvt_dump_loop(uv_loop_t *loop, FILE *out);
+#define uvt_dump(out) uvt_dump_loop(NULL, (out))
 
 #ifdef __cplusplus
 }

@@ -451,6 +451,12 @@ int uvt__park(const uvt__site_t *where,
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
   UVT__HOOK_AT(hook_await, t, where);
+#ifdef ASYNCIODEBUG
+  /* Since when, for uvt_dump and snapshots (debug library only: the
+   * release await path stays as it was).  Loop time (ms), not a clock
+   * read: precise enough to see a hang. */
+  t->parked_ns = uv_now(t->sched->loop) * 1000000u;
+#endif
   t->parked_at = *where;
   /* Loop time (ms), not a clock read: precise enough to see a hang. */
   t->parked_ns = uv_now(s->loop) * 1000000u;
@@ -614,7 +620,7 @@ static uvt__sched_t *sched_create(uv_loop_t *loop) {
   /* Object ids are unique in the process: the scheduler's number in the
    * top bits, a counter below. */
   s->next_id = (uint64_t)__atomic_add_fetch(&sched_count, 1, __ATOMIC_RELAXED)
-               << 40;
+               << UVT_ID_SCHED_SHIFT;
   s->registry.next = s->registry.prev = &s->registry;
   uvt__stack_pool_init(&s->stacks);
   uv_prepare_init(loop, &s->prepare);

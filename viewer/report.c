@@ -23,6 +23,7 @@
  * slow-callback).
  */
 #include "viewer.h"
+#include "uvtask/kinds.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -112,17 +113,14 @@ static int col_int(sqlite3_stmt *st, int i) {
 static bool startup_frame(const uvt__frame_t *f);
 
 /* Object ids are the scheduler's number in the top bits and a counter
- * below (runtime/sched.c: number << 40): "#1:2448" reads better than
- * "#1099511630224", and says which scheduler (loop) made it. */
-#define ID_SCHED_SHIFT 40
-
+ * below: "#1:2448" reads better than "#1099511630224", and says which
+ * scheduler (loop) made it.  The one format of uvtask/kinds.h, which
+ * uvt_dump and `uvtask ps` print too. */
 char *uvt__obj_words(const uvt__objref_t *o) {
   const char *kind = o->kind != NULL ? o->kind : "object";
-  uint64_t id = (uint64_t)o->id;
+  char id[UVT_ID_FORMAT_MAX];
   if (o->name != NULL) return uvt__xasprintf("%s '%s'", kind, o->name);
-  if (o->id > 0 && id >> ID_SCHED_SHIFT != 0)
-    return uvt__xasprintf("%s #%llu:%llu", kind, (unsigned long long)(id >> ID_SCHED_SHIFT),
-                          (unsigned long long)(id & ((1ull << ID_SCHED_SHIFT) - 1)));
+  if (o->id > 0) return uvt__xasprintf("%s %s", kind, uvt_id_format((unsigned long long)o->id, id));
   return uvt__xasprintf("%s #%lld", kind, (long long)o->id);
 }
 

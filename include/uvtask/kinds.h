@@ -23,6 +23,34 @@ extern "C" {
  * sized from this one constant. */
 #define UVT_MAX_STACK_DEPTH 64
 
+/* Object ids: the scheduler's number (one per loop uvtask runs on) in
+ * the bits from UVT_ID_SCHED_SHIFT up, a counter below.  Every place that
+ * shows an id (uvt_dump, the report, `uvtask ps`, gdb) writes it as
+ * "#S:N" with uvt_id_format. */
+#define UVT_ID_SCHED_SHIFT 40
+#define UVT_ID_FORMAT_MAX 48 /* "#S:N" and its NUL, for any 64-bit id */
+
+/* Write `id` as "#S:N" (or "#N" for an id without a scheduler number) into
+ * buf, which has room for UVT_ID_FORMAT_MAX bytes; returns buf.  Uses no
+ * library call: safe in a signal handler. */
+static inline char *uvt_id_format(unsigned long long id, char *buf) {
+  char tmp[UVT_ID_FORMAT_MAX];
+  unsigned long long parts[2];
+  int nparts = 0, i, n = 0, k;
+  parts[0] = id >> UVT_ID_SCHED_SHIFT;
+  parts[1] = id & ((1ull << UVT_ID_SCHED_SHIFT) - 1);
+  buf[n++] = '#';
+  for (i = parts[0] != 0 ? 0 : 1; i < 2; i++, nparts++) {
+    unsigned long long v = parts[i];
+    k = 0;
+    if (nparts > 0) buf[n++] = ':';
+    do tmp[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+    while (k > 0) buf[n++] = tmp[--k];
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
 /* Findings.  XX(NAME, "name", rank, "what it means"): `rank` orders the
  * report (0: most serious first), so that a kind added later is appended
  * here (keeping every shipped member's number, which hook subscribers
