@@ -33,6 +33,7 @@
 
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,32 +278,99 @@ static void emit_object(tobj_t *o) {
 
 void *uvt__recorder_state(void) { return ts; }
 
+/* The record of object `id` on the lists of `s`, or NULL. */
+static tobj_t *tobj_find(tstate_t *s, uint64_t id) {
+  tobj_t *const lists[] = {&s->young, &s->mid, &s->old};
+  size_t k;
+  tobj_t *o;
+  for (k = 0; k < 3; k++)
+    for (o = lists[k]->next; o != lists[k]; o = o->next)
+      if (o->id == id) return o;
+  return NULL;
+}
+
+static void rows_append(rec_t **head, rec_t **last, rec_t *r, rec_t *r_tail) {
+  if (r == NULL) return;
+  if (*last != NULL) (*last)->next = r;
+  else *head = r;
+  *last = r_tail != NULL ? r_tail : r;
+}
+
+static const char *signal_words(int sig) {
+  switch (sig) {
+  case SIGSEGV: return "SIGSEGV (invalid memory access)";
+  case SIGBUS: return "SIGBUS (bad memory access)";
+  case SIGILL: return "SIGILL (illegal instruction)";
+  case SIGFPE: return "SIGFPE (arithmetic error)";
+  case SIGABRT: return "SIGABRT (abort)";
+  default: return "a fatal signal";
+  }
+}
+
+/* The `crash` finding of `end`, with its stack, and fresh rows for the
+ * crashed task (its name now, not the one of its last row) and its
+ * ancestors (a chain of parents must not end in "not recorded"). */
+static void crash_finding(tstate_t *s, const session_end_t *end, rec_t **head,
+                          rec_t **last) {
+  char text[768], addr[48] = "";
+  tobj_t *o = s != NULL && end->crash_task_id != 0
+                  ? tobj_find(s, end->crash_task_id) : NULL;
+  int n = end->crash_npcs < uvt__tcfg.depth ? end->crash_npcs : uvt__tcfg.depth;
+  int64_t stack = n > 0 ? uvt__stack_intern(end->crash_pcs, n) : 0;
+  rec_t *r, *t, *tail;
+  if (end->has_addr)
+    snprintf(addr, sizeof(addr), " at address 0x%llx",
+             (unsigned long long)end->fault_addr);
+  if (o != NULL)
+    snprintf(text, sizeof(text), "task '%s' crashed: %s%s", o->name ? o->name : "?",
+             signal_words(end->signal), addr);
+  else
+    snprintf(text, sizeof(text), "the process crashed outside any task: %s%s",
+             signal_words(end->signal), addr);
+  __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
+  if (uvt__tcfg.log)
+    fprintf(stderr, "asynciodebug: %s [crash]; see: uvtask report %s\n", text,
+            uvt__tcfg.path);
+  /* The interned stack's record is in this (the writer's) thread's batch. */
+  t = uvt__rec_take(uvt__rec_batch(), &tail);
+  rows_append(head, last, t, tail);
+  for (; o != NULL; o = o->parent_id != 0 ? tobj_find(s, o->parent_id) : NULL) {
+    rows_append(head, last, object_rec(o), NULL);
+    if (o->parent_id == o->id) break;
+  }
+  if ((r = uvt__rec_new(REC_FINDING)) == NULL) return;
+  r->fkind = uvt_finding_kind_name(UVT_FINDING_CRASH);
+  r->object_id = end->crash_task_id;
+  r->message = strdup(text);
+  r->stack = stack;
+  r->where_what = end->signal == SIGSEGV ? "SIGSEGV" : end->signal == SIGBUS ? "SIGBUS"
+                : end->signal == SIGILL ? "SIGILL" : end->signal == SIGFPE ? "SIGFPE"
+                : end->signal == SIGABRT ? "SIGABRT" : NULL;
+  r->ts_ns = uvt__now_ns();
+  rows_append(head, last, r, NULL);
+}
+
 /* Called by the writer thread while the thread that owns `state` is
  * stopped in the crash handler: rows for the objects it had not written
  * yet (created since the last flush), plus the records it had not handed
- * over.  Best effort: if the crash hit inside the recorder itself, the
- * lists may be half updated, which is why the handler's wait is bounded. */
-static rec_t *crash_rows(void *state, rec_t **tail) {
+ * over, plus the crash finding.  Best effort: if the crash hit inside the
+ * recorder itself, the lists may be half updated, which is why the
+ * handler's wait is bounded. */
+static rec_t *crash_rows(void *state, const session_end_t *end, rec_t **tail) {
   tstate_t *s = state;
   rec_t *head = NULL, *last = NULL;
   tobj_t *o;
   *tail = NULL;
-  if (s == NULL) return NULL;
-  head = uvt__rec_take(s->batch, &last);
-  {
+  if (s != NULL) {
+    head = uvt__rec_take(s->batch, &last);
     /* Both lists hold objects without a written row. */
     tobj_t *const lists[] = {&s->young, &s->mid};
     size_t k;
-    for (k = 0; k < 2; k++) {
-      for (o = lists[k]->next; o != lists[k]; o = o->next) {
-        rec_t *r = object_rec(o);
-        if (r == NULL) continue;
-        if (last != NULL) last->next = r;
-        else head = r;
-        last = r;
-      }
-    }
+    for (k = 0; k < 2; k++)
+      for (o = lists[k]->next; o != lists[k]; o = o->next)
+        rows_append(&head, &last, object_rec(o), NULL);
   }
+  if (end != NULL && end->crash) crash_finding(s, end, &head, &last);
   *tail = last;
   return head;
 }

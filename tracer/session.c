@@ -44,13 +44,43 @@ static volatile sig_atomic_t in_crash;
 
 static void session_begin(void);
 
+/* The crash's stack, unwound in the handler (no allocation there). */
+static uint64_t crash_pcs[UVT_TRACE_MAX_PCS];
+/* The C library's code: abort() and raise() frames above the caller's are
+ * not where the program went wrong. */
+static uintptr_t libc_lo, libc_hi;
+
+static bool is_crash(int sig) { return sig != SIGTERM && sig != SIGINT; }
+
+/* Fill the crash fields of `end` from the signal's context.  The first
+ * frame is the faulting instruction: stored + 1 so that the reader's
+ * pc - 1 (meant for return addresses) stays inside it.  For SIGABRT the C
+ * library's frames on top (abort, raise) are dropped: the frame below
+ * them called abort(). */
+static void note_crash(session_end_t *end, int sig, const siginfo_t *info,
+                       void *uctx) {
+  int n = uvt__unwind_signal(uctx, crash_pcs, UVT_TRACE_MAX_PCS), i = 0, k;
+  if (sig == SIGABRT)
+    while (i < n - 1 && crash_pcs[i] >= libc_lo && crash_pcs[i] < libc_hi) i++;
+  else if (n > 0)
+    crash_pcs[0]++;
+  for (k = 0; i + k < n; k++) crash_pcs[k] = crash_pcs[i + k];
+  end->crash = true;
+  end->crash_pcs = crash_pcs;
+  end->crash_npcs = k;
+  if (info != NULL && sig != SIGABRT && info->si_code > 0) {
+    end->has_addr = true;
+    end->fault_addr = (uint64_t)(uintptr_t)info->si_addr;
+  }
+}
+
 static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
-  session_end_t end = {"signal", 0, sig, 0};
+  session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0};
   size_t i;
-  (void)info, (void)uctx;
   if (!in_crash) {
     in_crash = 1;
     end.crash_task_id = uvt_hook_current_task();
+    if (is_crash(sig)) note_crash(&end, sig, info, uctx);
     /* The writer writes this thread's unwritten rows itself (no malloc in
      * a signal handler), while this thread waits. */
     uvt__writer_crash(&end, uvt__recorder_state(), CRASH_WAIT_MS);
@@ -71,9 +101,10 @@ static void install_signal_handlers(void) {
     ss.ss_flags = 0;
     sigaltstack(&ss, NULL);
   }
+  uvt__module_range((const void *)(uintptr_t)abort, &libc_lo, &libc_hi);
   for (i = 0; i < NSIG_HANDLED; i++) {
     struct sigaction sa;
-    bool crash = fatal_signals[i] != SIGTERM && fatal_signals[i] != SIGINT;
+    bool crash = is_crash(fatal_signals[i]);
     if (sigaction(fatal_signals[i], NULL, &old_actions[i]) != 0) continue;
     /* A program that handles SIGTERM/SIGINT itself ends by its own exit,
      * which on_exit sees: leave those alone.  Crash signals are recorded
@@ -90,7 +121,7 @@ static void install_signal_handlers(void) {
 }
 
 static void on_process_exit(int status, void *arg) {
-  session_end_t end = {"exit", status, 0, 0};
+  session_end_t end = {"exit", status, 0, 0, NULL, 0, false, false, 0};
   (void)arg;
   if (!active || in_crash) return;
   active = false;

@@ -143,6 +143,58 @@ int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max) {
   return n;
 }
 
+/* A signal handler's third argument is a ucontext_t, which is what
+ * libunwind's local context is on Linux; the flag tells it that the first
+ * frame is the interrupted instruction, not a return address.  libunwind
+ * was warmed up at start (watchdog.c), so this takes no loader lock. */
+int uvt__unwind_signal(void *uctx, uint64_t *pcs, int max) {
+  unw_cursor_t cur;
+  int n = 0;
+  if (uctx == NULL || max <= 0 ||
+      unw_init_local2(&cur, (unw_context_t *)uctx, UNW_INIT_SIGNAL_FRAME) != 0)
+    return 0;
+  do {
+    unw_word_t ip;
+    if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    pcs[n++] = (uint64_t)ip;
+  } while (n < max && unw_step(&cur) > 0);
+  return n;
+}
+
+typedef struct {
+  uintptr_t addr, lo, hi;
+} range_t;
+
+static int range_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  range_t *r = arg;
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  int i;
+  (void)size;
+  for (i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t a, b;
+    if (ph->p_type != PT_LOAD) continue;
+    a = info->dlpi_addr + ph->p_vaddr;
+    b = a + ph->p_memsz;
+    if (a < lo) lo = a;
+    if (b > hi) hi = b;
+  }
+  if (r->addr >= lo && r->addr < hi) {
+    r->lo = lo;
+    r->hi = hi;
+    return 1;
+  }
+  return 0;
+}
+
+int uvt__module_range(const void *addr, uintptr_t *lo, uintptr_t *hi) {
+  range_t r = {(uintptr_t)addr, 0, 0};
+  if (dl_iterate_phdr(range_cb, &r) == 0) return -1;
+  *lo = r.lo;
+  *hi = r.hi;
+  return 0;
+}
+
 /* The unwinder starts from the registers the switch saved, as if the
  * task had just returned from it. */
 int uvt__stack_of_parked(const uvt_task_frame_t *f, uint64_t *pcs, int max) {

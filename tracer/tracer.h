@@ -133,6 +133,14 @@ typedef struct session_end_s {
   int exit_status;
   int signal;
   uint64_t crash_task_id;
+  /* A crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT): the stack unwound
+   * from the signal's context, innermost first, the faulting frame's PC
+   * stored + 1 (readers symbolise pc - 1, as for return addresses), and
+   * the fault address when the signal has one. */
+  const uint64_t *crash_pcs;
+  int crash_npcs;
+  bool crash, has_addr;
+  uint64_t fault_addr;
 } session_end_t;
 
 /* Open the database named by uvt__tcfg.path for recording (db_open.c):
@@ -163,10 +171,11 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms);
  * (async-signal-safe). */
 void uvt__writer_crash(const session_end_t *end, void *state, int timeout_ms);
 /* Rows for a crashed thread's unwritten objects, from the recorder state
- * given to uvt__writer_crash; called on the writer thread while that
- * thread waits.  The recorder registers it: the writer never calls the
- * recorder by name. */
-typedef rec_t *(*uvt__crash_rows_fn)(void *state, rec_t **tail);
+ * given to uvt__writer_crash, and the `crash` finding `end` describes;
+ * called on the writer thread while that thread waits.  The recorder
+ * registers it: the writer never calls the recorder by name. */
+typedef rec_t *(*uvt__crash_rows_fn)(void *state, const session_end_t *end,
+                                     rec_t **tail);
 void uvt__writer_set_crash_rows(uvt__crash_rows_fn fn);
 /* fork() (pthread_atfork handlers).  SQLite state must not cross a fork:
  * a child that opens the file again would share the parent's in-memory
@@ -197,6 +206,13 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n);
  * filled in (registers of a parked task, of a blocked thread); number of
  * PCs stored, at most max. */
 int uvt__unwind_from(void *unw_context, uint64_t *pcs, int max);
+/* Unwind from a signal handler's context (its ucontext_t argument);
+ * number of PCs stored, the interrupted one first.  Async-signal-safe
+ * once libunwind has been used (warmed up) outside a handler. */
+int uvt__unwind_signal(void *uctx, uint64_t *pcs, int max);
+/* The address range of the loaded module that holds `addr`: 0, or -1 if
+ * none does.  Not in a signal handler (dl_iterate_phdr). */
+int uvt__module_range(const void *addr, uintptr_t *lo, uintptr_t *hi);
 /* Unwind a suspended task from its saved registers (uvt_hook_task_frame);
  * number of PCs stored, at most max. */
 struct uvt_task_frame;

@@ -601,7 +601,7 @@ static void *writer_main(void *arg) {
     if (__atomic_load_n(&crash_requested, __ATOMIC_ACQUIRE)) {
       char c = 1;
       rec_t *tail = NULL, *rows = NULL;
-      if (crash_rows != NULL) rows = crash_rows(crash_state, &tail);
+      if (crash_rows != NULL) rows = crash_rows(crash_state, &final_end, &tail);
       uvt__writer_enqueue(rows, tail);
       commit_until(&final_end, mono_ms() + CRASH_COMMIT_MS);
       (void)!write(ack_fd[1], &c, 1);

@@ -540,6 +540,21 @@ static void load_members(loader_t *L, uvt__group_t *g, const uvt__session_t *s) 
   sqlite3_finalize(st);
 }
 
+/* A finding the tracer could not place itself (a crash: it has only the
+ * faulting stack) points at the stack's first frame with a source line
+ * outside the startup code. */
+static void locate_by_stack(uvt__group_t *g) {
+  int i;
+  for (i = 0; i < g->stack.n; i++) {
+    const uvt__frame_t *f = g->stack.v[i];
+    if (f->file == NULL || startup_frame(f)) continue;
+    g->file = uvt__xstrdup(f->file);
+    g->line = f->line;
+    if (g->func == NULL && f->function != NULL) g->func = uvt__xstrdup(f->function);
+    return;
+  }
+}
+
 static void load_representative(loader_t *L, uvt__group_t *g, int64_t fid,
                                 sqlite3_stmt *st) {
   uvt__session_t *s;
@@ -565,6 +580,7 @@ static void load_representative(loader_t *L, uvt__group_t *g, int64_t fid,
   load_stack(L, s, col_i64(st, 4), &g->stack);
   load_stack(L, s, col_i64(st, 5), &g->stack2);
   load_members(L, g, s);
+  if (g->file == NULL) locate_by_stack(g);
   if (oid <= 0) return;
   load_object(L, s->id, oid, &g->object, &more);
   if (!g->object.found) return;

@@ -140,6 +140,21 @@ static int crash_abort(void *arg) {
   abort(); /* @abort */
 }
 
+/* A NULL write in a renamed task: the crash finding is at the write, and
+ * names the task by its current name. */
+static int null_write_inner(void *arg) {
+  volatile int *p = arg;
+  uvt_name(NULL, "writer %d", 7);
+  uvt_sleep(30);
+  *p = 42; /* @null-write */
+  return 0;
+}
+
+static int crash_null_write(void *arg) {
+  uvt_task_t *t = uvt_spawn(null_write_inner, arg); /* @null-write-spawn */
+  return uvt_await(t);
+}
+
 static int crash_segv(void *arg) {
   (void)arg;
   uvt_sleep(30);
@@ -362,6 +377,7 @@ static const struct {
     {"yield-in-critical-section", noyield},
     {"wrong-thread", wrong_thread},   {"clean", clean},
     {"abort", crash_abort},           {"segv", crash_segv},
+    {"null-write", crash_null_write},
     {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
     {"fork", forks},                  {"named", named},
     {"unclosed-stream", unclosed},    {"threads", threads},
