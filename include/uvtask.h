@@ -241,7 +241,20 @@ UVT_EXPORT void uvt_set_result(void *result);
 
 /* Record a formatted message on the current task and return `code`:
  * `return uvt_fail(UV_ECONNRESET, "peer %s went away", name);`. */
+#if defined(__GNUC__)
+/* Never a tail call: the caller's frame stays on the stack while the
+ * debug library records where the error was raised.  (Compiled as a
+ * jump, `return uvt_fail(...)` left only uvtask's own frames.)  The empty
+ * asm uses the result after the call, which costs nothing. */
+#define uvt_fail(...)                                                     \
+  (__extension__({                                                        \
+    int uvt__fail_r = uvt_fail_at(__FILE__, __LINE__, __func__, __VA_ARGS__); \
+    __asm__ volatile("" : "+r"(uvt__fail_r));                             \
+    uvt__fail_r;                                                          \
+  }))
+#else
 #define uvt_fail(...) uvt_fail_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+#endif
 UVT_EXPORT int uvt_fail_at(const char *file, int line, const char *func,
                            int code, const char *fmt, ...) UVT__PRINTF(5, 6);
 

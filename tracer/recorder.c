@@ -73,6 +73,15 @@ typedef struct tobj_s {
    * can name where it was created. */
   uint8_t remote_involved;
   void *locks; /* locks.c's state for a task that touched a lock */
+
+  /* The creating task's record, kept while this one lives: a row of ours
+   * needs rows for our ancestors (the report walks parent_id), and an
+   * ancestor that ended young and healthy would have none.  A record
+   * whose object is gone stays allocated, off the lists, while records
+   * of live descendants point at it (`children`: how many). */
+  struct tobj_s *parent;
+  uint32_t children;
+  bool destroyed;
 } tobj_t;
 
 typedef struct {
@@ -97,6 +106,7 @@ typedef struct ltimer_s {
 typedef struct tstate_s {
   ltimer_t *timers;
   uint64_t now_hr; /* uvt__tclock() at the current step's start; 0: none */
+  tobj_t *running; /* the record of the task whose step runs, or NULL */
   rec_batch_t *batch; /* this thread's records not handed over yet */
   tobj_t young, mid, old; /* sentinels */
   uint64_t last_flush_ns;
@@ -271,9 +281,16 @@ static rec_t *object_rec(const tobj_t *o) {
 
 static void emit_object(tobj_t *o) {
   rec_t *r = object_rec(o);
+  tobj_t *p;
   if (r == NULL) return;
   uvt__rec_push(r);
   o->emitted = true;
+  /* Ancestors without a row get one now (they are kept until then). */
+  for (p = o->parent; p != NULL && !p->emitted; p = p->parent) {
+    if ((r = object_rec(p)) == NULL) return;
+    uvt__rec_push(r);
+    p->emitted = true;
+  }
 }
 
 void *uvt__recorder_state(void) { return ts; }
@@ -334,10 +351,7 @@ static void crash_finding(tstate_t *s, const session_end_t *end, rec_t **head,
   /* The interned stack's record is in this (the writer's) thread's batch. */
   t = uvt__rec_take(uvt__rec_batch(), &tail);
   rows_append(head, last, t, tail);
-  for (; o != NULL; o = o->parent_id != 0 ? tobj_find(s, o->parent_id) : NULL) {
-    rows_append(head, last, object_rec(o), NULL);
-    if (o->parent_id == o->id) break;
-  }
+  for (; o != NULL; o = o->parent) rows_append(head, last, object_rec(o), NULL);
   if ((r = uvt__rec_new(REC_FINDING)) == NULL) return;
   r->fkind = uvt_finding_kind_name(UVT_FINDING_CRASH);
   r->object_id = end->crash_task_id;
@@ -568,6 +582,10 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   }
   o->id = ev->id;
   o->parent_id = ev->parent_id;
+  if (s->running != NULL && ev->parent_id != 0 && s->running->id == ev->parent_id) {
+    o->parent = s->running;
+    o->parent->children++;
+  }
   o->kind = (uint8_t)ev->object_kind;
   o->file = ev->file;
   o->line = ev->line;
@@ -588,6 +606,27 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
                               &uvt__stat_peak_tasks, &peak, live, true,
                               __ATOMIC_RELAXED, __ATOMIC_RELAXED))
       ;
+  }
+}
+
+/* Free the record of a destroyed object unless records of live
+ * descendants still point at it; then its parent may go too.  One that
+ * never got a row is counted in its site's statistics. */
+static void tobj_release(tstate_t *s, tobj_t *o) {
+  while (o != NULL && o->destroyed && o->children == 0) {
+    tobj_t *p = o->parent;
+    if (!o->emitted) stats_add(s, o);
+    free(o->name_owned);
+    free(o->message);
+    if (s->nspare < SPARE_KEEP) {
+      o->next = s->spare;
+      s->spare = o;
+      s->nspare++;
+    } else {
+      free(o);
+    }
+    if (p != NULL) p->children--;
+    o = p;
   }
 }
 
@@ -812,6 +851,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       wd_slot_t *slot = uvt__wd_slot();
       o->step_start = now;
       s->now_hr = now;
+      if (o->kind == UVT_OBJECT_TASK) s->running = o;
       o->step_start_wall = (int64_t)now + wall_offset;
       if (slot != NULL) {
         __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
@@ -825,6 +865,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     wd_slot_t *slot = uvt__wd_slot_peek();
     if (slot != NULL) __atomic_store_n(&slot->step_start, 0, __ATOMIC_RELEASE);
     now = uvt__tclock();
+    s->running = NULL;
     if (o != NULL) on_suspend(s, o, ev, now);
     s->now_hr = now; /* what follows happens between steps */
     break;
@@ -840,6 +881,11 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       free(o->message);
       o->message = strdup(ev->message);
     }
+    /* A future's error is set by a call on the setter's stack (a task's
+     * DONE comes at its end, where only uvtask's frames are left; its
+     * stack was taken at uvt_fail). */
+    if (o->kind == UVT_OBJECT_FUTURE && ev->status < 0 && o->fail_stack == 0)
+      o->fail_stack = capture_user_stack();
     if (o->kind == UVT_OBJECT_TASK && s->live_tasks > 0) s->live_tasks--;
     break;
   case UVT_HOOK_RETRIEVED:
@@ -865,21 +911,14 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
       o->ended = true;
       o->ended_ns = step_wall(s);
     }
+    if (o == s->running) s->running = NULL;
     if (o->emitted || o->involved || o->survived ||
         __atomic_load_n(&o->remote_involved, __ATOMIC_ACQUIRE))
       emit_object(o);
-    else stats_add(s, o);
     list_del(o);
     *ev->slot = NULL;
-    free(o->name_owned);
-    free(o->message);
-    if (s->nspare < SPARE_KEEP) {
-      o->next = s->spare;
-      s->spare = o;
-      s->nspare++;
-    } else {
-      free(o);
-    }
+    o->destroyed = true;
+    tobj_release(s, o);
     break;
   case UVT_HOOK_NO_YIELD_BEGIN:
     if (o != NULL && ev->no_yield_depth == 1) {

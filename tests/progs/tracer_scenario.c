@@ -140,6 +140,35 @@ static int crash_abort(void *arg) {
   abort(); /* @abort */
 }
 
+/* A task that spawns a long sleeper and ends at once, young and healthy:
+ * the sleeper's pending-at-exit row names it as parent, so it needs a
+ * row too. */
+static int short_lived_parent(void *arg) {
+  (void)arg;
+  uvt_detach(uvt_spawn(sleeps_forever, NULL)); /* @orphan */
+  return 0;
+}
+
+static int orphan(void *arg) {
+  (void)arg;
+  uvt_detach(uvt_spawn(short_lived_parent, NULL)); /* @short-parent */
+  for (int i = 0; i < 4; i++) uvt_yield();
+  return 0;
+}
+
+/* A future failed by a plain function: its error's stack starts there. */
+static void fail_future(uvt_future_t *f) {
+  uvt_future_set_error(f, UV_EPIPE, "peer went away"); /* @future-error */
+}
+
+static int future_error(void *arg) {
+  uvt_future_t *f = uvt_future_new(); /* @future-new */
+  (void)arg;
+  fail_future(f);
+  uvt_future_detach(f);
+  return 0;
+}
+
 /* A NULL write in a renamed task: the crash finding is at the write, and
  * names the task by its current name. */
 static int null_write_inner(void *arg) {
@@ -377,7 +406,8 @@ static const struct {
     {"yield-in-critical-section", noyield},
     {"wrong-thread", wrong_thread},   {"clean", clean},
     {"abort", crash_abort},           {"segv", crash_segv},
-    {"null-write", crash_null_write},
+    {"null-write", crash_null_write}, {"orphan", orphan},
+    {"future-error", future_error},
     {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
     {"fork", forks},                  {"named", named},
     {"unclosed-stream", unclosed},    {"threads", threads},
