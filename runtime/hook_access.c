@@ -11,6 +11,10 @@ uint64_t uvt_hook_current_task(void) {
   return t != NULL ? t->obj.id : 0;
 }
 
+uint64_t uvt_hook_stack_overflow(const void *siginfo, const void *ucontext) {
+  return uvt__stack_overflow_id(siginfo, ucontext);
+}
+
 void uvt_hook_scan_at_exit(void) { uvt__scan_at_exit(); }
 
 void uvt_hook_set_findings_log(int on) { uvt__findings_quiet = !on; }

@@ -386,8 +386,19 @@ static void overflow_line(line_t *l, const uvt_task_t *t) {
   l->buf[l->len++] = '\n';
 }
 
+/* The task whose overrun a canary caught, for crash handlers that run in
+ * the abort that follows (uvt__stack_overflow_id). */
+static uint64_t canary_overflow_id;
+
+uint64_t uvt__stack_overflow_id(const void *si, const void *uctx) {
+  uvt_task_t *t = uvt__stack_overflowed(si, uctx);
+  if (t != NULL) return t->obj.id;
+  return __atomic_load_n(&canary_overflow_id, __ATOMIC_ACQUIRE);
+}
+
 void uvt__stack_overflow_abort(const uvt_task_t *t) {
   line_t l;
+  __atomic_store_n(&canary_overflow_id, t->obj.id, __ATOMIC_RELEASE);
   overflow_line(&l, t);
   l.buf[l.len - 1] = '\0'; /* the newline: uvt__panic adds its own */
   uvt__panic("%s", l.buf + strlen(LINE_PREFIX));

@@ -159,4 +159,11 @@ void uvt__stack_thread_init(void);
  * so. */
 struct uvt_task_s *uvt__stack_overflowed(const void *si, const void *uctx);
 
+/* The id of the task whose stack overflowed, for a crash handler: the
+ * running task's if the fault (`si`, `uctx`: a SIGSEGV or SIGBUS
+ * handler's arguments, NULL for others) hit its guard or it ran out of
+ * stack, or the task whose broken canary made the runtime abort; else 0.
+ * Async-signal-safe. */
+uint64_t uvt__stack_overflow_id(const void *si, const void *uctx);
+
 #endif

@@ -107,3 +107,25 @@ Test(crash, fail_on_crash_selects_it) {
             "%s", out);
   free(out);
 }
+
+Test(crash, stack_overflow_in_a_task_is_a_crash_finding_that_says_so) {
+  int code;
+  char *out;
+  /* A fault in the guard page (SIGSEGV), or, where a kernel gives no
+   * guard, the canary's abort: either way the finding names the task. */
+  char env_db[600], env_lib[600];
+  char *argv[] = {(char *)SCENARIO, "overflow", NULL};
+  int status;
+  snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", e2e_db);
+  snprintf(env_lib, sizeof(env_lib), "LD_LIBRARY_PATH=%s/debug", UVT_BUILD_DIR);
+  free(e2e_run(argv, env_db, env_lib, false, &status));
+  cr_assert(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
+            "the overflow must still kill the process: %#x", status);
+  out = report(NULL, NULL, &code);
+  cr_expect_eq(code, 1, "report exit %d:\n%s", code, out);
+#if !defined(__SANITIZE_ADDRESS__)
+  /* ASan's own stack-overflow report comes first in that build. */
+  expect_crash_at(out, "@recurse */", "task 'overflows' overflowed its stack: ");
+#endif
+  free(out);
+}

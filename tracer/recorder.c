@@ -338,7 +338,14 @@ static void crash_finding(tstate_t *s, const session_end_t *end, rec_t **head,
   if (end->has_addr)
     snprintf(addr, sizeof(addr), " at address 0x%llx",
              (unsigned long long)end->fault_addr);
-  if (o != NULL)
+  if (end->overflow_task_id != 0) {
+    tobj_t *v = s != NULL ? tobj_find(s, end->overflow_task_id) : NULL;
+    /* The canary is checked as a task switches away: the running task
+     * may already be the next one; the finding is about the overrun. */
+    if (v != NULL) o = v;
+    snprintf(text, sizeof(text), "task '%s' overflowed its stack: %s%s",
+             o != NULL && o->name ? o->name : "?", signal_words(end->signal), addr);
+  } else if (o != NULL)
     snprintf(text, sizeof(text), "task '%s' crashed: %s%s", o->name ? o->name : "?",
              signal_words(end->signal), addr);
   else
@@ -354,7 +361,7 @@ static void crash_finding(tstate_t *s, const session_end_t *end, rec_t **head,
   for (; o != NULL; o = o->parent) rows_append(head, last, object_rec(o), NULL);
   if ((r = uvt__rec_new(REC_FINDING)) == NULL) return;
   r->fkind = uvt_finding_kind_name(UVT_FINDING_CRASH);
-  r->object_id = end->crash_task_id;
+  r->object_id = o != NULL ? o->id : end->crash_task_id;
   r->message = strdup(text);
   r->stack = stack;
   r->where_what = end->signal == SIGSEGV ? "SIGSEGV" : end->signal == SIGBUS ? "SIGBUS"

@@ -66,6 +66,9 @@ static void note_crash(session_end_t *end, int sig, const siginfo_t *info,
     crash_pcs[0]++;
   for (k = 0; i + k < n; k++) crash_pcs[k] = crash_pcs[i + k];
   end->crash = true;
+  end->overflow_task_id = sig == SIGSEGV || sig == SIGBUS
+                              ? uvt_hook_stack_overflow(info, uctx)
+                              : sig == SIGABRT ? uvt_hook_stack_overflow(NULL, NULL) : 0;
   end->crash_pcs = crash_pcs;
   end->crash_npcs = k;
   if (info != NULL && sig != SIGABRT && info->si_code > 0) {
@@ -75,7 +78,7 @@ static void note_crash(session_end_t *end, int sig, const siginfo_t *info,
 }
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
-  session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0};
+  session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0, 0};
   size_t i;
   if (!in_crash) {
     in_crash = 1;
@@ -121,7 +124,7 @@ static void install_signal_handlers(void) {
 }
 
 static void on_process_exit(int status, void *arg) {
-  session_end_t end = {"exit", status, 0, 0, NULL, 0, false, false, 0};
+  session_end_t end = {"exit", status, 0, 0, NULL, 0, false, false, 0, 0};
   (void)arg;
   if (!active || in_crash) return;
   active = false;

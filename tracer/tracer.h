@@ -141,6 +141,7 @@ typedef struct session_end_s {
   int crash_npcs;
   bool crash, has_addr;
   uint64_t fault_addr;
+  uint64_t overflow_task_id; /* the crash is this task's stack overflow */
 } session_end_t;
 
 /* Open the database named by uvt__tcfg.path for recording (db_open.c):

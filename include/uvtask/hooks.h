@@ -178,6 +178,15 @@ UVT_EXPORT int uvt_hook_task_frame(const void *object, uvt_task_frame_t *out);
  * Async-signal-safe (a crash handler may ask which task crashed). */
 UVT_EXPORT uint64_t uvt_hook_current_task(void);
 
+/* For a crash handler: the id of the task whose stack overflowed, or 0.
+ * Pass a SIGSEGV/SIGBUS handler's siginfo_t and ucontext_t (a fault in
+ * the running task's guard page, or its stack pointer at the bottom of
+ * its stack), or NULLs in a SIGABRT handler (the runtime aborts when a
+ * task's stack canary is found overwritten, and remembers which task).
+ * Async-signal-safe. */
+UVT_EXPORT uint64_t uvt_hook_stack_overflow(const void *siginfo,
+                                            const void *ucontext);
+
 /* Ask for a snapshot of `loop`'s tasks: the loop's thread then sends
  * SNAPSHOT_BEGIN, one SNAPSHOT_TASK per live task and SNAPSHOT_END, each
  * with `status` = reason (> 0).  Async-signal-safe and callable from any

@@ -267,7 +267,7 @@ static int threads(void *arg) {
 
 static int recurse(int depth) {
   volatile char pad[1024];
-  pad[0] = (char)depth;
+  pad[0] = (char)depth; /* @recurse */
   return depth > 1000000 ? pad[0] : recurse(depth + 1) + pad[0];
 }
 
