@@ -39,6 +39,24 @@ extern "C" {
 #define UVT__WUR
 #endif
 
+/* The call `call` (an int) made so that it is never a tail call: the
+ * caller's frame stays on the stack while the call runs.  Every macro
+ * that may park the task, and uvt_fail, uses it, so that a parked task's
+ * stack (`uvtask ps`, gdb's `uvtask bt`, pending-at-exit) and the stack of
+ * a raised error start in the caller's own function: compiled as a jump,
+ * `return uvt_await(t);` left only uvtask's frames.  The empty asm uses
+ * the result after the call; it costs no instruction. */
+#if defined(__GNUC__)
+#define UVT__KEEP_FRAME(call)                                      \
+  (__extension__({                                                 \
+    int uvt__kept_ = (call);                                       \
+    __asm__ volatile("" : "+r"(uvt__kept_));                       \
+    uvt__kept_;                                                    \
+  }))
+#else
+#define UVT__KEEP_FRAME(call) (call)
+#endif
+
 #define UVTASK_VERSION_MAJOR 0
 #define UVTASK_VERSION_MINOR 2
 #define UVTASK_VERSION_PATCH 0
@@ -186,14 +204,15 @@ UVT_EXPORT int uvt_loop_close(uv_loop_t *loop);
  * UVT_EINVAL for NULL, UVT_ERELEASED for a handle already given up
  * (detected for the most recent releases; beyond them, a use after
  * release is undefined, as for free()). */
-#define uvt_await(t) uvt_await_at((t), NULL, NULL, __FILE__, __LINE__, __func__)
+#define uvt_await(t) \
+  UVT__KEEP_FRAME(uvt_await_at((t), NULL, NULL, __FILE__, __LINE__, __func__))
 
 /* As uvt_await, and hand over what the task left: *result (may be NULL)
  * receives what it passed to uvt_set_result (NULL if nothing or if the
  * await was cancelled); *message (may be NULL) receives a malloc'd copy of
  * its uvt_fail() message, which the caller frees, or NULL. */
 #define uvt_await_result(t, result, message) \
-  uvt_await_at((t), (result), (message), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_await_at((t), (result), (message), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_await_at(uvt_task_t *t, void **result, char **message,
                             const char *file, int line, const char *func);
 
@@ -241,20 +260,8 @@ UVT_EXPORT void uvt_set_result(void *result);
 
 /* Record a formatted message on the current task and return `code`:
  * `return uvt_fail(UV_ECONNRESET, "peer %s went away", name);`. */
-#if defined(__GNUC__)
-/* Never a tail call: the caller's frame stays on the stack while the
- * debug library records where the error was raised.  (Compiled as a
- * jump, `return uvt_fail(...)` left only uvtask's own frames.)  The empty
- * asm uses the result after the call, which costs nothing. */
-#define uvt_fail(...)                                                     \
-  (__extension__({                                                        \
-    int uvt__fail_r = uvt_fail_at(__FILE__, __LINE__, __func__, __VA_ARGS__); \
-    __asm__ volatile("" : "+r"(uvt__fail_r));                             \
-    uvt__fail_r;                                                          \
-  }))
-#else
-#define uvt_fail(...) uvt_fail_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
-#endif
+#define uvt_fail(...) \
+  UVT__KEEP_FRAME(uvt_fail_at(__FILE__, __LINE__, __func__, __VA_ARGS__))
 UVT_EXPORT int uvt_fail_at(const char *file, int line, const char *func,
                            int code, const char *fmt, ...) UVT__PRINTF(5, 6);
 
@@ -294,7 +301,8 @@ UVT_EXPORT UVT__WUR uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *na
 /* Run the coroutine inline, as part of the current task, and return its
  * status.  uvt_set_result and uvt_fail inside it act on the current task.
  * UVT_ENOTASK outside a task (the object is then left unconsumed). */
-#define uvt_await_coro(c) uvt_await_coro_at((c), __FILE__, __LINE__, __func__)
+#define uvt_await_coro(c) \
+  UVT__KEEP_FRAME(uvt_await_coro_at((c), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_await_coro_at(uvt_coro_t *c, const char *file, int line,
                                  const char *func);
 
@@ -338,11 +346,11 @@ UVT_EXPORT int uvt_future_cancel(uvt_future_t *f);
  * Cancelling the awaiter cancels the future (as asyncio does) and returns
  * UVT_ECANCELED.  Argument errors give up nothing. */
 #define uvt_await_future(f) \
-  uvt_await_future_at((f), NULL, NULL, __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_await_future_at((f), NULL, NULL, __FILE__, __LINE__, __func__))
 /* As uvt_await_future, handing over the result and a malloc'd copy of the
  * error message (see uvt_await_result). */
 #define uvt_await_future_result(f, result, message) \
-  uvt_await_future_at((f), (result), (message), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_await_future_at((f), (result), (message), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_await_future_at(uvt_future_t *f, void **result,
                                    char **message, const char *file, int line,
                                    const char *func);
@@ -363,7 +371,8 @@ UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
  * stay the caller's (see "Ownership" above).  If the gathering task is cancelled, the gathered
  * tasks are cancelled, waited for, and UVT_ECANCELED is returned.  n == 0
  * returns 0 at once. */
-#define uvt_gather(t, n) uvt_gather_at((t), (n), __FILE__, __LINE__, __func__)
+#define uvt_gather(t, n) \
+  UVT__KEEP_FRAME(uvt_gather_at((t), (n), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_gather_at(uvt_task_t **t, size_t n, const char *file,
                              int line, const char *func);
 
@@ -379,7 +388,7 @@ enum { UVT_FIRST_COMPLETED = 1, UVT_ALL_COMPLETED = 2, UVT_FIRST_EXCEPTION = 3 }
  * says which.  Errors are not retrieved and the handles stay the
  * caller's. */
 #define uvt_wait(t, n, mode, timeout_ms, ndone) \
-  uvt_wait_at((t), (n), (mode), (timeout_ms), (ndone), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_wait_at((t), (n), (mode), (timeout_ms), (ndone), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_wait_at(uvt_task_t **t, size_t n, int mode,
                            int64_t timeout_ms, size_t *ndone,
                            const char *file, int line, const char *func);
@@ -394,12 +403,11 @@ UVT_EXPORT int uvt_wait_at(uvt_task_t **t, size_t n, int mode,
  * negative values are UVT_EINVAL (a deliberate difference: asyncio
  * treats any negative timeout as 0). */
 #define uvt_wait_for(t, timeout_ms) \
-  uvt_wait_for_at((t), (timeout_ms), NULL, NULL, __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_wait_for_at((t), (timeout_ms), NULL, NULL, __FILE__, __LINE__, __func__))
 /* As uvt_wait_for, handing over the result and message as
  * uvt_await_result does. */
 #define uvt_wait_for_result(t, timeout_ms, result, message) \
-  uvt_wait_for_at((t), (timeout_ms), (result), (message), __FILE__, __LINE__, \
-                  __func__)
+  UVT__KEEP_FRAME(uvt_wait_for_at((t), (timeout_ms), (result), (message), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms,
                                void **result, char **message,
                                const char *file, int line, const char *func);
@@ -408,18 +416,21 @@ UVT_EXPORT int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms,
 
 /* Suspend for ms milliseconds (0: as uvt_yield).  0, UVT_ECANCELED,
  * UVT_ENOTASK, UVT_EINVAL for ms < 0. */
-#define uvt_sleep(ms) uvt_sleep_at((ms), __FILE__, __LINE__, __func__)
+#define uvt_sleep(ms) \
+  UVT__KEEP_FRAME(uvt_sleep_at((ms), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_sleep_at(int64_t ms, const char *file, int line,
                             const char *func);
 
 /* Let every other ready task run once.  0, UVT_ECANCELED or UVT_ENOTASK. */
-#define uvt_yield() uvt_yield_at(__FILE__, __LINE__, __func__)
+#define uvt_yield() \
+  UVT__KEEP_FRAME(uvt_yield_at(__FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_yield_at(const char *file, int line, const char *func);
 
 /* Run fn(arg) on libuv's thread pool and return its status.  If the task
  * is cancelled meanwhile, the work is dequeued if it has not started, else
  * waited for; then UVT_ECANCELED is returned.  fn must not call uvtask. */
-#define uvt_to_thread(fn, arg) uvt_to_thread_at((fn), (arg), __FILE__, __LINE__, __func__)
+#define uvt_to_thread(fn, arg) \
+  UVT__KEEP_FRAME(uvt_to_thread_at((fn), (arg), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file,
                                 int line, const char *func);
 
@@ -543,7 +554,8 @@ typedef struct uvt_barrier_s {
  * lock and cancelled before it runs does not take it: its acquire returns
  * UVT_ECANCELED and the lock goes to the next waiter (asyncio's rule). */
 UVT_EXPORT int uvt_lock_init(uvt_lock_t *l);
-#define uvt_lock_acquire(l) uvt_lock_acquire_at((l), __FILE__, __LINE__, __func__)
+#define uvt_lock_acquire(l) \
+  UVT__KEEP_FRAME(uvt_lock_acquire_at((l), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
                                    const char *func);
 UVT_EXPORT int uvt_lock_release(uvt_lock_t *l);
@@ -555,7 +567,8 @@ UVT_EXPORT int uvt_event_init(uvt_event_t *e);
 UVT_EXPORT void uvt_event_set(uvt_event_t *e);
 UVT_EXPORT void uvt_event_clear(uvt_event_t *e);
 UVT_EXPORT bool uvt_event_is_set(const uvt_event_t *e);
-#define uvt_event_wait(e) uvt_event_wait_at((e), __FILE__, __LINE__, __func__)
+#define uvt_event_wait(e) \
+  UVT__KEEP_FRAME(uvt_event_wait_at((e), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
                                  const char *func);
 UVT_EXPORT void uvt_event_destroy(uvt_event_t *e);
@@ -571,7 +584,8 @@ UVT_EXPORT int uvt_sem_init(uvt_sem_t *s, unsigned n);
 /* asyncio.BoundedSemaphore: as uvt_sem_init, and a release that would
  * raise the count above n returns UVT_EINVAL (asyncio's ValueError). */
 UVT_EXPORT int uvt_sem_init_bounded(uvt_sem_t *s, unsigned n);
-#define uvt_sem_acquire(s) uvt_sem_acquire_at((s), __FILE__, __LINE__, __func__)
+#define uvt_sem_acquire(s) \
+  UVT__KEEP_FRAME(uvt_sem_acquire_at((s), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
                                   const char *func);
 UVT_EXPORT int uvt_sem_release(uvt_sem_t *s);
@@ -605,7 +619,8 @@ UVT_EXPORT int uvt_queue_get_nowait(uvt_queue_t *q, void **item);
 UVT_EXPORT int uvt_queue_task_done(uvt_queue_t *q);
 /* asyncio.Queue.join: wait until every item put has been marked done
  * (at once if so).  0, UVT_ECANCELED, UVT_ENOTASK, UVT_ECLOSED. */
-#define uvt_queue_join(q) uvt_queue_join_at((q), __FILE__, __LINE__, __func__)
+#define uvt_queue_join(q) \
+  UVT__KEEP_FRAME(uvt_queue_join_at((q), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
                                  const char *func);
 /* Close the queue (Python 3.13's Queue.shutdown): puts return UVT_ECLOSED
@@ -613,10 +628,12 @@ UVT_EXPORT int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
  * waiting in put or get wake with UVT_ECLOSED.  Never yields.  The queue
  * must still be destroyed. */
 UVT_EXPORT void uvt_queue_close(uvt_queue_t *q);
-#define uvt_queue_put(q, item) uvt_queue_put_at((q), (item), __FILE__, __LINE__, __func__)
+#define uvt_queue_put(q, item) \
+  UVT__KEEP_FRAME(uvt_queue_put_at((q), (item), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file,
                                 int line, const char *func);
-#define uvt_queue_get(q, item) uvt_queue_get_at((q), (item), __FILE__, __LINE__, __func__)
+#define uvt_queue_get(q, item) \
+  UVT__KEEP_FRAME(uvt_queue_get_at((q), (item), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file,
                                 int line, const char *func);
 UVT_EXPORT size_t uvt_queue_size(const uvt_queue_t *q);
@@ -631,7 +648,8 @@ UVT_EXPORT void uvt_queue_destroy(uvt_queue_t *q);
  * next waiter (asyncio 3.13's rule).  notify wakes up to n waiters, in
  * the order they waited; both never yield. */
 UVT_EXPORT int uvt_cond_init(uvt_cond_t *c, uvt_lock_t *lock);
-#define uvt_cond_wait(c) uvt_cond_wait_at((c), __FILE__, __LINE__, __func__)
+#define uvt_cond_wait(c) \
+  UVT__KEEP_FRAME(uvt_cond_wait_at((c), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
                                 const char *func);
 UVT_EXPORT int uvt_cond_notify(uvt_cond_t *c, unsigned n);
@@ -647,7 +665,7 @@ UVT_EXPORT void uvt_cond_destroy(uvt_cond_t *c);
  * every waiter, and every later wait, returns UVT_EBROKEN until reset. */
 UVT_EXPORT int uvt_barrier_init(uvt_barrier_t *b, unsigned parties);
 #define uvt_barrier_wait(b, index) \
-  uvt_barrier_wait_at((b), (index), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_barrier_wait_at((b), (index), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index,
                                    const char *file, int line,
                                    const char *func);

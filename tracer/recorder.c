@@ -107,6 +107,7 @@ typedef struct tstate_s {
   ltimer_t *timers;
   uint64_t now_hr; /* uvt__tclock() at the current step's start; 0: none */
   tobj_t *running; /* the record of the task whose step runs, or NULL */
+  uint64_t snap_id, snap_tasks; /* the snapshot being sent, if any */
   rec_batch_t *batch; /* this thread's records not handed over yet */
   tobj_t young, mid, old; /* sentinels */
   uint64_t last_flush_ns;
@@ -486,6 +487,7 @@ static void arm_flush_timer(tstate_t *s, uv_loop_t *loop) {
     lt = calloc(1, sizeof(*lt));
     if (lt == NULL) return;
     lt->loop = loop;
+    uvt__inspect_loop_seen(loop);
     uv_timer_init(loop, &lt->timer);
     uv_unref((uv_handle_t *)&lt->timer);
     lt->next = s->timers;
@@ -841,6 +843,75 @@ static const uvt__lock_ops_t lock_ops = {lock_report, capture_user_stack,
                                          parked_stack, lock_owner_name,
                                          lock_owner_id};
 
+/* ---- snapshots ----------------------------------------------------------- */
+
+static uint64_t snapshot_seq; /* snapshot numbers, per process (session) */
+
+/* "id id id": the tasks awaiting this one, for the await tree. */
+static char *awaiter_ids(const uvt_hook_event_t *ev) {
+  char *out;
+  size_t cap, len = 0;
+  int i;
+  if (ev->nmembers <= 0) return NULL;
+  cap = (size_t)ev->nmembers * 21 + 1;
+  if ((out = malloc(cap)) == NULL) return NULL;
+  out[0] = '\0';
+  for (i = 0; i < ev->nmembers; i++)
+    len += (size_t)snprintf(out + len, cap - len, "%s%llu", i ? " " : "",
+                            (unsigned long long)ev->members[i].id);
+  return out;
+}
+
+static void on_snapshot(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+  rec_t *r;
+  if (ev->kind == UVT_HOOK_SNAPSHOT_BEGIN) {
+    s->snap_id = __atomic_add_fetch(&snapshot_seq, 1, __ATOMIC_RELAXED);
+    s->snap_tasks = 0;
+    return;
+  }
+  if (s->snap_id == 0) return;
+  if (ev->kind == UVT_HOOK_SNAPSHOT_END) {
+    if ((r = uvt__rec_new(REC_SNAPSHOT)) != NULL) {
+      r->id = s->snap_id;
+      r->fkind = uvt_snapshot_reason_name(ev->status);
+      r->ts_ns = uvt__now_ns();
+      r->count = s->snap_tasks;
+      uvt__rec_push(r);
+    }
+    s->snap_id = 0;
+    /* Whoever asked is polling the file: write it now. */
+    uvt__rec_submit();
+    return;
+  }
+  /* A task in a snapshot keeps a row: the report and `uvtask ps` name
+   * its ancestors from there. */
+  if (o != NULL && !o->emitted) emit_object(o);
+  if ((r = uvt__rec_new(REC_SNAP_TASK)) == NULL) return;
+  s->snap_tasks++;
+  r->id = s->snap_id;
+  r->object_id = ev->id;
+  r->parent_id = ev->parent_id;
+  r->name = ev->name != NULL ? strdup(ev->name) : NULL;
+  r->okind = uvt_task_state_name(ev->state);
+  r->fkind = ev->wait != UVT_WAIT_NONE ? uvt_wait_kind_name(ev->wait) : NULL;
+  r->where_what = ev->what;
+  r->wait_on_id = ev->wait_on_id;
+  r->where_file = ev->where_file;
+  r->where_line = ev->where_line;
+  r->where_func = ev->where_func;
+  r->file = ev->file;
+  r->line = ev->line;
+  r->func = ev->func;
+  if (ev->parked_ns != 0) {
+    uint64_t now = uv_now(ev->loop) * 1000000u;
+    r->duration_ns = now > ev->parked_ns ? (int64_t)(now - ev->parked_ns) : 0;
+  }
+  if (ev->state == UVT_TASK_PARKED || ev->state == UVT_TASK_READY)
+    r->stack = parked_stack(ev->object);
+  r->message = awaiter_ids(ev);
+  uvt__rec_push(r);
+}
+
 static void hook(const uvt_hook_event_t *ev, void *data) {
   tstate_t *s = state();
   tobj_t *o;
@@ -969,7 +1040,13 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     }
     s->cb_start = 0;
     break;
+  case UVT_HOOK_SNAPSHOT_BEGIN:
+  case UVT_HOOK_SNAPSHOT_TASK:
+  case UVT_HOOK_SNAPSHOT_END:
+    on_snapshot(s, o, ev);
+    break;
   case UVT_HOOK_LOOP_CLOSE:
+    uvt__inspect_loop_gone(ev->loop);
     flush_lists(s, uvt__tclock(), true);
     close_flush_timer(s, ev->loop);
     uvt__locks_loop_close(ev->loop);

@@ -15,7 +15,12 @@
 #ifndef UVT_TRACER_SCHEMA_H
 #define UVT_TRACER_SCHEMA_H
 
-#define UVT_SCHEMA_VERSION 3 /* 3: finding_members */
+#define UVT_SCHEMA_VERSION 4 /* 3: finding_members; 4: snapshots */
+
+/* `uvtask ps PID` asks a recording process for a snapshot with this
+ * signal (tracer/inspect.c); SIGRTMIN + 7 is the watchdog's.  Only a
+ * process whose session in the file is live is ever sent it. */
+#define UVT_PS_SIGNAL (SIGRTMIN + 8)
 #define UVT_SCHEMA_FORMAT "uvtask-asynciodebug"
 
 static const char uvt_schema_sql[] =
@@ -154,6 +159,40 @@ static const char uvt_schema_sql[] =
     "  busy_ns     INTEGER NOT NULL,\n"
     "  max_step_ns INTEGER NOT NULL\n"
     ");\n"
+
+    /* Snapshots of a loop's live tasks: asked for by `uvtask ps PID`, taken
+     * at SIGQUIT, or attached to a finding (stall, deadlock). */
+    "CREATE TABLE IF NOT EXISTS snapshots (\n"
+    "  session_id INTEGER NOT NULL REFERENCES sessions(id),\n"
+    "  id         INTEGER NOT NULL,  -- the snapshot's number in its session\n"
+    "  reason     TEXT NOT NULL,     -- UVT_SNAPSHOT_REASON_MAP: ps, sigquit, ...\n"
+    "  ts_ns      INTEGER NOT NULL,\n"
+    "  ntasks     INTEGER NOT NULL,  -- rows in snapshot_tasks\n"
+    "  finding_id INTEGER,           -- findings.id it belongs to, if any\n"
+    "  PRIMARY KEY (session_id, id)\n"
+    ");\n"
+    /* One live task of a snapshot, as it was then. */
+    "CREATE TABLE IF NOT EXISTS snapshot_tasks (\n"
+    "  session_id  INTEGER NOT NULL REFERENCES sessions(id),\n"
+    "  snapshot_id INTEGER NOT NULL, -- snapshots.id\n"
+    "  task_id     INTEGER NOT NULL, -- objects.id\n"
+    "  name        TEXT,             -- its name then (uvt_name's, if renamed)\n"
+    "  state       TEXT NOT NULL,    -- UVT_TASK_STATE_MAP: parked, ready, ...\n"
+    "  wait        TEXT,             -- UVT_WAIT_KIND_MAP: lock, task, sleep ...\n"
+    "  wait_what   TEXT,             -- the awaiting call, e.g. uvt_lock_acquire\n"
+    "  wait_on_id  INTEGER,          -- the awaited task/future/stream, if one\n"
+    "  parked_ns   INTEGER,          -- how long it had been parked\n"
+    "  where_file  TEXT,             -- where it is parked\n"
+    "  where_line  INTEGER,\n"
+    "  where_func  TEXT,\n"
+    "  file        TEXT,             -- where it was created\n"
+    "  line        INTEGER,\n"
+    "  func        TEXT,\n"
+    "  parent_id   INTEGER,          -- the task that created it\n"
+    "  stack       INTEGER,          -- stacks.id: its parked stack (raw PCs)\n"
+    "  awaiters    TEXT              -- ids of the tasks awaiting it, spaces\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS snapshot_tasks_by_snapshot ON snapshot_tasks(session_id, snapshot_id);\n"
 
     /* Task steps for the timeline: every step of a recorded object while
      * the per-session budget lasts (then counted in sessions.shed), and

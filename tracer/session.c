@@ -158,6 +158,7 @@ static void atfork_child(void) {
   uvt__stacks_forget();
   uvt__lockdep_forget();
   uvt__watchdog_forget();
+  uvt__inspect_forget();
   __atomic_store_n(&uvt__stat_objects, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_findings, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&uvt__stat_shed, 0, __ATOMIC_RELAXED);
@@ -193,6 +194,7 @@ __attribute__((constructor)) static void tracer_init(void) {
   uvt__recorder_start();
   uvt__watchdog_start();
   install_signal_handlers();
+  uvt__inspect_start();
   on_exit(on_process_exit, NULL);
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

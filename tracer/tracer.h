@@ -61,7 +61,9 @@ typedef enum {
   REC_SITE_STAT,
   REC_STEP,
   REC_MODULE,
-  REC_MEMBER      /* a finding_members row of the REC_FINDING before it */
+  REC_MEMBER,     /* a finding_members row of the REC_FINDING before it */
+  REC_SNAPSHOT,   /* a snapshots row (id, fkind: reason, count: tasks) */
+  REC_SNAP_TASK   /* a snapshot_tasks row */
 } rec_kind_t;
 
 typedef struct rec_s {
@@ -101,6 +103,11 @@ typedef struct rec_s {
    * waits_on in id, held_by in parent_id, acquire site in file/line,
    * parked stack in stack.  It belongs to the last REC_FINDING written
    * before it, which the same batch carries just ahead of it. */
+  /* snapshot tasks (object_id: the task; id: the snapshot; okind: its
+   * state; fkind: its wait kind; where_*: parked site; message: the
+   * awaiters' ids; duration_ns: parked for) */
+  uint64_t wait_on_id;
+  const char *where_func;
 } rec_t;
 
 /* ---- records (records.c): memory and per-thread batches ---------------- */
@@ -236,6 +243,19 @@ void uvt__recorder_flush_all(void);
 /* A finding decided by the tracer: count it, print it unless silenced. */
 void uvt__tracer_print(const char *file, int line, const char *text,
                        uvt_finding_kind_t kind);
+
+/* ---- inspection (inspect.c) ---------------------------------------------- */
+
+struct uv_loop_s;
+/* The recorder saw a loop / the loop is closing (any thread). */
+void uvt__inspect_loop_seen(struct uv_loop_s *loop);
+void uvt__inspect_loop_gone(struct uv_loop_s *loop);
+/* Ask every loop seen for a snapshot; how many were asked.
+ * Async-signal-safe. */
+int uvt__inspect_request_all(int reason);
+/* Handle UVT_PS_SIGNAL (unless the program does); forget after fork. */
+void uvt__inspect_start(void);
+void uvt__inspect_forget(void);
 
 /* ---- clocks (tclock.c) ------------------------------------------------ */
 

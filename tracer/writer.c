@@ -78,7 +78,7 @@ static int park_state;
 static bool db_lost; /* reopening failed: rows are counted, not written */
 
 enum { S_OBJECT, S_STACK, S_FINDING, S_STAT, S_STEP, S_MODULE, S_SESSION, S_END,
-       S_MEMBER, NSTMT };
+       S_MEMBER, S_SNAPSHOT, S_SNAP_TASK, NSTMT };
 static sqlite3_stmt *stmt[NSTMT];
 
 static const char *const stmt_sql[NSTMT] = {
@@ -106,6 +106,12 @@ static const char *const stmt_sql[NSTMT] = {
     "object_id, name, wait, waits_on, held_by, where_file, where_line, "
     "acquire_file, acquire_line, stack) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
     "?10,?11,?12,?13)",
+    "INSERT OR REPLACE INTO snapshots (session_id, id, reason, ts_ns, ntasks) "
+    "VALUES (?1,?2,?3,?4,?5)",
+    "INSERT INTO snapshot_tasks (session_id, snapshot_id, task_id, name, state, "
+    "wait, wait_what, wait_on_id, parked_ns, where_file, where_line, where_func, "
+    "file, line, func, parent_id, stack, awaiters) VALUES (?1,?2,?3,?4,?5,?6,?7,"
+    "?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
 };
 /* The row id of the last finding written: its members follow it. */
 static int64_t last_finding_id;
@@ -306,6 +312,35 @@ static int write_rec(const rec_t *r) {
     if (r->file != NULL) sqlite3_bind_int(st, 12, r->line);
     else sqlite3_bind_null(st, 12);
     bind_id_or_null(st, 13, r->stack);
+    break;
+  case REC_SNAPSHOT:
+    st = stmt[S_SNAPSHOT];
+    sqlite3_bind_int64(st, 2, (int64_t)r->id);
+    sqlite3_bind_text(st, 3, r->fkind != NULL ? r->fkind : "request", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, r->ts_ns);
+    sqlite3_bind_int64(st, 5, (int64_t)r->count);
+    break;
+  case REC_SNAP_TASK:
+    st = stmt[S_SNAP_TASK];
+    sqlite3_bind_int64(st, 2, (int64_t)r->id);
+    sqlite3_bind_int64(st, 3, (int64_t)r->object_id);
+    bind_text_or_null(st, 4, r->name);
+    sqlite3_bind_text(st, 5, r->okind != NULL ? r->okind : "?", -1, SQLITE_STATIC);
+    bind_text_or_null(st, 6, r->fkind);
+    bind_text_or_null(st, 7, r->where_what);
+    bind_id_or_null(st, 8, (int64_t)r->wait_on_id);
+    if (r->duration_ns > 0) sqlite3_bind_int64(st, 9, r->duration_ns);
+    else sqlite3_bind_null(st, 9);
+    bind_text_or_null(st, 10, r->where_file);
+    if (r->where_file != NULL) sqlite3_bind_int(st, 11, r->where_line);
+    else sqlite3_bind_null(st, 11);
+    bind_text_or_null(st, 12, r->where_func);
+    bind_text_or_null(st, 13, r->file);
+    sqlite3_bind_int(st, 14, r->line);
+    bind_text_or_null(st, 15, r->func);
+    bind_id_or_null(st, 16, (int64_t)r->parent_id);
+    bind_id_or_null(st, 17, r->stack);
+    bind_text_or_null(st, 18, r->message);
     break;
   case REC_MODULE:
     st = stmt[S_MODULE];

@@ -4,6 +4,8 @@
  *   uvtask report [options] [FILE...]       findings and sessions
  *   uvtask run [options] [--] PROG [ARGS]   run PROG recording, then report
  *   uvtask export --chrome-trace OUT [FILE...] Trace Event Format for Perfetto
+ *   uvtask ps [--db FILE] PID|FILE          a live process's tasks, or a
+ *                                           file's last snapshot
  *   uvtask help [SUBCOMMAND], --help, --version
  *
  * Usage errors exit with 2 for report and export (the status for "could
@@ -36,6 +38,8 @@ static const char usage_main[] =
     "                                ./" DEFAULT_DB "), or --format json|html\n"
     "  run [--db F] -- PROG ARGS     run PROG with recording on, then report\n"
     "  export --chrome-trace OUT [FILE...]  a trace for Perfetto / chrome://tracing\n"
+    "  ps PID|FILE                   the tasks of a live recording process, or the\n"
+    "                                last snapshot recorded in FILE\n"
     "  help [COMMAND]                this text, or a command's\n"
     "\n"
     "  --version                     print the version\n"
@@ -110,6 +114,23 @@ static const char usage_export[] =
     "  -h, --help           this text\n"
     "\n"
     "Exit status: 0 written, 2 the input could not be read or OUT written.\n";
+
+static const char usage_ps[] =
+    "usage: uvtask ps [--db FILE] PID\n"
+    "       uvtask ps FILE\n"
+    "\n"
+    "PID: list every task of a running program that records (ASYNCIODEBUG):\n"
+    "id, name, state, what it waits on and for how long, where it is parked\n"
+    "and where it was created, its symbolised stack, and who awaits whom.  The\n"
+    "database is the one its environment names (--db FILE overrides); the\n"
+    "process is signalled only if that file holds its live session.  Its loops\n"
+    "answer between task steps: a loop blocked inside a step cannot (SIGQUIT\n"
+    "prints its tasks on its stderr).\n"
+    "\n"
+    "FILE: the last snapshot recorded there (by `uvtask ps PID`, SIGQUIT).\n"
+    "\n"
+    "Exit status: 0 listed, 1 no answer or no snapshot, 2 PID is not\n"
+    "recording or FILE cannot be read.\n";
 
 typedef struct {
   const char **kinds, **fail_on;
@@ -251,7 +272,7 @@ static int parse(args_t *a, int argc, char **argv) {
       else return usage_error(a, "--color is auto, always or never, not", optarg);
       break;
     case OPT_DB:
-      if (!run) return usage_error(a, "unknown option", "--db");
+      if (!run && strcmp(a->cmd, "ps") != 0) return usage_error(a, "unknown option", "--db");
       a->db = optarg;
       break;
     case OPT_SLOW_MS:
@@ -316,11 +337,17 @@ static int cmd_export(args_t *a, int argc, char **argv) {
   return uvt__export_chrome((const char *const *)argv + optind, n, a->chrome, &a->filter);
 }
 
+static int cmd_ps(args_t *a, int argc, char **argv) {
+  if (optind + 1 != argc) return usage_error(a, "one PID or FILE", NULL);
+  return uvt__ps_main(argv[optind], a->db);
+}
+
 static const char *usage_of(const char *cmd) {
   if (cmd == NULL) return usage_main;
   if (strcmp(cmd, "report") == 0) return usage_report;
   if (strcmp(cmd, "run") == 0) return usage_run;
   if (strcmp(cmd, "export") == 0) return usage_export;
+  if (strcmp(cmd, "ps") == 0) return usage_ps;
   if (strcmp(cmd, "help") == 0) return usage_main;
   return NULL;
 }
@@ -365,6 +392,7 @@ int main(int argc, char **argv) {
     if (strcmp(a.cmd, "report") == 0) rc = cmd_report(&a, argc - 1, argv + 1);
     else if (strcmp(a.cmd, "run") == 0) rc = cmd_run(&a, argc - 1, argv + 1);
     else if (strcmp(a.cmd, "export") == 0) rc = cmd_export(&a, argc - 1, argv + 1);
+    else if (strcmp(a.cmd, "ps") == 0) rc = cmd_ps(&a, argc - 1, argv + 1);
     else { /* help */
       fputs(usage_main, stdout);
       rc = 0;

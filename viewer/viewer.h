@@ -107,6 +107,11 @@ void uvt__db_why(sqlite3 *db, int rc, const char *path, char *why, size_t whylen
  * known): see proc.c. */
 bool uvt__session_process_alive(int64_t pid, int64_t start_ns, const char *exe);
 
+/* ---- ps.c --------------------------------------------------------------- */
+
+/* `uvtask ps PID|FILE` (ps.c explains); db_path: --db, or NULL. */
+int uvt__ps_main(const char *target, const char *db_path);
+
 /* ---- symbolize.c --------------------------------------------------------- */
 
 /* One frame of a symbolised stack.  A PC may give several frames: the

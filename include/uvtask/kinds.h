@@ -158,6 +158,23 @@ typedef enum uvt_wait_kind {
   UVT_WAIT_KIND_MAX
 } uvt_wait_kind_t;
 
+/* Why a snapshot of a loop's tasks was taken (uvt_hook_request_snapshot's
+ * `reason`; the database's snapshots.reason).  XX(NAME, "name") */
+#define UVT_SNAPSHOT_REASON_MAP(XX)                                    \
+  XX(PS, "ps")             /* `uvtask ps PID` asked the live process */ \
+  XX(SIGQUIT, "sigquit")   /* SIGQUIT: listed, then the core dump */    \
+  XX(STALL, "stall")       /* with a stall finding */                   \
+  XX(DEADLOCK, "deadlock") /* with a deadlock finding */                \
+  XX(REQUEST, "request")   /* any other subscriber's request */
+
+typedef enum uvt_snapshot_reason {
+  UVT_SNAPSHOT_NONE = 0,
+#define UVT__XX(c, n) UVT_SNAPSHOT_##c,
+  UVT_SNAPSHOT_REASON_MAP(UVT__XX)
+#undef UVT__XX
+  UVT_SNAPSHOT_REASON_MAX
+} uvt_snapshot_reason_t;
+
 /* Names, generated from the tables; "?" for a value outside them. */
 static inline const char *uvt_finding_kind_name(uvt_finding_kind_t k) {
   static const char *const names[] = {"?",
@@ -223,6 +240,15 @@ static inline const char *uvt_wait_kind_name(uvt_wait_kind_t k) {
 #undef UVT__XX
   };
   return (unsigned)k < UVT_WAIT_KIND_MAX ? names[k] : "?";
+}
+
+static inline const char *uvt_snapshot_reason_name(int r) {
+  static const char *const names[] = {"?",
+#define UVT__XX(c, n) n,
+                                      UVT_SNAPSHOT_REASON_MAP(UVT__XX)
+#undef UVT__XX
+  };
+  return (unsigned)r < UVT_SNAPSHOT_REASON_MAX ? names[r] : "request";
 }
 
 #ifdef __cplusplus

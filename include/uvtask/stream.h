@@ -87,7 +87,7 @@ typedef int (*uvt_conn_fn)(uvt_stream_t *s, void *arg);
  * UVT_ENOTASK, UVT_EINVAL (NULL host/out, port outside 0..65535) and *out
  * is NULL. */
 #define uvt_open_connection(host, port, out) \
-  uvt_open_connection_at((host), (port), (out), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_open_connection_at((host), (port), (out), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_open_connection_at(const char *host, int port,
                                       uvt_stream_t **out, const char *file,
                                       int line, const char *func);
@@ -97,7 +97,7 @@ UVT_EXPORT int uvt_open_connection_at(const char *host, int port,
  * UV_ENAMETOOLONG for a path that does not fit in a sockaddr_un (107
  * bytes on Linux). */
 #define uvt_open_unix(path, out) \
-  uvt_open_unix_at((path), (out), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_open_unix_at((path), (out), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_open_unix_at(const char *path, uvt_stream_t **out,
                                 const char *file, int line, const char *func);
 
@@ -115,7 +115,7 @@ UVT_EXPORT int uvt_open_unix_at(const char *path, uvt_stream_t **out,
  * connection error (UV_ECONNRESET), UV_EBUSY (another task is reading),
  * UVT_EINVAL (cap < 2). */
 #define uvt_readline(s, buf, cap, len) \
-  uvt_readline_at((s), (buf), (cap), (len), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_readline_at((s), (buf), (cap), (len), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_readline_at(uvt_stream_t *s, char *buf, size_t cap,
                                size_t *len, const char *file, int line,
                                const char *func);
@@ -127,7 +127,7 @@ UVT_EXPORT int uvt_readline_at(uvt_stream_t *s, char *buf, size_t cap,
  * waits.  Other errors as uvt_readline; UVT_ENOMEM if the buffer cannot
  * grow. */
 #define uvt_readexactly(s, buf, n) \
-  uvt_readexactly_at((s), (buf), (n), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_readexactly_at((s), (buf), (n), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_readexactly_at(uvt_stream_t *s, void *buf, size_t n,
                                   const char *file, int line, const char *func);
 
@@ -135,7 +135,7 @@ UVT_EXPORT int uvt_readexactly_at(uvt_stream_t *s, void *buf, size_t n,
  * buf; *n receives the count.  Returns 0 with *n == 0 at end of stream.
  * Errors as uvt_readline (cap == 0 is UVT_EINVAL). */
 #define uvt_read(s, buf, cap, n) \
-  uvt_read_at((s), (buf), (cap), (n), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_read_at((s), (buf), (cap), (n), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_read_at(uvt_stream_t *s, void *buf, size_t cap, size_t *n,
                            const char *file, int line, const char *func);
 
@@ -152,7 +152,8 @@ UVT_EXPORT int uvt_write(uvt_stream_t *s, const void *buf, size_t len);
  * mark.  Returns at once, without yielding, when they already are.
  * Returns 0, a write error, UVT_ECANCELED (the data is still sent),
  * UVT_ECLOSED.  Several tasks may drain at once. */
-#define uvt_drain(s) uvt_drain_at((s), __FILE__, __LINE__, __func__)
+#define uvt_drain(s) \
+  UVT__KEEP_FRAME(uvt_drain_at((s), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_drain_at(uvt_stream_t *s, const char *file, int line,
                             const char *func);
 
@@ -170,7 +171,8 @@ UVT_EXPORT int uvt_write_eof(uvt_stream_t *s);
  * was cancelled meanwhile — the stream is closed and freed all the same
  * (a cancel before the bytes were sent discards them); UVT_ECLOSED if a
  * close is already under way; UVT_ENOTASK outside a task (nothing done). */
-#define uvt_close(s) uvt_close_at((s), __FILE__, __LINE__, __func__)
+#define uvt_close(s) \
+  UVT__KEEP_FRAME(uvt_close_at((s), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_close_at(uvt_stream_t *s, const char *file, int line,
                             const char *func);
 
@@ -242,7 +244,7 @@ UVT_EXPORT size_t uvt_server_cancel_connections(uvt_server_t *srv);
  * the server is freed either way.  UVT_ECLOSED if a close is already under
  * way, UVT_ENOTASK outside a task (nothing done). */
 #define uvt_server_close(srv) \
-  uvt_server_close_at((srv), __FILE__, __LINE__, __func__)
+  UVT__KEEP_FRAME(uvt_server_close_at((srv), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_server_close_at(uvt_server_t *srv, const char *file,
                                    int line, const char *func);
 

@@ -207,6 +207,58 @@ static int wait_forever(void *arg) {
     if (uvt_sleep(1000) != 0) return 0;
 }
 
+/* Five tasks parked on five different things, a sixth awaiting one of
+ * them; says "ready" once all are parked, then waits to be looked at
+ * (`uvtask ps`, SIGQUIT, gdb). */
+static uvt_lock_t five_lock;
+static uvt_event_t five_event;
+static uvt_queue_t five_queue;
+
+static int on_lock(void *arg) {
+  (void)arg;
+  return uvt_lock_acquire(&five_lock); /* @five-lock */
+}
+
+static int on_event(void *arg) {
+  (void)arg;
+  return uvt_event_wait(&five_event); /* @five-event */
+}
+
+static int on_queue(void *arg) {
+  void *item;
+  (void)arg;
+  return uvt_queue_get(&five_queue, &item); /* @five-queue */
+}
+
+static int on_sleep(void *arg) {
+  (void)arg;
+  return uvt_sleep(3600000); /* @five-sleep */
+}
+
+static int on_task(void *arg) {
+  uvt_task_t *t = uvt_spawn(on_sleep, arg);
+  return uvt_await(t); /* @five-await */
+}
+
+static int five(void *arg) {
+  int i;
+  (void)arg;
+  uvt_lock_init(&five_lock);
+  uvt_lock_acquire(&five_lock);
+  uvt_event_init(&five_event);
+  uvt_queue_init(&five_queue, 0);
+  uvt_detach(uvt_spawn(on_lock, NULL));
+  uvt_detach(uvt_spawn(on_event, NULL));
+  uvt_detach(uvt_spawn(on_queue, NULL));
+  uvt_detach(uvt_spawn(on_sleep, NULL));
+  uvt_detach(uvt_spawn(on_task, NULL));
+  for (i = 0; i < 4; i++) uvt_yield();
+  puts("ready");
+  fflush(stdout);
+  for (;;)
+    if (uvt_sleep(1000) != 0) return 0; /* @five-main */
+}
+
 static int forks(void *arg) {
   pid_t pid;
   (void)arg;
@@ -407,7 +459,7 @@ static const struct {
     {"wrong-thread", wrong_thread},   {"clean", clean},
     {"abort", crash_abort},           {"segv", crash_segv},
     {"null-write", crash_null_write}, {"orphan", orphan},
-    {"future-error", future_error},
+    {"future-error", future_error},   {"five", five},
     {"exit-in-task", exit_in_task},   {"wait-forever", wait_forever},
     {"fork", forks},                  {"named", named},
     {"unclosed-stream", unclosed},    {"threads", threads},
