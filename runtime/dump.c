@@ -115,7 +115,8 @@ static void put_header(uvt__dump_sink_t *o, const uvt_task_t *t) {
     put(o, t->parked_at.what != NULL ? t->parked_at.what : "?");
 #ifdef ASYNCIODEBUG
     if (t->parked_ns != 0) {
-      uint64_t now = uv_now(t->sched->loop);
+      /* Not uv_now: the loop's cached time stands still while it polls. */
+      uint64_t now = uv_hrtime() / 1000000u;
       uint64_t since = t->parked_ns / 1000000u;
       put(o, ", ");
       put_duration(o, now > since ? now - since : 0);
@@ -447,5 +448,19 @@ int uvt_dump_loop(uv_loop_t *loop, FILE *out) {
   o.file = out;
   n = uvt__dump_sched(s, &o, true);
   fflush(out);
+  return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
+}
+
+int uvt_hook_dump_fd(int fd) {
+  const uvt__sched_t *s;
+  uvt__dump_sink_t o;
+  size_t n = 0;
+  for (s = uvt__sched_list_signal_safe(); s != NULL;
+       s = __atomic_load_n(&s->list_next, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&s->closing, __ATOMIC_RELAXED)) continue;
+    memset(&o, 0, sizeof(o));
+    o.fd = fd;
+    n += uvt__dump_sched(s, &o, false);
+  }
   return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }

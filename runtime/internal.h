@@ -275,6 +275,9 @@ void uvt__sched_destroy(uvt__sched_t *s);
 /* The scheduler of `loop` without taking the list's mutex (from a signal
  * handler): must not race with the scheduler's destruction. */
 uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop);
+/* The first scheduler of the process-wide list (then s->list_next, read
+ * atomically), without the list's mutex: for signal handlers. */
+uvt__sched_t *uvt__sched_list_signal_safe(void);
 /* On the loop thread: send the snapshot asked for since the last call. */
 void uvt__snapshot_if_asked(uvt__sched_t *s);
 

@@ -597,6 +597,10 @@ int uvt__sched_post(uv_loop_t *loop, struct uvt__ts_call_s *c) {
   return err;
 }
 
+uvt__sched_t *uvt__sched_list_signal_safe(void) {
+  return __atomic_load_n(&list_head, __ATOMIC_ACQUIRE);
+}
+
 uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
   uvt__sched_t *s;
   for (s = __atomic_load_n(&list_head, __ATOMIC_ACQUIRE); s != NULL;

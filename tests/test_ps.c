@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #define SCENARIO UVT_BUILD_DIR "/tests/tracer_scenario"
 #define SCENARIO_SRC UVT_SOURCE_DIR "/tests/progs/tracer_scenario.c"
@@ -21,7 +22,14 @@ TestSuite(ps, .init = e2e_make_dir, .fini = e2e_remove_dir, .timeout = 60);
 
 /* Start the scenario, recording into e2e_db if `record`, and wait for its
  * "ready" line (all its tasks are parked then). */
+static pid_t start_ready_err(const char *scenario, bool record, const char *err);
+
 static pid_t start_ready(const char *scenario, bool record) {
+  return start_ready_err(scenario, record, NULL);
+}
+
+/* As start_ready, its stderr into the file `err` (NULL: /dev/null). */
+static pid_t start_ready_err(const char *scenario, bool record, const char *err) {
   char env_db[600], env_lib[600], buf[16];
   char *argv[] = {(char *)SCENARIO, (char *)scenario, NULL};
   char *envp[96];
@@ -42,7 +50,8 @@ static pid_t start_ready(const char *scenario, bool record) {
   cr_assert_eq(pipe(fd), 0);
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, err != NULL ? err : "/dev/null",
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addclose(&fa, fd[0]);
   cr_assert_eq(posix_spawn(&pid, SCENARIO, &fa, NULL, argv, envp), 0);
   posix_spawn_file_actions_destroy(&fa);
@@ -154,5 +163,49 @@ Test(ps, a_file_without_snapshots_says_so) {
   out = ps(e2e_db, &code);
   cr_expect_eq(code, 1, "%s", out);
   cr_expect(strstr(out, "holds no snapshot") != NULL, "%s", out);
+  free(out);
+}
+
+Test(ps, sigquit_lists_the_tasks_on_stderr_records_a_snapshot_and_dumps_core) {
+  char err_path[600], *text, *out;
+  struct rlimit no_core = {0, 0};
+  int status, code;
+  size_t i;
+  FILE *f;
+  long len;
+  pid_t pid;
+  const char *lines[][2] = {{"@five-lock */", "on_lock"}, {"@five-event */", "on_event"},
+                            {"@five-queue */", "on_queue"}, {"@five-sleep */", "on_sleep"},
+                            {"@five-await */", "on_task"}};
+  /* The default action dumps core: not into the build tree. */
+  cr_assert_eq(setrlimit(RLIMIT_CORE, &no_core), 0);
+  snprintf(err_path, sizeof(err_path), "%s/stderr.txt", e2e_dir);
+  pid = start_ready_err("five", true, err_path);
+  cr_assert_eq(kill(pid, SIGQUIT), 0);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGQUIT,
+            "the default action must still end it: %#x", status);
+  f = fopen(err_path, "r");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  len = ftell(f);
+  rewind(f);
+  text = calloc(1, (size_t)len + 1);
+  cr_assert_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+  fclose(f);
+  cr_expect(strstr(text, "SIGQUIT: uvtask's tasks") != NULL, "%s", text);
+  cr_expect(strstr(text, "uvtask: 7 tasks on scheduler #1") != NULL, "%s", text);
+  for (i = 0; i < sizeof(lines) / sizeof(*lines); i++) {
+    char want[256];
+    snprintf(want, sizeof(want), "    parked at   %s:%d in %s\n", SCENARIO_SRC,
+             source_line(SCENARIO_SRC, lines[i][0]), lines[i][1]);
+    cr_expect(strstr(text, want) != NULL, "no '%s' in:\n%s", want, text);
+  }
+  free(text);
+  /* The snapshot, with stacks, is in the file. */
+  out = ps(e2e_db, &code);
+  cr_expect_eq(code, 0, "%s", out);
+  cr_expect(strstr(out, ": sigquit)") != NULL, "%s", out);
+  expect_five(out);
   free(out);
 }

@@ -13,6 +13,13 @@
  * WAL.  A loop stuck inside a task step cannot answer until the step ends:
  * the command says so after its wait.
  *
+ * SIGQUIT (session.c's handler) takes its snapshot here too, without the
+ * loops' help: a loop may be the very thread the signal stopped.  The
+ * handler walks the tasks (uvt_hook_snapshot_now) into static memory,
+ * unwinding each parked one from its saved registers; the writer thread,
+ * which the handler then waits for, turns them into rows
+ * (uvt__inspect_quit_rows) before the default action dumps core.
+ *
  * Loops are kept in a fixed array written under a mutex by loop threads
  * and read without it by the handler (each slot is one atomic pointer).
  */
@@ -22,9 +29,12 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_LOOPS 64
+
+static uintptr_t self_lo, self_hi; /* uvtask's own code, skipped in stacks */
 
 static uv_loop_t *loops[MAX_LOOPS];
 static pthread_mutex_t loops_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -68,6 +78,7 @@ static void on_ps_signal(int sig, siginfo_t *info, void *uctx) {
 
 void uvt__inspect_start(void) {
   struct sigaction sa, old;
+  uvt__module_range((const void *)(uintptr_t)uvt__inspect_start, &self_lo, &self_hi);
   /* A program that uses this signal itself keeps it. */
   if (sigaction(UVT_PS_SIGNAL, NULL, &old) != 0 ||
       (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
@@ -82,4 +93,128 @@ void uvt__inspect_start(void) {
 void uvt__inspect_forget(void) {
   memset(loops, 0, sizeof(loops));
   pthread_mutex_init(&loops_mutex, NULL);
+}
+
+/* ---- the SIGQUIT snapshot ------------------------------------------------ */
+
+#define QUIT_TASKS 512
+#define QUIT_AWAITERS 8
+
+typedef struct {
+  uint64_t id, parent_id, wait_on_id, parked_ns;
+  const char *name, *file, *func, *where_file, *where_func, *what;
+  int line, where_line, npcs, nawaiters;
+  uvt_task_state_t state;
+  uvt_wait_kind_t wait;
+  uint64_t pcs[UVT_TRACE_MAX_PCS];
+  uint64_t awaiters[QUIT_AWAITERS];
+} quit_task_t;
+
+static quit_task_t quit_tasks[QUIT_TASKS];
+static int quit_n, quit_more;
+static int64_t quit_ts;
+
+static void quit_take(const uvt_hook_event_t *ev, void *data) {
+  quit_task_t *q;
+  uvt_task_frame_t f;
+  int i;
+  (void)data;
+  if (ev->kind != UVT_HOOK_SNAPSHOT_TASK) return;
+  if (quit_n == QUIT_TASKS) {
+    quit_more++;
+    return;
+  }
+  q = &quit_tasks[quit_n++];
+  q->id = ev->id;
+  q->parent_id = ev->parent_id;
+  q->wait_on_id = ev->wait_on_id;
+  q->parked_ns = ev->parked_ns;
+  q->name = ev->name;
+  q->file = ev->file;
+  q->func = ev->func;
+  q->line = ev->line;
+  q->where_file = ev->where_file;
+  q->where_func = ev->where_func;
+  q->where_line = ev->where_line;
+  q->what = ev->what;
+  q->state = ev->state;
+  q->wait = ev->wait;
+  q->nawaiters = ev->nmembers < QUIT_AWAITERS ? ev->nmembers : QUIT_AWAITERS;
+  for (i = 0; i < q->nawaiters; i++) q->awaiters[i] = ev->members[i].id;
+  q->npcs = 0;
+  /* The task that was running when the signal came has no saved frame:
+   * the accessor refuses it. */
+  if (uvt_hook_task_frame(ev->object, &f) == 0)
+    q->npcs = uvt__stack_of_parked(&f, q->pcs, UVT_TRACE_MAX_PCS);
+}
+
+void uvt__inspect_quit_capture(void) {
+  quit_n = quit_more = 0;
+  quit_ts = uvt__now_ns();
+  uvt_hook_snapshot_now(UVT_SNAPSHOT_SIGQUIT, quit_take, NULL);
+}
+
+static void append(rec_t **head, rec_t **last, rec_t *r) {
+  if (r == NULL) return;
+  if (*last != NULL) (*last)->next = r;
+  else *head = r;
+  *last = r;
+}
+
+rec_t *uvt__inspect_quit_rows(rec_t **tail) {
+  static uint64_t snap_id = 1u << 30; /* apart from the loops' numbers */
+  rec_t *head = NULL, *last = NULL, *r, *stk, *stk_tail;
+  int i;
+  for (i = 0; i < quit_n; i++) {
+    quit_task_t *q = &quit_tasks[i];
+    int k = 0, n = q->npcs;
+    if ((r = uvt__rec_new(REC_SNAP_TASK)) == NULL) break;
+    while (k < n && q->pcs[k] >= self_lo && q->pcs[k] < self_hi) k++;
+    if (n - k > uvt__tcfg.depth) n = k + uvt__tcfg.depth;
+    r->stack = k < n ? uvt__stack_intern(q->pcs + k, n - k) : 0;
+    r->id = snap_id;
+    r->object_id = q->id;
+    r->parent_id = q->parent_id;
+    r->name = q->name != NULL ? strdup(q->name) : NULL;
+    r->okind = uvt_task_state_name(q->state);
+    r->fkind = q->wait != UVT_WAIT_NONE ? uvt_wait_kind_name(q->wait) : NULL;
+    r->where_what = q->what;
+    r->wait_on_id = q->wait_on_id;
+    r->where_file = q->where_file;
+    r->where_line = q->where_line;
+    r->where_func = q->where_func;
+    r->file = q->file;
+    r->line = q->line;
+    r->func = q->func;
+    if (q->parked_ns != 0) {
+      uint64_t now = uvt__tclock();
+      r->duration_ns = now > q->parked_ns ? (int64_t)(now - q->parked_ns) : 0;
+    }
+    if (q->nawaiters > 0 && (r->message = malloc((size_t)q->nawaiters * 21 + 1)) != NULL) {
+      size_t len = 0;
+      int a;
+      r->message[0] = '\0';
+      for (a = 0; a < q->nawaiters; a++)
+        len += (size_t)snprintf(r->message + len, (size_t)q->nawaiters * 21 + 1 - len,
+                                "%s%llu", a ? " " : "", (unsigned long long)q->awaiters[a]);
+    }
+    append(&head, &last, r);
+  }
+  if ((r = uvt__rec_new(REC_SNAPSHOT)) != NULL) {
+    r->id = snap_id;
+    r->fkind = uvt_snapshot_reason_name(UVT_SNAPSHOT_SIGQUIT);
+    r->ts_ns = quit_ts;
+    r->count = (uint64_t)i;
+    append(&head, &last, r);
+  }
+  snap_id++;
+  /* The stacks interned above are in this (the writer's) thread's batch. */
+  stk = uvt__rec_take(uvt__rec_batch(), &stk_tail);
+  if (stk != NULL) {
+    stk_tail->next = head;
+    head = stk;
+    if (last == NULL) last = stk_tail;
+  }
+  *tail = last;
+  return head;
 }

@@ -393,6 +393,10 @@ static rec_t *crash_rows(void *state, const session_end_t *end, rec_t **tail) {
         rows_append(&head, &last, object_rec(o), NULL);
   }
   if (end != NULL && end->crash) crash_finding(s, end, &head, &last);
+  if (end != NULL && end->quit_snapshot) {
+    rec_t *qt, *q = uvt__inspect_quit_rows(&qt);
+    rows_append(&head, &last, q, qt);
+  }
   *tail = last;
   return head;
 }
@@ -903,7 +907,7 @@ static void on_snapshot(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   r->line = ev->line;
   r->func = ev->func;
   if (ev->parked_ns != 0) {
-    uint64_t now = uv_now(ev->loop) * 1000000u;
+    uint64_t now = uv_hrtime();
     r->duration_ns = now > ev->parked_ns ? (int64_t)(now - ev->parked_ns) : 0;
   }
   if (ev->state == UVT_TASK_PARKED || ev->state == UVT_TASK_READY)

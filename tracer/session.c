@@ -78,7 +78,7 @@ static void note_crash(session_end_t *end, int sig, const siginfo_t *info,
 }
 
 static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
-  session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0, 0};
+  session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0, 0, false};
   size_t i;
   if (!in_crash) {
     in_crash = 1;
@@ -91,6 +91,45 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *uctx) {
   for (i = 0; i < NSIG_HANDLED; i++)
     if (fatal_signals[i] == sig) sigaction(sig, &old_actions[i], NULL);
   raise(sig);
+}
+
+/* SIGQUIT, as Go's runtime does: every task on stderr (what a handler
+ * can print: call sites from the macros), a snapshot with raw stacks into
+ * the file when recording, then the default action (a core dump). */
+static void on_sigquit(int sig, siginfo_t *info, void *uctx) {
+  static const char head[] = "SIGQUIT: uvtask's tasks (the debug library)\n";
+  session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0, 0, true};
+  struct sigaction dfl;
+  (void)info, (void)uctx;
+  if (write(STDERR_FILENO, head, sizeof(head) - 1) < 0) {
+    /* nothing to say it with */
+  }
+  uvt_hook_dump_fd(STDERR_FILENO);
+  if (active && !in_crash) {
+    in_crash = 1;
+    end.crash_task_id = uvt_hook_current_task();
+    uvt__inspect_quit_capture();
+    uvt__writer_crash(&end, uvt__recorder_state(), CRASH_WAIT_MS);
+  }
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, NULL);
+  raise(sig);
+}
+
+/* Only where the program left SIGQUIT at its default (it would have
+ * died of it anyway), recording or not. */
+static void install_sigquit(void) {
+  struct sigaction sa, old;
+  if (sigaction(SIGQUIT, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+      old.sa_handler != SIG_DFL)
+    return;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_sigaction = on_sigquit;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGQUIT, &sa, NULL);
 }
 
 static void install_signal_handlers(void) {
@@ -124,7 +163,7 @@ static void install_signal_handlers(void) {
 }
 
 static void on_process_exit(int status, void *arg) {
-  session_end_t end = {"exit", status, 0, 0, NULL, 0, false, false, 0, 0};
+  session_end_t end = {"exit", status, 0, 0, NULL, 0, false, false, 0, 0, false};
   (void)arg;
   if (!active || in_crash) return;
   active = false;
@@ -188,6 +227,7 @@ __attribute__((constructor)) static void tracer_init(void) {
   if (once) return;
   once = true;
   uvt__tracer_config_load();
+  install_sigquit();
   if (!uvt__tcfg.on) return;
   session_begin();
   if (!active) return;

@@ -149,6 +149,7 @@ typedef struct session_end_s {
   bool crash, has_addr;
   uint64_t fault_addr;
   uint64_t overflow_task_id; /* the crash is this task's stack overflow */
+  bool quit_snapshot; /* SIGQUIT: write uvt__inspect_quit_capture's */
 } session_end_t;
 
 /* Open the database named by uvt__tcfg.path for recording (db_open.c):
@@ -256,6 +257,11 @@ int uvt__inspect_request_all(int reason);
 /* Handle UVT_PS_SIGNAL (unless the program does); forget after fork. */
 void uvt__inspect_start(void);
 void uvt__inspect_forget(void);
+/* SIGQUIT: walk every task into static memory (async-signal-safe; the
+ * handler's thread), then, on the writer thread while the handler waits,
+ * the snapshot's rows. */
+void uvt__inspect_quit_capture(void);
+rec_t *uvt__inspect_quit_rows(rec_t **tail);
 
 /* ---- clocks (tclock.c) ------------------------------------------------ */
 

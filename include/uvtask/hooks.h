@@ -196,6 +196,22 @@ UVT_EXPORT uint64_t uvt_hook_stack_overflow(const void *siginfo,
  * Must not race with uvt_loop_close of the same loop. */
 UVT_EXPORT int uvt_hook_request_snapshot(uv_loop_t *loop, int reason);
 
+/* Walk every live task of every loop now, on the calling thread, and give
+ * fn (not the subscribers) the snapshot events: SNAPSHOT_BEGIN, one
+ * SNAPSHOT_TASK per task (awaiters: at most 64; `slot` NULL) and
+ * SNAPSHOT_END per loop, `status` = reason.  For a signal handler
+ * (SIGQUIT): it allocates nothing and takes no lock, so it is
+ * async-signal-safe if fn is; a loop running on another thread meanwhile
+ * may be seen half-way through a change (best effort, as any dump of a
+ * running process).  Both libraries.  Returns how many loops, or
+ * UVT_EINVAL (NULL fn, reason <= 0). */
+UVT_EXPORT int uvt_hook_snapshot_now(int reason, uvt_hook_fn fn, void *data);
+
+/* Print uvt_dump's listing of every loop's tasks to the descriptor fd,
+ * with write(2) only (no grouping, no tree): for a signal handler, with
+ * the same caveat as uvt_hook_snapshot_now.  Returns how many tasks. */
+UVT_EXPORT int uvt_hook_dump_fd(int fd);
+
 /* Report, as FINDING events (and the runtime's own stderr lines), what is
  * still alive on the calling thread's loops, without cancelling anything:
  * for a subscriber's process-exit handler. */
