@@ -208,4 +208,17 @@ Test(ps, sigquit_lists_the_tasks_on_stderr_records_a_snapshot_and_dumps_core) {
   cr_expect(strstr(out, ": sigquit)") != NULL, "%s", out);
   expect_five(out);
   free(out);
+  /* And the JSON report carries it. */
+  {
+    char *argv[] = {(char *)UVTASK, "report", "--format", "json", e2e_db, NULL};
+    const char *snaps;
+    int st;
+    out = e2e_run(argv, NULL, NULL, false, &st);
+    snaps = strstr(out, "\"snapshots\":[{");
+    cr_expect_not_null(snaps, "%s", out);
+    cr_expect(snaps != NULL && strstr(snaps, "\"reason\":\"sigquit\"") != NULL, "%s", out);
+    cr_expect(snaps != NULL && strstr(snaps, "\"wait_what\":\"uvt_lock_acquire\"") != NULL,
+              "%s", out);
+    free(out);
+  }
 }

@@ -471,8 +471,19 @@ Test(report, nulls_and_wrong_types_everywhere) {
   q(h, "CREATE TABLE steps (session_id, object_id, start_ns, dur_ns, slow)", "");
   q(h, "CREATE TABLE finding_members (session_id, finding_id, ord, object_id, name, wait, "
        "waits_on, held_by, where_file, where_line, acquire_file, acquire_line, stack)", "");
+
+  q(h, "CREATE TABLE snapshots (session_id, id, reason, ts_ns, ntasks, finding_id)", "");
+  q(h, "CREATE TABLE snapshot_tasks (session_id, snapshot_id, task_id, name, state, wait, "
+       "wait_what, wait_on_id, parked_ns, where_file, where_line, where_func, file, line, "
+       "func, parent_id, stack, awaiters)", "");
   snprintf(v, sizeof(v), "PRAGMA user_version=%d", UVT_SCHEMA_VERSION);
   q(h, v, "");
+  q(h, "INSERT INTO snapshots VALUES (1, 1, NULL, 'x', NULL, NULL), (1, 'two', x'ff', 5, 5, 5)",
+    "");
+  q(h, "INSERT INTO snapshot_tasks VALUES (1, 1, NULL, x'ff00', NULL, 7, NULL, 'x', -5, "
+       "NULL, 'y', NULL, x'00', NULL, NULL, 'p', 2, '1 x 99999999999999999999 -3'), "
+       "(1, 'two', 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+       "NULL, NULL, 'not a stack', NULL)", "");
   q(h, "INSERT INTO sessions (id, argv, start_ns, end_reason) VALUES (1, x'ff00fe', 'soon', "
        "'exit'), (2, NULL, NULL, NULL), ('three', 3.5, x'00', 'signal')", "");
   q(h, "INSERT INTO modules VALUES (1, NULL, NULL, NULL, NULL, NULL), (1, 'm', 5, 'a', 1, 0)",

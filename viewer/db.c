@@ -56,7 +56,8 @@
 
 /* The schema objects the command reads: each must be a table. */
 static const char *const tables[] = {"meta", "sessions", "modules", "stacks",
-                                     "objects", "findings", "site_stats", "steps"};
+                                     "objects", "findings", "site_stats", "steps",
+                                     "snapshots", "snapshot_tasks"};
 
 /* One budget per open connection, found by its connection (SQLite 3.40
  * has no per-connection client data); the command is single-threaded and

@@ -622,6 +622,95 @@ static void load_representatives(loader_t *L) {
   sqlite3_finalize(st);
 }
 
+#define UVT__STR_(x) #x
+#define UVT__STR(x) UVT__STR_(x)
+
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+#define SNAPS_PER_SESSION 8   /* the last ones; `uvtask ps FILE` shows any */
+#define SNAP_TASKS_MAX 10000  /* tasks read per snapshot */
+
+static void load_snapshot_tasks(loader_t *L, uvt__session_t *s, uvt__snapshot_t *sn) {
+  sqlite3_stmt *st = prepare(L, "SELECT task_id, parent_id, wait_on_id, parked_ns, name, "
+                                "state, wait, wait_what, where_file, where_func, file, "
+                                "func, awaiters, where_line, line, stack FROM snapshot_tasks "
+                                "WHERE session_id = ?1 AND snapshot_id = ?2 ORDER BY task_id "
+                                "LIMIT " UVT__STR(SNAP_TASKS_MAX));
+  if (st == NULL) return;
+  sqlite3_bind_int64(st, 1, s->id);
+  sqlite3_bind_int64(st, 2, sn->id);
+  while (row(L, st)) {
+    uvt__snaptask_t *t;
+    sn->tasks = uvt__xrealloc(sn->tasks, (size_t)(sn->ntasks + 1) * sizeof(*sn->tasks));
+    t = &sn->tasks[sn->ntasks++];
+    memset(t, 0, sizeof(*t));
+    t->id = col_i64(st, 0);
+    t->parent_id = col_i64(st, 1);
+    t->wait_on_id = col_i64(st, 2);
+    t->parked_ns = col_i64(st, 3);
+    t->name = uvt__col_text(st, 4);
+    t->state = uvt__col_text(st, 5);
+    t->wait = uvt__col_text(st, 6);
+    t->what = uvt__col_text(st, 7);
+    t->where_file = uvt__col_text(st, 8);
+    t->where_func = uvt__col_text(st, 9);
+    t->file = uvt__col_text(st, 10);
+    t->func = uvt__col_text(st, 11);
+    t->awaiters = uvt__col_text(st, 12);
+    t->where_line = col_int(st, 13);
+    t->line = col_int(st, 14);
+    load_stack(L, s, col_i64(st, 15), &t->stack);
+  }
+  sqlite3_finalize(st);
+}
+
+static void load_snapshots(loader_t *L) {
+  int i;
+  for (i = 0; i < L->r->nsessions; i++) {
+    uvt__session_t *s = L->r->sessions[i];
+    sqlite3_stmt *st;
+    int k;
+    if (s->input != L->input) continue;
+    st = prepare(L, "SELECT id, ts_ns, reason FROM snapshots WHERE session_id = ?1 "
+                    "ORDER BY id DESC LIMIT " UVT__STR(SNAPS_PER_SESSION));
+    if (st == NULL) return;
+    sqlite3_bind_int64(st, 1, s->id);
+    while (row(L, st)) {
+      uvt__snapshot_t *sn;
+      s->snaps = uvt__xrealloc(s->snaps, (size_t)(s->nsnaps + 1) * sizeof(*s->snaps));
+      sn = &s->snaps[s->nsnaps++];
+      memset(sn, 0, sizeof(*sn));
+      sn->id = col_i64(st, 0);
+      sn->ts_ns = col_i64(st, 1);
+      sn->reason = uvt__col_text(st, 2);
+    }
+    sqlite3_finalize(st);
+    /* Oldest first. */
+    for (k = 0; k < s->nsnaps / 2; k++) {
+      uvt__snapshot_t tmp = s->snaps[k];
+      s->snaps[k] = s->snaps[s->nsnaps - 1 - k];
+      s->snaps[s->nsnaps - 1 - k] = tmp;
+    }
+    for (k = 0; k < s->nsnaps; k++) load_snapshot_tasks(L, s, &s->snaps[k]);
+  }
+}
+
+static void snapshots_free(uvt__session_t *s) {
+  int k, j;
+  for (k = 0; k < s->nsnaps; k++) {
+    uvt__snapshot_t *sn = &s->snaps[k];
+    for (j = 0; j < sn->ntasks; j++) {
+      uvt__snaptask_t *t = &sn->tasks[j];
+      free(t->name), free(t->state), free(t->wait), free(t->what), free(t->where_file);
+      free(t->where_func), free(t->file), free(t->func), free(t->awaiters);
+      free(t->stack.v);
+    }
+    free(sn->tasks);
+    free(sn->reason);
+  }
+  free(s->snaps);
+}
+
 /* ---- the whole input ---------------------------------------------------------------------- */
 
 static int load_input(uvt__report_t *r, int input, const uvt__filter_t *f,
@@ -654,6 +743,7 @@ static int load_input(uvt__report_t *r, int input, const uvt__filter_t *f,
   load_groups(&L);
   load_durations(&L);
   load_representatives(&L);
+  load_snapshots(&L);
   if (f->timeline && L.rc == SQLITE_OK) L.rc = uvt__timeline_load(L.db, r, input);
   sqlite3_finalize(L.obj);
   sqlite3_finalize(L.stack);
@@ -789,6 +879,7 @@ void uvt__report_free(uvt__report_t *r) {
     free(s->test_name);
     free(s->end_reason);
     objref_free(&s->crash_task);
+    snapshots_free(s);
     for (k = 0; k < s->nkinds; k++) free(s->kinds[k].kind);
     free(s->kinds);
     for (k = 0; k < s->nrows; k++) {

@@ -101,6 +101,57 @@ static json_t *where_json(const char *what, const char *file, int line) {
   return o;
 }
 
+static json_t *site_json(const char *file, int line, const char *func) {
+  json_t *o;
+  if (file == NULL) return json_null();
+  o = json_object();
+  set(o, "file", jstr(file));
+  set(o, "line", json_integer(line));
+  set(o, "function", jstr(func));
+  return o;
+}
+
+static json_t *snaptask_json(const uvt__snaptask_t *t) {
+  json_t *o = json_object(), *aw = json_array();
+  const char *p = t->awaiters;
+  set(o, "id", json_integer(t->id));
+  set(o, "name", jstr(t->name));
+  set(o, "state", jstr(t->state));
+  set(o, "wait", jstr(t->wait));
+  set(o, "wait_what", jstr(t->what));
+  set(o, "wait_on_id", jint_or_null(t->wait_on_id > 0, t->wait_on_id));
+  set(o, "parked_ns", jint_or_null(t->parked_ns > 0, t->parked_ns));
+  set(o, "parked_at", site_json(t->where_file, t->where_line, t->where_func));
+  set(o, "created_at", site_json(t->file, t->line, t->func));
+  set(o, "parent_id", jint_or_null(t->parent_id > 0, t->parent_id));
+  set(o, "stack", frames_json(&t->stack));
+  while (p != NULL && *p != '\0') {
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p) break;
+    json_array_append_new(aw, json_integer(v));
+    p = end;
+  }
+  set(o, "awaiters", aw);
+  return o;
+}
+
+static json_t *snapshots_json(const uvt__session_t *s) {
+  json_t *a = json_array();
+  int i, k;
+  for (i = 0; i < s->nsnaps; i++) {
+    const uvt__snapshot_t *sn = &s->snaps[i];
+    json_t *o = json_object(), *tasks = json_array();
+    set(o, "id", json_integer(sn->id));
+    set(o, "reason", jstr(sn->reason));
+    set(o, "ts_ns", json_integer(sn->ts_ns));
+    for (k = 0; k < sn->ntasks; k++) json_array_append_new(tasks, snaptask_json(&sn->tasks[k]));
+    set(o, "tasks", tasks);
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
 static json_t *session_json(const uvt__session_t *s) {
   json_t *o = json_object(), *end = json_object(), *kinds = json_object();
   char buf[32];
@@ -135,6 +186,7 @@ static json_t *session_json(const uvt__session_t *s) {
     if (s->kinds[i].kind != NULL) set(kinds, s->kinds[i].kind, json_integer(s->kinds[i].n));
   set(o, "findings_by_kind", kinds);
   set(o, "recorded_nothing", json_boolean(s->empty));
+  set(o, "snapshots", snapshots_json(s));
   return o;
 }
 

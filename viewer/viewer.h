@@ -187,6 +187,23 @@ typedef enum {
 
 #define UVT__KILLED_WORD "killed" /* its --fail-on word and JSON state */
 
+/* One task of a snapshot (the snapshot_tasks table). */
+typedef struct {
+  int64_t id, parent_id, wait_on_id, parked_ns;
+  char *name, *state, *wait, *what, *where_file, *where_func, *file, *func,
+      *awaiters;
+  int where_line, line;
+  uvt__frames_t stack;
+} uvt__snaptask_t;
+
+/* A snapshot of a loop's tasks (`uvtask ps`, SIGQUIT, a finding's). */
+typedef struct {
+  int64_t id, ts_ns;
+  char *reason;
+  uvt__snaptask_t *tasks;
+  int ntasks;
+} uvt__snapshot_t;
+
 typedef struct {
   int input;           /* index into the report's inputs */
   uvt__session_state_t state;
@@ -207,6 +224,8 @@ typedef struct {
   uvt__tl_row_t *rows; /* timeline (HTML only) */
   int nrows;
   int64_t ntasks;      /* task rows in the database */
+  uvt__snapshot_t *snaps; /* the session's last snapshots, oldest first */
+  int nsnaps;
 } uvt__session_t;
 
 /* One member of a finding about several tasks (a deadlock's cycle). */
