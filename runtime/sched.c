@@ -83,6 +83,9 @@ static uint64_t sched_count;
 static uv_once_t list_once = UV_ONCE_INIT;
 static uv_mutex_t list_mutex;
 static uvt__sched_t *list_head;
+/* The root tools outside the process start from (debug_offsets.c): the
+ * address of the scheduler list's head. */
+UVT_EXPORT uvt__sched_t *const *const uvt_debug_root = &list_head;
 
 static void list_init(void) {
   if (uv_mutex_init(&list_mutex) != 0)
