@@ -451,16 +451,3 @@ int uvt_dump_loop(uv_loop_t *loop, FILE *out) {
   return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }
 
-int uvt_hook_dump_fd(int fd) {
-  const uvt__sched_t *s;
-  uvt__dump_sink_t o;
-  size_t n = 0;
-  for (s = uvt__sched_list_signal_safe(); s != NULL;
-       s = __atomic_load_n(&s->list_next, __ATOMIC_ACQUIRE)) {
-    if (__atomic_load_n(&s->closing, __ATOMIC_RELAXED)) continue;
-    memset(&o, 0, sizeof(o));
-    o.fd = fd;
-    n += uvt__dump_sched(s, &o, false);
-  }
-  return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
-}

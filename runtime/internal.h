@@ -280,6 +280,10 @@ uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop);
 uvt__sched_t *uvt__sched_list_signal_safe(void);
 /* On the loop thread: send the snapshot asked for since the last call. */
 void uvt__snapshot_if_asked(uvt__sched_t *s);
+/* Give fn the snapshot events of s's tasks (BEGIN, TASK..., END), with
+ * `status` = reason; allocates nothing (inspect.c: from signal handlers). */
+void uvt__snapshot_sched(const uvt__sched_t *s, int reason, uvt_hook_fn fn,
+                         void *data);
 
 /* A call posted from another thread (threadsafe.c): `run` runs it on the
  * loop thread, which then frees the struct (malloc'd by the poster). */

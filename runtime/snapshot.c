@@ -72,8 +72,8 @@ static void snapshot_task(const uvt__sched_t *s, uvt_task_t *t, int reason,
   fn(&ev, data);
 }
 
-static void snapshot_sched(const uvt__sched_t *s, int reason, uvt_hook_fn fn,
-                           void *data) {
+void uvt__snapshot_sched(const uvt__sched_t *s, int reason, uvt_hook_fn fn,
+                         void *data) {
   const uvt__obj_t *o;
   uvt_hook_event_t ev;
   memset(&ev, 0, sizeof(ev));
@@ -101,21 +101,9 @@ void uvt__snapshot_if_asked(uvt__sched_t *s) {
 #ifdef ASYNCIODEBUG
   int reason = __atomic_exchange_n(&s->snapshot_reason, 0, __ATOMIC_ACQ_REL);
   if (reason == 0 || !UVT__HOOKS_ACTIVE()) return;
-  snapshot_sched(s, reason, to_subscribers, NULL);
+  uvt__snapshot_sched(s, reason, to_subscribers, NULL);
 #else
   (void)s;
 #endif
 }
 
-int uvt_hook_snapshot_now(int reason, uvt_hook_fn fn, void *data) {
-  const uvt__sched_t *s;
-  int n = 0;
-  if (fn == NULL || reason <= 0) return UVT_EINVAL;
-  for (s = uvt__sched_list_signal_safe(); s != NULL;
-       s = __atomic_load_n(&s->list_next, __ATOMIC_ACQUIRE)) {
-    if (__atomic_load_n(&s->closing, __ATOMIC_RELAXED)) continue;
-    snapshot_sched(s, reason, fn, data);
-    n++;
-  }
-  return n;
-}
