@@ -8,7 +8,18 @@
  * each of its arguments exactly once.
  *
  * Threads: everything here runs on the thread that runs the loop, except
- * uvt_call_threadsafe(), which any thread may call.
+ * uvt_call_threadsafe(), which any thread may call, and uvt_spawn_on()
+ * before the loop runs.  Calls that change state or wait check it (a
+ * thread-local load and a compare on the loop thread): from another
+ * thread (a uvt_to_thread function, a thread of the program's own) they
+ * do nothing, write one line on stderr, and return UVT_EWRONGTHREAD (a
+ * call returning a pointer returns NULL; a void call just returns); the
+ * debug library also records a wrong-thread finding at the call.  Calls
+ * that only read (uvt_done, uvt_event_is_set, uvt_queue_size...) are not
+ * checked.  A sync object is tied to the loop that first uses it; before
+ * that, no check can tell.  A plain libuv callback on the loop's own
+ * thread (a program running its own uv_run) may make every call that
+ * does not await.
  *
  * Errors are negative integers.  libuv's UV_E* pass through unchanged;
  * uvtask's own UVT_E* codes do not collide with them; uvt_strerror() names
@@ -438,8 +449,20 @@ UVT_EXPORT int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file,
 
 /* Declare that the code between them must not await ("WARNING! Do not
  * insert yield points between following lines").  Nestable; the depth is
- * per task.  The release library only counts the depth; the debug library
- * records an await inside as a yield-in-critical-section finding. */
+ * per task.  The debug library reports a yield-in-critical-section
+ * finding for every call inside that MAY suspend, whether or not it
+ * suspends this time: an uncontended lock or semaphore acquire, a put on
+ * a queue with room, a get from a non-empty one, join, an event wait, a
+ * condition or barrier wait, every await (task, future, coroutine),
+ * uvt_sleep (0 too), uvt_yield, uvt_to_thread, gather, wait, wait_for,
+ * stream reads, drain and close, connect, start_server, server close.
+ * One finding per outermost section, at the first such call made from the
+ * section's own code (an await of a coroutine, not the calls inside it):
+ * a line on stderr ("file:line: warning: ... [yield-in-critical-section]")
+ * and a FINDING hook event.  The release library only counts the depth:
+ * checking there cost 1 % of a spawn+await and 12 % of an uncontended
+ * lock acquire+release (callgrind instructions), too much for the hot
+ * paths of a build that cannot report it anyway beyond stderr. */
 #define UVT_NO_YIELD_BEGIN() uvt_no_yield_begin_at(__FILE__, __LINE__, __func__)
 #define UVT_NO_YIELD_END() uvt_no_yield_end_at(__FILE__, __LINE__, __func__)
 UVT_EXPORT void uvt_no_yield_begin_at(const char *file, int line, const char *func);
@@ -455,7 +478,10 @@ UVT_EXPORT void uvt_no_yield_end_at(const char *file, int line, const char *func
  * destroy get UVT_ECLOSED; a queue's remaining items (the caller's
  * pointers) are dropped, not freed.  Awaiting calls return 0,
  * UVT_ECANCELED, UVT_ENOTASK, UVT_ECLOSED, or UVT_EINVAL for an object
- * never initialised or already destroyed.  Waiters are served first come,
+ * never initialised or already destroyed.  Every call but init and the
+ * read-only ones returns UVT_EWRONGTHREAD from a thread that does not run
+ * the object's loop (void calls: nothing done, one line on stderr; see
+ * "Threads" at the top).  Waiters are served first come,
  * first served, and an uncontended acquire returns without yielding.
  */
 typedef struct uvt__waitq_s {

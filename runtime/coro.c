@@ -17,6 +17,8 @@ uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
                         const char *file, int line, const char *func) {
   uvt__sched_t *s = uvt__sched_current();
   uvt_coro_t *c;
+  if (s == NULL && fn != NULL && uvt__off_loop_thread("uvt_coro", file, line))
+    return NULL;
   if (s == NULL || fn == NULL) {
     uvt__warn("%s:%d: uvt_coro(%s): %s", file, line, name,
               fn == NULL ? "no function" : "no uvtask loop runs on this thread");
@@ -41,9 +43,12 @@ int uvt_await_coro_at(uvt_coro_t *c, const char *file, int line,
   uvt_task_t *self = uvt__task_current();
   uvt_fn fn;
   void *arg;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(c ? c->sched : NULL, c ? &c->obj : NULL,
+                            "uvt_await_coro", file, line);
   if (coro_check(c) != 0) return UVT_EINVAL;
   if (c->sched != self->sched) return UVT_EWRONGTHREAD;
+  UVT__YIELD_POINT(self, "uvt_await_coro");
   int st;
   fn = c->fn;
   arg = c->arg;
@@ -66,6 +71,7 @@ uvt_task_t *uvt_spawn_coro_at(uvt_coro_t *c, const char *file, int line,
               "awaited, spawned or closed?)", file, line);
     return NULL;
   }
+  if (uvt__sched_check(c->sched, &c->obj, "uvt_spawn_coro", file, line)) return NULL;
   if (s != c->sched) {
     uvt__warn("%s:%d: uvt_spawn_coro('%s'): not on the coroutine's loop",
               file, line, c->obj.name);
@@ -77,7 +83,9 @@ uvt_task_t *uvt_spawn_coro_at(uvt_coro_t *c, const char *file, int line,
 }
 
 int uvt_coro_close(uvt_coro_t *c) {
+  int err;
   if (coro_check(c) != 0) return UVT_EINVAL;
+  if ((err = uvt__sched_check(c->sched, &c->obj, "uvt_coro_close", NULL, 0))) return err;
   coro_consume(c);
   return 0;
 }

@@ -212,3 +212,30 @@ void uvt__finding_stall(uvt_task_t *t, const char *summary) {
   }
   f->message = dup_or_null(summary);
 }
+
+void uvt__finding_yield_in_section(uvt_task_t *t, const char *what,
+                                   const char *file, int line,
+                                   const char *func) {
+  char text[768], out[1024];
+  bool ignored = uvt__leaks_ignored(t->obj.name, t->obj.func);
+  snprintf(text, sizeof(text),
+           "task '%s' calls %s, which may yield, inside a no-yield section "
+           "begun at %s:%d",
+           t->obj.name, what, t->no_yield_file ? t->no_yield_file : "?",
+           t->no_yield_line);
+  if (!uvt__findings_quiet && !ignored) {
+    snprintf(out, sizeof(out), "%s:%d: warning: %s [%s]", file ? file : "?",
+             line, text,
+             uvt_finding_kind_name(UVT_FINDING_YIELD_IN_CRITICAL_SECTION));
+    uvt__stderr_line("", out);
+  }
+  UVT__HOOK(.kind = UVT_HOOK_FINDING, .object_kind = UVT_OBJECT_TASK,
+            .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
+            .file = t->obj.file, .line = t->obj.line, .func = t->obj.func,
+            .where_file = file, .where_line = line, .where_func = func,
+            .what = what, .message = text,
+            .finding = UVT_FINDING_YIELD_IN_CRITICAL_SECTION,
+            .no_yield_depth = t->no_yield_depth, .loop = t->sched->loop,
+            .object = t, .ignored = ignored);
+  (void)func;
+}

@@ -59,6 +59,12 @@ void uvt__finding_deadlock(uvt_task_t *t, const uvt__site_t *where,
                            const char *summary);
 /* A stall (stall.c prints it): kept in the list, on the task `t`. */
 void uvt__finding_stall(uvt_task_t *t, const char *summary);
+/* `what` ("uvt_lock_acquire"), called at file:line inside the no-yield
+ * section of `t`, may suspend.  Printed and sent to the hooks; not kept
+ * in the thread's list, which the leak checks read: it is not a leak. */
+void uvt__finding_yield_in_section(uvt_task_t *t, const char *what,
+                                   const char *file, int line,
+                                   const char *func);
 
 /* The findings of this thread since uvt__findings_reset(). */
 const uvt__finding_t *uvt__findings(size_t *n);

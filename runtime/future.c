@@ -25,6 +25,7 @@ static bool on_owner_thread(const uvt__sched_t *s) {
 uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
   uvt__sched_t *s = uvt__sched_current();
   uvt_future_t *f;
+  if (s == NULL && uvt__off_loop_thread("uvt_future_new", file, line)) return NULL;
   if (s == NULL) {
     uvt__warn("%s:%d: uvt_future_new: no uvtask loop runs on this thread",
               file, line);
@@ -44,6 +45,7 @@ void uvt__future_unref(uvt_future_t *f) {
 
 uvt_future_t *uvt_future_ref(uvt_future_t *f) {
   if (future_check(f) != 0) return NULL;
+  if (uvt__sched_check(f->sched, &f->obj, "uvt_future_ref", NULL, 0)) return NULL;
   f->out.refs++;
   return f;
 }
@@ -120,9 +122,12 @@ int uvt_await_future_at(uvt_future_t *f, void **result, char **message,
   uvt__waiter_t w;
   bool ok = true;
   int err;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(f ? f->sched : NULL, f ? &f->obj : NULL,
+                            "uvt_await_future", file, line);
   if ((err = future_check(f)) != 0) return err;
   if (f->sched != self->sched) return UVT_EWRONGTHREAD;
+  UVT__YIELD_POINT(self, "uvt_await_future");
   if (!f->out.done) {
     memset(&w, 0, sizeof(w));
     w.fire = future_fire;
@@ -161,6 +166,7 @@ const char *uvt_future_error_message(const uvt_future_t *f) {
 
 void uvt_future_detach(uvt_future_t *f) {
   if (future_check(f) != 0 || f->out.refs <= 0) return;
+  if (uvt__sched_check(f->sched, &f->obj, "uvt_future_detach", NULL, 0)) return;
   UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_FUTURE,
             .id = f->obj.id, .name = f->obj.name, .object = f);
   uvt__future_unref(f);

@@ -173,6 +173,7 @@ struct uvt_task_s {
   /* Locks (uvt_lock_t) it holds now: a task that ends holding one is
    * kept (uvt__task_release), as the lock still names it its holder. */
   uint16_t nlocks;
+  bool no_yield_reported; /* this no-yield section has had its finding */
   int wake_status;
   int cancel_requests;    /* asyncio's cancelling() count (scope.c) */
   void (*on_cancel)(uvt_task_t *t, void *data);
@@ -180,6 +181,8 @@ struct uvt_task_s {
   uvt__site_t parked_at;  /* valid while PARKED */
   uint64_t parked_ns;     /* when it last parked (ns, loop time) */
   int no_yield_depth;
+  int no_yield_line;      /* where the outermost section began */
+  const char *no_yield_file;
   int await_nest;         /* uvt_await_coro calls running inline */
   uvt__site_t outer_await; /* the outermost of them */
   size_t stack_size;
@@ -417,6 +420,84 @@ void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out);
 /* Tell the hooks a loop-thread call came from another thread. */
 void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
                        int line);
+
+/* ---- the checks at the top of public calls (checks.c) -------------------
+ *
+ * Thread.  A loop-only call made on a thread that does not run the
+ * object's loop is refused: a WRONG_THREAD hook event (the debug
+ * library's recorder makes it a finding at the call site), one line on
+ * stderr, then UVT_EWRONGTHREAD (or nothing done, for a void call).  On
+ * the loop thread the test is one thread-local load and one compare:
+ * this thread's loop (the loop of the uvt_run in progress or of the pass
+ * under way) against the object's.  Everything else takes the slow path,
+ * which compares thread ids: a plain libuv callback of a program running
+ * its own uv_run, an object not yet bound to a loop (bound here when the
+ * thread has one), a loop uvtask has left (allowed: nothing runs there to
+ * race with).
+ *
+ * Yield points.  Every call that may suspend calls UVT__YIELD_POINT
+ * first: inside a no-yield section it is a yield-in-critical-section
+ * finding, once per section, whether or not the call then suspends. */
+extern _Thread_local uvt__sched_t *uvt__tls_sched
+    __attribute__((visibility("hidden"), tls_model("initial-exec")));
+extern _Thread_local uv_loop_t *uvt__tls_loop
+    __attribute__((visibility("hidden"), tls_model("initial-exec")));
+
+int uvt__loop_check_slow(uv_loop_t **bound, const char *call, const char *file,
+                         int line) __attribute__((noinline, cold));
+int uvt__sched_check_slow(uvt__sched_t *s, const uvt__obj_t *o,
+                          const char *call, const char *file, int line)
+    __attribute__((noinline, cold));
+
+/* A sync object's call (its `loop` field: bound at first use): 0 or
+ * UVT_EWRONGTHREAD (reported). */
+static inline int uvt__loop_check(uv_loop_t **bound, const char *call,
+                                  const char *file, int line) {
+  if (UVT__LIKELY(*bound == uvt__tls_loop)) return 0;
+  return uvt__loop_check_slow(bound, call, file, line);
+}
+
+/* A call on a task, future, stream or server of scheduler `s`. */
+static inline int uvt__sched_check(uvt__sched_t *s, const uvt__obj_t *o,
+                                   const char *call, const char *file,
+                                   int line) {
+  if (UVT__LIKELY(s == uvt__tls_sched)) return 0;
+  return uvt__sched_check_slow(s, o, call, file, line);
+}
+
+/* A creating call (spawn, coro, future) found no loop on this thread:
+ * true, after reporting wrong-thread, if loops run on other threads. */
+bool uvt__off_loop_thread(const char *call, const char *file, int line);
+/* Whether uvtask runs any loop in the process (sched.c). */
+bool uvt__sched_any(void);
+
+/* An awaiting call found no current task: UVT_EWRONGTHREAD (reported)
+ * if the object it was given (`s`, `o`: may be NULL) belongs to a loop
+ * another thread runs, else UVT_ENOTASK. */
+int uvt__not_in_task(uvt__sched_t *s, const uvt__obj_t *o, const char *call,
+                     const char *file, int line);
+/* The same for a sync object (its `loop` field). */
+int uvt__no_task_here(uv_loop_t **bound, const char *call, const char *file,
+                      int line);
+#define UVT__TASK_SCHED(t) ((t) != NULL ? (t)->sched : NULL)
+#define UVT__TASK_OBJ(t) ((t) != NULL ? &(t)->obj : NULL)
+
+void uvt__yield_in_section(uvt_task_t *t, const char *what, const char *file,
+                           int line, const char *func)
+    __attribute__((noinline, cold));
+/* `file`, `line` and `func` are the public call's parameters.  The
+ * debug library only: in the release one this check cost 1 % of a
+ * spawn+await and 12 % of an uncontended lock acquire+release (callgrind
+ * instructions: the cold call makes the fast path save registers). */
+#ifdef ASYNCIODEBUG
+#define UVT__YIELD_POINT(t, what)                                          \
+  do {                                                                     \
+    if (UVT__UNLIKELY((t)->no_yield_depth > 0))                            \
+      uvt__yield_in_section((t), (what), file, line, func);                \
+  } while (0)
+#else
+#define UVT__YIELD_POINT(t, what) ((void)(t), (void)func)
+#endif
 
 
 

@@ -1,7 +1,8 @@
 /*
- * No-yield sections (UVT_NO_YIELD_BEGIN/END).  The release library keeps
- * only the per-task depth; every park's AWAIT event (sched.c) carries it,
- * so that a subscriber sees an await made inside a section.
+ * No-yield sections (UVT_NO_YIELD_BEGIN/END): the per-task depth, and
+ * where the outermost section began.  Every call that may suspend checks
+ * the depth first (UVT__YIELD_POINT, checks.c); every park's AWAIT event
+ * (sched.c) carries it too.
  */
 #include "internal.h"
 
@@ -9,7 +10,11 @@ void uvt_no_yield_begin_at(const char *file, int line, const char *func) {
   uvt_task_t *t = uvt__task_current();
   (void)file, (void)line, (void)func;
   if (t == NULL) return;
-  t->no_yield_depth++;
+  if (t->no_yield_depth++ == 0) {
+    t->no_yield_reported = false;
+    t->no_yield_file = file;
+    t->no_yield_line = line;
+  }
   UVT__HOOK(.kind = UVT_HOOK_NO_YIELD_BEGIN, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
             .where_file = file, .where_line = line, .where_func = func,

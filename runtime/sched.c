@@ -76,8 +76,16 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 
 /* initial-exec: a plain load, instead of a __tls_get_addr call per access
  * from a shared library. */
-static _Thread_local uvt__sched_t *tls_sched
+_Thread_local uvt__sched_t *uvt__tls_sched
     __attribute__((tls_model("initial-exec")));
+_Thread_local uv_loop_t *uvt__tls_loop __attribute__((tls_model("initial-exec")));
+#define tls_sched uvt__tls_sched
+/* The one way to change this thread's scheduler: its loop goes with it
+ * (the loop-thread check compares against it, internal.h). */
+static inline void tls_set(uvt__sched_t *s) {
+  uvt__tls_sched = s;
+  uvt__tls_loop = s != NULL ? s->loop : NULL;
+}
 
 static uint64_t sched_count;
 static uv_once_t list_once = UV_ONCE_INIT;
@@ -94,7 +102,7 @@ static void list_init(void) {
 
 uvt__sched_t *uvt__sched_current(void) { return tls_sched; }
 
-void uvt__sched_set_current(uvt__sched_t *s) { tls_sched = s; }
+void uvt__sched_set_current(uvt__sched_t *s) { tls_set(s); }
 
 uvt_task_t *uvt__task_current(void) {
   uvt__sched_t *s = tls_sched;
@@ -397,7 +405,7 @@ static void run_passes(uvt__sched_t *s) {
     return;
   }
   s->in_pass = true;
-  tls_sched = s;
+  tls_set(s);
 #ifdef UVT_TSAN
   s->tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -406,7 +414,7 @@ static void run_passes(uvt__sched_t *s) {
   s->pass_start = uv_hrtime();
   while ((t = take_next(s)) != NULL) run_task(s, t);
   s->in_pass = false;
-  tls_sched = prev;
+  tls_set(prev);
   if (s->ready_head != NULL) uv_idle_start(&s->idle, idle_cb);
   else uv_idle_stop(&s->idle);
 }
@@ -566,14 +574,14 @@ static void async_cb(uv_async_t *h) {
   c = s->ts_head;
   s->ts_head = s->ts_tail = NULL;
   uv_mutex_unlock(&s->ts_mutex);
-  tls_sched = s;
+  tls_set(s);
   while (c != NULL) {
     struct uvt__ts_call_s *next = c->next;
     c->run(s, c);
     free(c);
     c = next;
   }
-  tls_sched = prev;
+  tls_set(prev);
   UVT__HOOK(.kind = UVT_HOOK_CALLBACK_END, .what = "async", .loop = s->loop);
 }
 
@@ -602,6 +610,10 @@ int uvt__sched_post(uv_loop_t *loop, struct uvt__ts_call_s *c) {
 
 uvt__sched_t *uvt__sched_list_signal_safe(void) {
   return __atomic_load_n(&list_head, __ATOMIC_ACQUIRE);
+}
+
+bool uvt__sched_any(void) {
+  return __atomic_load_n(&list_head, __ATOMIC_ACQUIRE) != NULL;
 }
 
 uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
@@ -779,6 +791,6 @@ void uvt__sched_destroy(uvt__sched_t *s) {
   free(s->walk);
   uvt__stack_pool_destroy(&s->stacks);
   uv_mutex_destroy(&s->ts_mutex);
-  if (tls_sched == s) tls_sched = NULL;
+  if (tls_sched == s) tls_set(NULL);
   free(s);
 }

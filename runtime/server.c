@@ -197,6 +197,7 @@ int uvt_start_server_at(const char *host, int port, uvt_conn_fn handler,
       port > 65535)
     return UVT_EINVAL;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_start_server");
   if ((err = uvt__resolve(host, port, true, &res, &site)) != 0) return err;
   srv = server_new(self->sched, false, handler, arg, name);
   if (srv == NULL) {
@@ -260,6 +261,7 @@ size_t uvt_server_cancel_connections(uvt_server_t *srv) {
   conn_t *c, *next;
   size_t n = 0;
   if (srv == NULL || srv->obj.magic != UVT__MAGIC_LIVE) return 0;
+  if (uvt__sched_check(srv->sched, &srv->obj, "uvt_server_cancel_connections", NULL, 0)) return 0;
   for (c = srv->conns; c != NULL; c = next) {
     next = c->next;
     if (uvt__task_cancel(c->task) == 1) n++;
@@ -291,7 +293,9 @@ int uvt_server_close_at(uvt_server_t *srv, const char *file, int line,
   bool cancelled;
   int err = server_check(srv);
   if (err != 0) return err;
+  if ((err = uvt__sched_check(srv->sched, &srv->obj, "uvt_server_close", file, line))) return err;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_server_close");
   srv->closing = true;
   srv->closer = self;
   srv->uv_closing = true;

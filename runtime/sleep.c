@@ -14,6 +14,7 @@ int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
   int st;
   if (self == NULL) return UVT_ENOTASK;
   if (ms < 0) return UVT_EINVAL;
+  UVT__YIELD_POINT(self, "uvt_sleep");
   if (ms == 0) return uvt__yield(&site);
   if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;
   st = uvt__timer_start(self->sched, &self->timer, (uint64_t)ms, sleep_fire);
@@ -25,6 +26,8 @@ int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
 
 int uvt_yield_at(const char *file, int line, const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_yield", UVT_WAIT_YIELD, NULL, false);
-  if (uvt__task_current() == NULL) return UVT_ENOTASK;
+  uvt_task_t *self = uvt__task_current();
+  if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_yield");
   return uvt__yield(&site);
 }

@@ -113,7 +113,9 @@ int uvt_close_at(uvt_stream_t *s, const char *file, int line,
   bool cancelled;
   if (s == NULL) return UVT_EINVAL;
   if (s->obj.magic != UVT__MAGIC_LIVE || s->closing) return UVT_ECLOSED;
+  if (uvt__sched_check(s->sched, &s->obj, "uvt_close", file, line)) return UVT_EWRONGTHREAD;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_close");
   s->closing = true;
   s->closer = self;
   s->close_cancelled = false;

@@ -161,6 +161,7 @@ int uvt_open_connection_at(const char *host, int port, uvt_stream_t **out,
   if (host == NULL || out == NULL || port < 0 || port > 65535)
     return UVT_EINVAL;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_open_connection");
   if ((err = uvt__resolve(host, port, false, &res, &site)) != 0) return err;
   err = UV_EAI_NONAME;
   for (ai = res; ai != NULL; ai = ai->ai_next) {
@@ -200,6 +201,7 @@ int uvt_open_unix_at(const char *path, uvt_stream_t **out, const char *file,
   if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return UV_ENAMETOOLONG;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_open_unix");
   if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;
   s = uvt__stream_new(self->sched, true);
   if (s == NULL) return UVT_ENOMEM;

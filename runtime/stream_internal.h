@@ -108,6 +108,13 @@ static inline int uvt__stream_check(const uvt_stream_t *s) {
   return 0;
 }
 
+/* uvt__stream_check, then the loop-thread check (internal.h). */
+static inline int uvt__stream_enter(const uvt_stream_t *s, const char *call,
+                                    const char *file, int line) {
+  int err = uvt__stream_check(s);
+  return err != 0 ? err : uvt__sched_check(s->sched, &s->obj, call, file, line);
+}
+
 /* Bytes received and not yet read. */
 static inline size_t uvt__stream_rbuffered(const uvt_stream_t *s) {
   return s->rend - s->rstart;

@@ -125,10 +125,13 @@ static void consume(uvt_stream_t *s, size_t n) {
 }
 
 /* The checks every read call starts with. */
-static int reader_enter(const uvt_stream_t *s) {
-  int err = uvt__stream_check(s);
+static int reader_enter(const uvt_stream_t *s, const char *what,
+                        const char *file, int line, const char *func) {
+  int err = uvt__stream_enter(s, what, file, line);
+  uvt_task_t *self = uvt__task_current();
   if (err != 0) return err;
-  if (uvt__task_current() == NULL) return UVT_ENOTASK;
+  if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, what);
   if (s->reader != NULL) return UV_EBUSY;
   return 0;
 }
@@ -156,7 +159,7 @@ int uvt_readline_at(uvt_stream_t *s, char *buf, size_t cap, size_t *len,
   int err;
   if (len != NULL) *len = 0;
   if (buf == NULL || len == NULL || cap < 2) return UVT_EINVAL;
-  if ((err = reader_enter(s)) != 0) return err;
+  if ((err = reader_enter(s, "uvt_readline", file, line, func)) != 0) return err;
   for (;;) {
     size_t have = uvt__stream_rbuffered(s);
     size_t max = cap - 1 < s->limit ? cap - 1 : s->limit;
@@ -193,7 +196,7 @@ int uvt_readexactly_at(uvt_stream_t *s, void *buf, size_t n, const char *file,
   uvt__site_t site = UVT__SITE_ON("uvt_readexactly", UVT_WAIT_STREAM_READ, s, false);
   int err;
   if (buf == NULL && n > 0) return UVT_EINVAL;
-  if ((err = reader_enter(s)) != 0) return err;
+  if ((err = reader_enter(s, "uvt_readexactly", file, line, func)) != 0) return err;
   if (n == 0) return 0;
   if (uvt__stream_rbuffered(s) < n) {
     if (n > s->rcap && (err = rbuf_reserve(s, n)) != 0) return err;
@@ -225,7 +228,7 @@ int uvt_read_at(uvt_stream_t *s, void *buf, size_t cap, size_t *n,
   int err;
   if (n != NULL) *n = 0;
   if (buf == NULL || n == NULL || cap == 0) return UVT_EINVAL;
-  if ((err = reader_enter(s)) != 0) return err;
+  if ((err = reader_enter(s, "uvt_read", file, line, func)) != 0) return err;
   for (;;) {
     size_t have = uvt__stream_rbuffered(s);
     if (have > 0) {
@@ -250,7 +253,7 @@ int uvt__stream_read_start(uvt_stream_t *s) {
 /* ---- tuning and inspection ----------------------------------------------- */
 
 int uvt_stream_set_limit(uvt_stream_t *s, size_t limit) {
-  int err = uvt__stream_check(s);
+  int err = uvt__stream_enter(s, "uvt_stream_set_limit", NULL, 0);
   if (err != 0) return err;
   s->limit = limit != 0 ? limit : UVT_STREAM_LIMIT;
   if (uvt__stream_rbuffered(s) >= rthreshold(s)) {

@@ -131,7 +131,7 @@ static void write_cb(uv_write_t *req, int status) {
 }
 
 int uvt_write(uvt_stream_t *s, const void *buf, size_t len) {
-  int err = uvt__stream_check(s);
+  int err = uvt__stream_enter(s, "uvt_write", NULL, 0);
   if (err != 0) return err;
   if (buf == NULL && len > 0) return UVT_EINVAL;
   if (s->werr != 0) return s->werr;
@@ -151,10 +151,11 @@ int uvt_drain_at(uvt_stream_t *s, const char *file, int line,
   uvt__site_t site = UVT__SITE_ON("uvt_drain", UVT_WAIT_STREAM_WRITE, s, false);
   uvt__wq_node_t node;
   uvt_task_t *self;
-  int err = uvt__stream_check(s);
+  int err = uvt__stream_enter(s, "uvt_drain", file, line);
   if (err != 0) return err;
   if (s->werr != 0) return s->werr;
   if ((self = uvt__task_current()) == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_drain");
   if (uvt__stream_unsent(s) <= s->hwm) return 0;
   memset(&node, 0, sizeof(node));
   /* Woken by write_progress (0 or the write error) or uvt_close
@@ -164,7 +165,7 @@ int uvt_drain_at(uvt_stream_t *s, const char *file, int line,
 }
 
 int uvt_write_eof(uvt_stream_t *s) {
-  int err = uvt__stream_check(s);
+  int err = uvt__stream_enter(s, "uvt_write_eof", NULL, 0);
   if (err != 0) return err;
   if (s->eof_requested) return 0;
   s->eof_requested = true;
@@ -175,7 +176,7 @@ int uvt_write_eof(uvt_stream_t *s) {
 /* ---- tuning and inspection ----------------------------------------------- */
 
 int uvt_stream_set_high_water(uvt_stream_t *s, size_t bytes) {
-  int err = uvt__stream_check(s);
+  int err = uvt__stream_enter(s, "uvt_stream_set_high_water", NULL, 0);
   if (err != 0) return err;
   s->hwm = bytes;
   return 0;

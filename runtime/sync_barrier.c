@@ -45,8 +45,10 @@ int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index, const char *file,
   int st;
 
   if (!barrier_valid(b)) return UVT_EINVAL;
-  if ((self = uvt__task_current()) == NULL) return UVT_ENOTASK;
+  if ((self = uvt__task_current()) == NULL)
+    return uvt__no_task_here(&b->loop, "uvt_barrier_wait", file, line);
   if (b->loop == NULL) b->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_barrier_wait");
   if (b->broken) return UVT_EBROKEN;
   mine = b->count++;
   if (b->count == b->parties) {
@@ -72,14 +74,14 @@ int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index, const char *file,
 }
 
 void uvt_barrier_abort(uvt_barrier_t *b) {
-  if (!barrier_valid(b)) return;
+  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_abort", NULL, 0)) return;
   b->broken = 1;
   b->count = 0;
   uvt__waitq_wake_all(&b->waiters, UVT_EBROKEN);
 }
 
 void uvt_barrier_reset(uvt_barrier_t *b) {
-  if (!barrier_valid(b)) return;
+  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_reset", NULL, 0)) return;
   /* asyncio's reset breaks the waiters of the cycle under way. */
   uvt__waitq_wake_all(&b->waiters, UVT_EBROKEN);
   b->count = 0;
@@ -87,7 +89,7 @@ void uvt_barrier_reset(uvt_barrier_t *b) {
 }
 
 void uvt_barrier_destroy(uvt_barrier_t *b) {
-  if (!barrier_valid(b)) return;
+  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_destroy", NULL, 0)) return;
   uvt__waitq_wake_all(&b->waiters, UVT_ECLOSED);
   b->magic = UVT__MAGIC_DEAD;
 }

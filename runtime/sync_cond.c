@@ -46,9 +46,11 @@ int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
   int st, lst;
 
   if (!cond_valid(c)) return UVT_EINVAL;
-  if ((self = uvt__task_current()) == NULL) return UVT_ENOTASK;
-  if (!cond_owned(c)) return UVT_ENOTLOCKED;
+  if ((self = uvt__task_current()) == NULL)
+    return uvt__no_task_here(&c->loop, "uvt_cond_wait", file, line);
   if (c->loop == NULL) c->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_cond_wait");
+  if (!cond_owned(c)) return UVT_ENOTLOCKED;
   node.revoke = cond_revoke;
   node.obj = c;
   /* Queued before the release: a notify from the task the lock goes to
@@ -64,21 +66,25 @@ int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
 }
 
 int uvt_cond_notify(uvt_cond_t *c, unsigned n) {
+  int err;
   if (!cond_valid(c)) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&c->loop, "uvt_cond_notify", NULL, 0))) return err;
   if (!cond_owned(c)) return UVT_ENOTLOCKED;
   while (n-- > 0 && uvt__waitq_grant_first(&c->waiters, NULL)) continue;
   return 0;
 }
 
 int uvt_cond_notify_all(uvt_cond_t *c) {
+  int err;
   if (!cond_valid(c)) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&c->loop, "uvt_cond_notify_all", NULL, 0))) return err;
   if (!cond_owned(c)) return UVT_ENOTLOCKED;
   uvt__waitq_wake_all(&c->waiters, 0);
   return 0;
 }
 
 void uvt_cond_destroy(uvt_cond_t *c) {
-  if (!cond_valid(c)) return;
+  if (!cond_valid(c) || uvt__loop_check(&c->loop, "uvt_cond_destroy", NULL, 0)) return;
   uvt__waitq_wake_all(&c->waiters, UVT_ECLOSED);
   c->magic = UVT__MAGIC_DEAD;
 }

@@ -26,13 +26,14 @@ int uvt_event_init(uvt_event_t *e) {
 }
 
 void uvt_event_set(uvt_event_t *e) {
-  if (!event_valid(e) || e->is_set) return;
+  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_set", NULL, 0)) return;
+  if (e->is_set) return;
   e->is_set = 1;
   uvt__waitq_wake_all(&e->waiters, 0);
 }
 
 void uvt_event_clear(uvt_event_t *e) {
-  if (!event_valid(e)) return;
+  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_clear", NULL, 0)) return;
   e->is_set = 0;
 }
 
@@ -48,14 +49,15 @@ int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
 
   if (!event_valid(e)) return UVT_EINVAL;
   self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_here(&e->loop, "uvt_event_wait", file, line);
   if (e->loop == NULL) e->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_event_wait");
   if (e->is_set) return 0;
   return uvt__waitq_wait(&e->waiters, &node, self, &site);
 }
 
 void uvt_event_destroy(uvt_event_t *e) {
-  if (!event_valid(e)) return;
+  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_destroy", NULL, 0)) return;
   uvt__waitq_wake_all(&e->waiters, UVT_ECLOSED);
   e->is_set = 0;
   e->magic = UVT__MAGIC_DEAD;

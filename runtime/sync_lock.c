@@ -118,8 +118,9 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
 
   if (!lock_valid(l)) return UVT_EINVAL;
   self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_here(&l->loop, "uvt_lock_acquire", file, line);
   if (l->loop == NULL) l->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_lock_acquire");
   if (UVT__UNLIKELY(l->locked)) return lock_wait(l, self, file, line, func);
   l->locked = 1;
   l->holder = self;
@@ -131,7 +132,9 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
 }
 
 int uvt_lock_release(uvt_lock_t *l) {
+  int err;
   if (!lock_valid(l)) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&l->loop, "uvt_lock_release", NULL, 0))) return err;
   if (!l->locked) return UVT_ENOTLOCKED;
   if (UVT__HOOKS_ACTIVE() && uvt__task_current() != NULL)
     hook_lock(UVT_HOOK_LOCK_RELEASED, l, uvt__task_current(), NULL, 0, NULL);
@@ -144,7 +147,7 @@ bool uvt_lock_locked(const uvt_lock_t *l) {
 }
 
 void uvt_lock_destroy(uvt_lock_t *l) {
-  if (!lock_valid(l)) return;
+  if (!lock_valid(l) || uvt__loop_check(&l->loop, "uvt_lock_destroy", NULL, 0)) return;
   uvt__waitq_wake_all(&l->waiters, UVT_ECLOSED);
   l->locked = 0;
   lock_set_holder(l, NULL, NULL);

@@ -127,7 +127,9 @@ static int queue_put_now(uvt_queue_t *q, void *item) {
 }
 
 int uvt_queue_put_nowait(uvt_queue_t *q, void *item) {
+  int err;
   if (!queue_valid(q)) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&q->loop, "uvt_queue_put_nowait", NULL, 0))) return err;
   return queue_put_now(q, item);
 }
 
@@ -140,8 +142,9 @@ int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file, int line,
 
   if (!queue_valid(q)) return UVT_EINVAL;
   self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_here(&q->loop, "uvt_queue_put", file, line);
   if (q->loop == NULL) q->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_queue_put");
   if ((err = queue_put_now(q, item)) != UVT_EAGAIN) return err;
   /* Full: wait for a getter to move our item in (0), or for a cancel (the
    * store is untouched), a close or destroy. */
@@ -161,7 +164,9 @@ static int queue_get_now(uvt_queue_t *q, void **item) {
 }
 
 int uvt_queue_get_nowait(uvt_queue_t *q, void **item) {
+  int err;
   if (!queue_valid(q) || item == NULL) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&q->loop, "uvt_queue_get_nowait", NULL, 0))) return err;
   return queue_get_now(q, item);
 }
 
@@ -174,8 +179,9 @@ int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file, int line,
 
   if (!queue_valid(q) || item == NULL) return UVT_EINVAL;
   self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_here(&q->loop, "uvt_queue_get", file, line);
   if (q->loop == NULL) q->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_queue_get");
   if ((st = queue_get_now(q, item)) != UVT_EAGAIN) return st;
   node.revoke = queue_revoke_get;
   node.obj = q;
@@ -185,7 +191,10 @@ int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file, int line,
 }
 
 int uvt_queue_task_done(uvt_queue_t *q) {
-  if (!queue_valid(q) || q->unfinished == 0) return UVT_EINVAL;
+  int err;
+  if (!queue_valid(q)) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&q->loop, "uvt_queue_task_done", NULL, 0))) return err;
+  if (q->unfinished == 0) return UVT_EINVAL;
   if (--q->unfinished == 0) uvt__waitq_wake_all(&q->joiners, 0);
   return 0;
 }
@@ -198,14 +207,16 @@ int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
 
   if (!queue_valid(q)) return UVT_EINVAL;
   self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_here(&q->loop, "uvt_queue_join", file, line);
   if (q->loop == NULL) q->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_queue_join");
   if (q->unfinished == 0) return 0;
   return uvt__waitq_wait(&q->joiners, &node, self, &site);
 }
 
 void uvt_queue_close(uvt_queue_t *q) {
-  if (!queue_valid(q) || q->closed) return;
+  if (!queue_valid(q) || uvt__loop_check(&q->loop, "uvt_queue_close", NULL, 0)) return;
+  if (q->closed) return;
   q->closed = 1;
   /* Getters wait only on an empty store: none will ever come now. */
   uvt__waitq_wake_all(&q->getters, UVT_ECLOSED);
@@ -217,7 +228,7 @@ size_t uvt_queue_size(const uvt_queue_t *q) {
 }
 
 void uvt_queue_destroy(uvt_queue_t *q) {
-  if (!queue_valid(q)) return;
+  if (!queue_valid(q) || uvt__loop_check(&q->loop, "uvt_queue_destroy", NULL, 0)) return;
   uvt__waitq_wake_all(&q->getters, UVT_ECLOSED);
   uvt__waitq_wake_all(&q->putters, UVT_ECLOSED);
   uvt__waitq_wake_all(&q->joiners, UVT_ECLOSED);

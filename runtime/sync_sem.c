@@ -48,8 +48,9 @@ int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
 
   if (!sem_valid(s)) return UVT_EINVAL;
   self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_here(&s->loop, "uvt_sem_acquire", file, line);
   if (s->loop == NULL) s->loop = self->sched->loop;
+  UVT__YIELD_POINT(self, "uvt_sem_acquire");
   if (s->value > 0) {
     s->value--;
     return 0;
@@ -62,7 +63,9 @@ int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
 /* UVT_EINVAL also when the count would overflow (more releases than
  * acquires, UINT_MAX times). */
 int uvt_sem_release(uvt_sem_t *s) {
+  int err;
   if (!sem_valid(s)) return UVT_EINVAL;
+  if ((err = uvt__loop_check(&s->loop, "uvt_sem_release", NULL, 0))) return err;
   if (uvt__waitq_grant_first(&s->waiters, NULL)) return 0;
   if (s->value == UINT_MAX) return UVT_EINVAL;
   if (s->bound != 0 && s->value >= s->bound) return UVT_EINVAL;
@@ -71,7 +74,7 @@ int uvt_sem_release(uvt_sem_t *s) {
 }
 
 void uvt_sem_destroy(uvt_sem_t *s) {
-  if (!sem_valid(s)) return;
+  if (!sem_valid(s) || uvt__loop_check(&s->loop, "uvt_sem_destroy", NULL, 0)) return;
   uvt__waitq_wake_all(&s->waiters, UVT_ECLOSED);
   s->value = 0;
   s->magic = UVT__MAGIC_DEAD;

@@ -71,6 +71,7 @@ uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
               UVT__STACK_MAX);
     return NULL;
   }
+  if (s == NULL && uvt__off_loop_thread("uvt_spawn", file, line)) return NULL;
   if (s == NULL) {
     uvt__warn("%s:%d: uvt_spawn(%s): no uvtask loop runs on this thread "
               "(use uvt_run, uvt_spawn_on or uvt_call_threadsafe)",
@@ -149,6 +150,7 @@ void uvt__task_unref(uvt_task_t *t) {
 
 uvt_task_t *uvt_task_ref(uvt_task_t *t) {
   if (task_check(t) != 0) return NULL;
+  if (uvt__sched_check(t->sched, &t->obj, "uvt_task_ref", NULL, 0)) return NULL;
   t->out.refs++;
   return t;
 }
@@ -219,10 +221,12 @@ __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
   uvt__site_t site = UVT__SITE_ON("uvt_await", UVT_WAIT_TASK, t, false);
   bool cancelled = false;
   int err;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(UVT__TASK_SCHED(t), UVT__TASK_OBJ(t), "uvt_await", file, line);
   if ((err = task_check(t)) != 0) return err;
   if (t == self) return UVT_ESELF;
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
+  UVT__YIELD_POINT(self, "uvt_await");
   /* The caller's reference, given up below, keeps `t` while parked. */
   if (!t->out.done) cancelled = uvt__await_done(t, &site, false);
   if (UVT__LIKELY(!cancelled)) {
@@ -323,6 +327,7 @@ void uvt_name(uvt_task_t *t, const char *fmt, ...) {
   char *name = NULL;
   if (t == NULL) t = uvt__task_current();
   if (task_check(t) != 0 || fmt == NULL) return;
+  if (uvt__sched_check(t->sched, &t->obj, "uvt_name", NULL, 0)) return;
   va_start(ap, fmt);
   if (vasprintf(&name, fmt, ap) < 0) name = NULL;
   va_end(ap);

@@ -47,6 +47,7 @@ int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file, int line,
   int err;
   if (self == NULL) return UVT_ENOTASK;
   if (fn == NULL) return UVT_EINVAL;
+  UVT__YIELD_POINT(self, "uvt_to_thread");
   /* A pending cancel must be taken now: once queued, the request must
    * stay alive (on this stack) until libuv is done with it. */
   if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;

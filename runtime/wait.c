@@ -128,8 +128,12 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   group_t g;
   size_t i;
   int err;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(n > 0 && ts != NULL ? UVT__TASK_SCHED(ts[0]) : NULL,
+                            n > 0 && ts != NULL ? UVT__TASK_OBJ(ts[0]) : NULL,
+                            "uvt_gather", file, line);
   if ((err = check_tasks(ts, n, self)) != 0) return err;
+  UVT__YIELD_POINT(self, "uvt_gather");
   memset(&g, 0, sizeof(g));
   g.set.tasks = ts;
   g.set.n = n;
@@ -171,12 +175,16 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
   group_t g;
   int err, st;
   if (ndone != NULL) *ndone = 0;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(n > 0 && ts != NULL ? UVT__TASK_SCHED(ts[0]) : NULL,
+                            n > 0 && ts != NULL ? UVT__TASK_OBJ(ts[0]) : NULL,
+                            "uvt_wait", file, line);
   if (mode != UVT_FIRST_COMPLETED && mode != UVT_ALL_COMPLETED &&
       mode != UVT_FIRST_EXCEPTION)
     return UVT_EINVAL;
   if (timeout_ms < -1 || n == 0) return UVT_EINVAL;
   if ((err = check_tasks(ts, n, self)) != 0) return err;
+  UVT__YIELD_POINT(self, "uvt_wait");
   memset(&g, 0, sizeof(g));
   g.set.tasks = ts;
   g.set.n = n;
@@ -281,11 +289,13 @@ int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms, void **result,
   uvt__site_t site = UVT__SITE_ON("uvt_wait_for", UVT_WAIT_TASK, t, timeout_ms > 0);
   bool ok = false;
   int st;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(UVT__TASK_SCHED(t), UVT__TASK_OBJ(t), "uvt_wait_for", file, line);
   if (t == NULL || timeout_ms < -1) return UVT_EINVAL;
   if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
   if (t == self) return UVT_ESELF;
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
+  UVT__YIELD_POINT(self, "uvt_wait_for");
   /* The caller's reference keeps `t` until it is given up here. */
   st = wait_for_pinned(self, t, timeout_ms, &site, &ok);
   if (result != NULL || message != NULL)

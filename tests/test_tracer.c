@@ -281,6 +281,28 @@ Test(tracer, yield_in_critical_section_once_per_section) {
   sqlite3_close(db);
 }
 
+/* A call that may yield is flagged inside a section even when it did not
+ * suspend: one finding per call, at its line, with the section's. */
+Test(tracer, a_call_that_may_yield_is_recorded_at_its_line) {
+  static const char *const markers[] = {"@yp-lock", "@yp-queue", "@yp-done",
+                                        "@yp-sleep0"};
+  sqlite3 *db;
+  size_t i;
+  expect_clean_exit(run_scenario("yield-points", false), 0);
+  db = open_db();
+  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings", NULL), 4);
+  for (i = 0; i < 4; i++) {
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM findings WHERE "
+             "kind='yield-in-critical-section' AND line=%d AND where_line=%d "
+             "AND stack IS NOT NULL AND stack2 IS NOT NULL",
+             marker_line(markers[i]), marker_line(markers[i]) - 1);
+    cr_expect_eq(q_int(db, sql, NULL), 1, "%s", markers[i]);
+  }
+  sqlite3_close(db);
+}
+
 Test(tracer, wrong_thread) {
   sqlite3 *db;
   expect_clean_exit(run_scenario("wrong-thread", false), 0);

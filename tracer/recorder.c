@@ -747,8 +747,16 @@ static void push_members(const uvt_hook_event_t *ev) {
   }
 }
 
+static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev);
+
 static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   int64_t stack = 0;
+  /* The runtime flags a call that may yield, with the call's site; the
+   * section's site and stack are kept here (NO_YIELD_BEGIN). */
+  if (ev->finding == UVT_FINDING_YIELD_IN_CRITICAL_SECTION && o != NULL) {
+    on_await(s, o, ev);
+    return;
+  }
   if (ev->finding == UVT_FINDING_PENDING_AT_EXIT &&
       ev->object_kind == UVT_OBJECT_TASK) {
     stack = parked_stack(ev->object);
@@ -770,12 +778,18 @@ static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   char text[768];
   if (ev->no_yield_depth <= 0 || o->section_reported) return;
   o->section_reported = true;
-  snprintf(text, sizeof(text),
-           "task '%s' awaits (%s) inside a no-yield section begun at %s:%d",
-           o->name ? o->name : "?", ev->what ? ev->what : "?",
-           o->section_file ? o->section_file : "?", o->section_line);
-  uvt__tracer_print(ev->where_file, ev->where_line, text,
-                    UVT_FINDING_YIELD_IN_CRITICAL_SECTION);
+  if (ev->kind == UVT_HOOK_FINDING && ev->message != NULL) {
+    /* The runtime printed it already (unless told not to). */
+    snprintf(text, sizeof(text), "%s", ev->message);
+    __atomic_add_fetch(&uvt__stat_findings, 1, __ATOMIC_RELAXED);
+  } else {
+    snprintf(text, sizeof(text),
+             "task '%s' awaits (%s) inside a no-yield section begun at %s:%d",
+             o->name ? o->name : "?", ev->what ? ev->what : "?",
+             o->section_file ? o->section_file : "?", o->section_line);
+    uvt__tracer_print(ev->where_file, ev->where_line, text,
+                      UVT_FINDING_YIELD_IN_CRITICAL_SECTION);
+  }
   finding(s, o, UVT_FINDING_YIELD_IN_CRITICAL_SECTION, ev->where_file, ev->where_line,
           ev->where_func, text, capture_user_stack(), o->section_stack,
           o->section_file, o->section_line, ev->what, false, 0, 0, false);

@@ -91,6 +91,45 @@ static int noyield(void *arg) {
   return 0;
 }
 
+static int returns_zero(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+/* Calls that may yield and did not, each in a section of its own: one
+ * finding each; the same calls outside a section: none. */
+static int yield_points(void *arg) {
+  uvt_lock_t lock;
+  uvt_queue_t q;
+  uvt_task_t *done = uvt_spawn(returns_zero, NULL);
+  uvt_task_t *done2 = uvt_spawn(returns_zero, NULL);
+  void *item;
+  int st = 0;
+  (void)arg;
+  uvt_lock_init(&lock);
+  uvt_queue_init(&q, 4);
+  while (!uvt_done(done) || !uvt_done(done2)) uvt_yield();
+  UVT_NO_YIELD_BEGIN();
+  st |= uvt_lock_acquire(&lock); /* @yp-lock */
+  UVT_NO_YIELD_END();
+  st |= uvt_lock_release(&lock);
+  UVT_NO_YIELD_BEGIN();
+  st |= uvt_queue_put(&q, &q); /* @yp-queue */
+  UVT_NO_YIELD_END();
+  UVT_NO_YIELD_BEGIN();
+  st |= uvt_await(done); /* @yp-done */
+  UVT_NO_YIELD_END();
+  UVT_NO_YIELD_BEGIN();
+  st |= uvt_sleep(0); /* @yp-sleep0 */
+  UVT_NO_YIELD_END();
+  st |= uvt_lock_acquire(&lock) | uvt_lock_release(&lock) |
+        uvt_queue_put(&q, &q) | uvt_queue_get(&q, &item) |
+        uvt_queue_get(&q, &item) | uvt_await(done2) | uvt_sleep(0);
+  uvt_queue_destroy(&q);
+  uvt_lock_destroy(&lock);
+  return st;
+}
+
 static uvt_task_t *victim;
 
 static void other_thread(void *arg) {
@@ -124,9 +163,9 @@ static int clean(void *arg) {
     /* Error read, handle given up: no finding. */
     if (uvt_await(f) != UV_ECONNREFUSED) return -1;
   }
+  (void)uvt_lock_acquire(&lock);
   UVT_NO_YIELD_BEGIN();
-  uvt_lock_acquire(&lock); /* free lock: does not suspend */
-  uvt_lock_release(&lock);
+  uvt_lock_release(&lock); /* never yields: no finding */
   UVT_NO_YIELD_END();
   uvt_lock_destroy(&lock);
   return 0;
@@ -456,6 +495,7 @@ static const struct {
     {"pending-at-exit", pending},     {"slow-callback", slow},
     {"slow-busy", slow_busy},
     {"yield-in-critical-section", noyield},
+    {"yield-points", yield_points},
     {"wrong-thread", wrong_thread},   {"clean", clean},
     {"abort", crash_abort},           {"segv", crash_segv},
     {"null-write", crash_null_write}, {"orphan", orphan},
