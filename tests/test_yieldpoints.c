@@ -15,6 +15,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <string.h>
+#include <unistd.h>
 #include <uvtask.h>
 #include <uvtask/hooks.h>
 
@@ -406,4 +407,93 @@ Test(yieldpoints, a_libuv_callback_on_the_loop_thread_is_not_refused) {
   cr_assert_eq(uv_loop_close(&loop), 0);
   uvt_event_destroy(&cb_event);
   uvt_queue_destroy(&cb_queue);
+}
+
+/* ---- streams and servers from a pool thread --------------------------------- */
+
+struct stream_calls {
+  uvt_stream_t *s;
+  uvt_server_t *srv;
+  int write, eof, hwm, limit, read, drain, close, srv_close;
+  size_t cancelled;
+  int lines[2]; /* read, close */
+};
+
+static int drains_peer(uvt_stream_t *s, void *arg) {
+  char buf[64];
+  size_t n;
+  (void)arg;
+  while (uvt_read(s, buf, sizeof buf, &n) == 0 && n > 0) continue;
+  return 0;
+}
+
+static int stream_from_pool(void *arg) {
+  struct stream_calls *r = arg;
+  char buf[8];
+  size_t n;
+  r->write = uvt_write(r->s, "x", 1);
+  r->eof = uvt_write_eof(r->s);
+  r->hwm = uvt_stream_set_high_water(r->s, 1);
+  r->limit = uvt_stream_set_limit(r->s, 1024);
+  r->lines[0] = __LINE__ + 1;
+  r->read = uvt_read(r->s, buf, sizeof buf, &n);
+  r->drain = uvt_drain(r->s);
+  r->lines[1] = __LINE__ + 1;
+  r->close = uvt_close(r->s);
+  r->cancelled = uvt_server_cancel_connections(r->srv);
+  r->srv_close = uvt_server_close(r->srv);
+  return 0;
+}
+
+static int stream_main(void *arg) {
+  struct stream_calls *r = arg;
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/uvt-yp-%d.sock", (int)getpid());
+  unlink(path);
+  cr_expect_eq(uvt_start_unix_server(path, drains_peer, NULL, &r->srv), 0);
+  cr_expect_eq(uvt_open_unix(path, &r->s), 0);
+  if (r->s == NULL || r->srv == NULL) return -1;
+  while (uvt_server_connections(r->srv) == 0) (void)uvt_yield();
+  cr_expect_eq(uvt_to_thread(stream_from_pool, r), 0);
+  /* Still open and usable from the loop. */
+  cr_expect_eq(uvt_write(r->s, "y", 1), 0);
+  cr_expect_eq(uvt_drain(r->s), 0);
+  cr_expect_eq(uvt_close(r->s), 0);
+  cr_expect_eq(uvt_server_close(r->srv), 0);
+  return 0;
+}
+
+Test(yieldpoints, stream_and_server_calls_from_a_pool_thread_are_refused,
+     .init = cr_redirect_stderr) {
+  struct stream_calls r;
+  memset(&r, 0, sizeof r);
+  r.cancelled = 99;
+  subscribe();
+  cr_assert_eq(uvt_run(NULL, stream_main, &r), 0);
+  uvt_hook_remove(record, NULL);
+  cr_expect_eq(r.write, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.eof, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.hwm, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.limit, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.read, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.drain, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.close, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.srv_close, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.cancelled, 0);
+#ifdef UVT_TEST_DEBUG_LIB
+  {
+    static const char *const calls[] = {
+        "uvt_write", "uvt_write_eof", "uvt_stream_set_high_water",
+        "uvt_stream_set_limit", "uvt_read", "uvt_drain", "uvt_close",
+        "uvt_server_cancel_connections", "uvt_server_close"};
+    size_t i;
+    int at;
+    for (i = 0; i < sizeof calls / sizeof calls[0]; i++)
+      cr_expect_geq(wrong_thread_of(calls[i]), 0, "no wrong-thread for %s", calls[i]);
+    at = wrong_thread_of("uvt_read");
+    cr_expect(at >= 0 && seen[at].where_line == r.lines[0]);
+    at = wrong_thread_of("uvt_close");
+    cr_expect(at >= 0 && seen[at].where_line == r.lines[1]);
+  }
+#endif
 }
