@@ -8,18 +8,19 @@
  * each of its arguments exactly once.
  *
  * Threads: everything here runs on the thread that runs the loop, except
- * uvt_call_threadsafe(), which any thread may call, and uvt_spawn_on()
- * before the loop runs.  Calls that change state or wait check it (a
+ * uvt_call_threadsafe(), which any thread may call.  "The loop's thread"
+ * is the one that attached uvtask to the loop: uvt_run's, or that of the
+ * first uvt_spawn_on.  Calls that change state or wait check it (one
  * thread-local load and a compare on the loop thread): from another
  * thread (a uvt_to_thread function, a thread of the program's own) they
- * do nothing, write one line on stderr, and return UVT_EWRONGTHREAD (a
- * call returning a pointer returns NULL; a void call just returns); the
- * debug library also records a wrong-thread finding at the call.  Calls
- * that only read (uvt_done, uvt_event_is_set, uvt_queue_size...) are not
- * checked.  A sync object is tied to the loop that first uses it; before
- * that, no check can tell.  A plain libuv callback on the loop's own
- * thread (a program running its own uv_run) may make every call that
- * does not await.
+ * do nothing, write one line on stderr and return UVT_EWRONGTHREAD; a call
+ * returning a pointer returns NULL, a void call just returns.  The debug
+ * library also sends a WRONG_THREAD hook event, which its recorder keeps
+ * as a wrong-thread finding at the call.  Calls that only read (uvt_done,
+ * uvt_event_is_set, uvt_queue_size, ...) are not checked.  A sync object
+ * belongs to the loop that first uses it; before that no check can tell.
+ * A plain libuv callback on the loop's thread (a program running its own
+ * uv_run) may make every call that does not await.
  *
  * Errors are negative integers.  libuv's UV_E* pass through unchanged;
  * uvtask's own UVT_E* codes do not collide with them; uvt_strerror() names
