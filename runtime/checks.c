@@ -21,9 +21,12 @@ static bool runs_sched(const uvt__sched_t *s) {
 static int refuse(const uvt__obj_t *o, const char *call, const char *file,
                   int line) {
   uvt__wrong_thread(o, call, file, line);
-  uvt__warn("%s:%d: %s: called from a thread that does not run its loop "
-            "(use uvt_call_threadsafe); refused",
-            file != NULL ? file : "?", line, call);
+  if (file != NULL)
+    uvt__warn("%s:%d: %s: called from a thread that does not run its loop "
+              "(use uvt_call_threadsafe); refused", file, line, call);
+  else
+    uvt__warn("%s: called from a thread that does not run its loop (use "
+              "uvt_call_threadsafe); refused", call);
   return UVT_EWRONGTHREAD;
 }
 
