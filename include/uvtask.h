@@ -456,7 +456,9 @@ UVT_EXPORT int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file,
  * a queue with room, a get from a non-empty one, join, an event wait, a
  * condition or barrier wait, every await (task, future, coroutine),
  * uvt_sleep (0 too), uvt_yield, uvt_to_thread, gather, wait, wait_for,
- * stream reads, drain and close, connect, start_server, server close.
+ * stream reads, drain and close, connect, start_server, server close,
+ * and the structured calls that await (group leave, shield, as_completed
+ * next, wait_futures, wait_for_future, signal wait).
  * One finding per outermost section, at the first such call made from the
  * section's own code (an await of a coroutine, not the calls inside it):
  * a line on stderr ("file:line: warning: ... [yield-in-critical-section]")

@@ -94,6 +94,7 @@ int uvt_as_completed_next_at(uvt_as_completed_t *ac, uvt_task_t **done,
   ac_t *a;
   if (done != NULL) *done = NULL;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_as_completed_next");
   if (ac == NULL || done == NULL || ac->magic != AC_MAGIC) return UVT_EINVAL;
   a = ac->impl;
   if (a->waiting != NULL || a->sched != self->sched) return UVT_EINVAL;

@@ -56,6 +56,7 @@ int uvt_wait_futures_at(uvt_future_t **fs, size_t n, int mode,
   int st = 0;
   if (ndone != NULL) *ndone = 0;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_wait_futures");
   if ((mode != UVT_FIRST_COMPLETED && mode != UVT_ALL_COMPLETED &&
        mode != UVT_FIRST_EXCEPTION) ||
       timeout_ms < -1 || n == 0 || fs == NULL)
@@ -109,6 +110,7 @@ int uvt_wait_for_future_at(uvt_future_t *f, int64_t timeout_ms, void **result,
   int st;
   bool ok;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_wait_for_future");
   if (f == NULL || timeout_ms < -1) return UVT_EINVAL;
   if ((st = check(&f, 1, self)) != 0) return st;
   st = uvt_wait_futures_at(&f, 1, UVT_ALL_COMPLETED, timeout_ms, NULL, file,

@@ -125,6 +125,7 @@ int uvt_group_leave_at(uvt_group_t *g, int body_status, const char *file,
   bool propagate = body_status == UVT_ECANCELED;
   uvt_task_t *t;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_group_leave");
   if (g == NULL || g->state != GROUP_OPEN ||
       !uvt__scope_leavable(&g->scope, UVT__SCOPE_GROUP, self))
     return UVT_EINVAL;

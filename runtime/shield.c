@@ -15,6 +15,7 @@ int uvt_shield_at(uvt_task_t *t, void **result, char **message,
   bool cancelled = false;
   int err;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_shield");
   if (t == NULL) return UVT_EINVAL;
   if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
   if (t == self) return UVT_ESELF;

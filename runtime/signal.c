@@ -47,6 +47,7 @@ int uvt_signal_wait_at(int signum, const char *file, int line,
   sigwait_t w;
   int st;
   if (self == NULL) return UVT_ENOTASK;
+  UVT__YIELD_POINT(self, "uvt_signal_wait");
   memset(&w, 0, sizeof(w));
   w.task = self;
   if ((st = uv_signal_init(self->sched->loop, &w.h)) != 0) return st;
