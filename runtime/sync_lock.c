@@ -73,7 +73,8 @@ UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
 
 /* Hand the lock to the first waiter, or unlock it.  Unlocked, the holder
  * is NULL; acquired_file/line are then stale and not read. */
-static void lock_release_to_next(uvt_lock_t *l) {
+static inline __attribute__((always_inline)) void
+lock_release_to_next(uvt_lock_t *l) {
   uvt__wq_node_t *n = l->waiters.head;
   if (n != NULL) {
     lock_set_holder(l, n->task, n->site);
@@ -112,15 +113,9 @@ lock_wait(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
   return st;
 }
 
-int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
-                        const char *func) {
-  uvt_task_t *self;
-
-  if (!lock_valid(l)) return UVT_EINVAL;
-  self = uvt__task_current();
-  if (self == NULL) return uvt__no_task_here(&l->loop, "uvt_lock_acquire", file, line);
-  if (l->loop == NULL) l->loop = self->sched->loop;
-  UVT__YIELD_POINT(self, "uvt_lock_acquire");
+static inline __attribute__((always_inline)) int
+lock_take(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
+          const char *func) {
   if (UVT__UNLIKELY(l->locked)) return lock_wait(l, self, file, line, func);
   l->locked = 1;
   l->holder = self;
@@ -129,6 +124,31 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
   l->acquired_line = line;
   UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
   return 0;
+}
+
+/* Inside a no-yield section (debug library): the finding, then the
+ * acquire.  A tail call, so that the fast path keeps no register across
+ * a call. */
+static __attribute__((noinline, cold, unused)) int
+lock_take_in_section(uvt_lock_t *l, uvt_task_t *self, const char *file,
+                     int line, const char *func) {
+  UVT__YIELD_POINT(self, "uvt_lock_acquire");
+  return lock_take(l, self, file, line, func);
+}
+
+int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
+                        const char *func) {
+  uvt_task_t *self;
+
+  if (!lock_valid(l)) return UVT_EINVAL;
+  self = uvt__task_current();
+  if (self == NULL) return uvt__no_task_here(&l->loop, "uvt_lock_acquire", file, line);
+  if (l->loop == NULL) l->loop = self->sched->loop;
+#ifdef ASYNCIODEBUG
+  if (UVT__UNLIKELY(self->no_yield_depth > 0))
+    return lock_take_in_section(l, self, file, line, func);
+#endif
+  return lock_take(l, self, file, line, func);
 }
 
 static inline int lock_release_now(uvt_lock_t *l) {
