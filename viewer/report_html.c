@@ -13,6 +13,7 @@
  * of findings on the page is the sum of data-count, as "total" in JSON.
  */
 #include "viewer.h"
+#include "uvtask/kinds.h"
 #include "uvtask.h"
 
 #include <stdlib.h>
@@ -199,6 +200,9 @@ static void members_html(FILE *o, const uvt__group_t *g) {
 static void group_html(FILE *o, const uvt__group_t *g) {
   char b1[32], b2[32], b3[32];
   const char *k = g->kind != NULL ? g->kind : "?";
+  /* Dispatch on the kinds table, not on strings; an unknown kind
+   * from a newer or crafted file is UVT_FINDING_NONE: shown generically. */
+  uvt_finding_kind_t kid = uvt_finding_kind_parse(g->kind);
   fputs("<section class=\"finding\" data-kind=\"", o);
   esc(o, k);
   fprintf(o, "\" data-count=\"%lld\">\n<p class=\"diag\"><span class=\"loc\">",
@@ -214,19 +218,19 @@ static void group_html(FILE *o, const uvt__group_t *g) {
   fputs("</p>\n", o);
   if (g->created.n > 0) stack_details(o, "created at", &g->created, true);
   chain(o, g);
-  if (strcmp(k, "pending-at-exit") == 0) {
+  if (kid == UVT_FINDING_PENDING_AT_EXIT) {
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "parked in", g->where_what, g->where_file, g->where_line);
     else fact(o, "never started", NULL, NULL, 0);
     stack_details(o, "parked stack:", &g->stack, false);
-  } else if (strcmp(k, "slow-callback") == 0) {
+  } else if (kid == UVT_FINDING_SLOW_CALLBACK) {
     fprintf(o, "<div class=\"facts\">blocked the loop %s time%s, max %s, p50 %s</div>\n",
             uvt__fmt_count((int64_t)g->ndurs, b1), g->ndurs == 1 ? "" : "s",
             uvt__fmt_dur(g->max_ns, b2), uvt__fmt_dur(g->p50_ns, b3));
     stack_details(o, "blocked in", &g->stack, true);
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "until", g->where_what, g->where_file, g->where_line);
-  } else if (strcmp(k, "unretrieved-error") == 0) {
+  } else if (kid == UVT_FINDING_UNRETRIEVED_ERROR) {
     fputs("<div class=\"facts\">error ", o);
     if (g->has_status) {
       fprintf(o, "<code>%d</code> (", g->status);
@@ -241,16 +245,16 @@ static void group_html(FILE *o, const uvt__group_t *g) {
     fputs("</div>\n", o);
     if (g->fail_file != NULL) fact(o, "raised at", NULL, g->fail_file, g->fail_line);
     stack_details(o, "raised in", g->fail.n > 0 ? &g->fail : &g->stack, false);
-  } else if (strcmp(k, "lock-order-inversion") == 0) {
+  } else if (kid == UVT_FINDING_LOCK_ORDER_INVERSION) {
     stack_details(o, "this order:", &g->stack, true);
     if (g->where_file != NULL) fact(o, "the other order took the held lock at", NULL,
                                     g->where_file, g->where_line);
     stack_details(o, "other order:", &g->stack2, false);
-  } else if (strcmp(k, "lock-held-across-await") == 0) {
+  } else if (kid == UVT_FINDING_LOCK_HELD_ACROSS_AWAIT) {
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "parked in", g->where_what, g->where_file, g->where_line);
     stack_details(o, "parked stack:", &g->stack, false);
-  } else if (strcmp(k, "yield-in-critical-section") == 0) {
+  } else if (kid == UVT_FINDING_YIELD_IN_CRITICAL_SECTION) {
     stack_details(o, "awaits in", &g->stack, true);
     if (g->where_file != NULL) fact(o, "section begun at", NULL, g->where_file, g->where_line);
     stack_details(o, "section begun in", &g->stack2, false);

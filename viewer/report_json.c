@@ -5,6 +5,7 @@
  * "version": 1.
  */
 #include "viewer.h"
+#include "uvtask/kinds.h"
 #include "uvtask.h"
 
 #include <jansson.h>
@@ -216,7 +217,9 @@ static json_t *members_json(const uvt__group_t *g) {
 
 static json_t *group_json(const uvt__group_t *g) {
   json_t *o = json_object(), *parents = json_array();
-  const char *k = g->kind != NULL ? g->kind : "";
+  /* Dispatch on the kinds table, not on strings; an unknown kind
+   * from a newer or crafted file is UVT_FINDING_NONE: shown generically. */
+  uvt_finding_kind_t kid = uvt_finding_kind_parse(g->kind);
   int i;
   set(o, "kind", jstr(g->kind));
   set(o, "file", jstr(g->file));
@@ -254,7 +257,7 @@ static json_t *group_json(const uvt__group_t *g) {
   } else {
     set(o, "durations", json_null());
   }
-  if (strcmp(k, "unretrieved-error") == 0 || g->error != NULL) {
+  if (kid == UVT_FINDING_UNRETRIEVED_ERROR || g->error != NULL) {
     json_t *e = json_object();
     set(e, "status", jint_or_null(g->has_status, g->status));
     set(e, "status_name", g->has_status ? jstr(uvt_strerror(g->status)) : json_null());

@@ -10,6 +10,7 @@
  * (a terminal escape in a task name) are written as \xNN.
  */
 #include "viewer.h"
+#include "uvtask/kinds.h"
 #include "uvtask.h"
 
 #include <stdlib.h>
@@ -214,6 +215,9 @@ static void put_members(const out_t *t, const uvt__group_t *g) {
 static void put_group(const out_t *t, const uvt__group_t *g) {
   char b1[32], b2[32], b3[32];
   const char *k = g->kind != NULL ? g->kind : "?";
+  /* Dispatch on the kinds table, not on strings; an unknown kind
+   * from a newer or crafted file is UVT_FINDING_NONE: shown generically. */
+  uvt_finding_kind_t kid = uvt_finding_kind_parse(g->kind);
   on(t, C_BOLD);
   if (g->file != NULL) put_loc(t, g->file, g->line);
   else fputs("uvtask", t->o);
@@ -239,12 +243,12 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
     put_where(t, "created at", g->object.func, g->object.file, g->object.line);
   put_chain(t, g);
 
-  if (strcmp(k, "pending-at-exit") == 0) {
+  if (kid == UVT_FINDING_PENDING_AT_EXIT) {
     if (g->where_what != NULL || g->where_file != NULL)
       put_where(t, "parked in", g->where_what, g->where_file, g->where_line);
     else put_where(t, "parked in", "(never started)", NULL, 0);
     put_frames(t, NULL, &g->stack);
-  } else if (strcmp(k, "slow-callback") == 0) {
+  } else if (kid == UVT_FINDING_SLOW_CALLBACK) {
     label(t, "blocked");
     fprintf(t->o, "%s time%s, max %s, p50 %s", uvt__fmt_count((int64_t)g->ndurs, b1),
             g->ndurs == 1 ? "" : "s", uvt__fmt_dur(g->max_ns, b2),
@@ -256,7 +260,7 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
     else put_where(t, "blocked in", "(no sample of the loop thread)", NULL, 0);
     if (g->where_what != NULL || g->where_file != NULL)
       put_where(t, "until", g->where_what, g->where_file, g->where_line);
-  } else if (strcmp(k, "unretrieved-error") == 0) {
+  } else if (kid == UVT_FINDING_UNRETRIEVED_ERROR) {
     label(t, "error");
     if (g->has_status) fprintf(t->o, "%d (%s)", g->status, uvt_strerror(g->status));
     if (g->error != NULL) {
@@ -273,18 +277,18 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
     if (!uvt__frames_only_runtime(g->fail.n > 0 ? &g->fail : &g->stack))
       put_frames(t, g->fail_file != NULL || g->where_file != NULL ? "stack" : "raised at",
                  g->fail.n > 0 ? &g->fail : &g->stack);
-  } else if (strcmp(k, "lock-order-inversion") == 0) {
+  } else if (kid == UVT_FINDING_LOCK_ORDER_INVERSION) {
     put_frames(t, "this order", &g->stack);
     if (g->where_file != NULL)
       put_where(t, "other order", NULL, g->where_file, g->where_line);
     put_frames(t, g->where_file != NULL ? NULL : "other order", &g->stack2);
-  } else if (strcmp(k, "lock-held-across-await") == 0) {
+  } else if (kid == UVT_FINDING_LOCK_HELD_ACROSS_AWAIT) {
     if (g->where_what != NULL || g->where_file != NULL)
       put_where(t, "parked in", g->where_what, g->where_file, g->where_line);
     put_frames(t, NULL, &g->stack);
-  } else if (strcmp(k, "lock-not-released") == 0) {
+  } else if (kid == UVT_FINDING_LOCK_NOT_RELEASED) {
     if (g->where_file != NULL) put_where(t, "taken at", g->where_what, g->where_file, g->where_line);
-  } else if (strcmp(k, "yield-in-critical-section") == 0) {
+  } else if (kid == UVT_FINDING_YIELD_IN_CRITICAL_SECTION) {
     put_frames(t, "awaits at", &g->stack);
     if (g->where_file != NULL)
       put_where(t, "section", "begun", g->where_file, g->where_line);
