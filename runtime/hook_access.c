@@ -17,6 +17,10 @@ uint64_t uvt_hook_stack_overflow(const void *siginfo, const void *ucontext) {
 
 void uvt_hook_scan_at_exit(void) { uvt__scan_at_exit(); }
 
+void uvt_hook_stderr_line(const char *prefix, const char *text) {
+  uvt__stderr_line(prefix != NULL ? prefix : "", text != NULL ? text : "");
+}
+
 void uvt_hook_set_findings_log(int on) { uvt__findings_quiet = !on; }
 
 int uvt_hook_test_name(char *buf, size_t size) {

@@ -225,6 +225,12 @@ UVT_EXPORT void uvt_hook_set_findings_log(int on);
  * 1 if there was one, else 0.  Any thread. */
 UVT_EXPORT int uvt_hook_test_name(char *buf, size_t size);
 
+/* Write prefix and text to stderr as one line, control characters
+ * (C0, DEL, C1) shown as \xNN so that task names, messages and paths
+ * cannot drive the terminal; at most about 4 KiB.  Any thread; the
+ * runtime's own warnings go through it too. */
+UVT_EXPORT void uvt_hook_stderr_line(const char *prefix, const char *text);
+
 /* 1 in the debug library, 0 in the release one. */
 UVT_EXPORT int uvt_debug_build(void);
 
