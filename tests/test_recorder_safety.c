@@ -349,6 +349,21 @@ static void touch(const char *path) {
   close(fd);
 }
 
+/* issue 15 item 5: a program that recorded and exited leaves the .db
+ * alone, the WAL folded in: copying the file is enough. */
+Test(safety, a_finished_recording_leaves_no_wal) {
+  char wal[600], shm[600];
+  int status;
+  pid_t pid = start_prog("exec \"$0\" \"$1\"", SCENARIO, "never-awaited", db_path,
+                         "ASYNCIODEBUG_LOG=0");
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  expect_exit_0(status);
+  snprintf(wal, sizeof(wal), "%s-wal", db_path);
+  snprintf(shm, sizeof(shm), "%s-shm", db_path);
+  cr_expect(exists(db_path), "nothing was recorded");
+  cr_expect(!exists(wal) && !exists(shm), "-wal/-shm left behind");
+}
+
 /* item 7: four processes started together on one new file, round after
  * round: every process has its session, its finding and its object row. */
 Test(safety, processes_starting_together_all_record) {
@@ -367,14 +382,11 @@ Test(safety, processes_starting_together_all_record) {
       cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
       expect_exit_0(status);
     }
-    {
-      /* The last process to close folded the WAL in and removed it
-       * (checked before this test's own reads, which make an shm). */
-      char wal[700], shm[700];
-      snprintf(wal, sizeof(wal), "%s-wal", path);
-      snprintf(shm, sizeof(shm), "%s-shm", path);
-      cr_expect(!exists(wal) && !exists(shm), "round %d: -wal/-shm left behind", round);
-    }
+    /* No check that the -wal/-shm files are gone here: SQLite folds the
+     * WAL in only when the closing connection gets the exclusive lock,
+     * and two processes closing at the same instant can each see the
+     * other still open (CI saw it once in 40 rounds under ASan).  A
+     * process closing alone removes them (a_finished_recording_leaves_no_wal). */
     cr_expect_eq(q_int(path, "SELECT count(*) FROM sessions WHERE end_reason='exit'"), PROCS,
                  "round %d: %s", round, stderr_text());
     cr_expect_eq(q_int(path, "SELECT count(DISTINCT session_id) FROM findings"), PROCS,
