@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -329,4 +330,41 @@ sqlite3 *uvt__db_reopen(void) {
   }
   sqlite3_extended_result_codes(db, 1);
   return db;
+}
+
+/* Processes closing one file at the same instant can each see the other
+ * still open: SQLite folds the WAL into the file (and removes -wal and
+ * -shm) only for a close that gets the exclusive lock, so both would
+ * leave them behind.  Closes are taken in turn under a flock(2) of the
+ * database file: whoever closes last then sees nobody else and folds.
+ * flock locks are apart from the fcntl locks SQLite uses (on Linux; over
+ * NFS flock is emulated with fcntl locks, the wait below then times out
+ * and the close goes ahead as before).  A peer stopped inside its close
+ * (a debugger, ^Z) holds us up at most CLOSE_WAIT_MS. */
+#define CLOSE_WAIT_MS 1000
+
+int uvt__db_close_lock(void) {
+  struct stat st;
+  struct timespec pause = {0, 1000000};
+  int fd, waited;
+  if (opened == NULL) return -1;
+  fd = open(opened, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  /* Another file at that path now: not ours to lock. */
+  if (fstat(fd, &st) != 0 || st.st_dev != opened_dev || st.st_ino != opened_ino) {
+    close(fd);
+    return -1;
+  }
+  for (waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited++) {
+    if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= CLOSE_WAIT_MS) break;
+    nanosleep(&pause, NULL);
+  }
+  return fd;
+}
+
+void uvt__db_close_unlock(int fd) {
+  /* Closing the descriptor drops the flock; it would also drop any fcntl
+   * lock this process holds on the file, which is why it is closed only
+   * after SQLite's connection is. */
+  if (fd >= 0) close(fd);
 }

@@ -162,6 +162,14 @@ struct sqlite3 *uvt__db_open(void);
 /* Open again the file uvt__db_open opened last, if it is still the same
  * file (device and inode); NULL if not.  Checks nothing else. */
 struct sqlite3 *uvt__db_reopen(void);
+/* Around the final sqlite3_close of a recording: take in turn, among
+ * the processes recording into the same file, the close that may fold
+ * the WAL in (waits at most a second).  Returns a descriptor for
+ * uvt__db_close_unlock, which must come after the connection is closed;
+ * -1 (nothing held) when the file cannot be opened or is no longer the
+ * one recorded into. */
+int uvt__db_close_lock(void);
+void uvt__db_close_unlock(int fd);
 
 /* Open the database (created 0600, never through a symlink), check or
  * create the schema, insert this process's session row and start the

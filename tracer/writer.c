@@ -711,8 +711,15 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
   /* No checkpoint of our own: the last connection to close folds the WAL
    * into the main file and deletes the WAL and shm files (so copying the
    * .db alone is enough), and a peer still recording keeps them.  A
-   * TRUNCATE checkpoint here would wait for the peers' readers. */
-  sqlite3_close(db);
+   * TRUNCATE checkpoint here would wait for the peers' readers.  Peers
+   * closing at the same instant take turns (uvt__db_close_lock), or each
+   * could see the other open and none would fold the WAL in. */
+  {
+    int guard = uvt__db_close_lock();
+    /* A connection that failed to close still holds SQLite's fcntl locks,
+     * which closing the guard's descriptor would drop: keep it then. */
+    if (sqlite3_close(db) == SQLITE_OK) uvt__db_close_unlock(guard);
+  }
   db = NULL;
   if (wal_fd >= 0) close(wal_fd);
   wal_fd = -1;
