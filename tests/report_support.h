@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build_id.h"
 #include "schema.h"
 #include "uvtask.h"
 
@@ -326,5 +327,52 @@ static inline const char *preload_for_run(void) {
 #define NEEDS_DEBUG_LIB() ((void)0)
 #endif
 
+/* ---- this process's module map, for stacks of its own return addresses ---- */
+
+typedef struct {
+  sqlite3 *db;
+  const char *fake_build_id; /* for this executable, if not NULL */
+  const char *fake_path;
+} modctx_t;
+
+static inline int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  modctx_t *c = arg;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  char exe[4096];
+  const char *path = info->dlpi_name;
+  char *bid;
+  bool main_program = path == NULL || path[0] == '\0';
+  (void)size;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    if (info->dlpi_addr + ph->p_vaddr < lo) lo = info->dlpi_addr + ph->p_vaddr;
+    if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > hi)
+      hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+  }
+  if (hi == 0 || (!main_program && strncmp(path, "linux-vdso", 10) == 0)) return 0;
+  if (main_program) {
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    cr_assert_gt(n, 0);
+    exe[n] = '\0';
+    path = c->fake_path != NULL ? c->fake_path : exe;
+  }
+  bid = uvt__build_id_hex(info);
+  q(c->db, "INSERT INTO modules (session_id, path, build_id, base, lo, hi) VALUES "
+           "(1, ?1, ?2, ?3, ?4, ?5)", "ttiii", path,
+    main_program && c->fake_build_id != NULL ? c->fake_build_id : (bid != NULL ? bid : ""),
+    (long long)info->dlpi_addr, (long long)lo, (long long)hi);
+  free(bid);
+  return 0;
+}
+
+/* Session 1's module map: this process's modules (this executable under
+ * fake_path and with fake_build_id when they are not NULL), so that a
+ * return address of this test symbolises to its own source lines. */
+static inline void add_own_modules(sqlite3 *db, const char *fake_build_id,
+                                   const char *fake_path) {
+  modctx_t c = {db, fake_build_id, fake_path};
+  cr_assert_eq(dl_iterate_phdr(module_cb, &c), 0);
+}
 
 #endif

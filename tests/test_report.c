@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include "schema.h"
-#include "build_id.h"
 #include "uvtask.h"
 
 extern char **environ;
@@ -677,52 +676,14 @@ static __attribute__((noinline)) uint64_t symbolised_here(int *line) {
   return pc;
 }
 
-typedef struct {
-  sqlite3 *db;
-  const char *fake_build_id; /* for this executable, if not NULL */
-  const char *fake_path;
-} modctx_t;
-
-static int module_cb(struct dl_phdr_info *info, size_t size, void *arg) {
-  modctx_t *c = arg;
-  uint64_t lo = UINT64_MAX, hi = 0;
-  char exe[4096];
-  const char *path = info->dlpi_name;
-  char *bid;
-  bool main_program = path == NULL || path[0] == '\0';
-  (void)size;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD) continue;
-    if (info->dlpi_addr + ph->p_vaddr < lo) lo = info->dlpi_addr + ph->p_vaddr;
-    if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > hi)
-      hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-  }
-  if (hi == 0 || (!main_program && strncmp(path, "linux-vdso", 10) == 0)) return 0;
-  if (main_program) {
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    cr_assert_gt(n, 0);
-    exe[n] = '\0';
-    path = c->fake_path != NULL ? c->fake_path : exe;
-  }
-  bid = uvt__build_id_hex(info);
-  q(c->db, "INSERT INTO modules (session_id, path, build_id, base, lo, hi) VALUES "
-           "(1, ?1, ?2, ?3, ?4, ?5)", "ttiii", path,
-    main_program && c->fake_build_id != NULL ? c->fake_build_id : (bid != NULL ? bid : ""),
-    (long long)info->dlpi_addr, (long long)lo, (long long)hi);
-  free(bid);
-  return 0;
-}
-
 /* A database whose never-awaited coroutine was created at symbolised_here. */
 static int symbol_db(const char *path, const char *fake_build_id, const char *fake_path) {
   sqlite3 *h = db_create(path, false);
-  modctx_t c = {h, fake_build_id, fake_path};
   int line;
   uint64_t pcs[2];
   pcs[0] = symbolised_here(&line);
   pcs[1] = 0x10; /* an address no module covers */
-  cr_assert_eq(dl_iterate_phdr(module_cb, &c), 0);
+  add_own_modules(h, fake_build_id, fake_path);
   q(h, "INSERT INTO stacks (session_id, id, pcs) VALUES (1, 1, ?1)", "b", pcs,
     (int)sizeof(pcs));
   add_object(h, 1, 1, "coroutine", "probe", "tests/test_report.c", line, 0);
