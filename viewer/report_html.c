@@ -6,7 +6,7 @@
  * as blocks, slow steps in red with their duration as a tooltip).  A
  * Content-Security-Policy forbids scripts and remote loads outright, as a
  * second line behind the escaping: every string that came from the
- * database goes through esc(), in text and in attributes alike.
+ * database goes through uvt__html_esc(), in text and in attributes alike.
  *
  * The DOM for machines: each group of findings is a
  * <section class="finding" data-kind=".." data-count="N">, so the number
@@ -24,7 +24,7 @@
 #define LABEL_W 240
 #define ROW_H 16
 
-static void esc(FILE *o, const char *s) {
+void uvt__html_esc(FILE *o, const char *s) {
   for (; s != NULL && *s != '\0'; s++) {
     switch (*s) {
     case '&': fputs("&amp;", o); break;
@@ -39,8 +39,8 @@ static void esc(FILE *o, const char *s) {
   }
 }
 
-static void esc_loc(FILE *o, const char *file, int line) {
-  esc(o, uvt__display_path(file));
+void uvt__html_esc_loc(FILE *o, const char *file, int line) {
+  uvt__html_esc(o, uvt__display_path(file));
   if (line > 0) fprintf(o, ":%d", line);
 }
 
@@ -70,11 +70,11 @@ static void frames_table(FILE *o, const uvt__frames_t *fr) {
   for (i = 0; i < fr->n; i++) {
     const uvt__frame_t *f = fr->v[i];
     fputs("<tr><td>", o);
-    esc(o, f->trusted && f->function != NULL ? f->function : "??");
+    uvt__html_esc(o, f->trusted && f->function != NULL ? f->function : "??");
     fputs("</td><td>", o);
-    if (f->trusted && f->file != NULL) esc_loc(o, f->file, f->line);
+    if (f->trusted && f->file != NULL) uvt__html_esc_loc(o, f->file, f->line);
     else if (f->module != NULL) {
-      esc(o, basename_of(f->module));
+      uvt__html_esc(o, basename_of(f->module));
       fprintf(o, "+0x%llx", (unsigned long long)f->offset);
     } else {
       fprintf(o, "0x%llx (no module)", (unsigned long long)f->pc);
@@ -86,12 +86,12 @@ static void frames_table(FILE *o, const uvt__frames_t *fr) {
 }
 
 /* A stack that expands: the summary names its first frame. */
-static void stack_details(FILE *o, const char *label, const uvt__frames_t *fr, bool open) {
+void uvt__html_stack(FILE *o, const char *label, const uvt__frames_t *fr, bool open) {
   const uvt__frame_t *f;
   if (fr->n == 0) return;
   f = fr->v[0];
   fprintf(o, "<details%s><summary>%s <code>", open ? " open" : "", label);
-  esc(o, f->trusted && f->function != NULL ? f->function : "??");
+  uvt__html_esc(o, f->trusted && f->function != NULL ? f->function : "??");
   fputs("</code>", o);
   if (fr->n > 1) fprintf(o, " <span class=\"muted\">(%d frames)</span>", fr->n);
   fputs("</summary>", o);
@@ -103,12 +103,12 @@ static void fact(FILE *o, const char *label, const char *what, const char *file,
   fprintf(o, "<div class=\"facts\">%s ", label);
   if (what != NULL) {
     fputs("<code>", o);
-    esc(o, what);
+    uvt__html_esc(o, what);
     fputs("</code>", o);
   }
   if (file != NULL) {
     fputs(what != NULL ? " at <code>" : "<code>", o);
-    esc_loc(o, file, line);
+    uvt__html_esc_loc(o, file, line);
     fputs("</code>", o);
   }
   fputs("</div>\n", o);
@@ -120,7 +120,7 @@ static void chain(FILE *o, const uvt__group_t *g) {
     const uvt__objref_t *p = &g->chain[i];
     char *w = uvt__obj_words(p);
     fputs("<div class=\"facts muted\">", o);
-    esc(o, w);
+    uvt__html_esc(o, w);
     free(w);
     if (!p->found) {
       fputs(": not in the recording: it ended before the recorder kept a row for "
@@ -129,12 +129,12 @@ static void chain(FILE *o, const uvt__group_t *g) {
     }
     fputs(p->kind != NULL && strcmp(p->kind, "task") == 0 ? " spawned at <code>"
                                                           : " created at <code>", o);
-    esc_loc(o, p->file, p->line);
+    uvt__html_esc_loc(o, p->file, p->line);
     fputs("</code>", o);
     if (p->parent_id > 0 && i + 1 < g->nchain) {
       char *pw = uvt__obj_words(&g->chain[i + 1]);
       fputs(" by ", o);
-      esc(o, pw);
+      uvt__html_esc(o, pw);
       free(pw);
     } else if (p->parent_id <= 0) {
       fputs(" outside any task", o);
@@ -147,12 +147,12 @@ static void ref_html(FILE *o, const uvt__objref_t *r, const char *name) {
   char *w;
   if (!r->found && name != NULL) {
     fputs("task '", o);
-    esc(o, name);
+    uvt__html_esc(o, name);
     fputs("'", o);
     return;
   }
   w = uvt__obj_words(r);
-  esc(o, w);
+  uvt__html_esc(o, w);
   free(w);
 }
 
@@ -167,11 +167,11 @@ static void members_html(FILE *o, const uvt__group_t *g) {
     ref_html(o, &m->obj, m->name);
     if (m->obj.found && m->obj.file != NULL) {
       fputs(" <span class=\"muted\">created at <code>", o);
-      esc_loc(o, m->obj.file, m->obj.line);
+      uvt__html_esc_loc(o, m->obj.file, m->obj.line);
       fputs("</code></span>", o);
     }
     fputs(" waits for <code>", o);
-    esc(o, m->wait != NULL ? m->wait : "?");
+    uvt__html_esc(o, m->wait != NULL ? m->wait : "?");
     fputs("</code>", o);
     if (m->waits_on.id > 0) {
       fputc(' ', o);
@@ -182,16 +182,16 @@ static void members_html(FILE *o, const uvt__group_t *g) {
       ref_html(o, &m->held_by, NULL);
       if (m->acquire_file != NULL) {
         fputs(", taken at <code>", o);
-        esc_loc(o, m->acquire_file, m->acquire_line);
+        uvt__html_esc_loc(o, m->acquire_file, m->acquire_line);
         fputs("</code>", o);
       }
     }
     if (m->where_file != NULL) {
       fputs("; parked at <code>", o);
-      esc_loc(o, m->where_file, m->where_line);
+      uvt__html_esc_loc(o, m->where_file, m->where_line);
       fputs("</code>", o);
     }
-    stack_details(o, "parked stack:", &m->stack, false);
+    uvt__html_stack(o, "parked stack:", &m->stack, false);
     fputs("</li>\n", o);
   }
   fputs("</ol>\n", o);
@@ -204,65 +204,65 @@ static void group_html(FILE *o, const uvt__group_t *g) {
    * from a newer or crafted file is UVT_FINDING_NONE: shown generically. */
   uvt_finding_kind_t kid = uvt_finding_kind_parse(g->kind);
   fputs("<section class=\"finding\" data-kind=\"", o);
-  esc(o, k);
+  uvt__html_esc(o, k);
   fprintf(o, "\" data-count=\"%lld\">\n<p class=\"diag\"><span class=\"loc\">",
           (long long)g->count);
-  if (g->file != NULL) esc_loc(o, g->file, g->line);
+  if (g->file != NULL) uvt__html_esc_loc(o, g->file, g->line);
   else fputs("uvtask", o);
   fputs(":</span> <span class=\"warn\">warning:</span> ", o);
-  esc(o, g->message != NULL ? g->message : k);
+  uvt__html_esc(o, g->message != NULL ? g->message : k);
   fputs(" <span class=\"kind\">[", o);
-  esc(o, k);
+  uvt__html_esc(o, k);
   fprintf(o, "]</span> <span class=\"count\">\xc3\x97%s</span>", uvt__fmt_count(g->count, b1));
   if (g->nsessions > 1) fprintf(o, " in %d sessions", g->nsessions);
   fputs("</p>\n", o);
-  if (g->created.n > 0) stack_details(o, "created at", &g->created, true);
+  if (g->created.n > 0) uvt__html_stack(o, "created at", &g->created, true);
   chain(o, g);
   if (kid == UVT_FINDING_PENDING_AT_EXIT) {
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "parked in", g->where_what, g->where_file, g->where_line);
     else fact(o, "never started", NULL, NULL, 0);
-    stack_details(o, "parked stack:", &g->stack, false);
+    uvt__html_stack(o, "parked stack:", &g->stack, false);
   } else if (kid == UVT_FINDING_SLOW_CALLBACK) {
     fprintf(o, "<div class=\"facts\">blocked the loop %s time%s, max %s, p50 %s</div>\n",
             uvt__fmt_count((int64_t)g->ndurs, b1), g->ndurs == 1 ? "" : "s",
             uvt__fmt_dur(g->max_ns, b2), uvt__fmt_dur(g->p50_ns, b3));
-    stack_details(o, "blocked in", &g->stack, true);
+    uvt__html_stack(o, "blocked in", &g->stack, true);
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "until", g->where_what, g->where_file, g->where_line);
   } else if (kid == UVT_FINDING_UNRETRIEVED_ERROR) {
     fputs("<div class=\"facts\">error ", o);
     if (g->has_status) {
       fprintf(o, "<code>%d</code> (", g->status);
-      esc(o, uvt_strerror(g->status));
+      uvt__html_esc(o, uvt_strerror(g->status));
       fputs(")", o);
     }
     if (g->error != NULL) {
       fputs(": <code>", o);
-      esc(o, g->error);
+      uvt__html_esc(o, g->error);
       fputs("</code>", o);
     }
     fputs("</div>\n", o);
     if (g->fail_file != NULL) fact(o, "raised at", NULL, g->fail_file, g->fail_line);
-    stack_details(o, "raised in", g->fail.n > 0 ? &g->fail : &g->stack, false);
+    uvt__html_stack(o, "raised in", g->fail.n > 0 ? &g->fail : &g->stack, false);
   } else if (kid == UVT_FINDING_LOCK_ORDER_INVERSION) {
-    stack_details(o, "this order:", &g->stack, true);
+    uvt__html_stack(o, "this order:", &g->stack, true);
     if (g->where_file != NULL) fact(o, "the other order took the held lock at", NULL,
                                     g->where_file, g->where_line);
-    stack_details(o, "other order:", &g->stack2, false);
+    uvt__html_stack(o, "other order:", &g->stack2, false);
   } else if (kid == UVT_FINDING_LOCK_HELD_ACROSS_AWAIT) {
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "parked in", g->where_what, g->where_file, g->where_line);
-    stack_details(o, "parked stack:", &g->stack, false);
+    uvt__html_stack(o, "parked stack:", &g->stack, false);
   } else if (kid == UVT_FINDING_YIELD_IN_CRITICAL_SECTION) {
-    stack_details(o, "awaits in", &g->stack, true);
+    uvt__html_stack(o, "awaits in", &g->stack, true);
     if (g->where_file != NULL) fact(o, "section begun at", NULL, g->where_file, g->where_line);
-    stack_details(o, "section begun in", &g->stack2, false);
+    uvt__html_stack(o, "section begun in", &g->stack2, false);
   } else {
     if (g->where_what != NULL || g->where_file != NULL)
       fact(o, "at", g->where_what, g->where_file, g->where_line);
-    stack_details(o, "stack:", &g->stack, false);
-    stack_details(o, "also:", &g->stack2, false);
+    uvt__html_stack(o, "stack:", &g->stack, false);
+    uvt__html_stack(o, "also:", &g->stack2, false);
   }
   members_html(o, g);
   fputs("</section>\n", o);
@@ -320,14 +320,14 @@ static void timeline(FILE *o, const uvt__session_t *s) {
     double x1 = xpos(r->ended_ns > 0 ? r->ended_ns : t1, t0, t1), last = -1;
     char *w = uvt__obj_words(&r->obj);
     fprintf(o, "<g><text x=\"2\" y=\"%.1f\"%s>", y + 11, r->in_finding ? " class=\"frow\"" : "");
-    esc(o, w);
+    uvt__html_esc(o, w);
     fputs("</text><rect class=\"", o);
     fputs(r->ended_ns > 0 ? "life" : "open", o);
     fprintf(o, "\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"4\"><title>", x0, y + 5,
             x1 - x0 > 0.5 ? x1 - x0 : 0.5);
-    esc(o, w);
+    uvt__html_esc(o, w);
     fputs(" created at ", o);
-    esc_loc(o, r->obj.file, r->obj.line);
+    uvt__html_esc_loc(o, r->obj.file, r->obj.line);
     fputs(r->ended_ns > 0 ? "" : ", still alive at the end", o);
     fputs("</title></rect>", o);
     free(w);
@@ -357,7 +357,7 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
   struct tm tm;
   int i;
   fprintf(o, "<section class=\"session\"><h3>session %lld <code>", (long long)s->pid);
-  esc(o, s->argv);
+  uvt__html_esc(o, s->argv);
   fputs("</code></h3>\n<div>", o);
   if (localtime_r(&sec, &tm) != NULL && strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) > 0)
     fprintf(o, "started %s", when);
@@ -371,11 +371,11 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
     if (s->crash_task.id > 0) {
       char *w = uvt__obj_words(&s->crash_task);
       fputs(" in ", o);
-      esc(o, w);
+      uvt__html_esc(o, w);
       free(w);
       if (s->crash_task.file != NULL) {
         fputs(" (<code>", o);
-        esc_loc(o, s->crash_task.file, s->crash_task.line);
+        uvt__html_esc_loc(o, s->crash_task.file, s->crash_task.line);
         fputs("</code>)", o);
       }
     }
@@ -384,12 +384,12 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
   }
   if (r->ninputs > 1) {
     fputs(" \xc2\xb7 <code>", o);
-    esc(o, r->inputs[s->input]);
+    uvt__html_esc(o, r->inputs[s->input]);
     fputs("</code>", o);
   }
   if (s->test_name != NULL) {
     fputs(" \xc2\xb7 test <code>", o);
-    esc(o, s->test_name);
+    uvt__html_esc(o, s->test_name);
     fputs("</code>", o);
   }
   fprintf(o, "</div>\n<div>%s objects created, %s peak live tasks \xc2\xb7 ",
@@ -397,7 +397,7 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
   if (s->nkinds == 0) fputs("no findings", o);
   for (i = 0; i < s->nkinds; i++) {
     fprintf(o, "%s%s ", i > 0 ? ", " : "findings: ", uvt__fmt_count(s->kinds[i].n, b1));
-    esc(o, s->kinds[i].kind);
+    uvt__html_esc(o, s->kinds[i].kind);
   }
   if (s->shed > 0) fprintf(o, " \xc2\xb7 %s timeline events shed", uvt__fmt_count(s->shed, b1));
   if (s->lost > 0)
@@ -424,7 +424,7 @@ void uvt__html_write(FILE *o, const uvt__report_t *r) {
   fputs(" in <code>", o);
   for (i = 0; i < r->ninputs; i++) {
     if (i > 0) fputs("</code>, <code>", o);
-    esc(o, r->inputs[i]);
+    uvt__html_esc(o, r->inputs[i]);
   }
   fputs("</code>.</p>\n<h2>Findings</h2>\n", o);
   for (i = 0; i < r->ngroups; i++) group_html(o, r->groups[i]);
@@ -432,7 +432,7 @@ void uvt__html_write(FILE *o, const uvt__report_t *r) {
   notes = uvt__sym_notes(r->sym, &nnotes);
   for (i = 0; i < nnotes; i++) {
     fputs("<p class=\"muted\">note: ", o);
-    esc(o, notes[i]);
+    uvt__html_esc(o, notes[i]);
     fputs("</p>\n", o);
   }
   fputs("<h2>Sessions</h2>\n", o);

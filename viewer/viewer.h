@@ -331,6 +331,14 @@ void uvt__text_write(FILE *out, const uvt__report_t *r, bool color);
 /* 0, or -1 if jansson failed (out of memory). */
 int uvt__json_write(FILE *out, const uvt__report_t *r);
 void uvt__html_write(FILE *out, const uvt__report_t *r);
+/* report_html.c, for the HTML writer's other files.  Every string from a
+ * database goes through uvt__html_esc (text and attributes alike: it
+ * escapes & < > " ' and control characters). */
+void uvt__html_esc(FILE *o, const char *s);
+void uvt__html_esc_loc(FILE *o, const char *file, int line); /* "f.c:12" */
+/* A stack that expands (<details>), its summary naming the first frame;
+ * nothing for an empty stack.  `label` is markup, not escaped. */
+void uvt__html_stack(FILE *o, const char *label, const uvt__frames_t *fr, bool open);
 
 /* `uvtask export --chrome-trace OUT FILE...`: exit status (0 written, 2
  * an input could not be read or OUT not written). */
