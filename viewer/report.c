@@ -18,6 +18,11 @@
  * input happen inside one read transaction: a writer still appending to
  * the file cannot make the counts and the rows disagree.
  *
+ * Findings about objects on the uvt_leaks_ignore list (findings.ignored)
+ * are read too, into groups of their own flagged `ignored`: the writers
+ * show them marked, and neither the totals nor the exit status count them.
+ * Sessions are then ordered with findings first (uvt__report_t).
+ *
  * Groups with the same key in several inputs are merged; the
  * representative is the first input's (the longest-blocking finding for
  * slow-callback).
@@ -32,18 +37,22 @@
 #define MAX_PCS 64
 #define MAX_MEMBERS 64 /* members shown per finding (a crafted file may hold more) */
 
-/* The parked site, as part of a group's key, for the kinds that part by
- * it; NULL for the others (then it groups as one value). */
+/* The rest of a group's key after kind, file, line: the parked site, for
+ * the kinds that part by it (NULL for the others: then it groups as one
+ * value), and whether the findings are ignored ones (objects on the
+ * uvt_leaks_ignore list), which are shown flagged and apart, never mixed
+ * into a counted group. */
 #define WHERE_KEY                                                           \
   "CASE WHEN f.kind = 'pending-at-exit' THEN f.where_file END, "            \
-  "CASE WHEN f.kind = 'pending-at-exit' THEN f.where_line END"
+  "CASE WHEN f.kind = 'pending-at-exit' THEN f.where_line END, "            \
+  "ifnull(f.ignored, 0) <> 0"
 
-/* The findings a report shows: selected sessions, kinds, durations. */
+/* The findings a report shows: selected sessions, kinds, durations.
+ * Ignored findings are shown too (flagged: WHERE_KEY). */
 #define FILTER                                                             \
   " f.session_id IN (SELECT id FROM temp.uvt_sel)"                         \
   " AND (?1 = 0 OR f.kind IN (SELECT kind FROM temp.uvt_kinds))"           \
-  " AND (f.duration_ns IS NULL OR f.duration_ns >= ?2)"                     \
-  " AND ifnull(f.ignored, 0) = 0"
+  " AND (f.duration_ns IS NULL OR f.duration_ns >= ?2)"
 
 typedef struct {
   uvt__report_t *r;
@@ -366,19 +375,21 @@ static void load_crash_tasks(loader_t *L) {
 /* ---- groups ------------------------------------------------------------------------- */
 
 static char *group_key(const char *kind, const char *file, bool file_null, int line,
-                       const char *wfile, bool wfile_null, int wline, size_t *len) {
-  char *k = uvt__xasprintf("%s%c%c%s%c%d%c%c%s%c%d", kind != NULL ? kind : "", 0,
+                       const char *wfile, bool wfile_null, int wline, bool ignored,
+                       size_t *len) {
+  char *k = uvt__xasprintf("%s%c%c%s%c%d%c%c%s%c%d%c%c", kind != NULL ? kind : "", 0,
                            file_null ? 'N' : 'F', file != NULL ? file : "", 0, line, 0,
-                           wfile_null ? 'N' : 'F', wfile != NULL ? wfile : "", 0, wline);
+                           wfile_null ? 'N' : 'F', wfile != NULL ? wfile : "", 0, wline,
+                           0, ignored ? 'I' : 'C');
   int part;
   *len = 0;
-  for (part = 0; part < 4; part++) *len += strlen(k + *len) + 1;
+  for (part = 0; part < 5; part++) *len += strlen(k + *len) + 1;
   *len += strlen(k + *len);
   return k;
 }
 
 /* The group of the current row: kind, file, line in columns 0-2, the
- * WHERE_KEY columns at `wcol`, `wcol` + 1. */
+ * WHERE_KEY columns at `wcol`, `wcol` + 1, `wcol` + 2. */
 static uvt__group_t *group_lookup(loader_t *L, sqlite3_stmt *st, int wcol, bool create,
                                   bool *created) {
   size_t len;
@@ -388,7 +399,7 @@ static uvt__group_t *group_lookup(loader_t *L, sqlite3_stmt *st, int wcol, bool 
   char *key = group_key(kind, file, sqlite3_column_type(st, 1) == SQLITE_NULL,
                         col_int(st, 2), wfile,
                         sqlite3_column_type(st, wcol) == SQLITE_NULL,
-                        col_int(st, wcol + 1), &len);
+                        col_int(st, wcol + 1), col_i64(st, wcol + 2) != 0, &len);
   uvt__group_t *g, **slot;
   if (!create) {
     g = uvt__map_get(L->groups, key, len);
@@ -403,6 +414,7 @@ static uvt__group_t *group_lookup(loader_t *L, sqlite3_stmt *st, int wcol, bool 
     g->kind = uvt__col_text(st, 0);
     g->file = uvt__col_text(st, 1);
     g->line = col_int(st, 2);
+    g->ignored = col_i64(st, wcol + 2) != 0;
   }
   return *slot;
 }
@@ -426,8 +438,13 @@ static void load_groups(loader_t *L) {
     int64_t n = col_i64(st, 4), first = col_i64(st, 5);
     g->count += n;
     g->nsessions++;
-    r->total += n;
-    if (s != NULL && g->kind != NULL) count_kind(L, s, g->kind, n);
+    if (g->ignored) {
+      r->nignored += n;
+      if (s != NULL) s->nignored += n;
+    } else {
+      r->total += n;
+      if (s != NULL && g->kind != NULL) count_kind(L, s, g->kind, n);
+    }
     if (created) {
       if (r->ngroups == r->capgroups) {
         r->capgroups = r->capgroups ? r->capgroups * 2 : 64;
@@ -659,7 +676,8 @@ static void load_snapshot_tasks(loader_t *L, uvt__session_t *s, uvt__snapshot_t 
     t->awaiters = uvt__col_text(st, 12);
     t->where_line = col_int(st, 13);
     t->line = col_int(st, 14);
-    load_stack(L, s, col_i64(st, 15), &t->stack);
+    t->stack_id = col_i64(st, 15);
+    load_stack(L, s, t->stack_id, &t->stack);
   }
   sqlite3_finalize(st);
 }
@@ -772,12 +790,24 @@ static int strcmp_null(const char *a, const char *b) {
 
 static int by_kind_site(const void *a, const void *b) {
   const uvt__group_t *x = *(uvt__group_t *const *)a, *y = *(uvt__group_t *const *)b;
-  int c = uvt__kind_rank(x->kind) - uvt__kind_rank(y->kind);
+  int c = (int)x->ignored - (int)y->ignored; /* counted ones first */
+  if (c == 0) c = uvt__kind_rank(x->kind) - uvt__kind_rank(y->kind);
   if (c == 0) c = strcmp_null(x->kind, y->kind);
   if (c == 0) c = strcmp_null(x->file, y->file);
   if (c == 0) c = (x->line > y->line) - (x->line < y->line);
   if (c == 0) c = strcmp_null(x->where_file, y->where_file);
   if (c == 0) c = (x->where_line > y->where_line) - (x->where_line < y->where_line);
+  return c;
+}
+
+/* Sessions with findings first, then the oldest; input and id make the
+ * order total (qsort is not stable). */
+static int by_findings_start(const void *a, const void *b) {
+  const uvt__session_t *x = *(uvt__session_t *const *)a, *y = *(uvt__session_t *const *)b;
+  int c = (y->nfindings > 0) - (x->nfindings > 0);
+  if (c == 0) c = (x->start_ns > y->start_ns) - (x->start_ns < y->start_ns);
+  if (c == 0) c = (x->input > y->input) - (x->input < y->input);
+  if (c == 0) c = (x->id > y->id) - (x->id < y->id);
   return c;
 }
 
@@ -804,6 +834,9 @@ int uvt__report_load(uvt__report_t *r, const char *const *paths, int n,
     }
   }
   if (r->ngroups > 1) qsort(r->groups, (size_t)r->ngroups, sizeof(*r->groups), by_kind_site);
+  for (i = 0; i < r->ngroups; i++) r->nignored_groups += r->groups[i]->ignored;
+  if (r->nsessions > 1)
+    qsort(r->sessions, (size_t)r->nsessions, sizeof(*r->sessions), by_findings_start);
   for (i = 0; i < r->nsessions; i++) {
     uvt__session_t *s = r->sessions[i];
     /* Only a session that ended normally can have recorded nothing: one
@@ -829,9 +862,11 @@ int uvt__report_status(const uvt__report_t *r, const uvt__filter_t *f) {
   /* Rows the recorder knew of but could not store: never a clean run. */
   for (i = 0; i < r->nsessions; i++)
     if (r->sessions[i]->lost > 0) return UVT__EXIT_FINDINGS;
-  for (i = 0; i < r->ngroups; i++)
+  for (i = 0; i < r->ngroups; i++) {
+    if (r->groups[i]->ignored) continue; /* expected to outlive the run */
     if (f->nfail_on == 0 || uvt__in_list(f->fail_on, f->nfail_on, r->groups[i]->kind))
       return UVT__EXIT_FINDINGS;
+  }
   return UVT__EXIT_CLEAN;
 }
 
@@ -884,6 +919,8 @@ void uvt__report_free(uvt__report_t *r) {
     free(s->kinds);
     for (k = 0; k < s->nrows; k++) {
       objref_free(&s->rows[k].obj);
+      free(s->rows[k].parked_file);
+      free(s->rows[k].parked_what);
       free(s->rows[k].steps);
     }
     free(s->rows);

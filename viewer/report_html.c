@@ -3,7 +3,10 @@
  * page to attach to a bug report.  No script, no network: the styles are
  * inline, stacks expand with <details>, and the timeline of each session
  * is an inline SVG (one row per task: its life as a thin bar, its steps
- * as blocks, slow steps in red with their duration as a tooltip).  A
+ * as blocks, slow steps in red with their duration as a tooltip, a green
+ * mark where the task was last seen parked, with the site as a tooltip),
+ * with a legend of those marks under it; then the session's snapshots of
+ * its tasks (report_html_snap.c).  Sessions with findings come first.  A
  * Content-Security-Policy forbids scripts and remote loads outright, as a
  * second line behind the escaping: every string that came from the
  * database goes through uvt__html_esc(), in text and in attributes alike.
@@ -11,6 +14,9 @@
  * The DOM for machines: each group of findings is a
  * <section class="finding" data-kind=".." data-count="N">, so the number
  * of findings on the page is the sum of data-count, as "total" in JSON.
+ * A group of ignored findings (objects on the uvt_leaks_ignore list) is a
+ * <section class="finding-ignored" data-kind=".." data-ignored-count="N">,
+ * labelled "ignored": shown, but outside that sum, as outside "total".
  */
 #include "viewer.h"
 #include "uvtask/kinds.h"
@@ -62,7 +68,13 @@ static const char style[] =
     "summary{cursor:pointer}.facts{margin:.2em 0 .2em 1.5em}"
     "svg text{font:11px ui-monospace,monospace}"
     ".life{fill:#cfd8e3}.open{fill:#f3c98b}.step{fill:#3b6ea8}.slow{fill:#d62728}"
-    ".frow{fill:#b00;font-weight:bold}.axis{stroke:#999}";
+    ".frow{fill:#b00;font-weight:bold}.axis{stroke:#999}.park{fill:#2a9d3a}"
+    ".legend{margin:.3em 0;color:#444}.legend .key{white-space:nowrap}"
+    ".legend svg{vertical-align:middle;margin:0 .3em 0 1em}"
+    ".finding-ignored{margin:1em 0;padding:.5em 1em;border-left:4px solid #999;"
+    "background:#f6f6f6;color:#555}"
+    ".ignored{background:#999;color:#fff;border-radius:3px;padding:0 .4em;font-size:12px}"
+    ".snapshot{margin:.5em 0}.sgroup{margin:.4em 0 .4em 1.5em}";
 
 static void frames_table(FILE *o, const uvt__frames_t *fr) {
   int i;
@@ -203,13 +215,18 @@ static void group_html(FILE *o, const uvt__group_t *g) {
   /* Dispatch on the kinds table, not on strings; an unknown kind
    * from a newer or crafted file is UVT_FINDING_NONE: shown generically. */
   uvt_finding_kind_t kid = uvt_finding_kind_parse(g->kind);
-  fputs("<section class=\"finding\" data-kind=\"", o);
+  /* An ignored group is another class, and its count another attribute,
+   * so that the sum of data-count over .finding stays the JSON "total". */
+  fputs(g->ignored ? "<section class=\"finding-ignored\" data-kind=\""
+                   : "<section class=\"finding\" data-kind=\"", o);
   uvt__html_esc(o, k);
-  fprintf(o, "\" data-count=\"%lld\">\n<p class=\"diag\"><span class=\"loc\">",
-          (long long)g->count);
+  fprintf(o, "\" %s=\"%lld\">\n<p class=\"diag\"><span class=\"loc\">",
+          g->ignored ? "data-ignored-count" : "data-count", (long long)g->count);
   if (g->file != NULL) uvt__html_esc_loc(o, g->file, g->line);
   else fputs("uvtask", o);
-  fputs(":</span> <span class=\"warn\">warning:</span> ", o);
+  fputs(g->ignored ? ":</span> <span class=\"ignored\" title=\"on the uvt_leaks_ignore "
+                     "list: not counted\">ignored</span> "
+                   : ":</span> <span class=\"warn\">warning:</span> ", o);
   uvt__html_esc(o, g->message != NULL ? g->message : k);
   fputs(" <span class=\"kind\">[", o);
   uvt__html_esc(o, k);
@@ -282,6 +299,47 @@ static double xpos(int64_t t, int64_t t0, int64_t t1) {
   return LABEL_W + f * (SVG_W - LABEL_W - 10);
 }
 
+/* ", last seen parked at f.c:12 in uvt_sleep" for a tooltip. */
+static void parked_words(FILE *o, const uvt__tl_row_t *r) {
+  if (r->parked_file == NULL) return;
+  fputs(", last seen parked at ", o);
+  uvt__html_esc_loc(o, r->parked_file, r->parked_line);
+  if (r->parked_what != NULL) {
+    fputs(" in ", o);
+    uvt__html_esc(o, r->parked_what);
+  }
+}
+
+/* What each mark of the timeline means, each beside a copy of the mark
+ * (class "lg" too: a count of a mark's class counts the drawn ones). */
+static void legend(FILE *o, const uvt__session_t *s) {
+  static const struct {
+    const char *mark, *words;
+  } keys[] = {
+      {"<rect class=\"life lg\" x=\"0\" y=\"5\" width=\"24\" height=\"4\"/>",
+       "a task's life, from its creation to its end"},
+      {"<rect class=\"open lg\" x=\"0\" y=\"5\" width=\"24\" height=\"4\"/>",
+       "a task still alive when the session ended"},
+      {"<rect class=\"step lg\" x=\"6\" y=\"2\" width=\"12\" height=\"10\"/>",
+       "a step: the task ran"},
+      {"<rect class=\"slow lg\" x=\"6\" y=\"1\" width=\"12\" height=\"12\"/>",
+       "a slow step: it blocked the loop"},
+      {"<path class=\"park lg\" d=\"M12 1l4 6l-4 6l-4 -6z\"/>",
+       "where the task was last seen parked (a snapshot or a finding)"},
+      {"<text class=\"frow lg\" x=\"0\" y=\"11\">task</text>",
+       "a task involved in a finding"},
+  };
+  size_t i;
+  fputs("<div class=\"legend\">", o);
+  for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+    fprintf(o, "<span class=\"key\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"26\" "
+               "height=\"14\" aria-hidden=\"true\">%s</svg>%s</span>",
+            keys[i].mark, keys[i].words);
+  if (s->slow_ms > 0) fprintf(o, " (slow: over %d ms; hover for times and sites)", s->slow_ms);
+  else fputs(" (hover for times and sites)", o);
+  fputs("</div>\n", o);
+}
+
 static void timeline(FILE *o, const uvt__session_t *s) {
   int64_t t0 = s->start_ns, t1 = s->end_ns;
   int i, k, h;
@@ -317,6 +375,7 @@ static void timeline(FILE *o, const uvt__session_t *s) {
   for (i = 0; i < s->nrows; i++) {
     uvt__tl_row_t *r = &s->rows[i];
     double y = i * ROW_H + 2, x0 = xpos(r->created_ns, t0, t1);
+    double px = xpos(r->parked_ns, t0, t1);
     double x1 = xpos(r->ended_ns > 0 ? r->ended_ns : t1, t0, t1), last = -1;
     char *w = uvt__obj_words(&r->obj);
     fprintf(o, "<g><text x=\"2\" y=\"%.1f\"%s>", y + 11, r->in_finding ? " class=\"frow\"" : "");
@@ -329,8 +388,8 @@ static void timeline(FILE *o, const uvt__session_t *s) {
     fputs(" created at ", o);
     uvt__html_esc_loc(o, r->obj.file, r->obj.line);
     fputs(r->ended_ns > 0 ? "" : ", still alive at the end", o);
+    parked_words(o, r);
     fputs("</title></rect>", o);
-    free(w);
     if (r->nsteps > 1) qsort(r->steps, (size_t)r->nsteps, sizeof(*r->steps), by_start);
     for (k = 0; k < r->nsteps; k++) {
       const uvt__step_t *st = &r->steps[k];
@@ -346,9 +405,18 @@ static void timeline(FILE *o, const uvt__session_t *s) {
         last = b;
       }
     }
+    if (r->parked_file != NULL) {
+      fprintf(o, "<path class=\"park\" d=\"M%.1f %.1fl4 6l-4 6l-4 -6z\"><title>", px, y + 1);
+      uvt__html_esc(o, w);
+      parked_words(o, r);
+      fputs("</title></path>", o);
+    }
+    free(w);
     fputs("</g>\n", o);
   }
-  fputs("</svg></details>\n", o);
+  fputs("</svg>\n", o);
+  legend(o, s);
+  fputs("</details>\n", o);
 }
 
 static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *s) {
@@ -399,19 +467,22 @@ static void session_html(FILE *o, const uvt__report_t *r, const uvt__session_t *
     fprintf(o, "%s%s ", i > 0 ? ", " : "findings: ", uvt__fmt_count(s->kinds[i].n, b1));
     uvt__html_esc(o, s->kinds[i].kind);
   }
+  if (s->nignored > 0)
+    fprintf(o, " \xc2\xb7 %s ignored", uvt__fmt_count(s->nignored, b1));
   if (s->shed > 0) fprintf(o, " \xc2\xb7 %s timeline events shed", uvt__fmt_count(s->shed, b1));
   if (s->lost > 0)
     fprintf(o, " \xc2\xb7 %s rows lost (not written: the recording is incomplete)",
             uvt__fmt_count(s->lost, b1));
   fputs("</div>\n", o);
   timeline(o, s);
+  uvt__html_snapshots(o, s);
   fputs("</section>\n", o);
 }
 
 void uvt__html_write(FILE *o, const uvt__report_t *r) {
   const char *const *notes;
   char b1[32];
-  int i, nnotes;
+  int i, nnotes, sites = r->ngroups - r->nignored_groups;
   fprintf(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
              "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
              "style-src 'unsafe-inline'\">\n<title>uvtask report</title>\n<style>%s</style>"
@@ -420,7 +491,10 @@ void uvt__html_write(FILE *o, const uvt__report_t *r) {
   if (r->total == 0) fputs("No findings", o);
   else
     fprintf(o, "%s finding%s at %d site%s", uvt__fmt_count(r->total, b1),
-            r->total == 1 ? "" : "s", r->ngroups, r->ngroups == 1 ? "" : "s");
+            r->total == 1 ? "" : "s", sites, sites == 1 ? "" : "s");
+  if (r->nignored > 0)
+    fprintf(o, " (and %s ignored: objects on the uvt_leaks_ignore list, not counted)",
+            uvt__fmt_count(r->nignored, b1));
   fputs(" in <code>", o);
   for (i = 0; i < r->ninputs; i++) {
     if (i > 0) fputs("</code>, <code>", o);

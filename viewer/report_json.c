@@ -186,6 +186,7 @@ static json_t *session_json(const uvt__session_t *s) {
   for (i = 0; i < s->nkinds; i++)
     if (s->kinds[i].kind != NULL) set(kinds, s->kinds[i].kind, json_integer(s->kinds[i].n));
   set(o, "findings_by_kind", kinds);
+  set(o, "findings_ignored", json_integer(s->nignored));
   set(o, "recorded_nothing", json_boolean(s->empty));
   set(o, "snapshots", snapshots_json(s));
   return o;
@@ -227,6 +228,7 @@ static json_t *group_json(const uvt__group_t *g) {
   set(o, "function", jstr(g->func));
   set(o, "message", jstr(g->message));
   set(o, "count", json_integer(g->count));
+  set(o, "ignored", json_boolean(g->ignored));
   set(o, "sessions", json_integer(g->nsessions));
   if (g->session != NULL) {
     json_t *ex = json_object();
@@ -348,6 +350,8 @@ int uvt__json_write(FILE *out, const uvt__report_t *r) {
   }
   sink_raw(k, "],\"total\":");
   sink_value(k, json_integer(r->total));
+  sink_raw(k, ",\"ignored\":");
+  sink_value(k, json_integer(r->nignored));
   nv = uvt__sym_notes(r->sym, &nn);
   for (i = 0; i < nn; i++) json_array_append_new(notes, jstr(nv[i]));
   sink_raw(k, ",\"notes\":");

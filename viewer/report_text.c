@@ -6,6 +6,10 @@
  *       created at  edit        examples/forgot_await.c:53
  *                   (task 'edit' created at examples/forgot_await.c:66 outside any task)
  *
+ * Sessions with findings come first.  A group of findings about objects on
+ * the uvt_leaks_ignore list is a "note:" tagged "[ignored]", counted apart
+ * at the end, and never makes the exit status 1.
+ *
  * Strings from the database may hold anything: control characters
  * (a terminal escape in a task name) are written as \xNN.
  */
@@ -224,14 +228,16 @@ static void put_group(const out_t *t, const uvt__group_t *g) {
   fputs(":", t->o);
   on(t, C_OFF);
   fputc(' ', t->o);
-  on(t, C_WARN);
-  fputs("warning:", t->o);
+  /* An ignored one is a note, not a warning: editors and CI that pick up
+   * "warning:" lines leave it alone, as the exit status does. */
+  on(t, g->ignored ? C_NOTE : C_WARN);
+  fputs(g->ignored ? "note:" : "warning:", t->o);
   on(t, C_OFF);
   fputc(' ', t->o);
   put(t, g->message != NULL ? g->message : k);
   fputs(" [", t->o);
   put(t, k);
-  fputs("]  ", t->o);
+  fputs(g->ignored ? "] [ignored]  " : "]  ", t->o);
   on(t, C_BOLD);
   fprintf(t->o, "\xc3\x97%s", uvt__fmt_count(g->count, b1));
   on(t, C_OFF);
@@ -365,6 +371,8 @@ static void put_session(const out_t *t, const uvt__report_t *r, const uvt__sessi
     fprintf(t->o, "%s%s ", i > 0 ? ", " : "", uvt__fmt_count(s->kinds[i].n, b1));
     put(t, s->kinds[i].kind);
   }
+  if (s->nignored > 0)
+    fprintf(t->o, " \xc2\xb7 %s ignored", uvt__fmt_count(s->nignored, b1));
   if (s->shed > 0)
     fprintf(t->o, " \xc2\xb7 %s timeline event%s shed", uvt__fmt_count(s->shed, b1),
             s->shed == 1 ? "" : "s");
@@ -378,7 +386,7 @@ void uvt__text_write(FILE *o, const uvt__report_t *r, bool color) {
   out_t t = {o, color};
   char b1[32];
   const char *const *notes;
-  int i, nnotes, shown = 0;
+  int i, nnotes, shown = 0, sites = r->ngroups - r->nignored_groups;
   for (i = 0; i < r->nsessions; i++) {
     if (r->sessions[i]->empty) continue;
     put_session(&t, r, r->sessions[i]);
@@ -407,5 +415,10 @@ void uvt__text_write(FILE *o, const uvt__report_t *r, bool color) {
   if (r->total == 0) fputs("no findings\n", o);
   else
     fprintf(o, "%s finding%s at %d site%s\n", uvt__fmt_count(r->total, b1),
-            r->total == 1 ? "" : "s", r->ngroups, r->ngroups == 1 ? "" : "s");
+            r->total == 1 ? "" : "s", sites, sites == 1 ? "" : "s");
+  if (r->nignored > 0)
+    fprintf(o, "%s ignored finding%s at %d site%s (objects on the uvt_leaks_ignore "
+               "list): shown, not counted\n",
+            uvt__fmt_count(r->nignored, b1), r->nignored == 1 ? "" : "s",
+            r->nignored_groups, r->nignored_groups == 1 ? "" : "s");
 }

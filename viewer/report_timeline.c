@@ -3,15 +3,24 @@
  * steps.
  *
  * A session may have a million tasks; a page can show a few hundred rows.
- * Per session we take the objects involved in findings first (at most
+ * Per session we take the objects involved in findings (not ignored ones:
+ * their objects were expected to outlive the run) first (at most
  * TL_FINDING_ROWS), then the oldest tasks (by id, which is creation order,
  * so the primary key serves the ORDER BY) up to TL_ROWS rows, and say how
  * many tasks there were.  The steps table has no index by object, so it is
  * read in one pass for all selected sessions and each step is matched to
  * its row through a hash map; a row keeps at most TL_STEPS steps, plus
  * every slow one.
+ *
+ * Each row also gets where its task was last seen parked: the latest of
+ * the snapshots that list it, the multi-task findings (stall, deadlock)
+ * that name it as a member, and the findings that say where their task is
+ * parked (pending-at-exit, lock-held-across-await).  The steps say when a
+ * task ran, not where it stopped, so a task seen by none of these has no
+ * parked site.
  */
 #include "viewer.h"
+#include "uvtask/kinds.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +80,8 @@ static int choose_rows(sqlite3 *db, tl_t *t) {
                                    "AND kind = 'task'", -1, &count, NULL)) != SQLITE_OK ||
       (rc = sqlite3_prepare_v2(db, OBJECT_COLUMNS "WHERE session_id = ?1 AND id IN "
                                    "(SELECT DISTINCT object_id FROM findings WHERE "
-                                   "session_id = ?1 AND object_id IS NOT NULL LIMIT ?2)",
+                                   "session_id = ?1 AND object_id IS NOT NULL AND "
+                                   "ifnull(ignored, 0) = 0 LIMIT ?2)",
                                -1, &involved, NULL)) != SQLITE_OK ||
       (rc = sqlite3_prepare_v2(db, OBJECT_COLUMNS "WHERE session_id = ?1 AND kind = 'task' "
                                    "ORDER BY id LIMIT ?2", -1, &oldest, NULL)) != SQLITE_OK)
@@ -128,6 +138,52 @@ static int read_steps(sqlite3 *db, tl_t *t) {
   return rc;
 }
 
+/* Every observation of a selected session's task parked somewhere, oldest
+ * first, so that the last one read for a row is the latest. */
+static const char parked_sql[] =
+    "SELECT session_id, task_id, file, line, what, ts FROM ("
+    " SELECT t.session_id AS session_id, t.task_id AS task_id, t.where_file AS file,"
+    "  t.where_line AS line, t.wait_what AS what, s.ts_ns AS ts"
+    " FROM snapshot_tasks t JOIN snapshots s ON s.session_id = t.session_id"
+    "  AND s.id = t.snapshot_id"
+    " WHERE t.session_id IN (SELECT id FROM temp.uvt_sel) AND t.where_file IS NOT NULL"
+    " UNION ALL"
+    " SELECT f.session_id, m.object_id, m.where_file, m.where_line, m.wait, f.ts_ns"
+    " FROM finding_members m JOIN findings f ON f.id = m.finding_id"
+    " WHERE f.session_id IN (SELECT id FROM temp.uvt_sel) AND m.where_file IS NOT NULL"
+    " UNION ALL"
+    " SELECT f.session_id, f.object_id, f.where_file, f.where_line, f.where_what, f.ts_ns"
+    " FROM findings f WHERE f.session_id IN (SELECT id FROM temp.uvt_sel)"
+    "  AND f.kind IN (?1, ?2) AND f.where_file IS NOT NULL"
+    ") ORDER BY ts";
+
+static int read_parked(sqlite3 *db, tl_t *t) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, parked_sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, uvt_finding_kind_name(UVT_FINDING_PENDING_AT_EXIT), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, uvt_finding_kind_name(UVT_FINDING_LOCK_HELD_ACROSS_AWAIT), -1,
+                      SQLITE_STATIC);
+  }
+  while (rc == SQLITE_OK && next(st, &rc)) {
+    int64_t key[2] = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+    intptr_t at = (intptr_t)uvt__map_get(t->rows, (const char *)key, sizeof(key));
+    uvt__session_t *s = uvt__map_get(t->sessions, (const char *)&key[0], sizeof(key[0]));
+    uvt__tl_row_t *row;
+    if (at == 0 || s == NULL) continue;
+    row = &s->rows[at - 1];
+    free(row->parked_file);
+    free(row->parked_what);
+    row->parked_file = uvt__col_text(st, 2);
+    row->parked_line = col_int(st, 3);
+    row->parked_what = uvt__col_text(st, 4);
+    row->parked_ns = sqlite3_column_int64(st, 5);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static int by_created(const void *a, const void *b) {
   const uvt__tl_row_t *x = a, *y = b;
   if (x->created_ns != y->created_ns) return x->created_ns < y->created_ns ? -1 : 1;
@@ -138,6 +194,7 @@ int uvt__timeline_load(sqlite3 *db, uvt__report_t *r, int input) {
   tl_t t = {r, input, uvt__map_new(), uvt__map_new()};
   int rc = choose_rows(db, &t), i;
   if (rc == SQLITE_OK) rc = read_steps(db, &t);
+  if (rc == SQLITE_OK) rc = read_parked(db, &t);
   for (i = 0; i < r->nsessions; i++) {
     uvt__session_t *s = r->sessions[i];
     if (s->input == input && s->nrows > 1)

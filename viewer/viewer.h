@@ -166,6 +166,11 @@ typedef struct {
   uvt__objref_t obj;
   int64_t created_ns, ended_ns; /* ended_ns 0: not ended */
   bool in_finding;
+  /* Where it was last seen parked (a snapshot or a finding said so), and
+   * when: NULL file when nothing recorded it parked. */
+  char *parked_file, *parked_what;
+  int parked_line;
+  int64_t parked_ns;
   uvt__step_t *steps;
   int nsteps, capsteps;
 } uvt__tl_row_t;
@@ -193,6 +198,7 @@ typedef struct {
   char *name, *state, *wait, *what, *where_file, *where_func, *file, *func,
       *awaiters;
   int where_line, line;
+  int64_t stack_id;   /* stacks.id: alike tasks share it (grouping) */
   uvt__frames_t stack;
 } uvt__snaptask_t;
 
@@ -218,7 +224,8 @@ typedef struct {
   int slow_ms, depth;
   uvt__kindcount_t *kinds; /* findings by kind, after the filters */
   int nkinds, capkinds;
-  int64_t nfindings;   /* after the filters */
+  int64_t nfindings;   /* after the filters; ignored ones not included */
+  int64_t nignored;    /* findings about objects on the uvt_leaks_ignore list */
   bool empty;          /* nothing recorded: hidden in text and HTML */
   int space;           /* symboliser address space */
   uvt__tl_row_t *rows; /* timeline (HTML only) */
@@ -249,6 +256,8 @@ typedef struct {
    * are never folded into one */
   char *kind, *file;
   int line;
+  bool ignored;        /* about objects on the uvt_leaks_ignore list: shown
+                          flagged, never counted nor failing the report */
   int64_t count;
   int nsessions;
   int64_t *durs;       /* durations of the group's findings that have one */
@@ -295,11 +304,15 @@ typedef struct {
 typedef struct {
   const char *const *inputs;
   int ninputs;
+  /* Sessions with findings first, then by start time (input, id on a tie):
+   * the one to look at comes first in every format. */
   uvt__session_t **sessions;
   int nsessions, capsessions, nempty;
   uvt__group_t **groups;
   int ngroups, capgroups;
-  int64_t total;            /* findings after the filters */
+  int64_t total;            /* findings after the filters, ignored ones not included */
+  int64_t nignored;         /* ignored findings after the filters */
+  int nignored_groups;      /* groups of them (sorted after the others) */
   int nkilled;              /* sessions in state UVT__SESSION_KILLED */
   uvt__sym_t *sym;
 } uvt__report_t;
@@ -339,6 +352,9 @@ void uvt__html_esc_loc(FILE *o, const char *file, int line); /* "f.c:12" */
 /* A stack that expands (<details>), its summary naming the first frame;
  * nothing for an empty stack.  `label` is markup, not escaped. */
 void uvt__html_stack(FILE *o, const char *label, const uvt__frames_t *fr, bool open);
+/* report_html_snap.c: a session's snapshots, one <details> each, tasks
+ * grouped as `uvtask ps FILE` groups them. */
+void uvt__html_snapshots(FILE *o, const uvt__session_t *s);
 
 /* `uvtask export --chrome-trace OUT FILE...`: exit status (0 written, 2
  * an input could not be read or OUT not written). */
