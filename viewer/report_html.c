@@ -74,7 +74,7 @@ static const char style[] =
     ".finding-ignored{margin:1em 0;padding:.5em 1em;border-left:4px solid #999;"
     "background:#f6f6f6;color:#555}"
     ".ignored{background:#999;color:#fff;border-radius:3px;padding:0 .4em;font-size:12px}"
-    ".snapshot{margin:.5em 0}.sgroup{margin:.4em 0 .4em 1.5em}";
+    ".snapshot{margin:.5em 0}.sgroup,.await{margin:.4em 0 .4em 1.5em}";
 
 static void frames_table(FILE *o, const uvt__frames_t *fr) {
   int i;

@@ -5,8 +5,8 @@
  * lists them: alike tasks (same creation site, state, parked site, await
  * and parked stack) are one <div class="sgroup" data-tasks="N"> with
  * their ids and names, what they wait on and for how long, where they
- * were created and are parked, and the parked stack, symbolised.  The
- * last snapshot is open, the older ones folded.
+ * were created and are parked, and the parked stack, symbolised; then the
+ * await tree.  The last snapshot is open, the older ones folded.
  *
  * Ids are written as uvt_dump and `uvtask ps` write them ("#1:4"); every
  * string from the database goes through uvt__html_esc.
@@ -191,6 +191,115 @@ static void group_html(FILE *o, const uvt__snapshot_t *sn, uvt__map_t *by_id,
   fputs("</div>\n", o);
 }
 
+/* ---- the await tree -------------------------------------------------------------- */
+
+#define TREE_DEPTH_MAX 32
+
+/* Who awaits whom, from each task's `awaiters` (the ids of the tasks
+ * awaiting it): kids[first[i] .. first[i + 1]) are the tasks task i
+ * awaits, in task order. */
+typedef struct {
+  int *first, *kids;
+  bool *awaited_by_some, *awaits_some;
+} tree_t;
+
+static void tree_build(const uvt__snapshot_t *sn, uvt__map_t *by_id, tree_t *tr) {
+  int n = sn->ntasks, i, nedges = 0, pass, *fill;
+  int *count = uvt__xcalloc((size_t)n + 1, sizeof(int));
+  tr->first = uvt__xcalloc((size_t)n + 1, sizeof(int));
+  tr->awaited_by_some = uvt__xcalloc((size_t)n + 1, sizeof(bool));
+  tr->awaits_some = uvt__xcalloc((size_t)n + 1, sizeof(bool));
+  tr->kids = NULL;
+  fill = uvt__xcalloc((size_t)n + 1, sizeof(int));
+  /* Two passes over the edges: count per awaiter, then place. */
+  for (pass = 0; pass < 2; pass++) {
+    for (i = 0; i < n; i++) {
+      const char *p = sn->tasks[i].awaiters;
+      while (p != NULL && *p != '\0') {
+        char *end;
+        int64_t id = strtoll(p, &end, 10);
+        intptr_t a;
+        if (end == p) break;
+        p = end;
+        a = (intptr_t)uvt__map_get(by_id, (const char *)&id, sizeof(int64_t));
+        if (a <= 0) continue; /* an awaiter outside the snapshot */
+        if (pass == 0) {
+          count[a - 1]++;
+          nedges++;
+          tr->awaited_by_some[i] = true;
+          tr->awaits_some[a - 1] = true;
+        } else {
+          tr->kids[tr->first[a - 1] + fill[a - 1]++] = i;
+        }
+      }
+    }
+    if (pass == 0) {
+      for (i = 0; i < n; i++) tr->first[i + 1] = tr->first[i] + count[i];
+      tr->kids = uvt__xmalloc(((size_t)nedges + 1) * sizeof(int));
+    }
+  }
+  free(count);
+  free(fill);
+}
+
+static void tree_free(tree_t *tr) {
+  free(tr->first);
+  free(tr->kids);
+  free(tr->awaited_by_some);
+  free(tr->awaits_some);
+}
+
+static void tree_node(FILE *o, const uvt__snapshot_t *sn, const tree_t *tr, int i, int depth,
+                      bool *shown) {
+  const uvt__snaptask_t *t = &sn->tasks[i];
+  int k;
+  fputs("<li>", o);
+  put_task(o, t);
+  if (shown[i]) {
+    fputs(" <span class=\"muted\">(shown above)</span></li>\n", o);
+    return;
+  }
+  shown[i] = true;
+  if (t->where_file != NULL) {
+    fputs(" <code>", o);
+    uvt__html_esc(o, t->what != NULL ? t->what : "?");
+    fputs("</code> at <code>", o);
+    uvt__html_esc_loc(o, t->where_file, t->where_line);
+    fputs("</code>", o);
+  }
+  if (tr->first[i + 1] > tr->first[i] && depth < TREE_DEPTH_MAX) {
+    fputs("\n<ul>", o);
+    for (k = tr->first[i]; k < tr->first[i + 1]; k++)
+      tree_node(o, sn, tr, tr->kids[k], depth + 1, shown);
+    fputs("</ul>", o);
+  }
+  fputs("</li>\n", o);
+}
+
+/* As `uvtask ps` prints it: each task above the tasks it awaits, from the
+ * roots (tasks that await one and are awaited by none). */
+static void tree_html(FILE *o, const uvt__snapshot_t *sn, uvt__map_t *by_id) {
+  tree_t tr;
+  bool *shown = uvt__xcalloc((size_t)sn->ntasks + 1, sizeof(bool)), any = false;
+  int i;
+  tree_build(sn, by_id, &tr);
+  /* The roots first; then, for tasks awaiting each other in a cycle (no
+   * root), from the first of them. */
+  for (i = 0; i < 2 * sn->ntasks; i++) {
+    int t = i % sn->ntasks;
+    if (!tr.awaits_some[t] || shown[t] || (i < sn->ntasks && tr.awaited_by_some[t])) continue;
+    if (!any)
+      fputs("<div class=\"await\">await tree (each task above the tasks it awaits):"
+            "<ul class=\"await-tree\">\n", o);
+    any = true;
+    tree_node(o, sn, &tr, t, 0, shown);
+  }
+  if (any) fputs("</ul></div>\n", o);
+  else if (sn->ntasks > 0) fputs("<div class=\"await muted\">no task awaits another</div>\n", o);
+  tree_free(&tr);
+  free(shown);
+}
+
 /* "uvtask ps" for the reason word the recorder wrote; NULL if unknown. */
 static const char *reason_words(const char *reason) {
   static const char *const words[][2] = {
@@ -236,6 +345,7 @@ static void snapshot_html(FILE *o, const uvt__session_t *s, const uvt__snapshot_
   fputs("</summary>\n", o);
   if (sn->ntasks == 0) fputs("<div class=\"sgroup muted\">no live task</div>\n", o);
   for (i = 0; i < g.ngroups; i++) group_html(o, sn, by_id, &g, i);
+  tree_html(o, sn, by_id);
   fputs("</details>\n", o);
   groups_free(&g);
   uvt__map_free(by_id);
