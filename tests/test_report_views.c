@@ -332,6 +332,30 @@ Test(views, an_ignored_finding_is_never_folded_into_a_counted_one) {
   result_free(&r);
 }
 
+/* The Chrome trace flags it too: the finding's instant event says so. */
+Test(views, an_ignored_finding_is_flagged_in_the_chrome_trace) {
+  const char *db = ignored_db(true), *out = path_in("trace.json");
+  char *trace;
+  sqlite3 *mem;
+  result_t r = UVT("export", "--chrome-trace", out, db);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  result_free(&r);
+  trace = read_file(out, NULL);
+  cr_assert_not_null(trace);
+  cr_assert_eq(sqlite3_open(":memory:", &mem), SQLITE_OK);
+  cr_expect_eq(q_int(mem, "SELECT count(*) FROM json_each(?1, '$.traceEvents') WHERE "
+                          "json_extract(value, '$.cat') = 'finding' AND "
+                          "json_extract(value, '$.args.ignored') = 1 AND "
+                          "json_extract(value, '$.args.message') LIKE '%cleaner%'", trace), 1,
+               "%s", trace);
+  cr_expect_eq(q_int(mem, "SELECT count(*) FROM json_each(?1, '$.traceEvents') WHERE "
+                          "json_extract(value, '$.cat') = 'finding' AND "
+                          "json_extract(value, '$.args.ignored') IS NULL", trace), 1, "%s",
+               trace);
+  sqlite3_close(mem);
+  free(trace);
+}
+
 /* Under the real tracer: tracer_scenario's "ignored" leaves a task on the
  * ignore list pending at exit. */
 Test(views, a_recorded_ignored_leak_is_flagged_and_the_run_is_clean) {

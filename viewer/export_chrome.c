@@ -204,8 +204,8 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
   }
   CHECK_DONE();
 
-  PREPARE("SELECT session_id, kind, object_id, file, line, message, ts_ns, duration_ns "
-          "FROM findings ORDER BY id");
+  PREPARE("SELECT session_id, kind, object_id, file, line, message, ts_ns, duration_ns, "
+          "ifnull(ignored, 0) FROM findings ORDER BY id");
   STEP_ROWS(st) {
     int64_t key[2] = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2)};
     intptr_t tid = (intptr_t)uvt__map_get(tids, (const char *)key, sizeof(key));
@@ -228,6 +228,8 @@ static int export_db(sqlite3 *db, trace_t *t, const uvt__filter_t *f) {
     json_object_set_new(args, "line", json_integer(sqlite3_column_int64(st, 4)));
     if (sqlite3_column_type(st, 7) != SQLITE_NULL)
       json_object_set_new(args, "duration_ms", json_real((double)sqlite3_column_int64(st, 7) / 1e6));
+    /* On the uvt_leaks_ignore list: flagged, as the report flags it. */
+    if (sqlite3_column_int64(st, 8) != 0) json_object_set_new(args, "ignored", json_true());
     json_object_set_new(e, "args", args);
     emit(t, e);
     free(kind);
