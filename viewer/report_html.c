@@ -331,13 +331,15 @@ static void legend(FILE *o, const uvt__session_t *s) {
   };
   size_t i;
   fputs("<div class=\"legend\">", o);
-  for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+  for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
     fprintf(o, "<span class=\"key\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"26\" "
-               "height=\"14\" aria-hidden=\"true\">%s</svg>%s</span>",
+               "height=\"14\" aria-hidden=\"true\">%s</svg>%s",
             keys[i].mark, keys[i].words);
-  if (s->slow_ms > 0) fprintf(o, " (slow: over %d ms; hover for times and sites)", s->slow_ms);
-  else fputs(" (hover for times and sites)", o);
-  fputs("</div>\n", o);
+    if (strstr(keys[i].mark, "slow") != NULL && s->slow_ms > 0)
+      fprintf(o, " for over %d ms", s->slow_ms);
+    fputs("</span>", o);
+  }
+  fputs(" <span class=\"muted\">(point at a mark for its times and sites)</span></div>\n", o);
 }
 
 static void timeline(FILE *o, const uvt__session_t *s) {
