@@ -31,12 +31,15 @@
  * percentile delivery latency, and the ratios to release.
  *
  * Usage: bench_chat [-c CLIENTS] [-n MESSAGES] [-R RATE] [-q CAPACITY]
- *                   [-s SIZE] [-g GRACE] [-r ROUNDS]
+ *                   [-s SIZE] [-g GRACE] [-r ROUNDS] [--fail-on-timeout]
  *        bench_chat --worker [same options]   one server + clients in this
  *                   process, with whatever library and ASYNCIODEBUG it got
  *                   (for perf / strace); prints one RESULT line.
  * RATE 0 sends everything at once (the server reads as fast as it can:
- * a capacity test in which drops are expected).
+ * a capacity test in which drops are expected).  Exit status 0, or 1 with
+ * a one-line message when a worker fails, hangs (killed after the sends'
+ * duration + GRACE + 60 s), or a client's count does not add up; with
+ * --fail-on-timeout also when a client timed out.  2 for bad arguments.
  */
 #include <errno.h>
 #include <poll.h>
@@ -77,6 +80,7 @@ typedef struct {
 } result_t;
 
 static config_t CFG = {200, 20, 8.0, 64, 64, 5.0, 3};
+static int fail_on_timeout; /* --fail-on-timeout: a timed-out client fails the run */
 
 static void die(const char *what, int err) {
   fprintf(stderr, "bench_chat: %s: %s\n", what, uv_strerror(err));
@@ -612,6 +616,10 @@ static int parse_args(int argc, char **argv, int first) {
   int i;
   for (i = first; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(o, "--fail-on-timeout") == 0) {
+      fail_on_timeout = 1;
+      continue;
+    }
     if (v == NULL) return -1;
     if (strcmp(o, "-c") == 0) CFG.clients = atoi(v);
     else if (strcmp(o, "-n") == 0) CFG.messages = atoi(v);
@@ -655,7 +663,8 @@ int main(int argc, char **argv) {
   }
   if (parse_args(argc, argv, 1) != 0) {
     fprintf(stderr, "usage: bench_chat [-c CLIENTS>=2] [-n MESSAGES>=1] [-R RATE>=0] "
-                    "[-q CAPACITY>=1] [-s SIZE 48..%d] [-g GRACE>0] [-r ROUNDS 1..%d]\n",
+                    "[-q CAPACITY>=1] [-s SIZE 48..%d] [-g GRACE>0] [-r ROUNDS 1..%d] "
+                    "[--fail-on-timeout]\n",
             MAX_LINE, MAX_ROUNDS);
     return 2;
   }
@@ -716,6 +725,11 @@ int main(int argc, char **argv) {
              r + 1, labels[j], v[j][0][r], v[j][1][r], v[j][2][r],
              v[j][3][r], v[j][4][r], v[j][5][r]);
       fflush(stdout);
+      if (fail_on_timeout && v[j][2][r] > 0) {
+        fprintf(stderr, "bench_chat: %.0f %s clients timed out (round %d)\n",
+                v[j][2][r], labels[j], r + 1);
+        failed = 1;
+      }
       if (j == 2) db_summary(db, summary, sizeof(summary));
     }
   }
