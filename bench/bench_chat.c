@@ -664,6 +664,7 @@ int main(int argc, char **argv) {
   char opt[7][32], out[512];
   char *wargv[20];
   double v[N_VARIANTS][6][MAX_ROUNDS], med[N_VARIANTS][6], bound;
+  int lossy[N_VARIANTS];
   char tmpdir[] = "/tmp/bench-chat-XXXXXX";
   ssize_t len;
   int r, k, j, failed = 0;
@@ -764,16 +765,20 @@ int main(int argc, char **argv) {
   rmdir(tmpdir);
   if (failed) return 1;
 
-  for (j = 0; j < N_VARIANTS; j++)
+  for (j = 0; j < N_VARIANTS; j++) {
+    lossy[j] = 0;
+    for (r = 0; r < CFG.rounds; r++) lossy[j] += v[j][1][r] > 0 || v[j][2][r] > 0;
     for (k = 0; k < 6; k++) med[j][k] = median(v[j][k], CFG.rounds);
+  }
   printf("median of %d rounds:\n", CFG.rounds);
-  printf("  %-11s %12s %9s %10s %16s %12s %12s\n", "variant", "msg/s", "dropped",
-         "timed out", "server CPU/1k", "p50 latency", "p99 latency");
+  printf("  %-11s %12s %9s %10s %16s %12s %12s %7s\n", "variant", "msg/s", "dropped",
+         "timed out", "server CPU/1k", "p50 latency", "p99 latency", "lossy");
   for (j = 0; j < N_VARIANTS; j++)
-    printf("  %-11s %12.0f %9.0f %10.0f %13.3f ms %9.2f ms %9.2f ms   "
+    printf("  %-11s %12.0f %9.0f %10.0f %13.3f ms %9.2f ms %9.2f ms %4d/%-2d  "
            "(throughput %.2fx, CPU %.2fx release)\n",
            labels[j], med[j][0], med[j][1], med[j][2], med[j][3], med[j][4], med[j][5],
-           med[j][0] / med[0][0], med[j][3] / med[0][3]);
+           lossy[j], CFG.rounds, med[j][0] / med[0][0], med[j][3] / med[0][3]);
+  printf("  (lossy: rounds with a message dropped or a client timed out)\n");
   printf("  recording (last round): %s\n", summary);
   printf("target: recording throughput >= 0.90 of release: %.2f; drops beyond "
          "release's: %.0f\n",
