@@ -26,8 +26,9 @@
  * round, each in a fresh process with the library chosen by
  * LD_LIBRARY_PATH as a user would put it in front): messages delivered per
  * second, messages dropped, clients timed out, the server's CPU time per
- * thousand deliveries (the process's CPU minus the client thread's: the
- * recorder's writer thread counts as server), the median and 99th
+ * thousand deliveries (the process's CPU minus the client thread's, from
+ * the first send to the last client's end: the recorder's threads count
+ * as server, start-up and exit do not), the median and 99th
  * percentile delivery latency, and the ratios to release.
  *
  * Usage: bench_chat [-c CLIENTS] [-n MESSAGES] [-R RATE] [-q CAPACITY]
@@ -111,6 +112,7 @@ static struct {
   int port, err;
   member_t **members; /* the connected clients, CFG.clients slots */
   int n, byes;
+  long wakes; /* writer wake-ups: deliveries / wakes says how much is batched */
   atomic_int joined; /* read by the client thread before it sends */
   uvt_event_t stop;
 } SV;
@@ -158,6 +160,7 @@ static int writer_task(void *arg) {
   int err = 0;
   char end[64];
   while (err == 0 && uvt_queue_get(&m->q, &item) == 0) {
+    SV.wakes++;
     /* Write what has piled up, then wait for the socket once. */
     do {
       msg_t *msg = item;
@@ -270,6 +273,7 @@ static struct {
   int connected, finished, mismatched;
   long next; /* index of the next line to send, over all clients */
   uint64_t t0, t_end;
+  double server_cpu0, server_cpu; /* at t0, and from t0 to the last finish */
   uv_timer_t tick;
   char rbuf[64 * 1024];
   uint32_t *lat;
@@ -296,11 +300,23 @@ static void client_send(client_t *c, const char *buf, size_t len) {
   }
 }
 
+static double cpu_s(int who) {
+  struct rusage ru;
+  getrusage(who, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU time of every thread but this one (the clients'): the server's loop
+ * and, with recording on, the recorder's threads.  Taken over the run
+ * only, so that start-up (opening the database) and exit are left out. */
+static double server_cpu_s(void) { return cpu_s(RUSAGE_SELF) - cpu_s(RUSAGE_THREAD); }
+
 static void client_finish(client_t *c, int state, uint64_t now) {
   c->state = state;
   uv_read_stop((uv_stream_t *)&c->h);
   CL.t_end = now;
-  CL.finished++;
+  if (++CL.finished == CFG.clients) CL.server_cpu = server_cpu_s() - CL.server_cpu0;
 }
 
 static void lat_add(uint64_t ns) {
@@ -435,6 +451,7 @@ static void on_tick(uv_timer_t *t) {
      * message has the same audience. */
     if (atomic_load(&SV.joined) < CFG.clients) return;
     CL.t0 = now;
+    CL.server_cpu0 = server_cpu_s();
   }
   send_due(now);
   for (i = 0; i < CFG.clients; i++) {
@@ -453,20 +470,13 @@ static void client_connected(uv_connect_t *req, int status) {
   if (++CL.connected == CFG.clients) uv_timer_start(&CL.tick, on_tick, 1, 1);
 }
 
-static double cpu_s(int who) {
-  struct rusage ru;
-  getrusage(who, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
 static int worker(void) {
   uv_thread_t th;
   uv_loop_t loop;
   struct sockaddr_in a;
   long received = 0, dropped = 0;
   int i, timed_out = 0;
-  double client_cpu, secs;
+  double secs;
   uint64_t connect_bound;
 
   SV.members = calloc((size_t)CFG.clients, sizeof(*SV.members));
@@ -502,7 +512,6 @@ static int worker(void) {
     }
   }
   secs = CL.t_end > CL.t0 ? (double)(CL.t_end - CL.t0) / 1e9 : 1e-9;
-  client_cpu = cpu_s(RUSAGE_THREAD);
   for (i = 0; i < CFG.clients; i++) {
     client_t *c = &CL.c[i];
     received += c->received;
@@ -520,10 +529,11 @@ static int worker(void) {
   uv_thread_join(&th);
   uv_sem_destroy(&SV.ready);
 
-  printf("RESULT %.1f %ld %d %.4f %.3f %.3f %d\n", (double)received / secs,
+  printf("RESULT %.1f %ld %d %.4f %.3f %.3f %.2f %d\n", (double)received / secs,
          dropped, timed_out,
-         (cpu_s(RUSAGE_SELF) - client_cpu) * 1e6 / (double)(received > 0 ? received : 1),
-         lat_quantile(0.5), lat_quantile(0.99), CL.mismatched);
+         CL.server_cpu * 1e6 / (double)(received > 0 ? received : 1),
+         lat_quantile(0.5), lat_quantile(0.99),
+         (double)received / (double)(SV.wakes > 0 ? SV.wakes : 1), CL.mismatched);
   free(CL.lat);
   free(CL.c);
   free(SV.members);
@@ -663,7 +673,7 @@ int main(int argc, char **argv) {
   char self[4096], dir[4096], libs[2][4200], db[4096], summary[1024] = "";
   char opt[7][32], out[512];
   char *wargv[20];
-  double v[N_VARIANTS][6][MAX_ROUNDS], med[N_VARIANTS][6], bound;
+  double v[N_VARIANTS][7][MAX_ROUNDS], med[N_VARIANTS][7], bound;
   int lossy[N_VARIANTS];
   char tmpdir[] = "/tmp/bench-chat-XXXXXX";
   ssize_t len;
@@ -735,16 +745,18 @@ int main(int argc, char **argv) {
       if (spawn_capture(wargv, libs[j == 0 ? 0 : 1], j == 2 ? db : NULL, bound, out,
                         sizeof(out)) != 0 ||
           sscanf(strstr(out, "RESULT") != NULL ? strstr(out, "RESULT") : "",
-                 "RESULT %lf %lf %lf %lf %lf %lf %d", &v[j][0][r], &v[j][1][r],
-                 &v[j][2][r], &v[j][3][r], &v[j][4][r], &v[j][5][r], &mism) != 7) {
+                 "RESULT %lf %lf %lf %lf %lf %lf %lf %d", &v[j][0][r], &v[j][1][r],
+                 &v[j][2][r], &v[j][3][r], &v[j][4][r], &v[j][5][r], &v[j][6][r],
+                 &mism) != 8) {
         fprintf(stderr, "bench_chat: the %s worker failed (round %d)\n", labels[j], r + 1);
         failed = 1;
         break;
       }
       printf("  round %d %-11s %9.0f msg/s  dropped %7.0f  timed out %3.0f  "
-             "server %.3f ms CPU/1k msg  latency p50 %.2f ms p99 %.2f ms\n",
+             "server %.3f ms CPU/1k msg  latency p50 %.2f ms p99 %.2f ms  "
+             "%.1f msg/wake\n",
              r + 1, labels[j], v[j][0][r], v[j][1][r], v[j][2][r],
-             v[j][3][r], v[j][4][r], v[j][5][r]);
+             v[j][3][r], v[j][4][r], v[j][5][r], v[j][6][r]);
       fflush(stdout);
       if (fail_on_timeout && v[j][2][r] > 0) {
         fprintf(stderr, "bench_chat: %.0f %s clients timed out (round %d)\n",
@@ -768,17 +780,18 @@ int main(int argc, char **argv) {
   for (j = 0; j < N_VARIANTS; j++) {
     lossy[j] = 0;
     for (r = 0; r < CFG.rounds; r++) lossy[j] += v[j][1][r] > 0 || v[j][2][r] > 0;
-    for (k = 0; k < 6; k++) med[j][k] = median(v[j][k], CFG.rounds);
+    for (k = 0; k < 7; k++) med[j][k] = median(v[j][k], CFG.rounds);
   }
   printf("median of %d rounds:\n", CFG.rounds);
-  printf("  %-11s %12s %9s %10s %16s %12s %12s %7s\n", "variant", "msg/s", "dropped",
-         "timed out", "server CPU/1k", "p50 latency", "p99 latency", "lossy");
+  printf("  %-11s %12s %9s %10s %16s %12s %12s %9s %7s\n", "variant", "msg/s", "dropped",
+         "timed out", "server CPU/1k", "p50 latency", "p99 latency", "msg/wake", "lossy");
   for (j = 0; j < N_VARIANTS; j++)
-    printf("  %-11s %12.0f %9.0f %10.0f %13.3f ms %9.2f ms %9.2f ms %4d/%-2d  "
+    printf("  %-11s %12.0f %9.0f %10.0f %13.3f ms %9.2f ms %9.2f ms %9.1f %4d/%-2d  "
            "(throughput %.2fx, CPU %.2fx release)\n",
            labels[j], med[j][0], med[j][1], med[j][2], med[j][3], med[j][4], med[j][5],
-           lossy[j], CFG.rounds, med[j][0] / med[0][0], med[j][3] / med[0][3]);
-  printf("  (lossy: rounds with a message dropped or a client timed out)\n");
+           med[j][6], lossy[j], CFG.rounds, med[j][0] / med[0][0], med[j][3] / med[0][3]);
+  printf("  (msg/wake: deliveries per writer wake-up; lossy: rounds with a message "
+         "dropped or a client timed out)\n");
   printf("  recording (last round): %s\n", summary);
   printf("target: recording throughput >= 0.90 of release: %.2f; drops beyond "
          "release's: %.0f\n",
