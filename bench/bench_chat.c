@@ -29,7 +29,9 @@
  * thousand deliveries (the process's CPU minus the client thread's, from
  * the first send to the last client's end: the recorder's threads count
  * as server, start-up and exit do not), the median and 99th
- * percentile delivery latency, and the ratios to release.
+ * percentile delivery latency, the deliveries per writer wake-up (how
+ * much each write carries: the CPU per message follows it), the rounds
+ * that lost messages, and the ratios to release.
  *
  * Usage: bench_chat [-c CLIENTS] [-n MESSAGES] [-R RATE] [-q CAPACITY]
  *                   [-s SIZE] [-g GRACE] [-r ROUNDS] [--fail-on-timeout]
