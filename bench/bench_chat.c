@@ -551,7 +551,8 @@ static int worker(void) {
 
 /* Run argv with the library from `libdir` in front and, if db is not NULL,
  * recording on into it; its stdout goes into buf.  A child still running
- * after `bound_s` seconds is killed.  Returns 0 if it exited 0. */
+ * after `bound_s` seconds is killed.  Returns 0 if it exited 0, -2 if it
+ * was killed, else -1. */
 static int spawn_capture(char *const argv[], const char *libdir, const char *db,
                          double bound_s, char *buf, size_t cap) {
   char lib_env[4200], db_env[4200];
@@ -603,8 +604,8 @@ static int spawn_capture(char *const argv[], const char *libdir, const char *db,
   buf[len] = '\0';
   close(fd[0]);
   waitpid(pid, &status, 0);
-  if (killed) fprintf(stderr, "bench_chat: a worker ran over %.0f s and was killed\n", bound_s);
-  return !killed && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+  if (killed) return -2;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static long long db_int(sqlite3 *db, const char *sql) {
@@ -742,10 +743,17 @@ int main(int argc, char **argv) {
          CFG.rate > 0 ? "" : " (0: all at once)", CFG.capacity, CFG.rounds);
   for (r = 0; r < CFG.rounds && !failed; r++) {
     for (j = 0; j < N_VARIANTS && !failed; j++) {
-      int mism = 0;
+      int mism = 0, st;
       unlink(db);
-      if (spawn_capture(wargv, libs[j == 0 ? 0 : 1], j == 2 ? db : NULL, bound, out,
-                        sizeof(out)) != 0 ||
+      st = spawn_capture(wargv, libs[j == 0 ? 0 : 1], j == 2 ? db : NULL, bound, out,
+                         sizeof(out));
+      if (st == -2) {
+        fprintf(stderr, "bench_chat: the %s worker ran over %.0f s and was killed "
+                        "(round %d)\n", labels[j], bound, r + 1);
+        failed = 1;
+        break;
+      }
+      if (st != 0 ||
           sscanf(strstr(out, "RESULT") != NULL ? strstr(out, "RESULT") : "",
                  "RESULT %lf %lf %lf %lf %lf %lf %lf %d", &v[j][0][r], &v[j][1][r],
                  &v[j][2][r], &v[j][3][r], &v[j][4][r], &v[j][5][r], &v[j][6][r],
