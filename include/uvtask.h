@@ -381,8 +381,11 @@ UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
  * asyncio's gather is done at the first exception and leaves the others
  * running unwatched).  Every error is counted as retrieved; the handles
  * stay the caller's (see "Ownership" above).  If the gathering task is cancelled, the gathered
- * tasks are cancelled, waited for, and UVT_ECANCELED is returned.  n == 0
- * returns 0 at once. */
+ * tasks are cancelled, waited for, and UVT_ECANCELED is returned — also
+ * when the cancel came after the last task finished but before the
+ * gathering task ran again (asyncio's rule; nothing is left to cancel
+ * then, and the tasks' outcomes stay readable).  n == 0 returns 0 at
+ * once. */
 #define uvt_gather(t, n) \
   UVT__KEEP_FRAME(uvt_gather_at((t), (n), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_gather_at(uvt_task_t **t, size_t n, const char *file,
@@ -396,7 +399,8 @@ enum { UVT_FIRST_COMPLETED = 1, UVT_ALL_COMPLETED = 2, UVT_FIRST_EXCEPTION = 3 }
  * timeout_ms (-1: no limit) has passed.  Returns 0 when the condition is
  * met, UVT_ETIMEDOUT, UVT_EINVAL for n == 0 (as asyncio), or UVT_ECANCELED
  * if the waiting task was cancelled (the tasks themselves are left
- * running).  *ndone (may be NULL) receives how many are done; uvt_done()
+ * running), even after the condition was met, if the cancel came before
+ * the waiting task ran again.  *ndone (may be NULL) receives how many are done; uvt_done()
  * says which.  Errors are not retrieved and the handles stay the
  * caller's. */
 #define uvt_wait(t, n, mode, timeout_ms, ndone) \
@@ -440,7 +444,9 @@ UVT_EXPORT int uvt_yield_at(const char *file, int line, const char *func);
 
 /* Run fn(arg) on libuv's thread pool and return its status.  If the task
  * is cancelled meanwhile, the work is dequeued if it has not started, else
- * waited for; then UVT_ECANCELED is returned.  fn must not call uvtask. */
+ * waited for; then UVT_ECANCELED is returned.  A cancel after fn returned
+ * but before the task ran again wins too: fn ran, its status is dropped
+ * (as asyncio.to_thread's result is).  fn must not call uvtask. */
 #define uvt_to_thread(fn, arg) \
   UVT__KEEP_FRAME(uvt_to_thread_at((fn), (arg), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file,

@@ -91,7 +91,8 @@ int uvt_wait_futures_at(uvt_future_t **fs, size_t n, int mode,
         uvt__timer_start(self->sched, &self->timer, (uint64_t)timeout_ms,
                          fw_timeout) != 0)
       st = UVT_ENOMEM;
-    if (st == 0) st = uvt__park(&site, NULL, NULL);
+    /* Revocable: a cancel after the wake but before we ran wins. */
+    if (st == 0) st = uvt__park_revocable(&site, NULL, NULL);
     uvt__timer_stop(self->sched, &self->timer);
   }
   for (i = 0; i < n; i++) {

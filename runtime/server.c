@@ -301,10 +301,11 @@ int uvt_server_close_at(uvt_server_t *srv, const char *file, int line,
   srv->uv_closing = true;
   uv_close(&srv->u.handle, server_close_cb);
   while (!srv->handle_closed || srv->nconns > 0) {
-    int st = uvt__park(&site, server_close_on_cancel, srv);
+    int st = uvt__park_revocable(&site, server_close_on_cancel, srv);
     if (st == UVT_ECANCELED && !srv->close_cancelled) {
-      /* A cancel that was pending before the park: deliver it the same
-       * way. */
+      /* A cancel that was pending before the park, or came after the
+       * last wake: deliver it the same way (the server is closed
+       * regardless). */
       srv->close_cancelled = true;
       uvt_server_cancel_connections(srv);
     }

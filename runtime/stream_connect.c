@@ -16,7 +16,10 @@
  *     parked until that close callback (the next loop iteration), then
  *     frees the stream.
  * A cancel already pending when the call starts is taken before any
- * request is made, so no request is ever left without an owner.
+ * request is made, so no request is ever left without an owner.  A cancel
+ * that comes after a request completed but before the task ran again
+ * wins too (asyncio's rule): a resolved address list is freed, a
+ * connected stream closed, and UVT_ECANCELED returned.
  */
 #include "stream_internal.h"
 
@@ -33,6 +36,7 @@ typedef struct {
   uvt__sched_t *sched;
   struct addrinfo *res;
   int status;
+  bool done; /* resolve_cb stored its answer */
 } resolve_t;
 
 static void resolve_cb(uv_getaddrinfo_t *req, int status,
@@ -46,6 +50,7 @@ static void resolve_cb(uv_getaddrinfo_t *req, int status,
   }
   r->status = status;
   r->res = res;
+  r->done = true;
   uvt__wake(r->task, 0);
 }
 
@@ -66,6 +71,7 @@ int uvt__resolve(const char *host, int port, bool passive,
   struct addrinfo hints;
   char service[16];
   resolve_t *r;
+  bool cancelled;
   int err;
 
   *res = NULL;
@@ -93,10 +99,17 @@ int uvt__resolve(const char *host, int port, bool passive,
     free(r);
     return err;
   }
-  /* Either resolve_cb woke us (0) and r is ours to free, or a cancel did
-   * (UVT_ECANCELED) and r now belongs to resolve_cb. */
-  if (uvt__park(site, resolve_on_cancel, r) == UVT_ECANCELED)
+  /* Either resolve_cb woke us (r->done) and r is ours to free, or a
+   * cancel did while we were parked and r now belongs to resolve_cb.
+   * Resolved, then cancelled before we ran: the cancel wins and the
+   * answer is dropped. */
+  cancelled = uvt__park_revocable(site, resolve_on_cancel, r) == UVT_ECANCELED;
+  if (cancelled && !r->done) return UVT_ECANCELED;
+  if (cancelled) {
+    if (r->res != NULL) uv_freeaddrinfo(r->res);
+    free(r);
     return UVT_ECANCELED;
+  }
   err = r->status;
   *res = r->res;
   free(r);
@@ -136,6 +149,10 @@ static int connect_finish(uvt_stream_t *s, const uvt__site_t *site,
     if (uvt__park(site, connect_on_cancel, s) == UVT_ECANCELED &&
         !s->uv_closing)
       connect_on_cancel(s->closer, s); /* a cancel pending before the park */
+  /* Connected (or failed), then cancelled before we ran: the cancel wins
+   * and the connection is closed, as asyncio closes the transport. */
+  if (!s->uv_closing && uvt__take_pending_cancel(s->closer))
+    connect_on_cancel(s->closer, s);
   if (s->uv_closing) {
     /* Cancelled: wait for the close callback, then free. */
     uvt__stream_close_wait(s, site);

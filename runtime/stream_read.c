@@ -142,12 +142,15 @@ static int read_wait(uvt_stream_t *s, size_t want, const uvt__site_t *site) {
   int st;
   s->rwant = want;
   s->reader = uvt__task_current();
-  st = uvt__park(site, NULL, NULL);
+  /* Revocable: woken by data, then cancelled before we ran, the cancel
+   * wins; the data stays buffered for the next read (nothing is consumed
+   * before a read returns), as in asyncio's StreamReader. */
+  st = uvt__park_revocable(site, NULL, NULL);
   s->reader = NULL;
   if (s->closing) {
     /* uvt_close waits for us to have left before it frees the stream. */
     if (s->closer != NULL) uvt__wake(s->closer, 0);
-    return UVT_ECLOSED;
+    return st == UVT_ECANCELED ? UVT_ECANCELED : UVT_ECLOSED;
   }
   return st;
 }

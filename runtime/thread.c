@@ -4,7 +4,9 @@
  * The work request lives on the awaiting task's stack, so the task stays
  * parked until libuv's after-work callback has run, even when cancelled:
  * uv_cancel dequeues work that has not started; work already running is
- * waited for, then UVT_ECANCELED is returned.
+ * waited for, then UVT_ECANCELED is returned.  A cancel that comes after
+ * the function returned but before the task ran again wins as well: the
+ * function's status is dropped and UVT_ECANCELED returned.
  */
 #include "internal.h"
 
@@ -61,7 +63,9 @@ int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file, int line,
   if (err != 0) return err;
   /* The request lives on this stack: shutdown must wait for it. */
   self->in_pool = true;
-  err = uvt__park(&site, work_on_cancel, &w);
+  /* Revocable: a cancel after the function finished but before we ran
+   * wins; the function ran, its status is dropped (asyncio.to_thread). */
+  err = uvt__park_revocable(&site, work_on_cancel, &w);
   self->in_pool = false;
   return err;
 }

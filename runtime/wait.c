@@ -146,9 +146,12 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   group_pin(&g);
   if (g.ndone < g.set.n) uvt__deadlock_check(self, &site);
   while (g.ndone < g.set.n) {
-    int st = uvt__park(&site, group_on_cancel, &g);
+    /* Revocable: all done, then cancelled before we ran, the cancel wins
+     * (asyncio's gather future is then cancelled by its task). */
+    int st = uvt__park_revocable(&site, group_on_cancel, &g);
     if (st == UVT_ECANCELED && !g.cancelled) {
-      /* A cancel pending before the park: propagate it the same way. */
+      /* A cancel pending before the park or after the last wake:
+       * propagate it the same way (to the children still running). */
       g.cancelled = true;
       group_cancel_children(&g);
     }
@@ -208,7 +211,9 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
                          timeout_fire) != 0)
       st = UVT_ENOMEM;
     if (st == 0 && g.set.all) uvt__deadlock_check(self, &site);
-    if (st == 0) st = uvt__park(&site, group_on_cancel, &g);
+    /* Revocable: woken (done or timed out), then cancelled before we ran,
+     * the cancel wins; the tasks run on, as with asyncio.wait. */
+    if (st == 0) st = uvt__park_revocable(&site, group_on_cancel, &g);
     uvt__timer_stop(self->sched, &self->timer);
   }
   group_unlink(&g, ws, local);

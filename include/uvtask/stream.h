@@ -34,14 +34,17 @@
  * UV_ECONNRESET) is remembered; the next uvt_write / uvt_drain returns it.
  *
  * Cancellation.  Cancelling a task parked in a stream call makes that call
- * return UVT_ECANCELED and leaves the stream as follows:
+ * return UVT_ECANCELED — also when what it waited for had come and woken
+ * the task but the task had not run yet (asyncio's rule: the cancel wins)
+ * — and leaves the stream as follows:
  *   - uvt_read / uvt_readline / uvt_readexactly: open and usable; nothing
  *     was consumed, so the next read sees every byte.
  *   - uvt_drain: open and usable; the buffered bytes are still being sent
  *     (cancelling a drain does not discard data).
  *   - uvt_open_connection / uvt_open_unix (name resolution or connect):
  *     no stream was created; the half-made one is closed and freed before
- *     the call returns.
+ *     the call returns (a connection that completed before the cancel
+ *     won is closed too: the peer sees it end).
  *   - uvt_close: see there (the stream is closed either way).
  *   - uvt_server_close: see there.
  *
@@ -85,7 +88,9 @@ typedef int (*uvt_conn_fn)(uvt_stream_t *s, void *arg);
  * *out is the open stream (reading already started) and 0 is returned;
  * else a libuv error (UV_ECONNREFUSED, UV_EAI_NONAME, ...), UVT_ECANCELED,
  * UVT_ENOTASK, UVT_EINVAL (NULL host/out, port outside 0..65535) and *out
- * is NULL. */
+ * is NULL.  A cancel wins even when it comes after the connection was made
+ * but before the task ran again (asyncio's rule): that connection is
+ * closed, nothing is leaked, and UVT_ECANCELED is returned. */
 #define uvt_open_connection(host, port, out) \
   UVT__KEEP_FRAME(uvt_open_connection_at((host), (port), (out), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_open_connection_at(const char *host, int port,
@@ -102,6 +107,12 @@ UVT_EXPORT int uvt_open_unix_at(const char *path, uvt_stream_t **out,
                                 const char *file, int line, const char *func);
 
 /* ---- reading (one reader at a time) -------------------------------------- */
+
+/* Cancelling a reader.  A read returns UVT_ECANCELED and consumes nothing
+ * whenever its task is cancelled before it returns — also when the bytes
+ * it waited for had arrived and woken it but it had not run yet (asyncio's
+ * rule: the cancel wins).  Those bytes stay buffered for the next read, as
+ * in asyncio's StreamReader: nothing is lost. */
 
 /* Awaits: read one line, up to and including its '\n', into buf and
  * NUL-terminate it; *len receives its length without the NUL.  A line
@@ -150,7 +161,8 @@ UVT_EXPORT int uvt_write(uvt_stream_t *s, const void *buf, size_t len);
 
 /* Awaits: wait until the bytes not yet sent are at most the high-water
  * mark.  Returns at once, without yielding, when they already are.
- * Returns 0, a write error, UVT_ECANCELED (the data is still sent),
+ * Returns 0, a write error, UVT_ECANCELED (the data is still sent; also
+ * when the bytes had left but the task was cancelled before it ran again),
  * UVT_ECLOSED.  Several tasks may drain at once. */
 #define uvt_drain(s) \
   UVT__KEEP_FRAME(uvt_drain_at((s), __FILE__, __LINE__, __func__))

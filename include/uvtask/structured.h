@@ -256,7 +256,9 @@ UVT_EXPORT int uvt_future_set_error_threadsafe(uvt_future_t *f, int code);
 
 /* uvt_wait over futures (asyncio.wait accepts futures): the same modes,
  * limit and results; nothing is retrieved and the handles stay the
- * caller's.  Cancelling the waiter leaves the futures alone. */
+ * caller's.  Cancelling the waiter leaves the futures alone; a cancel
+ * after the condition was met but before the waiter ran again wins, as
+ * with uvt_wait. */
 #define uvt_wait_futures(f, n, mode, timeout_ms, ndone) \
   uvt_wait_futures_at((f), (n), (mode), (timeout_ms), (ndone), __FILE__, \
                       __LINE__, __func__)
