@@ -16,7 +16,15 @@
  * do nothing, write one line on stderr and return UVT_EWRONGTHREAD; a call
  * returning a pointer returns NULL, a void call just returns.  The debug
  * library also sends a WRONG_THREAD hook event, which its recorder keeps
- * as a wrong-thread finding at the call.  Calls that only read (uvt_done,
+ * as a wrong-thread finding at the call: every checked call is a macro
+ * passing the caller's __FILE__ and __LINE__ to its *_at function (the
+ * plain functions are still exported for programs built against 0.2.0;
+ * called directly, they report no line).  The awaiting calls that take
+ * no object (uvt_sleep, uvt_yield, uvt_to_thread, uvt_open_connection,
+ * uvt_open_unix, uvt_start_server) are refused the same way from a thread
+ * that runs none of uvtask's loops while another thread runs one; they
+ * return UVT_ENOTASK only where no loop is running at all or on a loop's
+ * own thread outside a task.  Calls that only read (uvt_done,
  * uvt_event_is_set, uvt_queue_size, ...) are not checked.  A sync object
  * belongs to the loop that first uses it; before that no check can tell.
  * A plain libuv callback on the loop's thread (a program running its own
@@ -237,7 +245,10 @@ UVT_EXPORT UVT__WUR uvt_task_t *uvt_task_ref(uvt_task_t *t);
  * reference is left (it goes on running meanwhile).  If it ends in an
  * error that nobody read, that error is reported (unretrieved-error).
  * NULL and released handles are ignored. */
-UVT_EXPORT void uvt_detach(uvt_task_t *t);
+#define uvt_detach(t) uvt_detach_at((t), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_detach_at(uvt_task_t *t, const char *file, int line,
+                              const char *func);
+UVT_EXPORT void(uvt_detach)(uvt_task_t *t);
 
 /* Request cancellation (one-shot, as asyncio): the await the task is parked
  * in, or its next one, returns UVT_ECANCELED once; the task may still clean
@@ -308,7 +319,8 @@ UVT_EXPORT size_t uvt_set_default_stack_size(size_t size);
  * is never consumed is reported as never awaited when uvt_run ends. */
 #define uvt_coro(fn, arg) uvt_coro_at((fn), (arg), #fn, __FILE__, __LINE__, __func__)
 UVT_EXPORT UVT__WUR uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
-                                   const char *file, int line, const char *func);
+                                   const char *file, int line,
+                                   const char *func);
 
 /* Run the coroutine inline, as part of the current task, and return its
  * status.  uvt_set_result and uvt_fail inside it act on the current task.
@@ -341,10 +353,22 @@ UVT_EXPORT UVT__WUR uvt_future_t *uvt_future_new_at(const char *file, int line,
                                                     const char *func);
 /* One more reference (see above); returns `f`, NULL for a bad handle. */
 UVT_EXPORT UVT__WUR uvt_future_t *uvt_future_ref(uvt_future_t *f);
-UVT_EXPORT int uvt_future_set_result(uvt_future_t *f, void *result);
-/* Complete with error `code` (< 0) and an optional printf message. */
-UVT_EXPORT int uvt_future_set_error(uvt_future_t *f, int code,
-                                    const char *fmt, ...) UVT__PRINTF(3, 4);
+#define uvt_future_set_result(f, result) \
+  uvt_future_set_result_at((f), (result), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_future_set_result_at(uvt_future_t *f, void *result,
+                                        const char *file, int line,
+                                        const char *func);
+UVT_EXPORT int(uvt_future_set_result)(uvt_future_t *f, void *result);
+/* Complete with error `code` (< 0) and an optional printf message:
+ * uvt_future_set_error(f, code, fmt, ...). */
+#define uvt_future_set_error(...) \
+  uvt_future_set_error_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+UVT_EXPORT int uvt_future_set_error_at(const char *file, int line,
+                                       const char *func, uvt_future_t *f,
+                                       int code, const char *fmt, ...)
+    UVT__PRINTF(6, 7);
+UVT_EXPORT int(uvt_future_set_error)(uvt_future_t *f, int code,
+                                     const char *fmt, ...) UVT__PRINTF(3, 4);
 /* Cancel the future (asyncio's Future.cancel): if it is not done it is
  * completed with UVT_ECANCELED and its awaiters wake with that; a later
  * set returns UVT_EINVAL.  Returns 1 if it was cancelled, 0 if it was
@@ -352,7 +376,11 @@ UVT_EXPORT int uvt_future_set_error(uvt_future_t *f, int code,
  * future it changes nothing: an error nobody read is still reported when
  * the future is released (a deliberate difference: asyncio's cancel()
  * silences that report even when it cancels nothing). */
-UVT_EXPORT int uvt_future_cancel(uvt_future_t *f);
+#define uvt_future_cancel(f) \
+  uvt_future_cancel_at((f), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_future_cancel_at(uvt_future_t *f, const char *file,
+                                    int line, const char *func);
+UVT_EXPORT int(uvt_future_cancel)(uvt_future_t *f);
 /* Suspend until set; return 0 or its error (counted as retrieved) and
  * give up the caller's reference.  A set future returns at once.
  * Cancelling the awaiter cancels the future (as asyncio does) and returns
@@ -371,7 +399,12 @@ UVT_EXPORT void *uvt_future_result(const uvt_future_t *f);
 UVT_EXPORT const char *uvt_future_error_message(const uvt_future_t *f);
 /* Give up one reference: freed once set (or cancelled) and no reference
  * is left. */
-UVT_EXPORT void uvt_future_detach(uvt_future_t *f);
+#define uvt_future_detach(f) \
+  uvt_future_detach_at((f), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_future_detach_at(uvt_future_t *f,
+                                     const char *file, int line,
+                                     const char *func);
+UVT_EXPORT void(uvt_future_detach)(uvt_future_t *f);
 
 /* ---- waiting on several -------------------------------------------------- */
 
@@ -431,13 +464,16 @@ UVT_EXPORT int uvt_wait_for_at(uvt_task_t *t, int64_t timeout_ms,
 /* ---- time and yielding --------------------------------------------------- */
 
 /* Suspend for ms milliseconds (0: as uvt_yield).  0, UVT_ECANCELED,
- * UVT_ENOTASK, UVT_EINVAL for ms < 0. */
+ * UVT_ENOTASK (outside a task), UVT_EWRONGTHREAD (from a thread that runs
+ * no uvtask loop while another does: see "Threads" above; both libraries
+ * return it), UVT_EINVAL for ms < 0. */
 #define uvt_sleep(ms) \
   UVT__KEEP_FRAME(uvt_sleep_at((ms), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_sleep_at(int64_t ms, const char *file, int line,
                             const char *func);
 
-/* Let every other ready task run once.  0, UVT_ECANCELED or UVT_ENOTASK. */
+/* Let every other ready task run once.  0, UVT_ECANCELED, UVT_ENOTASK or
+ * UVT_EWRONGTHREAD (as uvt_sleep). */
 #define uvt_yield() \
   UVT__KEEP_FRAME(uvt_yield_at(__FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_yield_at(const char *file, int line, const char *func);
@@ -446,7 +482,10 @@ UVT_EXPORT int uvt_yield_at(const char *file, int line, const char *func);
  * is cancelled meanwhile, the work is dequeued if it has not started, else
  * waited for; then UVT_ECANCELED is returned.  A cancel after fn returned
  * but before the task ran again wins too: fn ran, its status is dropped
- * (as asyncio.to_thread's result is).  fn must not call uvtask. */
+ * (as asyncio.to_thread's result is).  UVT_ENOTASK outside a task,
+ * UVT_EWRONGTHREAD from a thread that runs no uvtask loop while another
+ * does (as uvt_sleep: fn itself calling uvt_to_thread, for one).  fn must
+ * not call uvtask: its loop-only calls are refused (see "Threads"). */
 #define uvt_to_thread(fn, arg) \
   UVT__KEEP_FRAME(uvt_to_thread_at((fn), (arg), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file,
@@ -593,20 +632,43 @@ UVT_EXPORT int uvt_lock_init(uvt_lock_t *l);
   UVT__KEEP_FRAME(uvt_lock_acquire_at((l), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
                                    const char *func);
-UVT_EXPORT int uvt_lock_release(uvt_lock_t *l);
+#define uvt_lock_release(l) \
+  uvt_lock_release_at((l), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_lock_release_at(uvt_lock_t *l, const char *file, int line,
+                                   const char *func);
+UVT_EXPORT int(uvt_lock_release)(uvt_lock_t *l);
 UVT_EXPORT bool uvt_lock_locked(const uvt_lock_t *l);
-UVT_EXPORT void uvt_lock_destroy(uvt_lock_t *l);
+#define uvt_lock_destroy(l) \
+  uvt_lock_destroy_at((l), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_lock_destroy_at(uvt_lock_t *l,
+                                    const char *file, int line,
+                                    const char *func);
+UVT_EXPORT void(uvt_lock_destroy)(uvt_lock_t *l);
 
 /* asyncio.Event. */
 UVT_EXPORT int uvt_event_init(uvt_event_t *e);
-UVT_EXPORT void uvt_event_set(uvt_event_t *e);
-UVT_EXPORT void uvt_event_clear(uvt_event_t *e);
+#define uvt_event_set(e) \
+  uvt_event_set_at((e), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_event_set_at(uvt_event_t *e,
+                                 const char *file, int line, const char *func);
+UVT_EXPORT void(uvt_event_set)(uvt_event_t *e);
+#define uvt_event_clear(e) \
+  uvt_event_clear_at((e), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_event_clear_at(uvt_event_t *e,
+                                   const char *file, int line,
+                                   const char *func);
+UVT_EXPORT void(uvt_event_clear)(uvt_event_t *e);
 UVT_EXPORT bool uvt_event_is_set(const uvt_event_t *e);
 #define uvt_event_wait(e) \
   UVT__KEEP_FRAME(uvt_event_wait_at((e), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
                                  const char *func);
-UVT_EXPORT void uvt_event_destroy(uvt_event_t *e);
+#define uvt_event_destroy(e) \
+  uvt_event_destroy_at((e), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_event_destroy_at(uvt_event_t *e,
+                                     const char *file, int line,
+                                     const char *func);
+UVT_EXPORT void(uvt_event_destroy)(uvt_event_t *e);
 
 /* asyncio.Semaphore with initial value n.  release returns UVT_EINVAL
  * if the count would overflow.  A permit handed to a waiter that is
@@ -623,8 +685,17 @@ UVT_EXPORT int uvt_sem_init_bounded(uvt_sem_t *s, unsigned n);
   UVT__KEEP_FRAME(uvt_sem_acquire_at((s), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
                                   const char *func);
-UVT_EXPORT int uvt_sem_release(uvt_sem_t *s);
-UVT_EXPORT void uvt_sem_destroy(uvt_sem_t *s);
+#define uvt_sem_release(s) \
+  uvt_sem_release_at((s), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_sem_release_at(uvt_sem_t *s,
+                                  const char *file, int line, const char *func);
+UVT_EXPORT int(uvt_sem_release)(uvt_sem_t *s);
+#define uvt_sem_destroy(s) \
+  uvt_sem_destroy_at((s), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_sem_destroy_at(uvt_sem_t *s,
+                                   const char *file, int line,
+                                   const char *func);
+UVT_EXPORT void(uvt_sem_destroy)(uvt_sem_t *s);
 
 /* asyncio.Queue of pointers holding at most `capacity` items (0: no
  * limit).  put awaits while full, get while empty; put on an unbounded
@@ -647,11 +718,26 @@ UVT_EXPORT int uvt_queue_init_priority(uvt_queue_t *q, size_t capacity,
 /* put / get without waiting, from a task or a callback on the loop thread:
  * 0, UVT_EAGAIN when full / empty, UVT_ECLOSED after close (get: once the
  * queue is empty), UVT_ENOMEM, UVT_EINVAL. */
-UVT_EXPORT int uvt_queue_put_nowait(uvt_queue_t *q, void *item);
-UVT_EXPORT int uvt_queue_get_nowait(uvt_queue_t *q, void **item);
+#define uvt_queue_put_nowait(q, item) \
+  uvt_queue_put_nowait_at((q), (item), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_queue_put_nowait_at(uvt_queue_t *q, void *item,
+                                       const char *file, int line,
+                                       const char *func);
+UVT_EXPORT int(uvt_queue_put_nowait)(uvt_queue_t *q, void *item);
+#define uvt_queue_get_nowait(q, item) \
+  uvt_queue_get_nowait_at((q), (item), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_queue_get_nowait_at(uvt_queue_t *q, void **item,
+                                       const char *file, int line,
+                                       const char *func);
+UVT_EXPORT int(uvt_queue_get_nowait)(uvt_queue_t *q, void **item);
 /* asyncio.Queue.task_done: one item put earlier has been processed.
  * UVT_EINVAL if called more often than items were put. */
-UVT_EXPORT int uvt_queue_task_done(uvt_queue_t *q);
+#define uvt_queue_task_done(q) \
+  uvt_queue_task_done_at((q), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_queue_task_done_at(uvt_queue_t *q,
+                                      const char *file, int line,
+                                      const char *func);
+UVT_EXPORT int(uvt_queue_task_done)(uvt_queue_t *q);
 /* asyncio.Queue.join: wait until every item put has been marked done
  * (at once if so).  0, UVT_ECANCELED, UVT_ENOTASK, UVT_ECLOSED. */
 #define uvt_queue_join(q) \
@@ -662,7 +748,12 @@ UVT_EXPORT int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
  * from now on, gets drain what is left, then return UVT_ECLOSED; tasks
  * waiting in put or get wake with UVT_ECLOSED.  Never yields.  The queue
  * must still be destroyed. */
-UVT_EXPORT void uvt_queue_close(uvt_queue_t *q);
+#define uvt_queue_close(q) \
+  uvt_queue_close_at((q), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_queue_close_at(uvt_queue_t *q,
+                                   const char *file, int line,
+                                   const char *func);
+UVT_EXPORT void(uvt_queue_close)(uvt_queue_t *q);
 #define uvt_queue_put(q, item) \
   UVT__KEEP_FRAME(uvt_queue_put_at((q), (item), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file,
@@ -672,7 +763,12 @@ UVT_EXPORT int uvt_queue_put_at(uvt_queue_t *q, void *item, const char *file,
 UVT_EXPORT int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file,
                                 int line, const char *func);
 UVT_EXPORT size_t uvt_queue_size(const uvt_queue_t *q);
-UVT_EXPORT void uvt_queue_destroy(uvt_queue_t *q);
+#define uvt_queue_destroy(q) \
+  uvt_queue_destroy_at((q), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_queue_destroy_at(uvt_queue_t *q,
+                                     const char *file, int line,
+                                     const char *func);
+UVT_EXPORT void(uvt_queue_destroy)(uvt_queue_t *q);
 
 /* asyncio.Condition over `lock` (required: C has no default lock; it
  * must outlive the condition).  wait, notify and notify_all need the lock
@@ -687,9 +783,23 @@ UVT_EXPORT int uvt_cond_init(uvt_cond_t *c, uvt_lock_t *lock);
   UVT__KEEP_FRAME(uvt_cond_wait_at((c), __FILE__, __LINE__, __func__))
 UVT_EXPORT int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
                                 const char *func);
-UVT_EXPORT int uvt_cond_notify(uvt_cond_t *c, unsigned n);
-UVT_EXPORT int uvt_cond_notify_all(uvt_cond_t *c);
-UVT_EXPORT void uvt_cond_destroy(uvt_cond_t *c);
+#define uvt_cond_notify(c, n) \
+  uvt_cond_notify_at((c), (n), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_cond_notify_at(uvt_cond_t *c, unsigned n,
+                                  const char *file, int line, const char *func);
+UVT_EXPORT int(uvt_cond_notify)(uvt_cond_t *c, unsigned n);
+#define uvt_cond_notify_all(c) \
+  uvt_cond_notify_all_at((c), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_cond_notify_all_at(uvt_cond_t *c,
+                                      const char *file, int line,
+                                      const char *func);
+UVT_EXPORT int(uvt_cond_notify_all)(uvt_cond_t *c);
+#define uvt_cond_destroy(c) \
+  uvt_cond_destroy_at((c), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_cond_destroy_at(uvt_cond_t *c,
+                                    const char *file, int line,
+                                    const char *func);
+UVT_EXPORT void(uvt_cond_destroy)(uvt_cond_t *c);
 
 /* asyncio.Barrier for `parties` tasks (> 0).  wait returns 0 once
  * `parties` tasks are waiting, all of them at once, and stores in *index
@@ -704,9 +814,24 @@ UVT_EXPORT int uvt_barrier_init(uvt_barrier_t *b, unsigned parties);
 UVT_EXPORT int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index,
                                    const char *file, int line,
                                    const char *func);
-UVT_EXPORT void uvt_barrier_abort(uvt_barrier_t *b);
-UVT_EXPORT void uvt_barrier_reset(uvt_barrier_t *b);
-UVT_EXPORT void uvt_barrier_destroy(uvt_barrier_t *b);
+#define uvt_barrier_abort(b) \
+  uvt_barrier_abort_at((b), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_barrier_abort_at(uvt_barrier_t *b,
+                                     const char *file, int line,
+                                     const char *func);
+UVT_EXPORT void(uvt_barrier_abort)(uvt_barrier_t *b);
+#define uvt_barrier_reset(b) \
+  uvt_barrier_reset_at((b), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_barrier_reset_at(uvt_barrier_t *b,
+                                     const char *file, int line,
+                                     const char *func);
+UVT_EXPORT void(uvt_barrier_reset)(uvt_barrier_t *b);
+#define uvt_barrier_destroy(b) \
+  uvt_barrier_destroy_at((b), __FILE__, __LINE__, __func__)
+UVT_EXPORT void uvt_barrier_destroy_at(uvt_barrier_t *b,
+                                       const char *file, int line,
+                                       const char *func);
+UVT_EXPORT void(uvt_barrier_destroy)(uvt_barrier_t *b);
 
 /* ---- looking inside -------------------------------------------------------- */
 

@@ -71,6 +71,11 @@ int uvt__not_in_task(uvt__sched_t *s, const uvt__obj_t *o, const char *call,
   return UVT_ENOTASK;
 }
 
+int uvt__no_task_call(const char *call, const char *file, int line) {
+  if (!uvt__sched_any() || uvt__sched_owned_here()) return UVT_ENOTASK;
+  return refuse(NULL, call, file, line);
+}
+
 int uvt__no_task_here(uv_loop_t **bound, const char *call, const char *file,
                       int line) {
   uvt__sched_t *s;

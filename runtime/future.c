@@ -57,13 +57,13 @@ void uvt__future_release(uvt_future_t *f) {
 }
 
 static int future_settle(uvt_future_t *f, int status, void *result,
-                         char *message) {
+                         char *message, const char *file, int line) {
   int err = future_check(f);
   if (err == 0 && !on_owner_thread(f->sched)) err = UVT_EWRONGTHREAD;
   if (err == 0 && f->out.done) err = UVT_EINVAL;
   if (err != 0) {
     free(message);
-    if (err == UVT_EWRONGTHREAD) uvt__wrong_thread(&f->obj, "uvt_future_set", NULL, 0);
+    if (err == UVT_EWRONGTHREAD) uvt__wrong_thread(&f->obj, "uvt_future_set", file, line);
     if (err == UVT_EWRONGTHREAD)
       uvt__warn("future created at %s:%d set from a thread that does not "
                 "run its loop; use uvt_call_threadsafe",
@@ -80,28 +80,39 @@ static int future_settle(uvt_future_t *f, int status, void *result,
   return 0;
 }
 
-int uvt_future_cancel(uvt_future_t *f) {
+int uvt_future_cancel_at(uvt_future_t *f, const char *file, int line,
+                         const char *func) {
   int err = future_check(f);
+  (void)func;
   if (err != 0) return err;
   if (f->out.done) return 0;
-  err = future_settle(f, UVT_ECANCELED, NULL, NULL);
+  err = future_settle(f, UVT_ECANCELED, NULL, NULL, file, line);
   return err == 0 ? 1 : err;
 }
 
-int uvt_future_set_result(uvt_future_t *f, void *result) {
-  return future_settle(f, 0, result, NULL);
+int uvt_future_set_result_at(uvt_future_t *f, void *result, const char *file,
+                             int line, const char *func) {
+  (void)func;
+  return future_settle(f, 0, result, NULL, file, line);
 }
 
-int uvt_future_set_error(uvt_future_t *f, int code, const char *fmt, ...) {
+static int future_set_error_v(uvt_future_t *f, int code, const char *file,
+                              int line, const char *fmt, va_list ap) {
   char *msg = NULL;
   if (code >= 0) return UVT_EINVAL;
-  if (fmt != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
-    va_end(ap);
-  }
-  return future_settle(f, code, NULL, msg);
+  if (fmt != NULL && vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  return future_settle(f, code, NULL, msg, file, line);
+}
+
+int uvt_future_set_error_at(const char *file, int line, const char *func,
+                            uvt_future_t *f, int code, const char *fmt, ...) {
+  va_list ap;
+  int err;
+  (void)func;
+  va_start(ap, fmt);
+  err = future_set_error_v(f, code, file, line, fmt, ap);
+  va_end(ap);
+  return err;
 }
 
 static void future_fire(uvt__waiter_t *w) { uvt__wake(w->task, 0); }
@@ -164,10 +175,32 @@ const char *uvt_future_error_message(const uvt_future_t *f) {
   return f->out.message;
 }
 
-void uvt_future_detach(uvt_future_t *f) {
+void uvt_future_detach_at(uvt_future_t *f,
+                          const char *file, int line, const char *func) {
   if (future_check(f) != 0 || f->out.refs <= 0) return;
-  if (uvt__sched_check(f->sched, &f->obj, "uvt_future_detach", NULL, 0)) return;
+  (void)func;
+  if (uvt__sched_check(f->sched, &f->obj, "uvt_future_detach", file, line)) return;
   UVT__HOOK(.kind = UVT_HOOK_DETACH, .object_kind = UVT_OBJECT_FUTURE,
             .id = f->obj.id, .name = f->obj.name, .object = f);
   uvt__future_unref(f);
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+void (uvt_future_detach)(uvt_future_t *f) {
+  uvt_future_detach_at(f, NULL, 0, NULL);
+}
+int (uvt_future_cancel)(uvt_future_t *f) {
+  return uvt_future_cancel_at(f, NULL, 0, NULL);
+}
+int (uvt_future_set_result)(uvt_future_t *f, void *result) {
+  return uvt_future_set_result_at(f, result, NULL, 0, NULL);
+}
+int (uvt_future_set_error)(uvt_future_t *f, int code, const char *fmt, ...) {
+  va_list ap;
+  int err;
+  va_start(ap, fmt);
+  err = future_set_error_v(f, code, NULL, 0, fmt, ap);
+  va_end(ap);
+  return err;
 }

@@ -55,7 +55,12 @@ int uvt_wait_futures_at(uvt_future_t **fs, size_t n, int mode,
   size_t i;
   int st = 0;
   if (ndone != NULL) *ndone = 0;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) {
+    uvt_future_t *f0 = n > 0 && fs != NULL ? fs[0] : NULL;
+    return uvt__not_in_task(f0 != NULL ? f0->sched : NULL,
+                            f0 != NULL ? &f0->obj : NULL, "uvt_wait_futures",
+                            file, line);
+  }
   UVT__YIELD_POINT(self, "uvt_wait_futures");
   if ((mode != UVT_FIRST_COMPLETED && mode != UVT_ALL_COMPLETED &&
        mode != UVT_FIRST_EXCEPTION) ||
@@ -110,7 +115,10 @@ int uvt_wait_for_future_at(uvt_future_t *f, int64_t timeout_ms, void **result,
   uvt_task_t *self = uvt__task_current();
   int st;
   bool ok;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__not_in_task(f != NULL ? f->sched : NULL,
+                            f != NULL ? &f->obj : NULL, "uvt_wait_for_future",
+                            file, line);
   UVT__YIELD_POINT(self, "uvt_wait_for_future");
   if (f == NULL || timeout_ms < -1) return UVT_EINVAL;
   if ((st = check(&f, 1, self)) != 0) return st;

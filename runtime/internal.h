@@ -470,6 +470,15 @@ static inline int uvt__sched_check(uvt__sched_t *s, const uvt__obj_t *o,
 bool uvt__off_loop_thread(const char *call, const char *file, int line);
 /* Whether uvtask runs any loop in the process (sched.c). */
 bool uvt__sched_any(void);
+/* Whether this thread runs one of uvtask's loops (sched.c; takes the
+ * schedulers' list mutex: for slow paths only). */
+bool uvt__sched_owned_here(void);
+/* An awaiting call that takes no object found no current task: if this
+ * thread runs none of uvtask's loops while another thread does, report
+ * wrong-thread and return UVT_EWRONGTHREAD (both libraries), else
+ * UVT_ENOTASK (main before uvt_run, a plain callback on a loop thread). */
+int uvt__no_task_call(const char *call, const char *file, int line)
+    __attribute__((noinline, cold));
 
 /* An awaiting call found no current task: UVT_EWRONGTHREAD (reported)
  * if the object it was given (`s`, `o`: may be NULL) belongs to a loop

@@ -616,6 +616,18 @@ bool uvt__sched_any(void) {
   return __atomic_load_n(&list_head, __ATOMIC_ACQUIRE) != NULL;
 }
 
+bool uvt__sched_owned_here(void) {
+  uv_thread_t self = uv_thread_self();
+  uvt__sched_t *s;
+  bool found = false;
+  uv_once(&list_once, list_init);
+  uv_mutex_lock(&list_mutex);
+  for (s = list_head; s != NULL && !found; s = s->list_next)
+    found = !s->closing && uv_thread_equal(&self, &s->owner);
+  uv_mutex_unlock(&list_mutex);
+  return found;
+}
+
 uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
   uvt__sched_t *s;
   for (s = __atomic_load_n(&list_head, __ATOMIC_ACQUIRE); s != NULL;

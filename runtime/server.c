@@ -196,7 +196,7 @@ int uvt_start_server_at(const char *host, int port, uvt_conn_fn handler,
   if (host == NULL || handler == NULL || out == NULL || port < 0 ||
       port > 65535)
     return UVT_EINVAL;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_call("uvt_start_server", file, line);
   UVT__YIELD_POINT(self, "uvt_start_server");
   if ((err = uvt__resolve(host, port, true, &res, &site)) != 0) return err;
   srv = server_new(self->sched, false, handler, arg, name);
@@ -257,11 +257,14 @@ size_t uvt_server_connections(const uvt_server_t *srv) {
   return srv->nconns;
 }
 
-size_t uvt_server_cancel_connections(uvt_server_t *srv) {
+size_t uvt_server_cancel_connections_at(uvt_server_t *srv,
+                                        const char *file, int line,
+                                        const char *func) {
   conn_t *c, *next;
   size_t n = 0;
   if (srv == NULL || srv->obj.magic != UVT__MAGIC_LIVE) return 0;
-  if (uvt__sched_check(srv->sched, &srv->obj, "uvt_server_cancel_connections", NULL, 0)) return 0;
+  (void)func;
+  if (uvt__sched_check(srv->sched, &srv->obj, "uvt_server_cancel_connections", file, line)) return 0;
   for (c = srv->conns; c != NULL; c = next) {
     next = c->next;
     if (uvt__task_cancel(c->task) == 1) n++;
@@ -315,4 +318,10 @@ int uvt_server_close_at(uvt_server_t *srv, const char *file, int line,
   uvt__obj_unregister(&srv->obj);
   uvt__quarantine(srv->sched, &srv->obj);
   return cancelled ? UVT_ECANCELED : 0;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+size_t (uvt_server_cancel_connections)(uvt_server_t *srv) {
+  return uvt_server_cancel_connections_at(srv, NULL, 0, NULL);
 }

@@ -12,7 +12,7 @@ int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
   uvt_task_t *self = uvt__task_current();
   uvt__site_t site = UVT__SITE_ON("uvt_sleep", UVT_WAIT_SLEEP, NULL, true);
   int st;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_call("uvt_sleep", file, line);
   if (ms < 0) return UVT_EINVAL;
   UVT__YIELD_POINT(self, "uvt_sleep");
   if (ms == 0) return uvt__yield(&site);
@@ -27,7 +27,7 @@ int uvt_sleep_at(int64_t ms, const char *file, int line, const char *func) {
 int uvt_yield_at(const char *file, int line, const char *func) {
   uvt__site_t site = UVT__SITE_ON("uvt_yield", UVT_WAIT_YIELD, NULL, false);
   uvt_task_t *self = uvt__task_current();
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_call("uvt_yield", file, line);
   UVT__YIELD_POINT(self, "uvt_yield");
   return uvt__yield(&site);
 }

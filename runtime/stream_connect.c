@@ -177,7 +177,8 @@ int uvt_open_connection_at(const char *host, int port, uvt_stream_t **out,
   if (out != NULL) *out = NULL;
   if (host == NULL || out == NULL || port < 0 || port > 65535)
     return UVT_EINVAL;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL)
+    return uvt__no_task_call("uvt_open_connection", file, line);
   UVT__YIELD_POINT(self, "uvt_open_connection");
   if ((err = uvt__resolve(host, port, false, &res, &site)) != 0) return err;
   err = UV_EAI_NONAME;
@@ -217,7 +218,7 @@ int uvt_open_unix_at(const char *path, uvt_stream_t **out, const char *file,
   /* libuv 1.44 would silently truncate it. */
   if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return UV_ENAMETOOLONG;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_call("uvt_open_unix", file, line);
   UVT__YIELD_POINT(self, "uvt_open_unix");
   if (uvt__take_pending_cancel(self)) return UVT_ECANCELED;
   s = uvt__stream_new(self->sched, true);

@@ -255,8 +255,10 @@ int uvt__stream_read_start(uvt_stream_t *s) {
 
 /* ---- tuning and inspection ----------------------------------------------- */
 
-int uvt_stream_set_limit(uvt_stream_t *s, size_t limit) {
-  int err = uvt__stream_enter(s, "uvt_stream_set_limit", NULL, 0);
+int uvt_stream_set_limit_at(uvt_stream_t *s, size_t limit,
+                            const char *file, int line, const char *func) {
+  int err = uvt__stream_enter(s, "uvt_stream_set_limit", file, line);
+  (void)func;
   if (err != 0) return err;
   s->limit = limit != 0 ? limit : UVT_STREAM_LIMIT;
   if (uvt__stream_rbuffered(s) >= rthreshold(s)) {
@@ -270,4 +272,10 @@ int uvt_stream_set_limit(uvt_stream_t *s, size_t limit) {
 
 size_t uvt_stream_read_buffered(const uvt_stream_t *s) {
   return uvt__stream_check(s) == 0 ? uvt__stream_rbuffered(s) : 0;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+int (uvt_stream_set_limit)(uvt_stream_t *s, size_t limit) {
+  return uvt_stream_set_limit_at(s, limit, NULL, 0, NULL);
 }

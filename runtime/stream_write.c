@@ -130,8 +130,10 @@ static void write_cb(uv_write_t *req, int status) {
   write_progress(s);
 }
 
-int uvt_write(uvt_stream_t *s, const void *buf, size_t len) {
-  int err = uvt__stream_enter(s, "uvt_write", NULL, 0);
+int uvt_write_at(uvt_stream_t *s, const void *buf, size_t len,
+                 const char *file, int line, const char *func) {
+  int err = uvt__stream_enter(s, "uvt_write", file, line);
+  (void)func;
   if (err != 0) return err;
   if (buf == NULL && len > 0) return UVT_EINVAL;
   if (s->werr != 0) return s->werr;
@@ -164,8 +166,10 @@ int uvt_drain_at(uvt_stream_t *s, const char *file, int line,
   return uvt__waitq_wait(&s->drainers, &node, self, &site);
 }
 
-int uvt_write_eof(uvt_stream_t *s) {
-  int err = uvt__stream_enter(s, "uvt_write_eof", NULL, 0);
+int uvt_write_eof_at(uvt_stream_t *s,
+                     const char *file, int line, const char *func) {
+  int err = uvt__stream_enter(s, "uvt_write_eof", file, line);
+  (void)func;
   if (err != 0) return err;
   if (s->eof_requested) return 0;
   s->eof_requested = true;
@@ -175,8 +179,10 @@ int uvt_write_eof(uvt_stream_t *s) {
 
 /* ---- tuning and inspection ----------------------------------------------- */
 
-int uvt_stream_set_high_water(uvt_stream_t *s, size_t bytes) {
-  int err = uvt__stream_enter(s, "uvt_stream_set_high_water", NULL, 0);
+int uvt_stream_set_high_water_at(uvt_stream_t *s, size_t bytes,
+                                 const char *file, int line, const char *func) {
+  int err = uvt__stream_enter(s, "uvt_stream_set_high_water", file, line);
+  (void)func;
   if (err != 0) return err;
   s->hwm = bytes;
   return 0;
@@ -184,4 +190,16 @@ int uvt_stream_set_high_water(uvt_stream_t *s, size_t bytes) {
 
 size_t uvt_stream_write_buffered(const uvt_stream_t *s) {
   return uvt__stream_check(s) == 0 ? uvt__stream_unsent(s) : 0;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+int (uvt_write)(uvt_stream_t *s, const void *buf, size_t len) {
+  return uvt_write_at(s, buf, len, NULL, 0, NULL);
+}
+int (uvt_write_eof)(uvt_stream_t *s) {
+  return uvt_write_eof_at(s, NULL, 0, NULL);
+}
+int (uvt_stream_set_high_water)(uvt_stream_t *s, size_t bytes) {
+  return uvt_stream_set_high_water_at(s, bytes, NULL, 0, NULL);
 }

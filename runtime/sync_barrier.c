@@ -73,23 +73,41 @@ int uvt_barrier_wait_at(uvt_barrier_t *b, unsigned *index, const char *file,
   return st;
 }
 
-void uvt_barrier_abort(uvt_barrier_t *b) {
-  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_abort", NULL, 0)) return;
+void uvt_barrier_abort_at(uvt_barrier_t *b,
+                          const char *file, int line, const char *func) {
+  (void)func;
+  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_abort", file, line)) return;
   b->broken = 1;
   b->count = 0;
   uvt__waitq_wake_all(&b->waiters, UVT_EBROKEN);
 }
 
-void uvt_barrier_reset(uvt_barrier_t *b) {
-  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_reset", NULL, 0)) return;
+void uvt_barrier_reset_at(uvt_barrier_t *b,
+                          const char *file, int line, const char *func) {
+  (void)func;
+  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_reset", file, line)) return;
   /* asyncio's reset breaks the waiters of the cycle under way. */
   uvt__waitq_wake_all(&b->waiters, UVT_EBROKEN);
   b->count = 0;
   b->broken = 0;
 }
 
-void uvt_barrier_destroy(uvt_barrier_t *b) {
-  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_destroy", NULL, 0)) return;
+void uvt_barrier_destroy_at(uvt_barrier_t *b,
+                            const char *file, int line, const char *func) {
+  (void)func;
+  if (!barrier_valid(b) || uvt__loop_check(&b->loop, "uvt_barrier_destroy", file, line)) return;
   uvt__waitq_wake_all(&b->waiters, UVT_ECLOSED);
   b->magic = UVT__MAGIC_DEAD;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+void (uvt_barrier_abort)(uvt_barrier_t *b) {
+  uvt_barrier_abort_at(b, NULL, 0, NULL);
+}
+void (uvt_barrier_reset)(uvt_barrier_t *b) {
+  uvt_barrier_reset_at(b, NULL, 0, NULL);
+}
+void (uvt_barrier_destroy)(uvt_barrier_t *b) {
+  uvt_barrier_destroy_at(b, NULL, 0, NULL);
 }

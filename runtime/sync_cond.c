@@ -65,26 +65,44 @@ int uvt_cond_wait_at(uvt_cond_t *c, const char *file, int line,
   return lst != 0 ? lst : st;
 }
 
-int uvt_cond_notify(uvt_cond_t *c, unsigned n) {
+int uvt_cond_notify_at(uvt_cond_t *c, unsigned n,
+                       const char *file, int line, const char *func) {
   int err;
   if (!cond_valid(c)) return UVT_EINVAL;
-  if ((err = uvt__loop_check(&c->loop, "uvt_cond_notify", NULL, 0))) return err;
+  (void)func;
+  if ((err = uvt__loop_check(&c->loop, "uvt_cond_notify", file, line))) return err;
   if (!cond_owned(c)) return UVT_ENOTLOCKED;
   while (n-- > 0 && uvt__waitq_grant_first(&c->waiters, NULL)) continue;
   return 0;
 }
 
-int uvt_cond_notify_all(uvt_cond_t *c) {
+int uvt_cond_notify_all_at(uvt_cond_t *c,
+                           const char *file, int line, const char *func) {
   int err;
   if (!cond_valid(c)) return UVT_EINVAL;
-  if ((err = uvt__loop_check(&c->loop, "uvt_cond_notify_all", NULL, 0))) return err;
+  (void)func;
+  if ((err = uvt__loop_check(&c->loop, "uvt_cond_notify_all", file, line))) return err;
   if (!cond_owned(c)) return UVT_ENOTLOCKED;
   uvt__waitq_wake_all(&c->waiters, 0);
   return 0;
 }
 
-void uvt_cond_destroy(uvt_cond_t *c) {
-  if (!cond_valid(c) || uvt__loop_check(&c->loop, "uvt_cond_destroy", NULL, 0)) return;
+void uvt_cond_destroy_at(uvt_cond_t *c,
+                         const char *file, int line, const char *func) {
+  (void)func;
+  if (!cond_valid(c) || uvt__loop_check(&c->loop, "uvt_cond_destroy", file, line)) return;
   uvt__waitq_wake_all(&c->waiters, UVT_ECLOSED);
   c->magic = UVT__MAGIC_DEAD;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+int (uvt_cond_notify)(uvt_cond_t *c, unsigned n) {
+  return uvt_cond_notify_at(c, n, NULL, 0, NULL);
+}
+int (uvt_cond_notify_all)(uvt_cond_t *c) {
+  return uvt_cond_notify_all_at(c, NULL, 0, NULL);
+}
+void (uvt_cond_destroy)(uvt_cond_t *c) {
+  uvt_cond_destroy_at(c, NULL, 0, NULL);
 }

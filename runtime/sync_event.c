@@ -25,15 +25,19 @@ int uvt_event_init(uvt_event_t *e) {
   return 0;
 }
 
-void uvt_event_set(uvt_event_t *e) {
-  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_set", NULL, 0)) return;
+void uvt_event_set_at(uvt_event_t *e,
+                      const char *file, int line, const char *func) {
+  (void)func;
+  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_set", file, line)) return;
   if (e->is_set) return;
   e->is_set = 1;
   uvt__waitq_wake_all(&e->waiters, 0);
 }
 
-void uvt_event_clear(uvt_event_t *e) {
-  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_clear", NULL, 0)) return;
+void uvt_event_clear_at(uvt_event_t *e,
+                        const char *file, int line, const char *func) {
+  (void)func;
+  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_clear", file, line)) return;
   e->is_set = 0;
 }
 
@@ -56,9 +60,19 @@ int uvt_event_wait_at(uvt_event_t *e, const char *file, int line,
   return uvt__waitq_wait(&e->waiters, &node, self, &site);
 }
 
-void uvt_event_destroy(uvt_event_t *e) {
-  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_destroy", NULL, 0)) return;
+void uvt_event_destroy_at(uvt_event_t *e,
+                          const char *file, int line, const char *func) {
+  (void)func;
+  if (!event_valid(e) || uvt__loop_check(&e->loop, "uvt_event_destroy", file, line)) return;
   uvt__waitq_wake_all(&e->waiters, UVT_ECLOSED);
   e->is_set = 0;
   e->magic = UVT__MAGIC_DEAD;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+void (uvt_event_set)(uvt_event_t *e) { uvt_event_set_at(e, NULL, 0, NULL); }
+void (uvt_event_clear)(uvt_event_t *e) { uvt_event_clear_at(e, NULL, 0, NULL); }
+void (uvt_event_destroy)(uvt_event_t *e) {
+  uvt_event_destroy_at(e, NULL, 0, NULL);
 }

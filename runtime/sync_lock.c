@@ -162,14 +162,18 @@ static inline int lock_release_now(uvt_lock_t *l) {
 /* Not on this thread's loop: the thread check, then the release.  A tail
  * call from the fast path, which then keeps no register across a call
  * (12 % of an uncontended acquire+release otherwise). */
-static __attribute__((noinline, cold)) int lock_release_checked(uvt_lock_t *l) {
-  int err = uvt__loop_check_slow(&l->loop, "uvt_lock_release", NULL, 0);
+static __attribute__((noinline, cold)) int
+lock_release_checked(uvt_lock_t *l, const char *file, int line) {
+  int err = uvt__loop_check_slow(&l->loop, "uvt_lock_release", file, line);
   return err != 0 ? err : lock_release_now(l);
 }
 
-int uvt_lock_release(uvt_lock_t *l) {
+int uvt_lock_release_at(uvt_lock_t *l, const char *file, int line,
+                        const char *func) {
+  (void)func;
   if (!lock_valid(l)) return UVT_EINVAL;
-  if (UVT__UNLIKELY(l->loop != uvt__tls_loop)) return lock_release_checked(l);
+  if (UVT__UNLIKELY(l->loop != uvt__tls_loop))
+    return lock_release_checked(l, file, line);
   return lock_release_now(l);
 }
 
@@ -177,10 +181,21 @@ bool uvt_lock_locked(const uvt_lock_t *l) {
   return lock_valid(l) && l->locked != 0;
 }
 
-void uvt_lock_destroy(uvt_lock_t *l) {
-  if (!lock_valid(l) || uvt__loop_check(&l->loop, "uvt_lock_destroy", NULL, 0)) return;
+void uvt_lock_destroy_at(uvt_lock_t *l,
+                         const char *file, int line, const char *func) {
+  (void)func;
+  if (!lock_valid(l) || uvt__loop_check(&l->loop, "uvt_lock_destroy", file, line)) return;
   uvt__waitq_wake_all(&l->waiters, UVT_ECLOSED);
   l->locked = 0;
   lock_set_holder(l, NULL, NULL);
   l->magic = UVT__MAGIC_DEAD;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+int (uvt_lock_release)(uvt_lock_t *l) {
+  return uvt_lock_release_at(l, NULL, 0, NULL);
+}
+void (uvt_lock_destroy)(uvt_lock_t *l) {
+  uvt_lock_destroy_at(l, NULL, 0, NULL);
 }

@@ -126,10 +126,12 @@ static int queue_put_now(uvt_queue_t *q, void *item) {
   return err;
 }
 
-int uvt_queue_put_nowait(uvt_queue_t *q, void *item) {
+int uvt_queue_put_nowait_at(uvt_queue_t *q, void *item,
+                            const char *file, int line, const char *func) {
   int err;
   if (!queue_valid(q)) return UVT_EINVAL;
-  if ((err = uvt__loop_check(&q->loop, "uvt_queue_put_nowait", NULL, 0))) return err;
+  (void)func;
+  if ((err = uvt__loop_check(&q->loop, "uvt_queue_put_nowait", file, line))) return err;
   return queue_put_now(q, item);
 }
 
@@ -163,10 +165,12 @@ static int queue_get_now(uvt_queue_t *q, void **item) {
   return 0;
 }
 
-int uvt_queue_get_nowait(uvt_queue_t *q, void **item) {
+int uvt_queue_get_nowait_at(uvt_queue_t *q, void **item,
+                            const char *file, int line, const char *func) {
   int err;
   if (!queue_valid(q) || item == NULL) return UVT_EINVAL;
-  if ((err = uvt__loop_check(&q->loop, "uvt_queue_get_nowait", NULL, 0))) return err;
+  (void)func;
+  if ((err = uvt__loop_check(&q->loop, "uvt_queue_get_nowait", file, line))) return err;
   return queue_get_now(q, item);
 }
 
@@ -190,10 +194,12 @@ int uvt_queue_get_at(uvt_queue_t *q, void **item, const char *file, int line,
   return st;
 }
 
-int uvt_queue_task_done(uvt_queue_t *q) {
+int uvt_queue_task_done_at(uvt_queue_t *q,
+                           const char *file, int line, const char *func) {
   int err;
   if (!queue_valid(q)) return UVT_EINVAL;
-  if ((err = uvt__loop_check(&q->loop, "uvt_queue_task_done", NULL, 0))) return err;
+  (void)func;
+  if ((err = uvt__loop_check(&q->loop, "uvt_queue_task_done", file, line))) return err;
   if (q->unfinished == 0) return UVT_EINVAL;
   if (--q->unfinished == 0) uvt__waitq_wake_all(&q->joiners, 0);
   return 0;
@@ -214,8 +220,10 @@ int uvt_queue_join_at(uvt_queue_t *q, const char *file, int line,
   return uvt__waitq_wait(&q->joiners, &node, self, &site);
 }
 
-void uvt_queue_close(uvt_queue_t *q) {
-  if (!queue_valid(q) || uvt__loop_check(&q->loop, "uvt_queue_close", NULL, 0)) return;
+void uvt_queue_close_at(uvt_queue_t *q,
+                        const char *file, int line, const char *func) {
+  (void)func;
+  if (!queue_valid(q) || uvt__loop_check(&q->loop, "uvt_queue_close", file, line)) return;
   if (q->closed) return;
   q->closed = 1;
   /* Getters wait only on an empty store: none will ever come now. */
@@ -227,8 +235,10 @@ size_t uvt_queue_size(const uvt_queue_t *q) {
   return queue_valid(q) ? q->count : 0;
 }
 
-void uvt_queue_destroy(uvt_queue_t *q) {
-  if (!queue_valid(q) || uvt__loop_check(&q->loop, "uvt_queue_destroy", NULL, 0)) return;
+void uvt_queue_destroy_at(uvt_queue_t *q,
+                          const char *file, int line, const char *func) {
+  (void)func;
+  if (!queue_valid(q) || uvt__loop_check(&q->loop, "uvt_queue_destroy", file, line)) return;
   uvt__waitq_wake_all(&q->getters, UVT_ECLOSED);
   uvt__waitq_wake_all(&q->putters, UVT_ECLOSED);
   uvt__waitq_wake_all(&q->joiners, UVT_ECLOSED);
@@ -236,4 +246,20 @@ void uvt_queue_destroy(uvt_queue_t *q) {
   q->items = NULL;
   q->alloc = q->head = q->count = 0;
   q->magic = UVT__MAGIC_DEAD;
+}
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+int (uvt_queue_put_nowait)(uvt_queue_t *q, void *item) {
+  return uvt_queue_put_nowait_at(q, item, NULL, 0, NULL);
+}
+int (uvt_queue_get_nowait)(uvt_queue_t *q, void **item) {
+  return uvt_queue_get_nowait_at(q, item, NULL, 0, NULL);
+}
+int (uvt_queue_task_done)(uvt_queue_t *q) {
+  return uvt_queue_task_done_at(q, NULL, 0, NULL);
+}
+void (uvt_queue_close)(uvt_queue_t *q) { uvt_queue_close_at(q, NULL, 0, NULL); }
+void (uvt_queue_destroy)(uvt_queue_t *q) {
+  uvt_queue_destroy_at(q, NULL, 0, NULL);
 }

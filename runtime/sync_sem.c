@@ -62,10 +62,12 @@ int uvt_sem_acquire_at(uvt_sem_t *s, const char *file, int line,
 
 /* UVT_EINVAL also when the count would overflow (more releases than
  * acquires, UINT_MAX times). */
-int uvt_sem_release(uvt_sem_t *s) {
+int uvt_sem_release_at(uvt_sem_t *s,
+                       const char *file, int line, const char *func) {
   int err;
   if (!sem_valid(s)) return UVT_EINVAL;
-  if ((err = uvt__loop_check(&s->loop, "uvt_sem_release", NULL, 0))) return err;
+  (void)func;
+  if ((err = uvt__loop_check(&s->loop, "uvt_sem_release", file, line))) return err;
   if (uvt__waitq_grant_first(&s->waiters, NULL)) return 0;
   if (s->value == UINT_MAX) return UVT_EINVAL;
   if (s->bound != 0 && s->value >= s->bound) return UVT_EINVAL;
@@ -73,9 +75,18 @@ int uvt_sem_release(uvt_sem_t *s) {
   return 0;
 }
 
-void uvt_sem_destroy(uvt_sem_t *s) {
-  if (!sem_valid(s) || uvt__loop_check(&s->loop, "uvt_sem_destroy", NULL, 0)) return;
+void uvt_sem_destroy_at(uvt_sem_t *s,
+                        const char *file, int line, const char *func) {
+  (void)func;
+  if (!sem_valid(s) || uvt__loop_check(&s->loop, "uvt_sem_destroy", file, line)) return;
   uvt__waitq_wake_all(&s->waiters, UVT_ECLOSED);
   s->value = 0;
   s->magic = UVT__MAGIC_DEAD;
 }
+
+/* The plain symbols of 0.2.0, for programs built before the header's
+ * macros passed the caller's location (reported as unknown). */
+int (uvt_sem_release)(uvt_sem_t *s) {
+  return uvt_sem_release_at(s, NULL, 0, NULL);
+}
+void (uvt_sem_destroy)(uvt_sem_t *s) { uvt_sem_destroy_at(s, NULL, 0, NULL); }

@@ -243,10 +243,12 @@ __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
 
 /* ---- detach / cancel -------------------------------------------------------- */
 
-void uvt_detach(uvt_task_t *t) {
+void uvt_detach_at(uvt_task_t *t, const char *file, int line,
+                   const char *func) {
+  (void)func;
   if (task_check(t) != 0 || t->out.refs <= 0) return;
   if (!on_owner_thread(t->sched)) {
-    uvt__wrong_thread(&t->obj, "uvt_detach", NULL, 0);
+    uvt__wrong_thread(&t->obj, "uvt_detach", file, line);
     uvt__warn("uvt_detach('%s'): called from a thread that does not run "
               "its loop; ignored",
               t->obj.name);
@@ -367,3 +369,7 @@ int uvt_fail_at(const char *file, int line, const char *func, int code,
             .status = code, .message = msg, .object = t);
   return code;
 }
+
+/* The plain symbol of 0.2.0, for programs built before the header's macro
+ * passed the caller's location. */
+void (uvt_detach)(uvt_task_t *t) { uvt_detach_at(t, NULL, 0, NULL); }

@@ -47,7 +47,7 @@ int uvt_to_thread_at(uvt_fn fn, void *arg, const char *file, int line,
   uvt__site_t site = UVT__SITE_ON("uvt_to_thread", UVT_WAIT_POOL_WORK, NULL, false);
   work_t w;
   int err;
-  if (self == NULL) return UVT_ENOTASK;
+  if (self == NULL) return uvt__no_task_call("uvt_to_thread", file, line);
   if (fn == NULL) return UVT_EINVAL;
   UVT__YIELD_POINT(self, "uvt_to_thread");
   /* A pending cancel must be taken now: once queued, the request must

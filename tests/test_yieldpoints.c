@@ -18,8 +18,9 @@
 #include <unistd.h>
 #include <uvtask.h>
 #include <uvtask/hooks.h>
+#include <uvtask/stream.h>
 
-#define MAX_SEEN 64
+#define MAX_SEEN 256
 
 /* What the subscriber saw: findings and wrong-thread events. */
 static struct {
@@ -78,6 +79,16 @@ __attribute__((unused)) static int wrong_thread_of(const char *what) {
   int i;
   for (i = 0; i < nseen; i++)
     if (seen[i].kind == UVT_HOOK_WRONG_THREAD && strcmp(seen[i].what, what) == 0)
+      return i;
+  return -1;
+}
+
+/* Index of the WRONG_THREAD event of call `what` at `line`, or -1. */
+__attribute__((unused)) static int wrong_thread_at(const char *what, int line) {
+  int i;
+  for (i = 0; i < nseen; i++)
+    if (seen[i].kind == UVT_HOOK_WRONG_THREAD &&
+        strcmp(seen[i].what, what) == 0 && seen[i].where_line == line)
       return i;
   return -1;
 }
@@ -215,6 +226,9 @@ struct families {
       acquire, join, notify, future_set, future_cancel, cancel, await, wait,
       sem_acquire, coro_close;
   int lines[4]; /* put, get, acquire, cancel */
+  int at[32];   /* the line of each call in `located` below */
+  int sleep, yield, to_thread, open_unix, open_tcp, start_server,
+      future_error, cond_notify_all;
   uvt_task_t *spawned;
   uvt_future_t *future_new;
   uvt_coro_t *coro;
@@ -226,17 +240,44 @@ static int sleeper(void *arg) {
   return uvt_sleep(60000);
 }
 
+static int never_runs(uvt_stream_t *s, void *arg) {
+  (void)s;
+  (void)arg;
+  return 0;
+}
+
 /* Runs on libuv's thread pool: every call here is misuse. */
 static int from_pool(void *arg) {
   struct families *r = arg;
-  uvt_event_set(&r->event);
-  uvt_event_clear(&r->event);
-  r->lock_release = uvt_lock_release(&r->lock);
-  r->sem_release = uvt_sem_release(&r->sem);
-  r->put_nowait = uvt_queue_put_nowait(&r->queue, r);
-  r->get_nowait = uvt_queue_get_nowait(&r->queue, &r->item);
-  r->task_done = uvt_queue_task_done(&r->queue);
-  uvt_queue_close(&r->queue);
+  uvt_server_t *srv = NULL;
+  uvt_stream_t *s = NULL;
+  /* MARK(i) and the call share a line: the finding must name it. */
+#define MARK(i) r->at[i] = __LINE__
+  MARK(0); uvt_event_set(&r->event);
+  MARK(1); uvt_event_clear(&r->event);
+  MARK(2); r->lock_release = uvt_lock_release(&r->lock);
+  MARK(3); r->sem_release = uvt_sem_release(&r->sem);
+  MARK(4); r->put_nowait = uvt_queue_put_nowait(&r->queue, r);
+  MARK(5); r->get_nowait = uvt_queue_get_nowait(&r->queue, &r->item);
+  MARK(6); r->task_done = uvt_queue_task_done(&r->queue);
+  MARK(7); uvt_queue_close(&r->queue);
+  MARK(8); r->cond_notify_all = uvt_cond_notify_all(&r->cond);
+  MARK(9); uvt_barrier_reset(&r->barrier);
+  MARK(10); r->future_error = uvt_future_set_error(r->future, -5, "e%d", 1);
+  MARK(11); uvt_future_detach(r->future);
+  MARK(12); r->sleep = uvt_sleep(1);
+  MARK(13); r->yield = uvt_yield();
+  MARK(14); r->to_thread = uvt_to_thread(return_zero, NULL);
+  MARK(15); r->open_unix = uvt_open_unix("/nonexistent/uvt.sock", &s);
+  MARK(16); r->open_tcp = uvt_open_connection("127.0.0.1", 9, &s);
+  MARK(17); r->start_server = uvt_start_server("127.0.0.1", 0, never_runs, NULL, &srv);
+  MARK(18); uvt_event_destroy(&r->event);
+  MARK(19); uvt_lock_destroy(&r->lock);
+  MARK(20); uvt_sem_destroy(&r->sem);
+  MARK(21); uvt_queue_destroy(&r->queue);
+  MARK(22); uvt_cond_destroy(&r->cond);
+  MARK(23); uvt_barrier_destroy(&r->barrier);
+#undef MARK
   r->lines[0] = __LINE__ + 1;
   r->put = uvt_queue_put(&r->queue, r);
   r->lines[1] = __LINE__ + 1;
@@ -245,14 +286,19 @@ static int from_pool(void *arg) {
   r->acquire = uvt_lock_acquire(&r->lock);
   r->sem_acquire = uvt_sem_acquire(&r->sem);
   r->join = uvt_queue_join(&r->queue);
+  r->at[24] = __LINE__ + 1;
   r->notify = uvt_cond_notify(&r->cond, 1);
+  r->at[25] = __LINE__ + 1;
   uvt_barrier_abort(&r->barrier);
+  r->at[26] = __LINE__ + 1;
   r->future_set = uvt_future_set_result(r->future, r);
+  r->at[27] = __LINE__ + 1;
   r->future_cancel = uvt_future_cancel(r->future);
   r->lines[3] = __LINE__ + 1;
   r->cancel = uvt_cancel(r->task);
   r->await = uvt_await(r->task);
   r->wait = uvt_wait_for(r->task, 1);
+  r->at[28] = __LINE__ + 1;
   uvt_detach(r->task);
   r->spawned = uvt_spawn(return_zero, NULL);
   r->future_new = uvt_future_new();
@@ -334,6 +380,16 @@ Test(yieldpoints, loop_only_calls_from_a_pool_thread_are_refused,
   cr_expect_eq(r.notify, UVT_EWRONGTHREAD);
   cr_expect_eq(r.future_set, UVT_EWRONGTHREAD);
   cr_expect_eq(r.future_cancel, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.future_error, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.cond_notify_all, UVT_EWRONGTHREAD);
+  /* Awaiting calls that take no object: refused as well (before, they
+   * returned UVT_ENOTASK with nothing reported). */
+  cr_expect_eq(r.sleep, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.yield, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.to_thread, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.open_unix, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.open_tcp, UVT_EWRONGTHREAD);
+  cr_expect_eq(r.start_server, UVT_EWRONGTHREAD);
   cr_expect_eq(r.cancel, UVT_EWRONGTHREAD);
   cr_expect_eq(r.await, UVT_EWRONGTHREAD);
   cr_expect_eq(r.wait, UVT_EWRONGTHREAD);
@@ -351,6 +407,17 @@ Test(yieldpoints, loop_only_calls_from_a_pool_thread_are_refused,
         "uvt_future_set",    "uvt_cancel",          "uvt_await",
         "uvt_wait_for",      "uvt_detach",          "uvt_spawn",
         "uvt_future_new",    "uvt_coro"};
+    static const char *const located[] = {
+        "uvt_event_set",       "uvt_event_clear",      "uvt_lock_release",
+        "uvt_sem_release",     "uvt_queue_put_nowait", "uvt_queue_get_nowait",
+        "uvt_queue_task_done", "uvt_queue_close",      "uvt_cond_notify_all",
+        "uvt_barrier_reset",   "uvt_future_set",       "uvt_future_detach",
+        "uvt_sleep",           "uvt_yield",            "uvt_to_thread",
+        "uvt_open_unix",       "uvt_open_connection",  "uvt_start_server",
+        "uvt_event_destroy",   "uvt_lock_destroy",     "uvt_sem_destroy",
+        "uvt_queue_destroy",   "uvt_cond_destroy",     "uvt_barrier_destroy",
+        "uvt_cond_notify",     "uvt_barrier_abort",    "uvt_future_set",
+        "uvt_future_set",      "uvt_detach"};
     size_t i;
     int at;
     for (i = 0; i < sizeof calls / sizeof calls[0]; i++)
@@ -364,6 +431,11 @@ Test(yieldpoints, loop_only_calls_from_a_pool_thread_are_refused,
     cr_expect(at >= 0 && seen[at].where_line == r.lines[2]);
     at = wrong_thread_of("uvt_cancel");
     cr_expect(at >= 0 && seen[at].where_line == r.lines[3]);
+    /* Every call names the caller's line, the ones that never await too
+     * (they pass it through their macros since issue 13's item 2). */
+    for (i = 0; i < sizeof located / sizeof located[0]; i++)
+      cr_expect_geq(wrong_thread_at(located[i], r.at[i]), 0,
+                    "no wrong-thread for %s at line %d", located[i], r.at[i]);
   }
 #endif
 }
@@ -417,6 +489,7 @@ struct stream_calls {
   int write, eof, hwm, limit, read, drain, close, srv_close;
   size_t cancelled;
   int lines[2]; /* read, close */
+  int at[5];    /* write, write_eof, set_high_water, set_limit, cancel_connections */
 };
 
 static int drains_peer(uvt_stream_t *s, void *arg) {
@@ -431,16 +504,16 @@ static int stream_from_pool(void *arg) {
   struct stream_calls *r = arg;
   char buf[8];
   size_t n;
-  r->write = uvt_write(r->s, "x", 1);
-  r->eof = uvt_write_eof(r->s);
-  r->hwm = uvt_stream_set_high_water(r->s, 1);
-  r->limit = uvt_stream_set_limit(r->s, 1024);
+  r->at[0] = __LINE__, r->write = uvt_write(r->s, "x", 1);
+  r->at[1] = __LINE__, r->eof = uvt_write_eof(r->s);
+  r->at[2] = __LINE__, r->hwm = uvt_stream_set_high_water(r->s, 1);
+  r->at[3] = __LINE__, r->limit = uvt_stream_set_limit(r->s, 1024);
   r->lines[0] = __LINE__ + 1;
   r->read = uvt_read(r->s, buf, sizeof buf, &n);
   r->drain = uvt_drain(r->s);
   r->lines[1] = __LINE__ + 1;
   r->close = uvt_close(r->s);
-  r->cancelled = uvt_server_cancel_connections(r->srv);
+  r->at[4] = __LINE__, r->cancelled = uvt_server_cancel_connections(r->srv);
   r->srv_close = uvt_server_close(r->srv);
   return 0;
 }
@@ -494,6 +567,67 @@ Test(yieldpoints, stream_and_server_calls_from_a_pool_thread_are_refused,
     cr_expect(at >= 0 && seen[at].where_line == r.lines[0]);
     at = wrong_thread_of("uvt_close");
     cr_expect(at >= 0 && seen[at].where_line == r.lines[1]);
+    /* The calls that never await name the caller's line too. */
+    for (i = 0; i < 4; i++)
+      cr_expect_geq(wrong_thread_at(calls[i], r.at[i]), 0,
+                    "no wrong-thread for %s at line %d", calls[i], r.at[i]);
+    cr_expect_geq(wrong_thread_at("uvt_server_cancel_connections", r.at[4]), 0);
   }
 #endif
+}
+
+/* ---- the plain symbols stay (ABI 0.2) --------------------------------------
+ * Programs built before the location macros call the plain functions:
+ * they still work on the loop thread and are still refused elsewhere. */
+
+struct plain {
+  uvt_event_t event;
+  uvt_lock_t lock;
+  uvt_queue_t queue;
+  uvt_future_t *future;
+  int pool_set; /* from the pool: a refused plain call */
+};
+
+static int plain_from_pool(void *arg) {
+  struct plain *p = arg;
+  (uvt_event_set)(&p->event);
+  p->pool_set = (uvt_future_set_result)(p->future, p);
+  return 0;
+}
+
+static int plain_main(void *arg) {
+  struct plain *p = arg;
+  void *item = NULL;
+  cr_expect_eq(uvt_event_init(&p->event), 0);
+  cr_expect_eq(uvt_lock_init(&p->lock), 0);
+  cr_expect_eq(uvt_queue_init(&p->queue, 2), 0);
+  cr_expect_eq(uvt_lock_acquire(&p->lock), 0);
+  cr_expect_eq(uvt_queue_put(&p->queue, p), 0); /* binds it to this loop */
+  p->future = uvt_future_new();
+  (uvt_event_clear)(&p->event); /* binds the event */
+  cr_expect_eq(uvt_to_thread(plain_from_pool, p), 0);
+  cr_expect_not(uvt_event_is_set(&p->event));
+  cr_expect_not(uvt_future_done(p->future));
+  (uvt_event_set)(&p->event);
+  cr_expect(uvt_event_is_set(&p->event));
+  cr_expect_eq((uvt_lock_release)(&p->lock), 0);
+  cr_expect_not(uvt_lock_locked(&p->lock));
+  cr_expect_eq((uvt_queue_put_nowait)(&p->queue, &item), 0);
+  cr_expect_eq((uvt_queue_get_nowait)(&p->queue, &item), 0);
+  cr_expect_eq(item, p);
+  cr_expect_eq((uvt_future_set_error)(p->future, -5, "plain %d", 5), 0);
+  cr_expect_str_eq(uvt_future_error_message(p->future), "plain 5");
+  (uvt_future_detach)(p->future);
+  (uvt_queue_close)(&p->queue);
+  (uvt_queue_destroy)(&p->queue);
+  (uvt_lock_destroy)(&p->lock);
+  (uvt_event_destroy)(&p->event);
+  return 0;
+}
+
+Test(yieldpoints, the_plain_symbols_still_work, .init = cr_redirect_stderr) {
+  struct plain p;
+  memset(&p, 0, sizeof p);
+  cr_assert_eq(uvt_run(NULL, plain_main, &p), 0);
+  cr_expect_eq(p.pool_set, UVT_EWRONGTHREAD);
 }

@@ -87,8 +87,10 @@ typedef int (*uvt_conn_fn)(uvt_stream_t *s, void *arg);
  * pool; each address is tried in turn.  TCP_NODELAY is set.  On success
  * *out is the open stream (reading already started) and 0 is returned;
  * else a libuv error (UV_ECONNREFUSED, UV_EAI_NONAME, ...), UVT_ECANCELED,
- * UVT_ENOTASK, UVT_EINVAL (NULL host/out, port outside 0..65535) and *out
- * is NULL.  A cancel wins even when it comes after the connection was made
+ * UVT_ENOTASK, UVT_EWRONGTHREAD (from a thread that runs no uvtask loop
+ * while another does, in both libraries; see uvtask.h "Threads"),
+ * UVT_EINVAL (NULL host/out, port outside 0..65535) and *out is NULL.
+ * A cancel wins even when it comes after the connection was made
  * but before the task ran again (asyncio's rule): that connection is
  * closed, nothing is leaked, and UVT_ECANCELED is returned. */
 #define uvt_open_connection(host, port, out) \
@@ -157,7 +159,11 @@ UVT_EXPORT int uvt_read_at(uvt_stream_t *s, void *buf, size_t cap, size_t *n,
  * uvt_write_eof, the error of an earlier write that failed (UV_EPIPE,
  * UV_ECONNRESET), UV_ENOBUFS when more than 1 GiB would be waiting to be
  * sent (drain first), UVT_ENOMEM, UVT_EINVAL for NULL. */
-UVT_EXPORT int uvt_write(uvt_stream_t *s, const void *buf, size_t len);
+#define uvt_write(s, buf, len) \
+  uvt_write_at((s), (buf), (len), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_write_at(uvt_stream_t *s, const void *buf, size_t len,
+                            const char *file, int line, const char *func);
+UVT_EXPORT int(uvt_write)(uvt_stream_t *s, const void *buf, size_t len);
 
 /* Awaits: wait until the bytes not yet sent are at most the high-water
  * mark.  Returns at once, without yielding, when they already are.
@@ -172,7 +178,11 @@ UVT_EXPORT int uvt_drain_at(uvt_stream_t *s, const char *file, int line,
 /* Half-close: send end-of-stream once the buffered bytes are sent
  * (asyncio's write_eof).  Never yields.  Reading goes on.  Later writes
  * return UV_EPIPE.  0, UVT_ECLOSED, UVT_EINVAL. */
-UVT_EXPORT int uvt_write_eof(uvt_stream_t *s);
+#define uvt_write_eof(s) \
+  uvt_write_eof_at((s), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_write_eof_at(uvt_stream_t *s,
+                                const char *file, int line, const char *func);
+UVT_EXPORT int(uvt_write_eof)(uvt_stream_t *s);
 
 /* ---- closing ------------------------------------------------------------- */
 
@@ -193,10 +203,20 @@ UVT_EXPORT int uvt_close_at(uvt_stream_t *s, const char *file, int line,
 /* Set the read limit (bytes buffered before reading pauses, and the longest
  * line uvt_readline accepts); 0 restores the default.  Returns 0,
  * UVT_EINVAL, or UVT_ENOMEM. */
-UVT_EXPORT int uvt_stream_set_limit(uvt_stream_t *s, size_t limit);
+#define uvt_stream_set_limit(s, limit) \
+  uvt_stream_set_limit_at((s), (limit), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_stream_set_limit_at(uvt_stream_t *s, size_t limit,
+                                       const char *file, int line,
+                                       const char *func);
+UVT_EXPORT int(uvt_stream_set_limit)(uvt_stream_t *s, size_t limit);
 /* Set the drain high-water mark (0: drain waits until everything is
  * sent).  Returns 0 or UVT_EINVAL. */
-UVT_EXPORT int uvt_stream_set_high_water(uvt_stream_t *s, size_t bytes);
+#define uvt_stream_set_high_water(s, bytes) \
+  uvt_stream_set_high_water_at((s), (bytes), __FILE__, __LINE__, __func__)
+UVT_EXPORT int uvt_stream_set_high_water_at(uvt_stream_t *s, size_t bytes,
+                                            const char *file, int line,
+                                            const char *func);
+UVT_EXPORT int(uvt_stream_set_high_water)(uvt_stream_t *s, size_t bytes);
 /* Bytes received and not yet read. */
 UVT_EXPORT size_t uvt_stream_read_buffered(const uvt_stream_t *s);
 /* Bytes written and not yet handed to the kernel. */
@@ -246,7 +266,12 @@ UVT_EXPORT size_t uvt_server_connections(const uvt_server_t *srv);
 /* Cancel every connection task of the server (asyncio's abort_clients);
  * never yields.  Each handler sees UVT_ECANCELED at its await; its stream
  * is closed when it returns.  Returns how many were cancelled. */
-UVT_EXPORT size_t uvt_server_cancel_connections(uvt_server_t *srv);
+#define uvt_server_cancel_connections(srv) \
+  uvt_server_cancel_connections_at((srv), __FILE__, __LINE__, __func__)
+UVT_EXPORT size_t uvt_server_cancel_connections_at(uvt_server_t *srv,
+                                                   const char *file, int line,
+                                                   const char *func);
+UVT_EXPORT size_t(uvt_server_cancel_connections)(uvt_server_t *srv);
 
 /* Awaits: stop listening, then wait until every connection task has ended
  * on its own (asyncio's close + wait_closed: open connections are *not*
