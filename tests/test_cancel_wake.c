@@ -286,6 +286,8 @@ Test(cancel_wake, to_thread_cancelled_after_the_function_returned) {
 /* ---- connect: the connection completed, then is closed -------------------- */
 
 struct cn {
+  const char *host; /* TCP to host (NULL: the Unix socket at path) */
+  int port;
   const char *path;
   uvt_stream_t *s;
   int rc;
@@ -307,7 +309,10 @@ static int waits_for_eof(uvt_stream_t *s, void *arg) {
 static int connect_victim(void *arg) {
   struct cn *c = arg;
   cw.armed = 1;
-  c->rc = uvt_open_unix(c->path, &c->s);
+  if (c->host != NULL)
+    c->rc = uvt_open_connection(c->host, c->port, &c->s);
+  else
+    c->rc = uvt_open_unix(c->path, &c->s);
   return 0;
 }
 
@@ -316,9 +321,15 @@ static int connect_main(void *arg) {
   uvt_server_t *srv = NULL;
   uvt_task_t *v;
   char path[64];
-  socket_path(path, sizeof path, "connect");
-  c->path = path;
-  cr_expect_eq(uvt_start_unix_server(path, waits_for_eof, c, &srv), 0);
+  if (c->host != NULL) {
+    cr_expect_eq(uvt_start_server("127.0.0.1", 0, waits_for_eof, c, &srv), 0);
+    if (srv == NULL) return -1;
+    c->port = uvt_server_port(srv);
+  } else {
+    socket_path(path, sizeof path, "connect");
+    c->path = path;
+    cr_expect_eq(uvt_start_unix_server(path, waits_for_eof, c, &srv), 0);
+  }
   if (srv == NULL) return -1;
   v = spawn_victim(connect_victim, c);
   (void)uvt_await(v);
@@ -328,20 +339,106 @@ static int connect_main(void *arg) {
   if (c->s != NULL) (void)uvt_close(c->s);
   while (!c->peer_eof && uvt_server_connections(srv) > 0) (void)uvt_yield();
   cr_expect_eq(uvt_server_close(srv), 0);
+  if (c->host == NULL) unlink(path);
+  return 0;
+}
+
+static void check_connect(const char *host) {
+  struct cn c;
+  memset(&c, 0, sizeof c);
+  c.host = host;
+  c.rc = 99;
+  cr_assert_eq(uvt_run(NULL, connect_main, &c), 0);
+  cr_assert_eq(cw.cancel_rc, 1, "the canceller never saw the victim woken");
+  cr_expect_eq(c.rc, UVT_ECANCELED, "the connect returned %d", c.rc);
+  cr_expect_null(c.s);
+  /* The connection was made and then closed by the runtime. */
+  cr_expect(c.peer_seen && c.peer_eof);
+}
+
+Test(cancel_wake, connect_cancelled_after_it_completed_closes_the_stream) {
+  check_connect(NULL);
+}
+
+Test(cancel_wake, tcp_connect_cancelled_after_it_completed_closes_the_stream) {
+  check_connect("127.0.0.1");
+}
+
+/* A name is resolved on the thread pool: the victim is woken by the
+ * answer, then cancelled.  The address list is freed (ASan/valgrind), no
+ * connection is made. */
+static int resolve_main(void *arg) {
+  struct cn *c = arg;
+  uvt_task_t *v = spawn_victim(connect_victim, c);
+  (void)uvt_await(v);
+  stop_canceller();
+  if (c->s != NULL) (void)uvt_close(c->s);
+  return 0;
+}
+
+Test(cancel_wake, connect_cancelled_after_the_name_resolved) {
+  struct cn c;
+  memset(&c, 0, sizeof c);
+  c.host = "localhost";
+  c.port = 9; /* never connected to */
+  c.rc = 99;
+  cr_assert_eq(uvt_run(NULL, resolve_main, &c), 0);
+  cr_assert_eq(cw.cancel_rc, 1, "the canceller never saw the victim woken");
+  cr_expect_eq(c.rc, UVT_ECANCELED, "uvt_open_connection returned %d", c.rc);
+  cr_expect_null(c.s);
+}
+
+/* ---- server close: woken by the close callback ------------------------------
+ * libuv runs close callbacks newest close first: a handle the victim
+ * closes just before uvt_server_close has its callback run right after
+ * the server's, which woke the victim; it cancels there. */
+
+struct sc {
+  uv_idle_t h;
+  uvt_server_t *srv;
+  int rc;
+  int cancel_rc;
+  bool was_ready;
+};
+
+static void cancels_on_close(uv_handle_t *h) {
+  struct sc *c = h->data;
+  c->was_ready = victim_ready(h->loop);
+  c->cancel_rc = uvt_cancel(cw.victim);
+}
+
+static int server_close_victim(void *arg) {
+  struct sc *c = arg;
+  uv_idle_init(uvt_loop(), &c->h);
+  c->h.data = c;
+  uv_close((uv_handle_t *)&c->h, cancels_on_close);
+  c->rc = uvt_server_close(c->srv);
+  return 0;
+}
+
+static int server_close_main(void *arg) {
+  struct sc *c = arg;
+  uvt_task_t *v;
+  char path[64];
+  socket_path(path, sizeof path, "srvclose");
+  cr_expect_eq(uvt_start_unix_server(path, waits_for_eof, NULL, &c->srv), 0);
+  if (c->srv == NULL) return -1;
+  v = spawn_victim(server_close_victim, c); /* not armed: the close cancels */
+  (void)uvt_await(v);
+  stop_canceller();
   unlink(path);
   return 0;
 }
 
-Test(cancel_wake, connect_cancelled_after_it_completed_closes_the_stream) {
-  struct cn c;
+Test(cancel_wake, server_close_cancelled_after_it_finished) {
+  struct sc c;
   memset(&c, 0, sizeof c);
   c.rc = 99;
-  cr_assert_eq(uvt_run(NULL, connect_main, &c), 0);
-  cr_assert_eq(cw.cancel_rc, 1, "the canceller never saw the victim woken");
-  cr_expect_eq(c.rc, UVT_ECANCELED, "uvt_open_unix returned %d", c.rc);
-  cr_expect_null(c.s);
-  /* The connection was made and then closed by the runtime. */
-  cr_expect(c.peer_seen && c.peer_eof);
+  cr_assert_eq(uvt_run(NULL, server_close_main, &c), 0);
+  cr_assert(c.was_ready, "the victim was not woken when cancelled");
+  cr_assert_eq(c.cancel_rc, 1);
+  /* The server is closed either way (uvt_run ended cleanly). */
+  cr_expect_eq(c.rc, UVT_ECANCELED, "uvt_server_close returned %d", c.rc);
 }
 
 /* ---- gather, wait, wait_futures: woken by a task ------------------------- */
