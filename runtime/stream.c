@@ -97,11 +97,13 @@ static void close_wait_on_cancel(uvt_task_t *t, void *data) {
 }
 
 /* uv_close (once) and wait for the close callbacks and for a woken
- * reader to have left.  Returns true if a cancel arrived meanwhile. */
+ * reader to have left.  Returns true if a cancel arrived meanwhile, also
+ * after the last wake but before the task ran again (asyncio's rule: the
+ * cancel wins; the stream is closed all the same). */
 static bool close_handle_wait(uvt_stream_t *s, const uvt__site_t *site) {
   uvt__stream_uv_close(s);
   while (!s->handle_closed || s->reader != NULL)
-    if (uvt__park(site, close_wait_on_cancel, s) == UVT_ECANCELED)
+    if (uvt__park_revocable(site, close_wait_on_cancel, s) == UVT_ECANCELED)
       s->close_cancelled = true;
   return s->close_cancelled;
 }

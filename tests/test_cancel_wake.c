@@ -527,3 +527,69 @@ Test(cancel_wake, wait_cancelled_after_a_task_finished) {
 Test(cancel_wake, wait_futures_cancelled_after_the_future_was_set) {
   check_group(2, "uvt_wait_futures");
 }
+
+/* ---- stream close: woken by the last close callback --------------------------
+ * The same order of close callbacks as for the server above. */
+
+struct stc {
+  uv_idle_t h;
+  uvt_stream_t *c;
+  int rc;
+  int cancel_rc;
+  bool was_ready;
+  int peer_eof;
+};
+
+static void stream_cancels_on_close(uv_handle_t *h) {
+  struct stc *c = h->data;
+  c->was_ready = victim_ready(h->loop);
+  c->cancel_rc = uvt_cancel(cw.victim);
+}
+
+static int stream_close_victim(void *arg) {
+  struct stc *c = arg;
+  uv_idle_init(uvt_loop(), &c->h);
+  c->h.data = c;
+  uv_close((uv_handle_t *)&c->h, stream_cancels_on_close);
+  c->rc = uvt_close(c->c);
+  return 0;
+}
+
+static int reads_to_eof(uvt_stream_t *s, void *arg) {
+  struct stc *c = arg;
+  char buf[16];
+  size_t n = 1;
+  while (n > 0)
+    if (uvt_read(s, buf, sizeof buf, &n) != 0) return -1;
+  c->peer_eof = 1;
+  return 0;
+}
+
+static int stream_close_main(void *arg) {
+  struct stc *c = arg;
+  uvt_server_t *srv = NULL;
+  uvt_task_t *v;
+  char path[64];
+  socket_path(path, sizeof path, "stclose");
+  cr_expect_eq(uvt_start_unix_server(path, reads_to_eof, c, &srv), 0);
+  cr_expect_eq(uvt_open_unix(path, &c->c), 0);
+  if (srv == NULL || c->c == NULL) return -1;
+  v = spawn_victim(stream_close_victim, c); /* not armed: the close cancels */
+  (void)uvt_await(v);
+  stop_canceller();
+  while (!c->peer_eof && uvt_server_connections(srv) > 0) (void)uvt_yield();
+  cr_expect_eq(uvt_server_close(srv), 0);
+  unlink(path);
+  return 0;
+}
+
+Test(cancel_wake, stream_close_cancelled_after_it_finished) {
+  struct stc c;
+  memset(&c, 0, sizeof c);
+  c.rc = 99;
+  cr_assert_eq(uvt_run(NULL, stream_close_main, &c), 0);
+  cr_assert(c.was_ready, "the victim was not woken when cancelled");
+  cr_assert_eq(c.cancel_rc, 1);
+  cr_expect_eq(c.rc, UVT_ECANCELED, "uvt_close returned %d", c.rc);
+  cr_expect(c.peer_eof, "the stream was closed all the same");
+}

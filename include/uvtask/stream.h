@@ -190,7 +190,8 @@ UVT_EXPORT int(uvt_write_eof)(uvt_stream_t *s);
  * Buffered outgoing bytes are sent first, then the handle is closed and
  * libuv's close callback awaited.  A task parked reading or draining on it
  * is woken with UVT_ECLOSED.  Returns 0; UVT_ECANCELED if the closing task
- * was cancelled meanwhile — the stream is closed and freed all the same
+ * was cancelled meanwhile (also after the close finished but before the
+ * task ran again) — the stream is closed and freed all the same
  * (a cancel before the bytes were sent discards them); UVT_ECLOSED if a
  * close is already under way; UVT_ENOTASK outside a task (nothing done). */
 #define uvt_close(s) \
@@ -277,8 +278,9 @@ UVT_EXPORT size_t(uvt_server_cancel_connections)(uvt_server_t *srv);
  * on its own (asyncio's close + wait_closed: open connections are *not*
  * cancelled — call uvt_server_cancel_connections first for that), then
  * free the server.  If the closing task is cancelled while waiting, the
- * connection tasks are cancelled, waited for, and UVT_ECANCELED returned;
- * the server is freed either way.  UVT_ECLOSED if a close is already under
+ * connection tasks are cancelled, waited for, and UVT_ECANCELED returned
+ * (also for a cancel after the close finished but before the task ran
+ * again); the server is freed either way.  UVT_ECLOSED if a close is already under
  * way, UVT_ENOTASK outside a task (nothing done). */
 #define uvt_server_close(srv) \
   UVT__KEEP_FRAME(uvt_server_close_at((srv), __FILE__, __LINE__, __func__))
