@@ -101,24 +101,6 @@ void uvt__ctx_copy_modes(uvt__ctx_t *c, const uvt__ctx_t *from) {
   memcpy(c->sp, from->sp, 8);
 }
 
-/* The frame context_x86_64.S leaves, in words from the saved sp:
- * [0] control words, [1] r15, [2] r14, [3] r13, [4] r12, [5] rbx,
- * [6] rbp, [7] return address; the switch returns with sp past it. */
-int uvt__ctx_frame(const uvt__ctx_t *c, uvt__ctx_frame_t *f) {
-  const uint64_t *w = c->sp;
-  memset(f, 0, sizeof(*f));
-  if (w == NULL) return -1;
-  f->pc = (uintptr_t)w[7];
-  f->sp = (uintptr_t)(w + 8);
-  f->fp = (uintptr_t)w[6];
-  f->regs[0] = (uintptr_t)w[5]; /* rbx */
-  f->regs[1] = (uintptr_t)w[4]; /* r12 */
-  f->regs[2] = (uintptr_t)w[3]; /* r13 */
-  f->regs[3] = (uintptr_t)w[2]; /* r14 */
-  f->regs[4] = (uintptr_t)w[1]; /* r15 */
-  f->nregs = 5;
-  return 0;
-}
 #elif defined(__aarch64__)
 void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
                    void (*entry)(void *), void *arg) {
@@ -139,23 +121,24 @@ void uvt__ctx_copy_modes(uvt__ctx_t *c, const uvt__ctx_t *from) {
   ((uint64_t *)c->sp)[20] = ((const uint64_t *)from->sp)[20];
 }
 
-/* The frame context_aarch64.S leaves, in words from the saved sp:
- * [0..9] x19-x28, [10] x29, [11] x30 (where `ret` goes), [12..19]
- * d8-d15, [20] fpcr, [21] pad; the switch returns with sp + 176. */
-int uvt__ctx_frame(const uvt__ctx_t *c, uvt__ctx_frame_t *f) {
-  const uint64_t *w = c->sp;
-  int i;
-  memset(f, 0, sizeof(*f));
-  if (w == NULL) return -1;
-  for (i = 0; i < 10; i++) f->regs[i] = (uintptr_t)w[i];
-  f->nregs = 10;
-  f->fp = (uintptr_t)w[10];
-  f->pc = (uintptr_t)w[11];
-  f->sp = (uintptr_t)(w + 22);
-  return 0;
-}
 #else
 #error "no hand-written context switch for this target: build with -DUVT_UCONTEXT=ON"
 #endif
+
+/* The frame context_<arch>.S leaves (the offsets in context.h): the
+ * switch returns to the saved pc with the stack pointer past the frame. */
+int uvt__ctx_frame(const uvt__ctx_t *c, uvt__ctx_frame_t *f) {
+  const char *w = c->sp;
+  int i;
+  memset(f, 0, sizeof(*f));
+  if (w == NULL) return -1;
+  memcpy(&f->pc, w + UVT__CTX_PC, sizeof(f->pc));
+  memcpy(&f->fp, w + UVT__CTX_FP, sizeof(f->fp));
+  f->sp = (uintptr_t)(w + UVT__CTX_FRAME_SIZE);
+  for (i = 0; i < UVT__CTX_NREGS; i++)
+    memcpy(&f->regs[i], w + UVT__CTX_REG(i), sizeof(f->regs[i]));
+  f->nregs = UVT__CTX_NREGS;
+  return 0;
+}
 
 #endif

@@ -62,6 +62,30 @@ typedef struct uvt__ctx_frame_s {
 int uvt__ctx_frame(const uvt__ctx_t *c, uvt__ctx_frame_t *f);
 
 #ifndef UVT_USE_UCONTEXT
+/* Where the hand-written switch (context_<arch>.S) saves each register,
+ * in bytes from the saved stack pointer; it returns with the stack
+ * pointer UVT__CTX_FRAME_SIZE above that.  uvt__ctx_frame reads these,
+ * and debug_offsets.c exports them so that gdb can unwind a parked task
+ * without the library's debug info.  UVT__CTX_REG(i) is the i-th of the
+ * other callee-saved integer registers, in uvt__ctx_frame_t's order. */
+#if defined(__x86_64__)
+#define UVT__CTX_ARCH 62 /* ELF EM_X86_64 */
+#define UVT__CTX_FRAME_SIZE 64
+#define UVT__CTX_PC 56 /* the return address */
+#define UVT__CTX_FP 48 /* rbp */
+#define UVT__CTX_NREGS 5
+#define UVT__CTX_REG(i) (40 - 8 * (i)) /* rbx, r12, r13, r14, r15 */
+#elif defined(__aarch64__)
+#define UVT__CTX_ARCH 183 /* ELF EM_AARCH64 */
+#define UVT__CTX_FRAME_SIZE 176
+#define UVT__CTX_PC 88 /* x30, where `ret` goes */
+#define UVT__CTX_FP 80 /* x29 */
+#define UVT__CTX_NREGS 10
+#define UVT__CTX_REG(i) (8 * (i)) /* x19 ... x28 */
+#endif
+#endif
+
+#ifndef UVT_USE_UCONTEXT
 /* Give the fresh context `c` the floating-point control modes (rounding,
  * exception masks: callee-saved in both ABIs) saved in the suspended
  * context `from`.  A fresh context otherwise starts in the modes of the

@@ -19,13 +19,15 @@
 static uvt__ctx_t main_ctx, co_ctx[2];
 static int rounds[2];
 static int bad;
+static uintptr_t co_fp[2]; /* each coroutine's frame pointer */
 
 static void co_entry(void *arg) {
   int id = (int)(intptr_t)arg;
   volatile double d = 1.5 * (id + 1);
   long a = 11 * (id + 1), b = 13 * (id + 1), c = 17 * (id + 1);
   double e = 2.25 * (id + 1);
-  if (((uintptr_t)__builtin_frame_address(0) & 15) != 0) bad |= 4;
+  co_fp[id] = (uintptr_t)__builtin_frame_address(0);
+  if ((co_fp[id] & 15) != 0) bad |= 4;
   for (;;) {
     rounds[id]++;
     a += 1, b += 2, c += 3, e += 0.5, d += 0.25;
@@ -64,12 +66,23 @@ static int check_fresh_frame(char *lo, size_t size) {
 }
 #endif
 
-/* A coroutine switched away from resumes on its own stack. */
-static int check_parked_frame(const uvt__ctx_t *c, char *lo, size_t size) {
+/* A coroutine switched away from resumes on its own stack, in co_entry
+ * (the switch is inlined there), with co_entry's frame pointer: this
+ * checks the offsets in context.h (which gdb gets through
+ * uvt_debug_offsets) against what the assembly really saves. */
+static int check_parked_frame(const uvt__ctx_t *c, int id, char *lo,
+                              size_t size) {
   uvt__ctx_frame_t f;
   if (uvt__ctx_frame(c, &f) != 0) return 512;
   if (f.pc == 0 || f.sp <= (uintptr_t)lo || f.sp > (uintptr_t)lo + size)
     return 1024;
+#ifndef UVT_USE_UCONTEXT
+  if (f.pc <= (uintptr_t)co_entry || f.pc > (uintptr_t)co_entry + 4096)
+    return 2048;
+  if (f.fp != co_fp[id]) return 4096;
+#else
+  (void)id;
+#endif
   return 0;
 }
 
@@ -87,7 +100,7 @@ int main(void) {
   }
   if (x != 1005 || y != 1007 || z != 1000.125) bad |= 8;
   if (rounds[0] != 500 || rounds[1] != 500) bad |= 16;
-  bad |= check_parked_frame(&co_ctx[1], stacks + size, size);
+  bad |= check_parked_frame(&co_ctx[1], 1, stacks + size, size);
 #ifndef UVT_USE_UCONTEXT
   bad |= check_fresh_frame(stacks, size);
 #endif
