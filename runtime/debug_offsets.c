@@ -11,11 +11,13 @@
  * UVT_DEBUG_OFFSETS_VERSION when a meaning changes.
  */
 #include "internal.h"
+#include "context.h"
 
 #include <stddef.h>
 
 #define UVT_DEBUG_OFFSETS_MAGIC 0x5456554f /* "OUVT" */
-#define UVT_DEBUG_OFFSETS_VERSION 1
+/* 1: the objects and tasks; 2: adds the saved-register layout (ctx_*). */
+#define UVT_DEBUG_OFFSETS_VERSION 2
 
 /* Every field a uint32; names say which struct and member. */
 struct uvt_debug_offsets {
@@ -32,6 +34,17 @@ struct uvt_debug_offsets {
   uint32_t state_size; /* sizeof the state field */
   /* task states, by value: created, ready, running, parked, done */
   uint32_t state_values[5];
+  /* Version 2: where a suspended task's registers are, so that gdb can
+   * unwind it (`uvtask bt`).  The switch saved them on the task's stack,
+   * at the address stored at task_ctx_sp: the return address at +ctx_pc,
+   * the frame pointer at +ctx_fp, the other callee-saved integer
+   * registers at +ctx_regs[i]; when it resumes, the stack pointer is that
+   * address + ctx_frame_size.  ctx_arch is the ELF machine whose register
+   * names apply (62 x86_64: rip, rsp, rbp, then rbx r12 r13 r14 r15;
+   * 183 aarch64: pc (= x30), sp, x29, then x19 ... x28), or 0 where the
+   * switch is ucontext's and the layout is not described. */
+  uint32_t ctx_arch, ctx_frame_size, ctx_pc, ctx_fp, ctx_nregs;
+  uint32_t ctx_regs[10];
 };
 
 #define OFF(type, member) ((uint32_t)offsetof(type, member))
@@ -67,4 +80,14 @@ UVT_EXPORT const struct uvt_debug_offsets uvt_debug_offsets = {
     .state_size = sizeof(uvt_task_state_t),
     .state_values = {UVT_TASK_CREATED, UVT_TASK_READY, UVT_TASK_RUNNING,
                      UVT_TASK_PARKED, UVT_TASK_DONE},
+#ifndef UVT_USE_UCONTEXT
+#define REG(i) ((i) < UVT__CTX_NREGS ? (uint32_t)UVT__CTX_REG(i) : 0)
+    .ctx_arch = UVT__CTX_ARCH,
+    .ctx_frame_size = UVT__CTX_FRAME_SIZE,
+    .ctx_pc = UVT__CTX_PC,
+    .ctx_fp = UVT__CTX_FP,
+    .ctx_nregs = UVT__CTX_NREGS,
+    .ctx_regs = {REG(0), REG(1), REG(2), REG(3), REG(4), REG(5), REG(6),
+                 REG(7), REG(8), REG(9)},
+#endif
 };
