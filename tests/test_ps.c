@@ -222,3 +222,54 @@ Test(ps, sigquit_lists_the_tasks_on_stderr_records_a_snapshot_and_dumps_core) {
     free(out);
   }
 }
+
+/* SIGQUIT's listing names each parked task's raw frames as
+ * module+0xoffset, which addr2line turns into the user's function and the
+ * line of its parking call; without recording too (the listing is printed
+ * whenever the program left SIGQUIT at its default). */
+Test(ps, sigquit_prints_frames_as_module_offset_for_addr2line) {
+  char err_path[600], head[64], want_line[600], offset[32], *text, *out;
+  struct rlimit no_core = {0, 0};
+  const char *e;
+  int status;
+  size_t k;
+  FILE *f;
+  long len;
+  pid_t pid;
+  cr_assert_eq(setrlimit(RLIMIT_CORE, &no_core), 0);
+  snprintf(err_path, sizeof(err_path), "%s/stderr.txt", e2e_dir);
+  pid = start_ready_err("five", false, err_path);
+  cr_assert_eq(kill(pid, SIGQUIT), 0);
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGQUIT, "%#x", status);
+  f = fopen(err_path, "r");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  len = ftell(f);
+  rewind(f);
+  text = calloc(1, (size_t)len + 1);
+  cr_assert_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+  fclose(f);
+  e = strstr(text, "SIGQUIT: frames as module+offset");
+  cr_assert_not_null(e, "%s", text);
+  /* on_lock's entry: its first frame is in the program. */
+  snprintf(head, sizeof(head), "'on_lock'\n    #0 ");
+  e = strstr(e, head);
+  cr_assert_not_null(e, "no frames for on_lock in:\n%s", text);
+  e += strlen(head);
+  cr_assert(strncmp(e, SCENARIO "+0x", strlen(SCENARIO "+0x")) == 0,
+            "on_lock's frame #0 is not in %s:\n%s", SCENARIO, text);
+  e += strlen(SCENARIO "+");
+  for (k = 0; k < sizeof(offset) - 1 && e[k] != '\n' && e[k] != '\0'; k++) offset[k] = e[k];
+  offset[k] = '\0';
+  {
+    char *argv[] = {"addr2line", "-f", "-e", (char *)SCENARIO, offset, NULL};
+    out = e2e_run(argv, NULL, NULL, false, &status);
+  }
+  snprintf(want_line, sizeof(want_line), "on_lock\n%s:%d", SCENARIO_SRC,
+           source_line(SCENARIO_SRC, "@five-lock */"));
+  cr_expect(strstr(out, want_line) != NULL, "addr2line %s: %s, not %s", offset, out,
+            want_line);
+  free(out);
+  free(text);
+}

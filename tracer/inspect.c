@@ -23,14 +23,19 @@
  * Loops are kept in a fixed array written under a mutex by loop threads
  * and read without it by the handler (each slot is one atomic pointer).
  */
+#define UNW_LOCAL_ONLY
 #include "tracer.h"
 #include "schema.h"
 #include "uvtask/hooks.h"
+
+#include <libunwind.h>
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define MAX_LOOPS 64
 
@@ -42,6 +47,8 @@ static pthread_mutex_t loops_mutex = PTHREAD_MUTEX_INITIALIZER;
 void uvt__inspect_loop_seen(uv_loop_t *loop) {
   int i, free_slot = -1;
   if (loop == NULL) return;
+  /* On the loop's thread: a module loaded since start gets its name. */
+  uvt__modtab_refresh();
   pthread_mutex_lock(&loops_mutex);
   for (i = 0; i < MAX_LOOPS; i++) {
     uv_loop_t *l = __atomic_load_n(&loops[i], __ATOMIC_RELAXED);
@@ -111,6 +118,7 @@ typedef struct {
 } quit_task_t;
 
 static quit_task_t quit_tasks[QUIT_TASKS];
+static bool quit_unwind_ready; /* uvt__inspect_quit_prepare made libunwind ready */
 static int quit_n, quit_more;
 static int64_t quit_ts;
 
@@ -144,7 +152,8 @@ static void quit_take(const uvt_hook_event_t *ev, void *data) {
   q->npcs = 0;
   /* The task that was running when the signal came has no saved frame:
    * the accessor refuses it. */
-  if (uvt_hook_task_frame(ev->object, &f) == 0)
+  if (__atomic_load_n(&quit_unwind_ready, __ATOMIC_ACQUIRE) &&
+      uvt_hook_task_frame(ev->object, &f) == 0)
     q->npcs = uvt__stack_of_parked(&f, q->pcs, UVT_TRACE_MAX_PCS);
 }
 
@@ -217,4 +226,118 @@ rec_t *uvt__inspect_quit_rows(rec_t **tail) {
   }
   *tail = last;
   return head;
+}
+
+/* ---- SIGQUIT's frames on stderr ------------------------------------------ */
+
+/* A line assembled without stdio or malloc, written with one write(2). */
+typedef struct {
+  char buf[1024];
+  size_t n;
+} line_t;
+
+static void line_put(line_t *l, const char *s) {
+  for (; *s != '\0' && l->n < sizeof(l->buf) - 1; s++)
+    l->buf[l->n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+}
+
+static void line_num(line_t *l, unsigned long long v, unsigned base) {
+  char tmp[24];
+  int k = 0;
+  do tmp[k++] = "0123456789abcdef"[v % base]; while ((v /= base) != 0);
+  while (k > 0 && l->n < sizeof(l->buf) - 1) l->buf[l->n++] = tmp[--k];
+}
+
+static void line_end(line_t *l, int fd) {
+  size_t done = 0;
+  l->buf[l->n++] = '\n';
+  while (done < l->n) {
+    ssize_t w = write(fd, l->buf + done, l->n - done);
+    if (w <= 0) break;
+    done += (size_t)w;
+  }
+  l->n = 0;
+}
+
+/* "    #3 /path/module+0x1a2b": `pc` is a return address (every frame of
+ * a parked task, and the outer frames of a running thread), so the offset
+ * printed is pc - 1, inside the call: addr2line then names the calling
+ * line, not the next one. */
+static void put_frame(int fd, int k, uint64_t pc, bool is_return) {
+  line_t l;
+  uintptr_t off;
+  const char *mod;
+  l.n = 0;
+  if (is_return && pc > 0) pc--;
+  line_put(&l, "    #");
+  line_num(&l, (unsigned long long)k, 10);
+  line_put(&l, " ");
+  if ((mod = uvt__modtab_find((uintptr_t)pc, &off)) != NULL) {
+    line_put(&l, mod);
+    line_put(&l, "+0x");
+    line_num(&l, off, 16);
+  } else {
+    line_put(&l, "0x");
+    line_num(&l, pc, 16);
+    line_put(&l, " (in no module known)");
+  }
+  line_end(&l, fd);
+}
+
+/* The module table, and libunwind past its first use (which takes locks
+ * and reads /proc): neither can be done in the handler.  libunwind keeps
+ * a pipe open from then on; under a limit of open files as low as the one
+ * below which recording turns itself off, those two descriptors may be
+ * the program's last ones, so the listing goes without frames there. */
+#define QUIT_MIN_NOFILE 64
+
+void uvt__inspect_quit_prepare(void) {
+  void *warm[4];
+  struct rlimit rl;
+  uvt__modtab_refresh();
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < QUIT_MIN_NOFILE)
+    return;
+  unw_backtrace(warm, 4);
+  __atomic_store_n(&quit_unwind_ready, true, __ATOMIC_RELEASE);
+}
+
+void uvt__inspect_quit_print(int fd, void *uctx) {
+  static uint64_t pcs[UVT_TRACE_MAX_PCS];
+  uintptr_t off;
+  /* Frames in uvtask itself (the switch, the parking call) come first in
+   * every parked task: left out, they say nothing about the program. */
+  const char *self = uvt__modtab_find((uintptr_t)uvt__inspect_quit_print, &off);
+  line_t l;
+  int i, k, n;
+  l.n = 0;
+  if (!__atomic_load_n(&quit_unwind_ready, __ATOMIC_ACQUIRE)) {
+    line_put(&l, "SIGQUIT: no frames (the open-file limit was below 64 at start)");
+    line_end(&l, fd);
+    return;
+  }
+  line_put(&l, "SIGQUIT: frames as module+offset, innermost first "
+               "(`addr2line -f -i -e MODULE OFFSET` names each):");
+  line_end(&l, fd);
+  for (i = 0; i < quit_n; i++) {
+    const quit_task_t *q = &quit_tasks[i];
+    char id[UVT_ID_FORMAT_MAX];
+    line_put(&l, "task ");
+    line_put(&l, uvt_id_format((unsigned long long)q->id, id));
+    line_put(&l, " '");
+    line_put(&l, q->name != NULL ? q->name : "?");
+    line_put(&l, "'");
+    if (q->npcs == 0) line_put(&l, ": no saved frames (running, or not started)");
+    line_end(&l, fd);
+    for (k = 0; k < q->npcs && self != NULL &&
+                uvt__modtab_find((uintptr_t)q->pcs[k], &off) == self;
+         k++)
+      ;
+    for (n = 0; k < q->npcs; k++, n++) put_frame(fd, n, q->pcs[k], true);
+  }
+  if (uctx != NULL && (n = uvt__unwind_signal(uctx, pcs, UVT_TRACE_MAX_PCS)) > 0) {
+    line_put(&l, "the thread SIGQUIT stopped");
+    line_end(&l, fd);
+    for (k = 0; k < n; k++) put_frame(fd, k, pcs[k], k > 0);
+  }
 }

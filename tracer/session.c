@@ -100,15 +100,18 @@ static void on_sigquit(int sig, siginfo_t *info, void *uctx) {
   static const char head[] = "SIGQUIT: uvtask's tasks (the debug library)\n";
   session_end_t end = {"signal", 0, sig, 0, NULL, 0, false, false, 0, 0, true};
   struct sigaction dfl;
-  (void)info, (void)uctx;
+  (void)info;
   if (write(STDERR_FILENO, head, sizeof(head) - 1) < 0) {
     /* nothing to say it with */
   }
   uvt_hook_dump_fd(STDERR_FILENO);
+  if (!in_crash) {
+    uvt__inspect_quit_capture();
+    uvt__inspect_quit_print(STDERR_FILENO, uctx);
+  }
   if (active && !in_crash) {
     in_crash = 1;
     end.crash_task_id = uvt_hook_current_task();
-    uvt__inspect_quit_capture();
     uvt__writer_crash(&end, uvt__recorder_state(), CRASH_WAIT_MS);
   }
   memset(&dfl, 0, sizeof(dfl));
@@ -125,6 +128,7 @@ static void install_sigquit(void) {
   if (sigaction(SIGQUIT, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
       old.sa_handler != SIG_DFL)
     return;
+  uvt__inspect_quit_prepare();
   memset(&sa, 0, sizeof(sa));
   sa.sa_sigaction = on_sigquit;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;

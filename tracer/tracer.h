@@ -270,6 +270,20 @@ void uvt__inspect_forget(void);
  * the snapshot's rows. */
 void uvt__inspect_quit_capture(void);
 rec_t *uvt__inspect_quit_rows(rec_t **tail);
+/* Before a SIGQUIT handler is installed: what it will need ready. */
+void uvt__inspect_quit_prepare(void);
+/* SIGQUIT, after the capture: each parked task's frames, then those of
+ * the thread the signal stopped (from `uctx`, NULL: none), as
+ * module+0xoffset lines on `fd`.  Async-signal-safe. */
+void uvt__inspect_quit_print(int fd, void *uctx);
+
+/* ---- the module table for signal handlers (modtab.c) ----------------------- */
+
+/* Walk the loaded objects again if any came or went (not in a handler). */
+void uvt__modtab_refresh(void);
+/* The path of the module holding `pc` and pc's offset in it as an ELF
+ * address (what addr2line takes), or NULL.  Async-signal-safe. */
+const char *uvt__modtab_find(uintptr_t pc, uintptr_t *offset);
 
 /* ---- clocks (tclock.c) ------------------------------------------------ */
 
