@@ -256,9 +256,15 @@ class _TaskUnwinder(gdb.unwinder.Unwinder):
         self.task = None  # (saved sp, [(register, value)])
 
     def __call__(self, pending):
-        if self.task is None or pending.level() != 0:
+        if self.task is None:
             return None
-        saved_sp, regs = self.task
+        saved_sp, regs, innermost = self.task
+        if hasattr(pending, "level"):  # gdb 11 and later
+            if pending.level() != 0:
+                return None
+        elif (int(pending.read_register(regs[0][0])), int(pending.read_register(regs[1][0]))) \
+                != innermost:
+            return None
         u64 = gdb.lookup_type("unsigned long")
         # The id's stack address must be inner to (below) the task's first
         # frame, or gdb stops at it as a stack going the wrong way: the
@@ -288,6 +294,24 @@ def _frame_line(level, frame):
     return line
 
 
+def _level_of(frame):
+    level = 0
+    while frame is not None and frame.newer() is not None:
+        frame = frame.newer()
+        level += 1
+    return level
+
+
+def _select_level(level):
+    """Select the thread's frame `level` again (gdb forgets the selection
+    when its frame cache is flushed)."""
+    frame = gdb.newest_frame()
+    while level > 0 and frame.older() is not None:
+        frame = frame.older()
+        level -= 1
+    frame.select()
+
+
 class UvtaskBt(gdb.Command):
     """Backtrace of a parked (or ready) task: uvtask bt ID
 
@@ -305,7 +329,10 @@ uvtask, the outermost the coroutine trampoline."""
         saved_sp, regs = _saved_registers(off, t)
         gdb.write("task %s '%s' %s%s\n" % (_fmt_id(t["id"]), t["name"], t["state"],
                                            " [%s]" % t["what"] if t.get("what") else ""))
-        _unwinder.task = (saved_sp, regs)
+        newest = gdb.newest_frame()
+        innermost = (int(newest.read_register(regs[0][0])), int(newest.read_register(regs[1][0])))
+        selected = _level_of(gdb.selected_frame())
+        _unwinder.task = (saved_sp, regs, innermost)
         gdb.invalidate_cached_frames()
         try:
             frame = gdb.newest_frame().older()
@@ -323,6 +350,7 @@ uvtask, the outermost the coroutine trampoline."""
         finally:
             _unwinder.task = None
             gdb.invalidate_cached_frames()
+            _select_level(selected)
 
 
 class Uvtask(gdb.Command):
