@@ -11,6 +11,14 @@ uint64_t uvt_hook_current_task(void) {
   return t != NULL ? t->obj.id : 0;
 }
 
+int uvt_hook_current_stack(const void **lo, const void **hi) {
+  uvt_task_t *t = uvt__task_current();
+  if (t == NULL || t->stack.lo == NULL) return UVT_ENOTASK;
+  *lo = t->stack.lo;
+  *hi = (const char *)t->stack.lo + t->stack.size;
+  return 0;
+}
+
 uint64_t uvt_hook_stack_overflow(const void *siginfo, const void *ucontext) {
   return uvt__stack_overflow_id(siginfo, ucontext);
 }

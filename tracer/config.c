@@ -7,6 +7,9 @@
  *                         UVT_TRACE_MAX_DEPTH)
  *   ASYNCIODEBUG_LOG      0: no finding lines on stderr (default 1)
  *   ASYNCIODEBUG_LOCK_MS  lock-held-across-await threshold (default 20)
+ *   ASYNCIODEBUG_STACKS   how stacks are captured: "unwind" (libunwind,
+ *                         the default) or "fp" (frame pointers: faster,
+ *                         right only where the code keeps them; README)
  * A bad value gets one line on stderr naming the variable and the value
  * used instead.
  *
@@ -24,7 +27,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-tracer_config_t uvt__tcfg = {false, "", 100, 16, true, 20};
+tracer_config_t uvt__tcfg = {false, "", 100, 16, true, 20, false};
 
 static int int_env(const char *name, int def, int lo, int hi) {
   const char *v = secure_getenv(name);
@@ -63,5 +66,14 @@ void uvt__tracer_config_load(void) {
   uvt__tcfg.depth = int_env("ASYNCIODEBUG_DEPTH", 16, 1, UVT_TRACE_MAX_DEPTH);
   uvt__tcfg.lock_ms = int_env("ASYNCIODEBUG_LOCK_MS", 20, 1, 3600000);
   uvt__tcfg.log = int_env("ASYNCIODEBUG_LOG", 1, 0, 1) != 0;
+  {
+    const char *st = secure_getenv("ASYNCIODEBUG_STACKS");
+    uvt__tcfg.fp_stacks = false;
+    if (st != NULL && strcmp(st, "fp") == 0)
+      uvt__tcfg.fp_stacks = true;
+    else if (st != NULL && *st != '\0' && strcmp(st, "unwind") != 0)
+      uvt__tracer_line("asynciodebug: ASYNCIODEBUG_STACKS=%s is not \"fp\" or "
+                       "\"unwind\"; using unwind", st);
+  }
   uvt__tcfg.on = true;
 }

@@ -235,6 +235,14 @@ static int64_t capture_user_stack(void) {
   int n, i = 0, want = uvt__tcfg.depth + 12;
   wd_slot_t *slot = uvt__wd_slot_peek();
   if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
+  if (uvt__tcfg.fp_stacks && (n = uvt__fp_backtrace(pcs, want)) >= 0) {
+    /* No lock, no signal-unsafe call: the watchdog may sample it. */
+    while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
+    if (i >= n) i = n > 3 ? 3 : n - 1;
+    if (i < 0) return 0;
+    if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
+    return uvt__stack_intern(pcs + i, n - i);
+  }
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
   n = unw_backtrace(buf, want);
   if (slot != NULL) __atomic_store_n(&slot->in_capture, 0, __ATOMIC_RELEASE);

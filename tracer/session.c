@@ -222,8 +222,9 @@ static void session_begin(void) {
   uvt__modules_record();
   uvt__rec_submit();
   if (uvt__tcfg.log)
-    uvt__tracer_line("asynciodebug: recording to %s (pid %d, slow > %d ms, depth %d)",
-            uvt__tcfg.path, (int)getpid(), uvt__tcfg.slow_ms, uvt__tcfg.depth);
+    uvt__tracer_line("asynciodebug: recording to %s (pid %d, slow > %d ms, depth %d%s)",
+            uvt__tcfg.path, (int)getpid(), uvt__tcfg.slow_ms, uvt__tcfg.depth,
+            uvt__tcfg.fp_stacks ? ", frame-pointer stacks" : "");
 }
 
 __attribute__((constructor)) static void tracer_init(void) {

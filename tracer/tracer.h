@@ -41,6 +41,7 @@ typedef struct tracer_config_s {
   int depth;           /* ASYNCIODEBUG_DEPTH, 1..UVT_TRACE_MAX_DEPTH */
   bool log;            /* ASYNCIODEBUG_LOG: findings on stderr */
   int lock_ms;         /* ASYNCIODEBUG_LOCK_MS: lock-held-across-await */
+  bool fp_stacks;      /* ASYNCIODEBUG_STACKS=fp: walk frame pointers */
 } tracer_config_t;
 
 extern tracer_config_t uvt__tcfg;
@@ -235,6 +236,11 @@ int uvt__module_range(const void *addr, uintptr_t *lo, uintptr_t *hi);
 struct uvt_task_frame;
 int uvt__stack_of_parked(const struct uvt_task_frame *f, uint64_t *pcs,
                          int max);
+/* The calling code's stack by its frame pointers (fpstack.c): return
+ * addresses, the caller of this function's first, at most max; -1 when
+ * the stack it runs on is not one whose bounds are known (then unwind
+ * another way).  The walk ends where the chain leaves that stack. */
+int uvt__fp_backtrace(uint64_t *pcs, int max);
 /* Record the loaded modules (paths, build-ids, address ranges). */
 void uvt__modules_record(void);
 /* Reset after fork: stack ids restart in the child's session. */

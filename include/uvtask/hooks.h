@@ -174,6 +174,14 @@ typedef struct uvt_task_frame {
  * the task's loop thread (from an event there). */
 UVT_EXPORT int uvt_hook_task_frame(const void *object, uvt_task_frame_t *out);
 
+/* The stack of the task running on the calling thread: [*lo, *hi).
+ * Returns 0, or UVT_ENOTASK when no task runs on this thread (the caller
+ * is then on the thread's own stack).  A subscriber that walks its own
+ * frames checks that they lie inside these bounds (a hook raised from
+ * the scheduler between two steps may run on the thread's stack while a
+ * task is current: check which one holds the frame).  Async-signal-safe. */
+UVT_EXPORT int uvt_hook_current_stack(const void **lo, const void **hi);
+
 /* The id of the task running on the calling thread, 0 if none.
  * Async-signal-safe (a crash handler may ask which task crashed). */
 UVT_EXPORT uint64_t uvt_hook_current_task(void);

@@ -1,0 +1,90 @@
+/*
+ * Frame-pointer stack capture (ASYNCIODEBUG_STACKS=fp).
+ *
+ * With frame pointers every frame starts with a record {caller's frame
+ * pointer, return address}, so a stack is a walk along a linked list: a
+ * few loads per frame instead of libunwind's table lookups.  The walk
+ * trusts nothing it reads: every frame pointer must lie inside the stack
+ * the walk started on (a task's, from the runtime; the thread's, from
+ * pthread_getattr_np), be aligned as the ABI aligns frame records, and be
+ * above the previous one (stacks grow down).  A chain that leaves the
+ * stack — a frame of code built without frame pointers that used the
+ * register for something else, the zeroed frame pointer of a task's entry
+ * or of the thread's start — ends the walk; what was found before stays.
+ *
+ * What it cannot see: a function built without frame pointers that left
+ * the register alone has no record; its caller's frame is then missing
+ * from the stack (the README says so).  Hence opt-in.
+ */
+#include "tracer.h"
+#include "uvtask/hooks.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define FRAME_ALIGN 16u /* rbp / x29 point at a 16-byte aligned record */
+#else
+#define FRAME_ALIGN (2u * sizeof(void *))
+#endif
+
+/* The calling thread's own stack, found once per thread. */
+static _Thread_local uintptr_t thread_lo, thread_hi;
+static _Thread_local int thread_known; /* 0: not asked; 1: known; -1: unknown */
+
+static int thread_stack(uintptr_t *lo, uintptr_t *hi) {
+  if (thread_known == 0) {
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    thread_known = -1;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      if (pthread_attr_getstack(&attr, &addr, &size) == 0 && size > 0) {
+        thread_lo = (uintptr_t)addr;
+        thread_hi = (uintptr_t)addr + size;
+        thread_known = 1;
+      }
+      pthread_attr_destroy(&attr);
+    }
+  }
+  if (thread_known != 1) return -1;
+  *lo = thread_lo;
+  *hi = thread_hi;
+  return 0;
+}
+
+/* The bounds of the stack that holds `fp`: the running task's or the
+ * thread's; -1 if neither holds it (a stack nobody told us about). */
+static int bounds_of(uintptr_t fp, uintptr_t *lo, uintptr_t *hi) {
+  const void *tlo, *thi;
+  if (uvt_hook_current_stack(&tlo, &thi) == 0 && fp >= (uintptr_t)tlo &&
+      fp < (uintptr_t)thi) {
+    *lo = (uintptr_t)tlo;
+    *hi = (uintptr_t)thi;
+    return 0;
+  }
+  if (thread_stack(lo, hi) == 0 && fp >= *lo && fp < *hi) return 0;
+  return -1;
+}
+
+/* Reads words of other frames, some of which a sanitizer would call
+ * out of bounds for this function: the walk's own checks bound it. */
+__attribute__((noinline, no_sanitize_address)) int
+uvt__fp_backtrace(uint64_t *pcs, int max) {
+  uintptr_t fp = (uintptr_t)__builtin_frame_address(0), lo, hi;
+  int n = 0;
+  if (bounds_of(fp, &lo, &hi) != 0) return -1;
+  while (n < max) {
+    const uintptr_t *rec;
+    uintptr_t next, ret;
+    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || fp % FRAME_ALIGN != 0) break;
+    rec = (const uintptr_t *)fp;
+    next = rec[0];
+    ret = rec[1];
+    if (ret == 0) break;
+    pcs[n++] = (uint64_t)ret;
+    if (next <= fp) break;
+    fp = next;
+  }
+  return n;
+}
