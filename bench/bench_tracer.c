@@ -9,7 +9,12 @@
  *
  *   sequential  spawn a trivial task, await it, detach it
  *   gathered    spawn 100,000 tasks at once, gather them
+ *   ping-pong   two tasks hand the turn to each other with uvt_yield:
+ *               the cheapest way a task lets another run; ns per hand-off
  *   echo        bench_echo's uvtask echo server, requests per second
+ *
+ * Recording runs twice: with libunwind stacks (the default) and with
+ * frame-pointer stacks (ASYNCIODEBUG_STACKS=fp).
  *
  * Printed: ns per task for each, the ratios to release, the rows written
  * per second by the writer and the statistics shed (findings never are).
@@ -17,6 +22,7 @@
  * Usage: bench_tracer [scale]
  */
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -34,15 +40,36 @@ static int trivial(void *arg) {
   return 0;
 }
 
-static size_t n_seq, n_gather;
-static double ns_seq, ns_gather;
+static size_t n_seq, n_gather, n_pong;
+static double ns_seq, ns_gather, ns_pong;
+
+static int ponger(void *arg) {
+  size_t i;
+  (void)arg;
+  for (i = 0; i < n_pong; i++)
+    if (uvt_yield() != 0) return -1;
+  return 0;
+}
+
+/* Two tasks yielding to each other: 2 * n_pong hand-offs. */
+static double ping_pong(void) {
+  uvt_task_t *ts[2];
+  uint64_t t0 = uv_hrtime();
+  ts[0] = uvt_spawn(ponger, NULL);
+  ts[1] = uvt_spawn(ponger, NULL);
+  if (ts[0] == NULL || ts[1] == NULL) return 1e30;
+  uvt_gather(ts, 2);
+  uvt_detach(ts[0]);
+  uvt_detach(ts[1]);
+  return (double)(uv_hrtime() - t0) / (double)(2 * n_pong);
+}
 
 static int worker_main(void *arg) {
   size_t i, r;
   uvt_task_t **ts = malloc(n_gather * sizeof(*ts));
   (void)arg;
   if (ts == NULL) return UVT_ENOMEM;
-  ns_seq = ns_gather = 1e30;
+  ns_seq = ns_gather = ns_pong = 1e30;
   for (r = 0; r < 3; r++) {
     uint64_t t0 = uv_hrtime();
     double v;
@@ -58,6 +85,8 @@ static int worker_main(void *arg) {
     for (i = 0; i < n_gather; i++) uvt_detach(ts[i]);
     v = (double)(uv_hrtime() - t0) / (double)n_gather;
     if (v < ns_gather) ns_gather = v;
+    v = ping_pong();
+    if (v < ns_pong) ns_pong = v;
   }
   free(ts);
   return 0;
@@ -66,21 +95,22 @@ static int worker_main(void *arg) {
 static int worker(double scale) {
   n_seq = (size_t)(200000 * scale) + 1;
   n_gather = (size_t)(100000 * scale) + 1;
+  n_pong = (size_t)(200000 * scale) + 1;
   if (uvt_run(NULL, worker_main, NULL) != 0) return 1;
-  printf("%.1f %.1f\n", ns_seq, ns_gather);
+  printf("%.1f %.1f %.1f\n", ns_seq, ns_gather, ns_pong);
   return 0;
 }
 
 typedef struct {
   const char *label;
-  double seq, gather, wall_s;
+  double seq, gather, pong, wall_s;
 } result_t;
 
 /* Run argv with the library from `libdir` in front and, if db is not
  * NULL, recording on into it; its stdout goes into buf.  Returns 0 if it
  * exited 0. */
 static int spawn_capture(char *const argv[], const char *libdir,
-                         const char *db, char *buf, size_t cap) {
+                         const char *db, bool fp, char *buf, size_t cap) {
   char lib_env[4200], db_env[4200];
   char *envp[128];
   int n = 0, i, status, fd[2];
@@ -95,6 +125,7 @@ static int spawn_capture(char *const argv[], const char *libdir,
     envp[n++] = db_env;
     envp[n++] = "ASYNCIODEBUG_LOG=0";
     envp[n++] = "ASYNCIODEBUG_SLOW_MS=60000"; /* spawning 100k in one step is slow on purpose */
+    if (fp) envp[n++] = "ASYNCIODEBUG_STACKS=fp";
   }
   for (i = 0; environ[i] != NULL && n < 120; i++)
     if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
@@ -117,24 +148,24 @@ static int spawn_capture(char *const argv[], const char *libdir,
 }
 
 static int run_variant(const char *self, const char *libdir, const char *db,
-                       const char *scale, result_t *out) {
+                       bool fp, const char *scale, result_t *out) {
   char *argv[] = {(char *)self, "--worker", (char *)scale, NULL};
   char buf[256];
   uint64_t t0 = uv_hrtime();
-  if (spawn_capture(argv, libdir, db, buf, sizeof(buf)) != 0) return -1;
+  if (spawn_capture(argv, libdir, db, fp, buf, sizeof(buf)) != 0) return -1;
   out->wall_s = (double)(uv_hrtime() - t0) / 1e9;
-  return sscanf(buf, "%lf %lf", &out->seq, &out->gather) == 2 ? 0 : -1;
+  return sscanf(buf, "%lf %lf %lf", &out->seq, &out->gather, &out->pong) == 3 ? 0 : -1;
 }
 
 /* The echo workload: bench_echo's uvtask server (50 connections, 5
  * rounds), median requests per second. */
-static double run_echo(const char *echo, const char *libdir, const char *db) {
+static double run_echo(const char *echo, const char *libdir, const char *db, bool fp) {
   char *argv[] = {(char *)echo, "-r", "5", "-n", "2000", "--only", "uvtask", NULL};
   static char buf[8192];
   double v[16];
   int n = 0;
   const char *p;
-  if (spawn_capture(argv, libdir, db, buf, sizeof(buf)) != 0) return -1;
+  if (spawn_capture(argv, libdir, db, fp, buf, sizeof(buf)) != 0) return -1;
   for (p = buf; (p = strstr(p, "uvtask")) != NULL && n < 16; p += 6) {
     double x = atof(p + 6);
     if (x > 0) v[n++] = x;
@@ -155,10 +186,11 @@ static long long db_int(sqlite3 *db, const char *sql) {
 int main(int argc, char **argv) {
   char self[4096], dir[4096], release[4200], debug[4200], db[4200], echo[4200];
   char echo_db[4300];
-  double echo_rel, echo_off, echo_on;
+  double echo_rel, echo_off, echo_on, echo_fp;
   const char *scale = "1";
-  result_t r[3] = {{"release", 0, 0, 0}, {"debug, off", 0, 0, 0},
-                   {"debug, recording", 0, 0, 0}};
+  result_t r[4] = {{"release", 0, 0, 0, 0}, {"debug, off", 0, 0, 0, 0},
+                   {"recording", 0, 0, 0, 0}, {"recording, fp", 0, 0, 0, 0}};
+  char db_fp[4300];
   ssize_t len;
   sqlite3 *sdb;
   long long rows, shed, findings;
@@ -178,18 +210,23 @@ int main(int argc, char **argv) {
   if (mkdtemp(tmpdir) == NULL) return 1;
   snprintf(db, sizeof(db), "%s/bench.db", tmpdir);
   snprintf(echo_db, sizeof(echo_db), "%s/echo.db", tmpdir);
+  snprintf(db_fp, sizeof(db_fp), "%s/bench-fp.db", tmpdir);
   snprintf(echo, sizeof(echo), "%s/bench_echo", dir);
 
-  if (run_variant(self, release, NULL, scale, &r[0]) != 0 ||
-      run_variant(self, debug, NULL, scale, &r[1]) != 0 ||
-      run_variant(self, debug, db, scale, &r[2]) != 0) {
+  if (run_variant(self, release, NULL, false, scale, &r[0]) != 0 ||
+      run_variant(self, debug, NULL, false, scale, &r[1]) != 0 ||
+      run_variant(self, debug, db, false, scale, &r[2]) != 0 ||
+      run_variant(self, debug, db_fp, true, scale, &r[3]) != 0) {
     fprintf(stderr, "bench_tracer: a worker failed\n");
     return 1;
   }
-  echo_rel = run_echo(echo, release, NULL);
-  echo_off = run_echo(echo, debug, NULL);
-  echo_on = run_echo(echo, debug, echo_db);
+  echo_rel = run_echo(echo, release, NULL, false);
+  echo_off = run_echo(echo, debug, NULL, false);
+  echo_on = run_echo(echo, debug, echo_db, false);
   unlink(echo_db);
+  echo_fp = run_echo(echo, debug, echo_db, true);
+  unlink(echo_db);
+  unlink(db_fp);
   if (sqlite3_open_v2(db, &sdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return 1;
   rows = db_int(sdb, "SELECT (SELECT count(*) FROM objects) + (SELECT count(*) "
                      "FROM steps) + (SELECT count(*) FROM site_stats) + "
@@ -201,17 +238,19 @@ int main(int argc, char **argv) {
   rmdir(tmpdir);
 
   printf("bench_tracer (scale %s; best of 3 rounds per variant)\n", scale);
-  printf("  %-18s %12s %12s\n", "variant", "sequential", "gathered");
-  for (int i = 0; i < 3; i++)
-    printf("  %-18s %9.1f ns %9.1f ns   (%.2fx / %.2fx release)\n", r[i].label,
-           r[i].seq, r[i].gather, r[i].seq / r[0].seq, r[i].gather / r[0].gather);
+  printf("  %-14s %12s %12s %12s\n", "variant", "sequential", "gathered", "ping-pong");
+  for (int i = 0; i < 4; i++)
+    printf("  %-14s %9.1f ns %9.1f ns %9.1f ns   (%.2fx / %.2fx / %.2fx release)\n",
+           r[i].label, r[i].seq, r[i].gather, r[i].pong, r[i].seq / r[0].seq,
+           r[i].gather / r[0].gather, r[i].pong / r[0].pong);
   printf("  rows written: %lld in %.2f s of run (%.0f rows/s); shed: %lld; "
          "findings: %lld (expected 0)\n",
          rows, r[2].wall_s, (double)rows / r[2].wall_s, shed, findings);
-  if (echo_rel > 0 && echo_off > 0 && echo_on > 0)
+  if (echo_rel > 0 && echo_off > 0 && echo_on > 0 && echo_fp > 0)
     printf("  echo (bench_echo's uvtask server, median req/s): release %.0f, "
-           "debug off %.0f, recording %.0f (recording/off %.2f)\n",
-           echo_rel, echo_off, echo_on, echo_on / echo_off);
+           "debug off %.0f, recording %.0f, recording fp %.0f "
+           "(recording/release %.2f, fp/release %.2f)\n",
+           echo_rel, echo_off, echo_on, echo_fp, echo_on / echo_rel, echo_fp / echo_rel);
   else
     printf("  echo: bench_echo failed or is missing\n");
   return 0;
