@@ -168,18 +168,19 @@ static void state_release(void *p) {
   }
 }
 
-static tstate_t *state(void) {
-  if (ts == NULL) {
-    ts = calloc(1, sizeof(*ts));
-    if (ts == NULL) return NULL;
-    ts->young.next = ts->young.prev = &ts->young;
-    ts->mid.next = ts->mid.prev = &ts->mid;
-    ts->old.next = ts->old.prev = &ts->old;
-    ts->batch = uvt__rec_batch();
-    pthread_setspecific(state_key, ts);
-  }
+static __attribute__((noinline)) tstate_t *state_new(void) {
+  ts = calloc(1, sizeof(*ts));
+  if (ts == NULL) return NULL;
+  ts->young.next = ts->young.prev = &ts->young;
+  ts->mid.next = ts->mid.prev = &ts->mid;
+  ts->old.next = ts->old.prev = &ts->old;
+  ts->batch = uvt__rec_batch();
+  pthread_setspecific(state_key, ts);
   return ts;
 }
+
+/* Every event asks: the first one on a thread makes the state. */
+static inline tstate_t *state(void) { return ts != NULL ? ts : state_new(); }
 
 static void list_add(tobj_t *head, tobj_t *o) {
   o->next = head;
