@@ -267,7 +267,11 @@ static rec_t *object_rec(const tobj_t *o) {
   r->id = o->id;
   r->parent_id = o->parent_id;
   r->okind = uvt_object_kind_name((uvt_object_kind_t)o->kind);
-  r->name = o->name != NULL ? strdup(o->name) : NULL;
+  /* A creation name is static (on_create): no copy for the writer; a
+   * name given by uvt_name dies with the object, which may be before
+   * the writer gets to the row. */
+  if (o->name_owned != NULL) r->name = strdup(o->name_owned);
+  else r->name_static = o->name;
   r->file = o->file;
   r->line = o->line;
   r->func = o->func;

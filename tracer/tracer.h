@@ -74,6 +74,8 @@ typedef struct rec_s {
   uint64_t id, parent_id, object_id;
   const char *okind;  /* static: "task", ... */
   char *name;         /* owned */
+  const char *name_static; /* REC_OBJECT without `name`: a creation name
+                              (static, never freed) */
   const char *file;   /* static (__FILE__) */
   int line;
   const char *func;   /* static (__func__) */

@@ -223,7 +223,7 @@ static int write_rec(const rec_t *r) {
     st = stmt[S_OBJECT];
     sqlite3_bind_int64(st, 2, (int64_t)r->id);
     sqlite3_bind_text(st, 3, r->okind, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, r->name);
+    bind_text_or_null(st, 4, r->name != NULL ? r->name : r->name_static);
     bind_text_or_null(st, 5, r->file);
     sqlite3_bind_int(st, 6, r->line);
     bind_text_or_null(st, 7, r->func);
