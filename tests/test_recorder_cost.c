@@ -73,25 +73,37 @@ static long long q_int(sqlite3 *db, const char *sql) {
   return v;
 }
 
-/* 400,000 live tasks make writing their rows take 150-350 ms
- * here under load (a million took 256-577 ms): the recorder's work, which must not
- * become a slow-callback finding about whichever task ran next.  The
- * tasks of the load only sleep; main, which spawns them all in one step,
- * may be reported. */
-Test(recorder_cost, writing_rows_is_never_billed_to_a_sleeping_task) {
+/* 400,000 live tasks make writing their rows take 150-350 ms here (a
+ * million took 256-577 ms): the recorder's work, which must not become a
+ * slow-callback finding about whichever task ran next.  The tasks of the
+ * load only sleep; main, which spawns them all in one step, may be
+ * reported.  Billing the flush to a task happens in every run (6 of 6
+ * before the fix); a step stretched past the threshold by the machine
+ * alone (preemption, seen under a load of 14 on 2 vCPUs) does not, so a
+ * run with such a finding is tried again, at most three times. */
+static long long sleeper_findings(void) {
   char *argv[] = {LOAD, "many-live", "400000", NULL};
   const char *extra[] = {"ASYNCIODEBUG_SLOW_MS=100", NULL};
   sqlite3 *db;
-  int status = record(argv, extra);
+  long long n;
+  int status;
+  remove(db_path);
+  status = record(argv, extra);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
   cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
   /* The run was recorded: every sleeper has its row (alive at a flush). */
   cr_expect_geq(q_int(db, "SELECT count(*) FROM objects WHERE name='sleeper'"), 400000);
-  cr_expect_eq(q_int(db, "SELECT count(*) FROM findings f JOIN objects o "
-                         "ON o.id=f.object_id WHERE f.kind='slow-callback' AND "
-                         "o.name IN ('sleeper','ticker')"), 0,
-               "a slow-callback finding names a task that only sleeps");
+  n = q_int(db, "SELECT count(*) FROM findings f JOIN objects o ON o.id=f.object_id "
+                "WHERE f.kind='slow-callback' AND o.name IN ('sleeper','ticker')");
   sqlite3_close(db);
+  return n;
+}
+
+Test(recorder_cost, writing_rows_is_never_billed_to_a_sleeping_task) {
+  long long n = -1;
+  for (int attempt = 0; attempt < 3 && n != 0; attempt++) n = sleeper_findings();
+  cr_expect_eq(n, 0, "%lld slow-callback findings name a task that only sleeps, "
+               "in each of 3 runs", n);
 }
 
 /* ---- creation stacks by frame pointers (ASYNCIODEBUG_STACKS=fp) ---------- */
