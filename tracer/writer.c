@@ -204,8 +204,12 @@ static int session_insert(void) {
 
 /* ---- writing ----------------------------------------------------------------- */
 
+/* For write_rec only: the text (the record's, or static) outlives the
+ * statement's use of it, which write_rec ends with a reset and
+ * sqlite3_clear_bindings before the record can be freed; so SQLite need
+ * not copy it (the copies were a quarter of the writer's instructions). */
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
-  if (s != NULL) sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+  if (s != NULL) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
   else sqlite3_bind_null(st, i);
 }
 
