@@ -269,11 +269,14 @@ struct wait_case {
   int kids_done_then[2];
   int victim_rc;
   int kid_rc[2];
+  uvt_event_t go; /* the kids run until main lets them end */
 };
+
+static uvt_event_t *kids_go;
 
 static int short_kid(void *arg) {
   int *status = arg;
-  *status = uvt_sleep(60);
+  *status = uvt_event_wait(kids_go);
   return *status;
 }
 
@@ -292,10 +295,13 @@ static int wait_main(void *arg) {
     c->kid_tasks[i] = uvt_spawn(short_kid, &c->kid_status[i]);
   }
   v = uvt_spawn(wait_victim, c);
-  cr_expect_eq(uvt_sleep(10), 0);
+  /* One turn: the kids park on the event, the victim in uvt_wait.  (A
+   * timer here let the kids end first on a loaded machine.) */
+  cr_expect_eq(uvt_yield(), 0);
   cr_expect_eq(uvt_cancel(v), 1);
   c->victim_rc = uvt_await(v);
   /* The waited tasks were left running and end normally. */
+  uvt_event_set(&c->go);
   for (int i = 0; i < 2; i++) c->kid_rc[i] = uvt_await(c->kid_tasks[i]);
   return 0;
 }
@@ -303,6 +309,8 @@ static int wait_main(void *arg) {
 Test(cancel, wait_returns_ecanceled_and_leaves_the_tasks_running) {
   struct wait_case c;
   memset(&c, 0, sizeof c);
+  cr_assert_eq(uvt_event_init(&c.go), 0);
+  kids_go = &c.go;
   cr_assert_eq(uvt_run(NULL, wait_main, &c), 0);
   cr_assert_eq(c.status, UVT_ECANCELED);
   cr_assert_eq(c.ndone, 0);
