@@ -39,7 +39,7 @@ int uvt__loop_check_slow(uv_loop_t **bound, const char *call, const char *file,
     return 0;
   }
   /* Under the list's mutex, so a loop closing meanwhile is not a race. */
-  s = uvt__sched_for_loop(*bound, false);
+  s = uvt__sched_for_loop(*bound, NULL);
   if (s == NULL || runs_sched(s)) return 0;
   return refuse(NULL, call, file, line);
 }
@@ -80,7 +80,7 @@ int uvt__no_task_here(uv_loop_t **bound, const char *call, const char *file,
                       int line) {
   uvt__sched_t *s;
   if (*bound == NULL) return UVT_ENOTASK;
-  s = uvt__sched_for_loop(*bound, false);
+  s = uvt__sched_for_loop(*bound, NULL);
   if (s == NULL || runs_sched(s)) return UVT_ENOTASK;
   return refuse(NULL, call, file, line);
 }

@@ -440,7 +440,7 @@ int uvt_dump_loop(uv_loop_t *loop, FILE *out) {
   uvt__dump_sink_t o;
   size_t n;
   if (out == NULL) return UVT_EINVAL;
-  s = loop != NULL ? uvt__sched_for_loop(loop, false) : uvt__sched_current();
+  s = loop != NULL ? uvt__sched_for_loop(loop, NULL) : uvt__sched_current();
   if (s == NULL) return UVT_ENOLOOP;
   if (!uv_thread_equal(&s->owner, &(uv_thread_t){uv_thread_self()}))
     return UVT_EWRONGTHREAD;

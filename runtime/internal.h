@@ -212,8 +212,22 @@ struct uvt_future_s {
 
 #define UVT__QUARANTINE 256
 
+/* What the scheduler calls in the task layer above it: given when the
+ * scheduler is created (uvt__sched_for_loop), so that the scheduler
+ * depends on nothing above it. */
+typedef struct uvt__task_ops_s {
+  /* A task's function returned `status` (on its stack), or a task that
+   * never ran ends (cancelled first, no stack): uvt__task_complete. */
+  void (*complete)(uvt_task_t *t, int status);
+  /* A task is freeable (uvt__task_freeable): uvt__task_release. */
+  void (*release)(uvt_task_t *t);
+} uvt__task_ops_t;
+/* The task layer's (task.c). */
+extern const uvt__task_ops_t uvt__task_ops;
+
 /* One scheduler per loop that uvtask runs on. */
 struct uvt__sched_s {
+  const uvt__task_ops_t *tasks;
   uv_loop_t *loop;
   uv_thread_t owner;
   uv_prepare_t prepare;   /* runs passes before the poll */
@@ -272,8 +286,10 @@ struct uvt__sched_s {
 /* The scheduler of the task running on this thread, or of the uvt_run in
  * progress; NULL when there is none. */
 uvt__sched_t *uvt__sched_current(void);
-/* The scheduler attached to `loop`; create one if `create`. */
-uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop, bool create);
+/* The scheduler attached to `loop`; if there is none and `create` is not
+ * NULL, one created with these task operations (&uvt__task_ops). */
+uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop,
+                                  const uvt__task_ops_t *create);
 void uvt__sched_destroy(uvt__sched_t *s);
 /* The scheduler of `loop` without taking the list's mutex (from a signal
  * handler): must not race with the scheduler's destruction. */
@@ -308,6 +324,9 @@ void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t);
 /* Keep a released object (dead magic) for a while, then free it. */
 void uvt__quarantine(uvt__sched_t *s, uvt__obj_t *o);
 uvt_task_t *uvt__task_alloc(uvt__sched_t *s);
+/* Free what the quarantine and the recycled tasks of `s` hold (the
+ * scheduler going away). */
+void uvt__objects_free(uvt__sched_t *s);
 
 /* Arm `t` to call cb in `ms` milliseconds; 0 or UVT_ENOMEM. */
 int uvt__timer_start(uvt__sched_t *s, uvt__timer_t *t, uint64_t ms,

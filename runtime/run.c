@@ -173,7 +173,7 @@ int uvt_run_at(uv_loop_t *loop, uvt_fn main, void *arg, const char *name,
     }
     loop = own;
   }
-  s = uvt__sched_for_loop(loop, true);
+  s = uvt__sched_for_loop(loop, &uvt__task_ops);
   if (s == NULL || s->main != NULL) {
     if (own != NULL) {
       uv_loop_close(own);
@@ -227,7 +227,7 @@ int uvt_run_at(uv_loop_t *loop, uvt_fn main, void *arg, const char *name,
 int uvt_loop_close(uv_loop_t *loop) {
   uvt__sched_t *s, *prev;
   if (loop == NULL) return UVT_EINVAL;
-  s = uvt__sched_for_loop(loop, false);
+  s = uvt__sched_for_loop(loop, NULL);
   if (s == NULL) return UVT_ENOLOOP;
   if (s->main != NULL) return UVT_ENESTED;
   prev = uvt__sched_current();

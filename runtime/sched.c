@@ -25,10 +25,11 @@
  * stack it still runs on.  Each switch is announced to ASan and TSan
  * (fiber annotations) so sanitizer builds see one stack at a time.
  *
- * Handles released by their owner are unregistered, marked dead and kept
- * in a small quarantine ring before their memory is reused, so that a
- * later use of a released handle reads a dead magic (UVT_ERELEASED)
- * instead of freed memory.
+ * Layering: this file calls nothing above it.  The task layer's two
+ * calls it needs (a task ended; a task may be freed) come through the
+ * operations given at creation (s->tasks); this thread's scheduler and
+ * running task live in current.c, the memory of released objects in
+ * task_mem.c.
  */
 #include "internal.h"
 #include "findings.h"
@@ -72,20 +73,9 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #define MAX_PASSES 1024
 #define CLOCK_STEPS 64
 #define PASS_BUDGET_NS 50000
-#define FREE_TASKS_KEEP 16384
 
-/* initial-exec: a plain load, instead of a __tls_get_addr call per access
- * from a shared library. */
-_Thread_local uvt__sched_t *uvt__tls_sched
-    __attribute__((tls_model("initial-exec")));
-_Thread_local uv_loop_t *uvt__tls_loop __attribute__((tls_model("initial-exec")));
 #define tls_sched uvt__tls_sched
-/* The one way to change this thread's scheduler: its loop goes with it
- * (the loop-thread check compares against it, internal.h). */
-static inline void tls_set(uvt__sched_t *s) {
-  uvt__tls_sched = s;
-  uvt__tls_loop = s != NULL ? s->loop : NULL;
-}
+#define tls_set uvt__sched_set_current
 
 static uint64_t sched_count;
 static uv_once_t list_once = UV_ONCE_INIT;
@@ -98,15 +88,6 @@ UVT_EXPORT uvt__sched_t *const *const uvt_debug_root = &list_head;
 static void list_init(void) {
   if (uv_mutex_init(&list_mutex) != 0)
     uvt__panic("cannot initialise the scheduler list mutex");
-}
-
-uvt__sched_t *uvt__sched_current(void) { return tls_sched; }
-
-void uvt__sched_set_current(uvt__sched_t *s) { tls_set(s); }
-
-uvt_task_t *uvt__task_current(void) {
-  uvt__sched_t *s = tls_sched;
-  return s != NULL ? s->current : NULL;
 }
 
 /* ---- ready queue ---------------------------------------------------------- */
@@ -226,7 +207,7 @@ void uvt__task_retire(uvt_task_t *t) {
   }
 #endif
   s->live_tasks--;
-  if (uvt__task_freeable(t)) uvt__task_release(t);
+  if (uvt__task_freeable(t)) s->tasks->release(t);
 }
 
 /* On whichever side was just switched to: retire the task that switched
@@ -364,7 +345,7 @@ static void task_entry(void *arg) {
   int status;
   resumed(s, NULL);
   status = t->fn(t->arg);
-  uvt__task_complete(t, status);
+  s->tasks->complete(t, status);
   switch_out(s, t, true);
   uvt__panic("task '%s' was resumed after it ended", t->obj.name);
 }
@@ -381,7 +362,7 @@ static inline __attribute__((always_inline)) void run_task(uvt__sched_t *s,
     if (t->cancel_pending) t->cancel_pending = false;
     else err = start_task(s, t, false);
     if (err != 0) {
-      uvt__task_complete(t, err);
+      s->tasks->complete(t, err);
       uvt__task_retire(t);
       return;
     }
@@ -639,9 +620,11 @@ uvt__sched_t *uvt__sched_find_signal_safe(uv_loop_t *loop) {
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
-static uvt__sched_t *sched_create(uv_loop_t *loop) {
+static uvt__sched_t *sched_create(uv_loop_t *loop,
+                                  const uvt__task_ops_t *tasks) {
   uvt__sched_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
+  s->tasks = tasks;
   if (uv_mutex_init(&s->ts_mutex) != 0) {
     free(s);
     return NULL;
@@ -674,14 +657,15 @@ static uvt__sched_t *sched_create(uv_loop_t *loop) {
   return s;
 }
 
-uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop, bool create) {
+uvt__sched_t *uvt__sched_for_loop(uv_loop_t *loop,
+                                  const uvt__task_ops_t *create) {
   uvt__sched_t *s;
   uv_once(&list_once, list_init);
   uv_mutex_lock(&list_mutex);
   for (s = list_head; s != NULL; s = s->list_next)
     if (s->loop == loop && !s->closing) break;
-  if (s == NULL && create) {
-    s = sched_create(loop);
+  if (s == NULL && create != NULL) {
+    s = sched_create(loop, create);
     if (s != NULL) {
       s->list_next = list_head;
       /* Published with a release store: uvt__sched_find_signal_safe
@@ -698,70 +682,9 @@ static void handle_closed(uv_handle_t *h) {
   s->handles_open--;
 }
 
-/* Free a released object's memory for real. */
-static void obj_free(uvt__sched_t *s, uvt__obj_t *o) {
-  if (o->name_owned != NULL) {
-    free(o->name_owned);
-    o->name_owned = NULL;
-  }
-  switch (o->kind) {
-  case UVT_OBJECT_TASK: {
-    uvt_task_t *t = (uvt_task_t *)o;
-    if (t->out.message != NULL) uvt__outcome_free(&t->out);
-    if (s != NULL && s->free_task_count < FREE_TASKS_KEEP) {
-      t->ready_next = s->free_tasks;
-      s->free_tasks = t;
-      s->free_task_count++;
-    } else {
-      free(t);
-    }
-    break;
-  }
-  case UVT_OBJECT_FUTURE:
-    uvt__outcome_free(&((uvt_future_t *)o)->out);
-    free(o);
-    break;
-  default:
-    free(o);
-    break;
-  }
-}
-
-void uvt__quarantine(uvt__sched_t *s, uvt__obj_t *o) {
-  uvt__obj_t *old = s->quarantine[s->quarantine_next];
-  s->quarantine[s->quarantine_next] = o;
-  s->quarantine_next = (s->quarantine_next + 1) % UVT__QUARANTINE;
-  if (old != NULL) obj_free(s, old);
-}
-
-/* Zero a recycled task with plain vector stores: for a memset of this
- * size gcc emits `rep stos`, whose start-up cost ~4 ns per spawn here.
- * Unrolled, the loop is not turned back into that memset. */
-static inline void
-zero_task(uvt_task_t *t) {
-  typedef uint64_t v2u64 __attribute__((vector_size(16), may_alias, aligned(8)));
-  v2u64 *p = (v2u64 *)(void *)t, zero = {0, 0};
-  size_t i;
-  _Static_assert(sizeof(uvt_task_t) % 16 == 0, "task size is 16-byte units");
-#pragma GCC unroll 32
-  for (i = 0; i < sizeof(uvt_task_t) / 16; i++) p[i] = zero;
-}
-
-uvt_task_t *uvt__task_alloc(uvt__sched_t *s) {
-  uvt_task_t *t = s->free_tasks;
-  if (t != NULL) {
-    s->free_tasks = t->ready_next;
-    s->free_task_count--;
-    zero_task(t);
-    return t;
-  }
-  return calloc(1, sizeof(*t));
-}
-
 void uvt__sched_destroy(uvt__sched_t *s) {
   uvt__sched_t **pp;
   struct uvt__ts_call_s *c;
-  size_t i;
   uv_once(&list_once, list_init);
   uv_mutex_lock(&list_mutex);
   s->closing = true;
@@ -789,13 +712,7 @@ void uvt__sched_destroy(uvt__sched_t *s) {
     free(c);
     c = next;
   }
-  for (i = 0; i < UVT__QUARANTINE; i++)
-    if (s->quarantine[i] != NULL) obj_free(NULL, s->quarantine[i]);
-  while (s->free_tasks != NULL) {
-    uvt_task_t *t = s->free_tasks;
-    s->free_tasks = t->ready_next;
-    free(t);
-  }
+  uvt__objects_free(s);
 #ifdef UVT_TSAN
   while (s->tsan_nspare > 0) __tsan_destroy_fiber(s->tsan_spare[--s->tsan_nspare]);
 #endif

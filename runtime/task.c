@@ -35,27 +35,6 @@ static int task_check(const uvt_task_t *t) {
   return 0;
 }
 
-uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
-                       size_t stack_size, const char *name, const char *file,
-                       int line, const char *func) {
-  uvt_task_t *t = uvt__task_alloc(s);
-  uvt_task_t *parent = uvt__spawn_parent(s);
-  if (t == NULL) return NULL;
-  uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
-  t->sched = s;
-  t->fn = fn;
-  t->arg = arg;
-  t->stack_size = stack_size;
-  t->parent = parent;
-  t->parent_id = parent != NULL ? parent->obj.id : 0;
-  t->state = UVT_TASK_CREATED;
-  t->out.refs = 1;
-  uvt__timer_init(&t->timer);
-  s->live_tasks++;
-  uvt__ready_push(s, t);
-  return t;
-}
-
 uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
                          const char *name, const char *file, int line,
                          const char *func) {
@@ -94,7 +73,7 @@ uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
               file, line, name);
     return NULL;
   }
-  s = uvt__sched_for_loop(loop, true);
+  s = uvt__sched_for_loop(loop, &uvt__task_ops);
   if (s == NULL) {
     uvt__warn("%s:%d: uvt_spawn_on(%s): out of memory", file, line, name);
     return NULL;
@@ -143,26 +122,13 @@ void uvt__task_complete(uvt_task_t *t, int status) {
   if (UVT__UNLIKELY(t->group != NULL)) uvt__group_child_done(t);
 }
 
-void uvt__task_unref(uvt_task_t *t) {
-  --t->out.refs;
-  if (uvt__task_freeable(t)) uvt__task_release(t);
-}
+const uvt__task_ops_t uvt__task_ops = {uvt__task_complete, uvt__task_release};
 
 uvt_task_t *uvt_task_ref(uvt_task_t *t) {
   if (task_check(t) != 0) return NULL;
   if (uvt__sched_check(t->sched, &t->obj, "uvt_task_ref", NULL, 0)) return NULL;
   t->out.refs++;
   return t;
-}
-
-void uvt__task_release(uvt_task_t *t) {
-  if (UVT__UNLIKELY(t->out.status < 0))
-    uvt__finding_unretrieved(&t->obj, &t->out);
-  uvt__obj_unregister(&t->obj);
-  /* Ended holding a lock, which still names it its holder: its memory
-   * must stay readable for the deadlock check (sync_lock.c). */
-  if (UVT__UNLIKELY(t->nlocks != 0)) uvt__lock_holder_keep(t);
-  else uvt__quarantine(t->sched, &t->obj);
 }
 
 /* ---- await ---------------------------------------------------------------- */
@@ -256,31 +222,6 @@ void uvt_detach_at(uvt_task_t *t, const char *file, int line,
   }
   UVT__HOOK_AT(hook_detach, t);
   uvt__task_unref(t);
-}
-
-int uvt__task_cancel(uvt_task_t *t) {
-  if (t->state != UVT_TASK_DONE) t->cancel_requests++;
-  switch (t->state) {
-  case UVT_TASK_DONE:
-    return 0;
-  case UVT_TASK_PARKED:
-    t->cancelled = true;
-    if (t->on_cancel != NULL) {
-      void (*cb)(uvt_task_t *, void *) = t->on_cancel;
-      t->on_cancel = NULL;
-      cb(t, t->on_cancel_data);
-    }
-    /* else: an earlier cancel is still being delivered. */
-    return 1;
-  case UVT_TASK_READY:
-    /* Already woken by a cancel: one-shot, do not deliver it twice. */
-    if (t->cancelled && t->wake_status == UVT_ECANCELED) return 1;
-    /* fall through */
-  default:
-    t->cancelled = true;
-    t->cancel_pending = true;
-    return 1;
-  }
 }
 
 int uvt_cancel_at(uvt_task_t *t, const char *file, int line,

@@ -4,7 +4,8 @@
 Reads the object files of a build (nm: the global symbols each defines
 and uses), draws an edge A -> B when A uses a symbol B defines, and
 prints every strongly connected group of two or more files per directory
-(runtime/ + hooks/, tracer/, viewer/).  Exit status 1 if there is one.
+(runtime/ + hooks/, tracer/, viewer/).  Exit status 1 if there is one,
+2 if a directory has no object files to read (nothing was checked).
 
     scripts/file-circles.py [BUILD_DIR]      (default: build)
 """
@@ -65,6 +66,7 @@ def sccs(nodes, edges):
 
 
 found = False
+missing = False
 for name, dirs in groups.items():
     objs = {}
     for d in dirs:
@@ -75,6 +77,7 @@ for name, dirs in groups.items():
                 objs[f[:-2]] = symbols(os.path.join(d, f))
     if not objs:
         print(f"{name}: no object files under {dirs[0]} (build first)")
+        missing = True
         continue
     definer = {}
     for f, (defs, _) in objs.items():
@@ -97,4 +100,4 @@ for name, dirs in groups.items():
         for a in comp:
             for b in sorted(edges[a] & set(comp)):
                 print(f"    {a} -> {b} ({why[(a, b)]})")
-sys.exit(1 if found else 0)
+sys.exit(1 if found else 2 if missing else 0)

@@ -1,0 +1,70 @@
+/*
+ * A task's life below the structured calls: its creation, its references
+ * and its release, and a cancel request.  Task groups and scopes (group.c,
+ * scope.c) spawn, cancel and release tasks through these; the task layer
+ * above them (task.c) ends tasks, which tells the groups and scopes.
+ * Ownership: see task.c.
+ */
+#include "internal.h"
+#include "findings.h"
+
+uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
+                       size_t stack_size, const char *name, const char *file,
+                       int line, const char *func) {
+  uvt_task_t *t = uvt__task_alloc(s);
+  uvt_task_t *parent = uvt__spawn_parent(s);
+  if (t == NULL) return NULL;
+  uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
+  t->sched = s;
+  t->fn = fn;
+  t->arg = arg;
+  t->stack_size = stack_size;
+  t->parent = parent;
+  t->parent_id = parent != NULL ? parent->obj.id : 0;
+  t->state = UVT_TASK_CREATED;
+  t->out.refs = 1;
+  uvt__timer_init(&t->timer);
+  s->live_tasks++;
+  uvt__ready_push(s, t);
+  return t;
+}
+
+void uvt__task_unref(uvt_task_t *t) {
+  --t->out.refs;
+  if (uvt__task_freeable(t)) uvt__task_release(t);
+}
+
+void uvt__task_release(uvt_task_t *t) {
+  if (UVT__UNLIKELY(t->out.status < 0))
+    uvt__finding_unretrieved(&t->obj, &t->out);
+  uvt__obj_unregister(&t->obj);
+  /* Ended holding a lock, which still names it its holder: its memory
+   * must stay readable for the deadlock check (sync_lock.c). */
+  if (UVT__UNLIKELY(t->nlocks != 0)) uvt__lock_holder_keep(t);
+  else uvt__quarantine(t->sched, &t->obj);
+}
+
+int uvt__task_cancel(uvt_task_t *t) {
+  if (t->state != UVT_TASK_DONE) t->cancel_requests++;
+  switch (t->state) {
+  case UVT_TASK_DONE:
+    return 0;
+  case UVT_TASK_PARKED:
+    t->cancelled = true;
+    if (t->on_cancel != NULL) {
+      void (*cb)(uvt_task_t *, void *) = t->on_cancel;
+      t->on_cancel = NULL;
+      cb(t, t->on_cancel_data);
+    }
+    /* else: an earlier cancel is still being delivered. */
+    return 1;
+  case UVT_TASK_READY:
+    /* Already woken by a cancel: one-shot, do not deliver it twice. */
+    if (t->cancelled && t->wake_status == UVT_ECANCELED) return 1;
+    /* fall through */
+  default:
+    t->cancelled = true;
+    t->cancel_pending = true;
+    return 1;
+  }
+}
