@@ -216,6 +216,10 @@ struct uvt_future_s {
  * scheduler is created (uvt__sched_for_loop), so that the scheduler
  * depends on nothing above it. */
 typedef struct uvt__task_ops_s {
+  /* A task's first frame, called on its fresh stack with the task: it
+   * calls uvt__sched_task_begin, the task's function, then
+   * uvt__sched_task_end, which does not return. */
+  void (*entry)(void *task);
   /* A task's function returned `status` (on its stack), or a task that
    * never ran ends (cancelled first, no stack): uvt__task_complete. */
   void (*complete)(uvt_task_t *t, int status);
@@ -224,6 +228,10 @@ typedef struct uvt__task_ops_s {
 } uvt__task_ops_t;
 /* The task layer's (task.c). */
 extern const uvt__task_ops_t uvt__task_ops;
+/* The scheduler's side of a task's first frame (see `entry`): finish
+ * the switch into it; switch away from it for good once it ended. */
+void uvt__sched_task_begin(uvt_task_t *t);
+void uvt__sched_task_end(uvt_task_t *t) __attribute__((noreturn));
 
 /* One scheduler per loop that uvtask runs on. */
 struct uvt__sched_s {

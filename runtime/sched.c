@@ -150,12 +150,11 @@ take_next(uvt__sched_t *s) {
 /* Give a task that never ran its stack and first frame: 0 or UVT_ENOMEM.
  * `direct`: made on another task's stack, while the loop's side is
  * suspended in s->ctx. */
-static void task_entry(void *arg);
 static inline __attribute__((always_inline)) int
 start_task(uvt__sched_t *s, uvt_task_t *t, bool direct) {
   int err = uvt__stack_take(&s->stacks, t->stack_size, &t->stack);
   if (err != 0) return err;
-  uvt__ctx_make(&t->ctx, t->stack.lo, t->stack.size, task_entry, t);
+  uvt__ctx_make(&t->ctx, t->stack.lo, t->stack.size, s->tasks->entry, t);
 #ifdef UVT__CTX_HAS_COPY_MODES
   if (direct) uvt__ctx_copy_modes(&t->ctx, &s->ctx);
 #else
@@ -338,15 +337,13 @@ switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
   resumed(s, fake);
 }
 
-/* The first frame of every task, called by the context trampoline. */
-static void task_entry(void *arg) {
-  uvt_task_t *t = arg;
-  uvt__sched_t *s = t->sched;
-  int status;
-  resumed(s, NULL);
-  status = t->fn(t->arg);
-  s->tasks->complete(t, status);
-  switch_out(s, t, true);
+/* A task's first frame (the task layer's entry, s->tasks->entry) begins
+ * and ends with these two.  Both are inlined there in the release build
+ * (LTO): the hot spawn path stays one frame deep. */
+void uvt__sched_task_begin(uvt_task_t *t) { resumed(t->sched, NULL); }
+
+void uvt__sched_task_end(uvt_task_t *t) {
+  switch_out(t->sched, t, true);
   uvt__panic("task '%s' was resumed after it ended", t->obj.name);
 }
 
@@ -443,15 +440,12 @@ int uvt__park(const uvt__site_t *where,
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
   UVT__HOOK_AT(hook_await, t, where);
-#ifdef ASYNCIODEBUG
-  /* Since when, for uvt_dump and snapshots (debug library only: the
-   * release await path stays as it was).  Loop time (ms), not a clock
-   * read: precise enough to see a hang. */
-  t->parked_ns = uv_now(t->sched->loop) * 1000000u;
-#endif
   t->parked_at = *where;
-  /* Loop time (ms), not a clock read: precise enough to see a hang. */
-  t->parked_ns = uv_now(s->loop) * 1000000u;
+  /* Since when (dumps, snapshots, the stall and lock checks): the clock
+   * read that began this run of passes, not a read per park.  As stale
+   * as the loop's own time (uv_now) at worst, and on the same clock as
+   * uv_hrtime, which the readers compare it with. */
+  t->parked_ns = s->pass_start;
   t->on_cancel = on_cancel != NULL ? on_cancel : cancel_wake_now;
   t->on_cancel_data = data;
   t->wake_status = 0;

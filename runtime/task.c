@@ -105,7 +105,9 @@ UVT__HOOK_FN hook_detach(uvt_task_t *t) {
   (void)t;
 }
 
-void uvt__task_complete(uvt_task_t *t, int status) {
+/* Inlined into task_entry, the one hot caller. */
+static inline __attribute__((always_inline)) void
+task_complete(uvt_task_t *t, int status) {
   /* A cancel the task never observed (requested while it ran, or while it
    * was ready to run and it then returned without awaiting) wins, as in
    * asyncio (test_tasks test_cancel_at_end). */
@@ -122,7 +124,18 @@ void uvt__task_complete(uvt_task_t *t, int status) {
   if (UVT__UNLIKELY(t->group != NULL)) uvt__group_child_done(t);
 }
 
-const uvt__task_ops_t uvt__task_ops = {uvt__task_complete, uvt__task_release};
+void uvt__task_complete(uvt_task_t *t, int status) { task_complete(t, status); }
+
+/* The first frame of every task, called by the context trampoline. */
+static void task_entry(void *arg) {
+  uvt_task_t *t = arg;
+  uvt__sched_task_begin(t);
+  task_complete(t, t->fn(t->arg));
+  uvt__sched_task_end(t);
+}
+
+const uvt__task_ops_t uvt__task_ops = {task_entry, uvt__task_complete,
+                                       uvt__task_release};
 
 uvt_task_t *uvt_task_ref(uvt_task_t *t) {
   if (task_check(t) != 0) return NULL;
