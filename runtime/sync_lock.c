@@ -16,8 +16,11 @@
 
 #include <string.h>
 
-static bool lock_valid(const uvt_lock_t *l) {
-  return l != NULL && l->magic == UVT__MAGIC_LIVE;
+/* Expected true: the error code is then loaded only on the way out,
+ * not ahead of the test on the fast path (one instruction of an
+ * uncontended acquire or release, 2 % of the pair). */
+static inline bool lock_valid(const uvt_lock_t *l) {
+  return UVT__LIKELY(l != NULL && l->magic == UVT__MAGIC_LIVE);
 }
 
 int uvt_lock_init(uvt_lock_t *l) {
