@@ -23,7 +23,7 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
   t->parent_id = parent != NULL ? parent->obj.id : 0;
   t->state = UVT_TASK_CREATED;
   t->out.refs = 1;
-  uvt__timer_init(&t->timer);
+  uvt__timer_init_zeroed(&t->timer);
   s->live_tasks++;
   uvt__ready_push(s, t);
   return t;

@@ -24,6 +24,9 @@ typedef struct uvt__timer_heap_s {
 } uvt__timer_heap_t;
 
 void uvt__timer_init(uvt__timer_t *t);
+/* uvt__timer_init for a timer in zeroed memory (a new task): only the
+ * "not armed" mark is not zero. */
+static inline void uvt__timer_init_zeroed(uvt__timer_t *t) { t->index = SIZE_MAX; }
 int uvt__timer_armed(const uvt__timer_t *t);
 /* Returns 0 or UVT_ENOMEM. */
 int uvt__heap_push(uvt__timer_heap_t *h, uvt__timer_t *t);
