@@ -165,13 +165,15 @@ static void await_on_cancel(uvt_task_t *self, void *data) {
 
 /* Park the current task until `t` is done.  Returns true if the waiting
  * task was cancelled meanwhile. */
-bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
+static inline __attribute__((always_inline)) bool
+await_done(uvt_task_t *self, uvt_task_t *t, const uvt__site_t *site,
+           bool cancelled) {
   await_t a;
   memset(&a, 0, sizeof(a));
   a.target = t;
   a.cancelled = cancelled;
   a.w.fire = await_fire;
-  a.w.task = uvt__task_current();
+  a.w.task = self;
   uvt__waiters_push(&t->out.waiters, &a.w);
   /* Only a target parked itself can close a cycle (waitfor.c). */
   if (UVT__UNLIKELY(t->state == UVT_TASK_PARKED) && !site->timeout)
@@ -188,6 +190,10 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
   }
   uvt__waiters_remove(&t->out.waiters, &a.w);
   return a.cancelled;
+}
+
+bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
+  return await_done(uvt__task_current(), t, site, cancelled);
 }
 
 /* Flattened: park and the switch inlined here leave fewer returns
@@ -207,7 +213,7 @@ __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
   if (t->sched != self->sched) return UVT_EWRONGTHREAD;
   UVT__YIELD_POINT(self, "uvt_await");
   /* The caller's reference, given up below, keeps `t` while parked. */
-  if (!t->out.done) cancelled = uvt__await_done(t, &site, false);
+  if (!t->out.done) cancelled = await_done(self, t, &site, false);
   if (UVT__LIKELY(!cancelled)) {
     uvt__outcome_retrieve(&t->obj, &t->out);
     err = t->out.status;
