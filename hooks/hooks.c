@@ -9,7 +9,7 @@
 #define MAX_SUBSCRIBERS 8
 
 #ifdef ASYNCIODEBUG
-int uvt__hooks_on;
+unsigned char uvt__hooks_on;
 
 static struct {
   uvt_hook_fn fn;
