@@ -116,27 +116,28 @@ lock_wait(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
   return st;
 }
 
+/* `hooks` false (a constant): the caller found the hook flag clear. */
 static inline __attribute__((always_inline)) int
 lock_take(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
-          const char *func) {
+          const char *func, bool hooks) {
   if (UVT__UNLIKELY(l->locked)) return lock_wait(l, self, file, line, func);
   l->locked = 1;
   l->holder = self;
   self->nlocks++;
   l->acquired_file = file;
   l->acquired_line = line;
-  UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
+  if (hooks) UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);
   return 0;
 }
 
-/* Inside a no-yield section (debug library): the finding, then the
- * acquire.  A tail call, so that the fast path keeps no register across
- * a call. */
+/* Debug library, inside a no-yield section or with a hook subscriber:
+ * the yield-point check, then the acquire with its event.  A tail call
+ * from the fast path, which then keeps no register across a call. */
 static __attribute__((noinline, cold, unused)) int
-lock_take_in_section(uvt_lock_t *l, uvt_task_t *self, const char *file,
-                     int line, const char *func) {
+lock_take_watched(uvt_lock_t *l, uvt_task_t *self, const char *file,
+                  int line, const char *func) {
   UVT__YIELD_POINT(self, "uvt_lock_acquire");
-  return lock_take(l, self, file, line, func);
+  return lock_take(l, self, file, line, func, true);
 }
 
 int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
@@ -148,18 +149,26 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
   if (self == NULL) return uvt__no_task_here(&l->loop, "uvt_lock_acquire", file, line);
   if (l->loop == NULL) l->loop = self->sched->loop;
 #ifdef ASYNCIODEBUG
-  if (UVT__UNLIKELY(self->no_yield_depth > 0))
-    return lock_take_in_section(l, self, file, line, func);
+  if (UVT__UNLIKELY(self->no_yield_depth > 0) || UVT__HOOKS_ACTIVE())
+    return lock_take_watched(l, self, file, line, func);
 #endif
-  return lock_take(l, self, file, line, func);
+  return lock_take(l, self, file, line, func, false);
 }
 
-static inline int lock_release_now(uvt_lock_t *l) {
+static inline __attribute__((always_inline)) int
+lock_release_now(uvt_lock_t *l, bool hooks) {
   if (!l->locked) return UVT_ENOTLOCKED;
-  if (UVT__HOOKS_ACTIVE() && uvt__task_current() != NULL)
+  if (hooks && uvt__task_current() != NULL)
     hook_lock(UVT_HOOK_LOCK_RELEASED, l, uvt__task_current(), NULL, 0, NULL);
   lock_release_to_next(l);
   return 0;
+}
+
+/* With a hook subscriber: the release and its event.  A tail call, for
+ * the same reason as lock_take_watched. */
+static __attribute__((noinline, cold, unused)) int
+lock_release_hooked(uvt_lock_t *l) {
+  return lock_release_now(l, true);
 }
 
 /* Not on this thread's loop: the thread check, then the release.  A tail
@@ -168,7 +177,7 @@ static inline int lock_release_now(uvt_lock_t *l) {
 static __attribute__((noinline, cold)) int
 lock_release_checked(uvt_lock_t *l, const char *file, int line) {
   int err = uvt__loop_check_slow(&l->loop, "uvt_lock_release", file, line);
-  return err != 0 ? err : lock_release_now(l);
+  return err != 0 ? err : lock_release_now(l, UVT__HOOKS_ACTIVE());
 }
 
 int uvt_lock_release_at(uvt_lock_t *l, const char *file, int line,
@@ -177,7 +186,8 @@ int uvt_lock_release_at(uvt_lock_t *l, const char *file, int line,
   if (!lock_valid(l)) return UVT_EINVAL;
   if (UVT__UNLIKELY(l->loop != uvt__tls_loop))
     return lock_release_checked(l, file, line);
-  return lock_release_now(l);
+  if (UVT__HOOKS_ACTIVE()) return lock_release_hooked(l);
+  return lock_release_now(l, false);
 }
 
 bool uvt_lock_locked(const uvt_lock_t *l) {
