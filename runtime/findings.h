@@ -38,7 +38,11 @@ typedef struct uvt__finding_s {
 extern int uvt__findings_quiet;
 
 void uvt__finding_pending(uvt_task_t *t, const char *when);
-void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out);
+/* Out of line and cold: reached from the await path (a task released
+ * with an error nobody read), whose flatten would otherwise inline its
+ * 3 KiB of text buffers into every await's frame, on the task's stack. */
+void uvt__finding_unretrieved(uvt__obj_t *o, uvt__outcome_t *out)
+    __attribute__((noinline, cold));
 void uvt__finding_never_awaited(uvt_coro_t *c);
 /* A stream or server still open at shutdown (asyncio's unclosed
  * transport); `what` is "stream" or "server". */

@@ -421,7 +421,8 @@ int uvt__park_revocable(const uvt__site_t *where,
  * cycle of the wait-for graph, report it (stderr, findings list, FINDING
  * event).  Call it only when the park would wait on something not done or
  * held: never on the uncontended path. */
-void uvt__deadlock_check(uvt_task_t *self, const uvt__site_t *where);
+void uvt__deadlock_check(uvt_task_t *self, const uvt__site_t *where)
+    __attribute__((noinline)); /* its walk state stays out of await's frame */
 /* The stall check's start (stall.c): arm its unref'd timer on `s`. */
 void uvt__stall_init(uvt__sched_t *s);
 void uvt__stall_close(uvt__sched_t *s);
@@ -579,7 +580,8 @@ void uvt__warn(const char *fmt, ...) UVT__PRINTF(1, 2);
  * controls U+0080..U+009F) are written as \xNN, so that a task name or a
  * uvt_fail message cannot move the cursor, retitle the window or hide a
  * line.  Text beyond about 4 KiB is cut. */
-void uvt__stderr_line(const char *prefix, const char *text);
+void uvt__stderr_line(const char *prefix, const char *text)
+    __attribute__((noinline, cold)); /* its 4 KiB buffer stays its own */
 
 /* A broken invariant: say which, then abort. */
 void uvt__panic(const char *fmt, ...) UVT__PRINTF(1, 2) __attribute__((noreturn));

@@ -266,6 +266,98 @@ static int huge_main(void *arg) {
   return 0;
 }
 
+/* ---- what an await needs of the awaiting task's stack -------------------------- */
+
+/* (Not under ASan: its redzones make every frame bigger than it is.) */
+#if !defined(__SANITIZE_ADDRESS__)
+/* The first address of the mapping that holds `addr`, or 0. */
+static uintptr_t mapping_start(const void *addr) {
+  FILE *f = fopen("/proc/self/maps", "re");
+  char line[512];
+  uintptr_t start = 0, a = (uintptr_t)addr;
+  if (f == NULL) return 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+      start = lo;
+      break;
+    }
+  }
+  fclose(f);
+  return start;
+}
+
+/* An await parks, switches, starts the awaited task and frees it on the
+ * awaiting task's stack: that must fit in a few KiB, or a task on the
+ * smallest stack (16 KiB) cannot await once its own frames have used most
+ * of it.  The stack's lowest address is its mapping's (a guarded stack:
+ * the guard page below it is a mapping of its own).  A 6 KiB budget: uvt_await's frame alone took 8 KiB once (cold
+ * report buffers inlined into it), and the guard page below the stack
+ * turned the await into a SIGSEGV. */
+#define AWAIT_ROOM 6144
+
+struct lean {
+  uintptr_t lo;
+  size_t mapping;
+  int child_status, status;
+};
+
+static int lean_child(void *arg) {
+  (void)arg;
+  return 7;
+}
+
+/* Use the stack down to AWAIT_ROOM bytes above its lowest address, then
+ * await a task that has not run yet. */
+static KEEP_FRAME int await_near_the_bottom(struct lean *l, uvt_task_t *child) {
+  char here;
+  size_t above = (uintptr_t)&here - l->lo;
+  size_t take = above > AWAIT_ROOM + 512 ? above - AWAIT_ROOM : 1;
+  volatile char pad[take];
+  size_t i;
+  int st;
+  /* A loop, not memset: no first call through the PLT down here. */
+  for (i = 0; i < take; i += 64) pad[i] = 1;
+  pad[take - 1] = 1;
+  st = uvt_await(child);
+  /* Read the array after the await: it stays live across it. */
+  return pad[take - 1] == 1 ? st : -1;
+}
+
+static KEEP_FRAME int lean_user(void *arg) {
+  struct lean *l = arg;
+  char here;
+  uvt_task_t *child;
+  /* Once with room to spare: the first call of each libc function through
+   * the PLT runs the dynamic linker's resolver, which saves the vector
+   * registers on the stack (several KiB), once per process. */
+  if (uvt_await(uvt_spawn(lean_child, NULL)) != 7) return -1;
+  child = uvt_spawn(lean_child, NULL);
+  l->lo = mapping_start(&here);
+  l->mapping = mapping_size(&here);
+  if (child == NULL || l->lo == 0) return -1;
+  l->child_status = await_near_the_bottom(l, child);
+  return 0;
+}
+
+static int lean_main(void *arg) {
+  struct lean *l = arg;
+  uvt_task_t *t = uvt_spawn_stack(lean_user, l, 16384);
+  if (t == NULL) return -1;
+  l->status = uvt_await(t);
+  return 0;
+}
+
+Test(stack, an_await_fits_in_the_last_6_kib_of_a_16_kib_stack) {
+  struct lean l = {0};
+  cr_assert_eq(uvt_run(NULL, lean_main, &l), 0);
+  /* Guarded: the stack starts its mapping (which may go on above it). */
+  cr_assert_geq(l.mapping, 16384);
+  cr_assert_eq(l.status, 0);
+  cr_assert_eq(l.child_status, 7);
+}
+#endif
+
 Test(stack, a_stack_size_over_the_maximum_spawns_nothing_and_says_why) {
   struct huge h;
   struct captured c;
