@@ -495,7 +495,8 @@ static inline int uvt__sched_check(uvt__sched_t *s, const uvt__obj_t *o,
 
 /* A creating call (spawn, coro, future) found no loop on this thread:
  * true, after reporting wrong-thread, if loops run on other threads. */
-bool uvt__off_loop_thread(const char *call, const char *file, int line);
+bool uvt__off_loop_thread(const char *call, const char *file, int line)
+    __attribute__((noinline, cold));
 /* Whether uvtask runs any loop in the process (sched.c). */
 bool uvt__sched_any(void);
 /* Whether this thread runs one of uvtask's loops (sched.c; takes the
