@@ -228,10 +228,10 @@ __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
 
 /* ---- detach / cancel -------------------------------------------------------- */
 
-void uvt_detach_at(uvt_task_t *t, const char *file, int line,
-                   const char *func) {
-  (void)func;
-  if (task_check(t) != 0 || t->out.refs <= 0) return;
+/* Off the loop's pass (the thread check) or with a hook subscriber: out
+ * of line, so that the common detach keeps no register across a call. */
+static __attribute__((noinline, cold)) void
+detach_slow(uvt_task_t *t, const char *file, int line) {
   if (!on_owner_thread(t->sched)) {
     uvt__wrong_thread(&t->obj, "uvt_detach", file, line);
     uvt__warn("uvt_detach('%s'): called from a thread that does not run "
@@ -240,6 +240,18 @@ void uvt_detach_at(uvt_task_t *t, const char *file, int line,
     return;
   }
   UVT__HOOK_AT(hook_detach, t);
+  uvt__task_unref(t);
+}
+
+void uvt_detach_at(uvt_task_t *t, const char *file, int line,
+                   const char *func) {
+  (void)func;
+  if (task_check(t) != 0 || t->out.refs <= 0) return;
+  /* The pass under way on this thread is the task's own: on its thread. */
+  if (UVT__UNLIKELY(t->sched != uvt__tls_sched) || UVT__HOOKS_ACTIVE()) {
+    detach_slow(t, file, line);
+    return;
+  }
   uvt__task_unref(t);
 }
 
