@@ -305,4 +305,69 @@ Test(hangs, the_recorded_deadlock_lists_its_members_in_text_and_json) {
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   (void)!system(cmd);
 }
+/* Every member of a recorded deadlock carries its parked stack, the task
+ * whose park closed the cycle too (it is still running when the finding
+ * is sent): in the text report, one "lock_taker  ...:77" frame line per
+ * member under the deadlock; in JSON, one member stack per member whose
+ * first frame is lock_taker. */
+/* Lines of `s` that begin with `head` and end with `tail`. */
+static int frame_lines(const char *s, const char *head, const char *tail) {
+  int n = 0;
+  size_t hl = strlen(head), tl = strlen(tail);
+  while (*s != '\0') {
+    const char *eol = strchr(s, '\n');
+    size_t len = eol != NULL ? (size_t)(eol - s) : strlen(s);
+    if (len >= hl + tl && strncmp(s, head, hl) == 0 &&
+        strncmp(s + len - tl, tail, tl) == 0)
+      n++;
+    s += len + (eol != NULL);
+  }
+  return n;
+}
+
+static void recorded_members_have_stacks(const char *scenario, int n) {
+  char dir[] = "/tmp/uvt-hangs-XXXXXX", db[128], env_db[160], cmd[200];
+  char frame[512], json_frame[64];
+  static char out[65536], json[65536];
+  const char *env[4];
+  hang_proc_t p;
+  long end;
+  int text_n = 0, json_n = 0;
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(db, sizeof(db), "%s/t.db", dir);
+  snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", db);
+  env[0] = env_db;
+  env[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
+  env[2] = "ASYNCIODEBUG_STALL_MS=0"; /* only the deadlock in the file */
+  env[3] = NULL;
+  snprintf(frame, sizeof(frame), "hang_scenario.c:%d", source_line(SRC, "@second-lock"));
+  snprintf(json_frame, sizeof(json_frame), "\"stack\":[{\"function\":\"lock_taker\"");
+  hang_start(&p, PROG, scenario, env);
+  cr_assert(hang_wait_for(&p, 1, "[deadlock]", n, BOUND_MS), "%s", p.text[1]);
+  /* The writer commits within tens of ms: poll, bounded. */
+  for (end = hang_now_ms() + BOUND_MS; hang_now_ms() < end;) {
+    report_has(db, "text", "", out, sizeof(out));
+    report_has(db, "json", "", json, sizeof(json));
+    text_n = frame_lines(out, "                lock_taker  ", frame);
+    json_n = hang_count(json, json_frame);
+    if (text_n >= n && json_n >= n) break;
+    hang_read(&p, 50);
+  }
+  cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
+  hang_kill(&p);
+  cr_expect_eq(hang_count(out, "[deadlock]"), 1, "%s", out);
+  cr_expect_eq(text_n, n, "%d of %d members show a parked stack in:\n%s", text_n, n, out);
+  cr_expect_eq(hang_count(json, "\"ord\":"), n, "%s", json);
+  cr_expect_eq(json_n, n, "%d of %d members have a stack in:\n%s", json_n, n, json);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+
+Test(hangs, every_member_of_a_recorded_two_task_deadlock_has_its_parked_stack) {
+  recorded_members_have_stacks("locks2", 2);
+}
+
+Test(hangs, every_member_of_a_recorded_three_task_deadlock_has_its_parked_stack) {
+  recorded_members_have_stacks("locks3", 3);
+}
 #endif

@@ -763,6 +763,12 @@ static void push_members(const uvt_hook_event_t *ev) {
       r->line = aline;
     }
     r->stack = parked_stack(m->object);
+    /* The task whose park closed the cycle sends the event just before it
+     * parks, so it has no parked frame yet: it is running here, inside
+     * the very await it is about to park in.  Its stack now, without
+     * uvtask's frames, is that parked stack. */
+    if (r->stack == 0 && m->object != NULL && m->object == ev->object)
+      r->stack = capture_user_stack();
     uvt__rec_push(r);
   }
 }
