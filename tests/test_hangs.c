@@ -143,6 +143,86 @@ Test(hangs, the_debug_library_prints_the_same_deadlock_lines) {
 }
 #endif
 
+/* ---- long cycles --------------------------------------------------------- */
+
+/* Run ring scenario `scenario` of `n` tasks (no stall check: only the
+ * deadlock is said) until its stderr holds the deadlock's lines: 32
+ * members, one line for those in between, the last 16. */
+static void long_cycle(const char *scenario, int n, const char *marker,
+                       const char *waits, bool debug) {
+  const char *env[3] = {"ASYNCIODEBUG_STALL_MS=0", NULL, NULL};
+  char want[512];
+  int lines = n > 48 ? 49 : n;
+  hang_proc_t p;
+  if (debug) env[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
+  hang_start(&p, PROG, scenario, env);
+  cr_assert(hang_wait_for(&p, 0, "ready\n", 1, BOUND_MS), "never ready: %s", p.text[1]);
+  cr_assert(hang_wait_for(&p, 1, "[deadlock]", lines, BOUND_MS),
+            "no %d deadlock lines from %s:\n%s", lines, scenario, p.text[1]);
+  cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
+  hang_kill(&p);
+  /* One cycle, said once. */
+  cr_expect_eq(hang_count(p.text[1], "[deadlock]"), lines, "%s", p.text[1]);
+  snprintf(want, sizeof(want), "(1/%d)", n);
+  cr_expect_eq(hang_count(p.text[1], want), 1, "%s", p.text[1]);
+  /* The last task spawned closed it: it waits for the first. */
+  {
+    char name[32], next[64];
+    snprintf(name, sizeof(name), "ring%d", n - 1);
+    snprintf(next, sizeof(next), "%s'ring0'", waits);
+    expect_member(p.text[1], marker, 1, n, name, next);
+    snprintf(name, sizeof(name), "ring%d", n - 2);
+    snprintf(next, sizeof(next), "%s'ring%d'", waits, n - 1);
+    expect_member(p.text[1], marker, n, n, name, next);
+    snprintf(name, sizeof(name), "ring%d", 30);
+    snprintf(next, sizeof(next), "%s'ring%d'", waits, 31);
+    expect_member(p.text[1], marker, 32, n, name, next);
+  }
+  snprintf(want, sizeof(want),
+           "hang_scenario.c:%d: warning: deadlock (33-%d/%d): %d more tasks of the "
+           "cycle, each waiting for the next, not listed here [deadlock]",
+           source_line(SRC, marker), n - 16, n, n - 48);
+  cr_expect_not_null(strstr(p.text[1], want), "no \"%s\" in:\n%s", want, p.text[1]);
+}
+
+Test(hangs, a_ring_of_100_tasks_each_waiting_for_the_next_ones_lock_is_one_deadlock) {
+  long_cycle("ring100", 100, "@ring-lock", "held by task ", false);
+}
+
+Test(hangs, a_ring_of_1000_tasks_each_waiting_for_the_next_ones_lock_is_one_deadlock) {
+  long_cycle("ring1000", 1000, "@ring-lock", "held by task ", false);
+}
+
+Test(hangs, a_ring_of_1000_tasks_each_awaiting_the_next_is_one_deadlock) {
+  long_cycle("aring1000", 1000, "@ring-await", "waiting for task ", false);
+}
+
+#ifndef UVT_TEST_NO_DEBUG_LIB
+Test(hangs, the_debug_library_finds_the_ring_of_1000_too) {
+  long_cycle("ring1000", 1000, "@ring-lock", "held by task ", true);
+}
+#endif
+
+/* Past ASYNCIODEBUG_DEADLOCK_TASKS the check stops, and says so once. */
+Test(hangs, a_cycle_longer_than_the_walk_may_go_is_said_to_be_unchecked) {
+  const char *env[] = {"ASYNCIODEBUG_STALL_MS=0", "ASYNCIODEBUG_DEADLOCK_TASKS=100",
+                       NULL};
+  char want[256];
+  hang_proc_t p;
+  hang_start(&p, PROG, "ring1000", env);
+  cr_assert(hang_wait_for(&p, 0, "ready\n", 1, BOUND_MS), "never ready: %s", p.text[1]);
+  cr_assert(hang_wait_for(&p, 1, "the deadlock check stops there", 1, BOUND_MS), "%s",
+            p.text[1]);
+  cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
+  hang_kill(&p);
+  snprintf(want, sizeof(want),
+           "hang_scenario.c:%d: task 'ring999' waits on a chain of more than 100 "
+           "parked tasks;", source_line(SRC, "@ring-lock"));
+  cr_expect_not_null(strstr(p.text[1], want), "no \"%s\" in:\n%s", want, p.text[1]);
+  cr_expect_eq(hang_count(p.text[1], "the deadlock check stops there"), 1, "%s", p.text[1]);
+  cr_expect_null(strstr(p.text[1], "[deadlock]"), "%s", p.text[1]);
+}
+
 /* ---- stalls ----------------------------------------------------------------- */
 
 static const char *const stall_env[] = {"ASYNCIODEBUG_STALL_MS=100", NULL};

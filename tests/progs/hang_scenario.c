@@ -16,6 +16,10 @@
  *   waitfor   as await2, but 'pong' awaits with uvt_wait_for(50): once
  *             the time is up, it cancels 'ping' and waits for it to end,
  *             with no limit, while 'ping' awaits 'pong'
+ *   ringN     N tasks 'ring0'..: each holds its own lock and waits for
+ *             the next one's (N = 100, 1000, ...: longer than any fixed
+ *             depth)
+ *   aringN    N tasks, each awaiting the next one
  * Not deadlocks (each ends by itself, with status 0):
  *   timeout   as await2, but 'pong' waits with a time limit (uvt_wait)
  *   first     'boss' waits FIRST_COMPLETED on 'w1' (sleeping) and 'w2',
@@ -39,6 +43,7 @@
  *             repeating timer sets at its fifth tick
  * Lines the tests look for carry a marker comment: "@name".
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +97,47 @@ static int run_locks(int n) {
     uvt_name(t[i], "%s", names[i]);
   }
   for (i = 0; i < n; i++) uvt_await(t[i]);
+  return 0;
+}
+
+/* ---- long cycles --------------------------------------------------------- */
+
+static int ring_n;
+static uvt_lock_t *ring_locks;
+static uvt_task_t **ring_tasks;
+
+static int ring_taker(void *arg) {
+  int i = (int)(intptr_t)arg;
+  uvt_lock_acquire(&ring_locks[i]);
+  arrive(ring_n);
+  /* Let every other task take its own lock. */
+  uvt_yield();
+  uvt_lock_acquire(&ring_locks[(i + 1) % ring_n]); /* @ring-lock */
+  uvt_lock_release(&ring_locks[(i + 1) % ring_n]);
+  uvt_lock_release(&ring_locks[i]);
+  return 0;
+}
+
+static int ring_awaiter(void *arg) {
+  int i = (int)(intptr_t)arg;
+  arrive(ring_n);
+  return uvt_await(ring_tasks[(i + 1) % ring_n]); /* @ring-await */
+}
+
+static int run_ring(int n, bool awaits) {
+  int i;
+  ring_n = n;
+  ring_locks = calloc((size_t)n, sizeof(*ring_locks));
+  ring_tasks = calloc((size_t)n, sizeof(*ring_tasks));
+  if (ring_locks == NULL || ring_tasks == NULL) return -1;
+  for (i = 0; i < n; i++) {
+    uvt_lock_init(&ring_locks[i]);
+    ring_tasks[i] = uvt_spawn(awaits ? ring_awaiter : ring_taker, (void *)(intptr_t)i);
+    uvt_name(ring_tasks[i], "ring%d", i);
+    /* Each is awaited by the one before it, and by main. */
+    if (awaits && uvt_task_ref(ring_tasks[i]) == NULL) return -1;
+  }
+  for (i = 0; i < n; i++) uvt_await(ring_tasks[i]);
   return 0;
 }
 
@@ -396,6 +442,10 @@ static int main_task(void *arg) {
     return run_gather();
   }
   if (strcmp(scenario, "relock") == 0) return run_relock();
+  if (strncmp(scenario, "ring", 4) == 0 && atoi(scenario + 4) > 0)
+    return run_ring(atoi(scenario + 4), false);
+  if (strncmp(scenario, "aring", 5) == 0 && atoi(scenario + 5) > 0)
+    return run_ring(atoi(scenario + 5), true);
   if (strcmp(scenario, "event") == 0) return run_event();
   if (strcmp(scenario, "lockgone") == 0) return run_lockgone();
   if (strcmp(scenario, "queue") == 0) return run_queue();
