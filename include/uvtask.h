@@ -550,10 +550,14 @@ typedef struct uvt_lock_s {
   int locked;
   uint32_t magic;
   uv_loop_t *loop;          /* bound at first use; NULL until then */
-  uvt_task_t *holder;       /* the task that acquired it, until a release */
+  uvt_task_t *holder;       /* the task that acquired it, until a release;
+                               once that task has ended holding it, no
+                               task of the program (see "Hangs" below) */
   const char *acquired_file; /* where the holder acquired it */
   int acquired_line;
-  void *reserved[UVT__RESERVED];
+  struct uvt_lock_s *next_held; /* the holder's previous lock still held */
+  void *ended;              /* what is kept of a holder that ended */
+  void *reserved[UVT__RESERVED - 2];
 } uvt_lock_t;
 
 typedef struct uvt_event_s {
@@ -615,9 +619,10 @@ typedef struct uvt_barrier_s {
  * tasks parked with nothing left that could wake them (a stall) once it
  * has lasted ASYNCIODEBUG_STALL_MS milliseconds (default 1000, 0: never
  * checked); the program goes on.  README "When it hangs" shows the lines.
- * A task that ends holding a uvt_lock_t is not freed (the lock still names
- * it its holder): its small struct stays allocated for the process's
- * life. */
+ * A task that ends holding a uvt_lock_t is freed as any other: the lock
+ * keeps a small record of it (its id, name and creation site, for these
+ * reports), freed when some task releases the lock or uvt_lock_destroy;
+ * its `holder` then points at a placeholder, not at a task. */
 
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
  * waiter on release, where asyncio lets a newcomer race for it: a

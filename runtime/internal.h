@@ -170,9 +170,6 @@ struct uvt_task_s {
   bool threadsafe;        /* spawned by uvt_call_threadsafe */
   bool in_pool;           /* parked on thread-pool work on its stack */
   bool hook_step;         /* hooks were told this step began */
-  /* Locks (uvt_lock_t) it holds now: a task that ends holding one is
-   * kept (uvt__task_release), as the lock still names it its holder. */
-  uint16_t nlocks;
   bool no_yield_reported; /* this no-yield section has had its finding */
   int wake_status;
   int cancel_requests;    /* asyncio's cancelling() count (scope.c) */
@@ -194,7 +191,10 @@ struct uvt_task_s {
   uvt__scope_t *scopes;   /* innermost open group or timeout scope */
   uvt_group_t *group;     /* the group it is a child of, or NULL */
   uvt_task_t *group_prev, *group_next; /* its group's live / failed list */
-  void *pad_;             /* keeps the size in 16-byte units (zero_task) */
+  /* The locks (uvt_lock_t) it holds now, linked through their next_held,
+   * the last taken first: one it still holds when it ends is handed to a
+   * small record of it (sync_lock.c), so that its struct can go. */
+  struct uvt_lock_s *held_locks;
 };
 
 struct uvt_coro_s {
@@ -542,9 +542,13 @@ void uvt__yield_in_section(uvt_task_t *t, const char *what, const char *file,
 
 /* uvt_cancel without the checks: 1 requested, 0 already done. */
 int uvt__task_cancel(uvt_task_t *t);
-/* Keep the struct of a task that ended holding a lock (sync_lock.c):
- * unregistered and marked dead, never reused nor freed. */
-void uvt__lock_holder_keep(uvt_task_t *t);
+/* A task ends holding locks (t->held_locks): each then names a small
+ * record of it (id, name, creation site) instead of the task, whose struct
+ * can go (sync_lock.c). */
+void uvt__lock_holder_ended(uvt_task_t *t);
+/* The name of the task holding `l` (which is locked), even one that has
+ * ended; *ended says which. */
+const char *uvt__lock_holder_name(const uvt_lock_t *l, bool *ended);
 /* Structured concurrency, from uvt__task_complete: a group child ended;
  * a task ended with scopes still open (a bug: see structured.h). */
 void uvt__group_child_done(uvt_task_t *t);

@@ -149,11 +149,13 @@ static void report(uvt__sched_t *s, uint64_t lasted) {
       if (o->kind != UVT_OBJECT_TASK || t->state != UVT_TASK_PARKED) continue;
       char holder[512] = "";
       const uvt_lock_t *l = t->parked_at.on;
-      /* A lock's holder is kept readable even once it ended (sync_lock.c). */
-      if (t->parked_at.wait == UVT_WAIT_LOCK && l != NULL && l->holder != NULL)
+      /* A holder that ended is named by the lock's record (sync_lock.c). */
+      bool ended = false;
+      const char *name;
+      if (t->parked_at.wait == UVT_WAIT_LOCK && l != NULL && l->holder != NULL &&
+          (name = uvt__lock_holder_name(l, &ended)) != NULL)
         snprintf(holder, sizeof(holder), ", held by task '%s'%s since %s:%d",
-                 l->holder->obj.name,
-                 l->holder->state == UVT_TASK_DONE ? ", which has ended," : "",
+                 name, ended ? ", which has ended," : "",
                  l->acquired_file != NULL ? l->acquired_file : "?",
                  l->acquired_line);
       snprintf(line, sizeof(line),

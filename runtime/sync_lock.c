@@ -14,6 +14,7 @@
 #include "internal.h"
 #include "waitq.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Expected true: the error code is then loaded only on the way out,
@@ -31,37 +32,118 @@ int uvt_lock_init(uvt_lock_t *l) {
   return 0;
 }
 
-/* The holder and where it took the lock: read by the deadlock check.
- * Each task counts the locks it holds (nlocks): one that ends holding
- * any is kept readable for as long as the process runs, since the lock
- * still names it. */
+/* ---- holders ---------------------------------------------------------------
+ *
+ * The holder and where it took the lock are read by the deadlock and
+ * stall checks.  Each task lists the locks it holds (held_locks, through
+ * next_held, the last taken first: releases mostly come in that order, so
+ * the fast path unlinks the head).  A task that ends holding some hands
+ * each to a small record of it (ended_t: id, name, creation site), owned
+ * by the lock and freed when the lock is released or destroyed; the lock
+ * then names `ended_holder`, a placeholder that is never parked and holds
+ * no list, so the task's own struct is freed as any other's. */
+
+typedef struct ended_s {
+  struct ended_s *prev, *next; /* all records: kept reachable (leak checks) */
+  uint64_t id;
+  const char *file;            /* its creation site */
+  int line;
+  char name[];
+} ended_t;
+
+static uvt_task_t ended_holder = {.state = UVT_TASK_DONE,
+                                  .obj = {.name = "(ended)", .file = "?"}};
+
+static uv_mutex_t ended_mutex;
+static uv_once_t ended_once = UV_ONCE_INIT;
+static ended_t *ended_head;
+
+static void ended_init(void) {
+  if (uv_mutex_init(&ended_mutex) != 0)
+    uvt__panic("cannot initialise the ended-holders mutex");
+}
+
+/* `l`'s holder lets go of it (release, hand-off, destroy), off the fast
+ * path: a lock not first in its holder's list, or held by a record. */
+static __attribute__((noinline, cold)) void holder_unlink_slow(uvt_lock_t *l) {
+  uvt_task_t *t = l->holder;
+  if (t == &ended_holder) {
+    ended_t *e = l->ended;
+    l->ended = NULL;
+    if (e == NULL) return;
+    uv_mutex_lock(&ended_mutex);
+    if (e->prev != NULL) e->prev->next = e->next;
+    else ended_head = e->next;
+    if (e->next != NULL) e->next->prev = e->prev;
+    uv_mutex_unlock(&ended_mutex);
+    free(e);
+    return;
+  }
+  {
+    uvt_lock_t **pp = &t->held_locks;
+    while (*pp != NULL && *pp != l) pp = &(*pp)->next_held;
+    if (*pp == NULL) uvt__panic("a held lock is missing from its holder's list");
+    *pp = l->next_held;
+  }
+}
+
+static inline __attribute__((always_inline)) void holder_unlink(uvt_lock_t *l) {
+  uvt_task_t *t = l->holder;
+  if (UVT__LIKELY(t->held_locks == l)) t->held_locks = l->next_held;
+  else holder_unlink_slow(l);
+}
+
+static inline __attribute__((always_inline)) void holder_link(uvt_lock_t *l,
+                                                               uvt_task_t *t) {
+  l->holder = t;
+  l->next_held = t->held_locks;
+  t->held_locks = l;
+}
+
 static void lock_set_holder(uvt_lock_t *l, uvt_task_t *t,
                             const uvt__site_t *site) {
-  if (l->holder != NULL) l->holder->nlocks--;
-  l->holder = t;
-  if (t != NULL) t->nlocks++;
+  if (l->holder != NULL) holder_unlink(l);
+  l->holder = NULL;
+  if (t != NULL) holder_link(l, t);
   l->acquired_file = site != NULL ? site->file : NULL;
   l->acquired_line = site != NULL ? site->line : 0;
 }
 
-/* Structs of tasks that ended holding a lock: reachable from here, never
- * freed (a lock left held is itself the bug; its next acquirer waits
- * forever and may walk to its holder). */
-static uv_mutex_t kept_mutex;
-static uv_once_t kept_once = UV_ONCE_INIT;
-static uvt_task_t *kept_head;
-
-static void kept_init(void) {
-  if (uv_mutex_init(&kept_mutex) != 0)
-    uvt__panic("cannot initialise the kept-holders mutex");
+void uvt__lock_holder_ended(uvt_task_t *t) {
+  uvt_lock_t *l = t->held_locks, *next;
+  uv_once(&ended_once, ended_init);
+  t->held_locks = NULL;
+  for (; l != NULL; l = next) {
+    size_t len = strlen(t->obj.name);
+    ended_t *e = malloc(sizeof(*e) + len + 1);
+    next = l->next_held;
+    l->next_held = NULL;
+    /* A lock on its own stack dies with it: nothing to keep. */
+    if ((char *)l >= (char *)t->stack.lo &&
+        (char *)l < (char *)t->stack.lo + t->stack.size) {
+      l->holder = NULL;
+      continue;
+    }
+    l->holder = &ended_holder;
+    /* Out of memory: the lock stays held by "(ended)". */
+    if ((l->ended = e) == NULL) continue;
+    e->id = t->obj.id;
+    e->file = t->obj.file;
+    e->line = t->obj.line;
+    memcpy(e->name, t->obj.name, len + 1);
+    uv_mutex_lock(&ended_mutex);
+    e->prev = NULL;
+    e->next = ended_head;
+    if (ended_head != NULL) ended_head->prev = e;
+    ended_head = e;
+    uv_mutex_unlock(&ended_mutex);
+  }
 }
 
-void uvt__lock_holder_keep(uvt_task_t *t) {
-  uv_once(&kept_once, kept_init);
-  uv_mutex_lock(&kept_mutex);
-  t->ready_next = kept_head;
-  kept_head = t;
-  uv_mutex_unlock(&kept_mutex);
+const char *uvt__lock_holder_name(const uvt_lock_t *l, bool *ended) {
+  *ended = l->holder == &ended_holder;
+  if (*ended) return l->ended != NULL ? ((const ended_t *)l->ended)->name : "?";
+  return l->holder != NULL ? l->holder->obj.name : "?";
 }
 
 UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
@@ -84,7 +166,7 @@ lock_release_to_next(uvt_lock_t *l) {
     uvt__waitq_grant_first(&l->waiters, NULL);
   } else {
     l->locked = 0;
-    l->holder->nlocks--;
+    holder_unlink(l);
     l->holder = NULL;
   }
 }
@@ -122,8 +204,7 @@ lock_take(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
           const char *func, bool hooks) {
   if (UVT__UNLIKELY(l->locked)) return lock_wait(l, self, file, line, func);
   l->locked = 1;
-  l->holder = self;
-  self->nlocks++;
+  holder_link(l, self);
   l->acquired_file = file;
   l->acquired_line = line;
   if (hooks) UVT__HOOK_AT(hook_lock, UVT_HOOK_LOCK_ACQUIRED, l, self, file, line, func);

@@ -117,6 +117,8 @@ task_complete(uvt_task_t *t, int status) {
   }
   if (UVT__UNLIKELY(t->scopes != NULL)) uvt__scopes_abandon(t);
   uvt__task_set_state(t, UVT_TASK_DONE);
+  /* Ended holding locks: they name a record of it from now on. */
+  if (UVT__UNLIKELY(t->held_locks != NULL)) uvt__lock_holder_ended(t);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
   UVT__HOOK_AT(hook_done, t, status);

@@ -38,10 +38,7 @@ void uvt__task_release(uvt_task_t *t) {
   if (UVT__UNLIKELY(t->out.status < 0))
     uvt__finding_unretrieved(&t->obj, &t->out);
   uvt__obj_unregister(&t->obj);
-  /* Ended holding a lock, which still names it its holder: its memory
-   * must stay readable for the deadlock check (sync_lock.c). */
-  if (UVT__UNLIKELY(t->nlocks != 0)) uvt__lock_holder_keep(t);
-  else uvt__quarantine(t->sched, &t->obj);
+  uvt__quarantine(t->sched, &t->obj);
 }
 
 int uvt__task_cancel(uvt_task_t *t) {

@@ -5,7 +5,9 @@
  * longjmp off the task's stack); cr_assert only after uvt_run returns.
  */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "uvtask.h"
@@ -452,4 +454,91 @@ Test(lock, destroy_wakes_waiters_with_eclosed) {
   cr_assert_eq(uvt_run(NULL, closed_main, &s), 0);
   cr_assert_eq(s.status[0], UVT_ECLOSED);
   cr_assert_eq(s.status[1], UVT_ECLOSED);
+}
+
+/* ---- a holder that ends holding the lock ----------------------------------- */
+
+/* Each of many tasks ends holding its own lock.  The locks stay taken (the
+ * bug is the program's; its next user would wait), but each ended task's
+ * struct is freed: what the lock keeps of it is a small record, freed in
+ * turn by a release from another task or by uvt_lock_destroy.  Heap bytes
+ * in use (mallinfo2) are counted around it. */
+#define NENDED 100000
+#define BATCH 1000
+
+struct ended {
+  uvt_lock_t *locks;
+  int next;
+  size_t heap_before, heap_held, heap_after;
+  int acquired, still_locked, released;
+};
+
+static size_t heap_in_use(void) { return mallinfo2().uordblks; }
+
+static int take_and_return(void *arg) {
+  struct ended *s = *(struct ended **)arg;
+  int i = s->next++;
+  if (uvt_lock_acquire(&s->locks[i]) == 0) s->acquired++;
+  return 0; /* holding it */
+}
+
+/* Spawn `n` tasks that each take the next lock and end; await them. */
+static void end_holding(struct ended *s, int n) {
+  uvt_task_t *t[BATCH];
+  for (int done = 0; done < n; done += BATCH) {
+    int k = n - done < BATCH ? n - done : BATCH;
+    for (int j = 0; j < k; j++) t[j] = uvt_spawn(take_and_return, &s);
+    for (int j = 0; j < k; j++) cr_expect_eq(uvt_await(t[j]), 0);
+  }
+}
+
+static int ended_main(void *arg) {
+  struct ended *s = arg;
+  /* Fill the stack pool and the task quarantine first. */
+  end_holding(s, 2 * BATCH);
+  s->heap_before = heap_in_use();
+  end_holding(s, NENDED);
+  s->heap_held = heap_in_use();
+  for (int i = 0; i < s->next; i++) s->still_locked += uvt_lock_locked(&s->locks[i]);
+  /* Another task may release it (as asyncio allows): it is free again. */
+  s->released = uvt_lock_release(&s->locks[2 * BATCH]) == 0 &&
+                !uvt_lock_locked(&s->locks[2 * BATCH]) &&
+                uvt_lock_acquire(&s->locks[2 * BATCH]) == 0 &&
+                uvt_lock_release(&s->locks[2 * BATCH]) == 0;
+  for (int i = 0; i < s->next; i++) uvt_lock_destroy(&s->locks[i]);
+  s->heap_after = heap_in_use();
+  return 0;
+}
+
+Test(lock, tasks_ending_holding_their_lock_are_freed_and_the_lock_keeps_a_small_record) {
+  struct ended s = {0};
+  void *volatile probe; /* volatile: the compiler may not drop the pair */
+  size_t h0;
+  s.locks = calloc(NENDED + 2 * BATCH, sizeof(*s.locks));
+  cr_assert_not_null(s.locks);
+  for (int i = 0; i < NENDED + 2 * BATCH; i++) cr_assert_eq(uvt_lock_init(&s.locks[i]), 0);
+  cr_assert_eq(uvt_run(NULL, ended_main, &s), 0);
+  cr_assert_eq(s.acquired, NENDED + 2 * BATCH);
+  cr_assert_eq(s.still_locked, NENDED + 2 * BATCH, "a lock left held stays taken");
+  cr_assert(s.released, "another task's release frees it");
+  h0 = heap_in_use();
+  probe = malloc(1 << 14);
+  if (heap_in_use() < h0 + (1 << 14)) {
+    free(probe);
+    free(s.locks);
+    cr_skip("mallinfo2 does not see this malloc (a sanitizer's allocator)");
+  }
+  free(probe);
+  cr_log_info("heap: %+ld bytes per task that ended holding its lock, %+ld once "
+              "the locks are destroyed",
+              ((long)s.heap_held - (long)s.heap_before) / NENDED,
+              (long)s.heap_after - (long)s.heap_before);
+  /* Before: a task struct (~400 bytes) kept per lock, for the process's life. */
+  cr_expect_leq(s.heap_held - s.heap_before, (size_t)NENDED * 96,
+                "%zu bytes kept per task that ended holding its lock",
+                (s.heap_held - s.heap_before) / NENDED);
+  cr_expect_leq(s.heap_after, s.heap_before + 64 * 1024,
+                "%zu bytes still in use once the locks are destroyed",
+                s.heap_after - s.heap_before);
+  free(s.locks);
 }
