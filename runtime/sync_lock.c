@@ -156,24 +156,42 @@ UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,
   (void)kind, (void)l, (void)t, (void)file, (void)line, (void)func;
 }
 
+/* The lock goes to its first waiter `n`. */
+static __attribute__((noinline)) int lock_hand_off(uvt_lock_t *l,
+                                                   uvt__wq_node_t *n) {
+  lock_set_holder(l, n->task, n->site);
+  uvt__waitq_grant_first(&l->waiters, NULL);
+  return 0;
+}
+
+/* Unlocked by a task that ended holding it, or not in the last-taken-first
+ * order. */
+static __attribute__((noinline, cold)) int lock_unlock_slow(uvt_lock_t *l) {
+  holder_unlink_slow(l);
+  l->holder = NULL;
+  return 0;
+}
+
 /* Hand the lock to the first waiter, or unlock it.  Unlocked, the holder
- * is NULL; acquired_file/line are then stale and not read. */
-static inline __attribute__((always_inline)) void
+ * is NULL; acquired_file/line are then stale and not read.  What leaves
+ * the fast path does so by tail calls: the uncontended release then keeps
+ * no register across a call. */
+static inline __attribute__((always_inline)) int
 lock_release_to_next(uvt_lock_t *l) {
   uvt__wq_node_t *n = l->waiters.head;
-  if (n != NULL) {
-    lock_set_holder(l, n->task, n->site);
-    uvt__waitq_grant_first(&l->waiters, NULL);
-  } else {
-    l->locked = 0;
-    holder_unlink(l);
-    l->holder = NULL;
-  }
+  uvt_task_t *t;
+  if (n != NULL) return lock_hand_off(l, n);
+  l->locked = 0;
+  t = l->holder;
+  if (UVT__UNLIKELY(t->held_locks != l)) return lock_unlock_slow(l);
+  t->held_locks = l->next_held;
+  l->holder = NULL;
+  return 0;
 }
 
 /* A waiter handed the lock and cancelled before it ran gives it on. */
 static bool lock_revoke(uvt__wq_node_t *n) {
-  lock_release_to_next(n->obj);
+  (void)lock_release_to_next(n->obj);
   return true;
 }
 
@@ -241,8 +259,7 @@ lock_release_now(uvt_lock_t *l, bool hooks) {
   if (!l->locked) return UVT_ENOTLOCKED;
   if (hooks && uvt__task_current() != NULL)
     hook_lock(UVT_HOOK_LOCK_RELEASED, l, uvt__task_current(), NULL, 0, NULL);
-  lock_release_to_next(l);
-  return 0;
+  return lock_release_to_next(l);
 }
 
 /* With a hook subscriber: the release and its event.  A tail call, for
