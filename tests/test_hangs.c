@@ -450,4 +450,50 @@ Test(hangs, every_member_of_a_recorded_two_task_deadlock_has_its_parked_stack) {
 Test(hangs, every_member_of_a_recorded_three_task_deadlock_has_its_parked_stack) {
   recorded_members_have_stacks("locks3", 3);
 }
+/* A recorded ring of 1,000: one deadlock finding; the file holds every
+ * member, the report lists the first 64 and says how many there are. */
+Test(hangs, a_recorded_ring_of_1000_is_one_finding_holding_every_member) {
+  char dir[] = "/tmp/uvt-hangs-XXXXXX", db[128], env_db[160], json_path[160], cmd[400];
+  static char out[65536], json[1 << 20];
+  const char *env[4];
+  hang_proc_t p;
+  long end;
+  bool text = false, all = false;
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(db, sizeof(db), "%s/t.db", dir);
+  snprintf(json_path, sizeof(json_path), "%s/r.json", dir);
+  snprintf(env_db, sizeof(env_db), "ASYNCIODEBUG=%s", db);
+  env[0] = env_db;
+  env[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
+  env[2] = "ASYNCIODEBUG_STALL_MS=0";
+  env[3] = NULL;
+  hang_start(&p, PROG, "ring1000", env);
+  cr_assert(hang_wait_for(&p, 1, "[deadlock]", 49, BOUND_MS), "%s", p.text[1]);
+  for (end = hang_now_ms() + BOUND_MS; hang_now_ms() < end && !text;) {
+    text = report_has(db, "text", "1000 in all: the other 936 are in the file, not shown",
+                      out, sizeof(out));
+    if (!text) hang_read(&p, 50);
+  }
+  cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
+  hang_kill(&p);
+  cr_expect(text, "no member count in:\n%s", out);
+  cr_expect_eq(hang_count(out, "[deadlock]"), 1, "%s", out);
+  cr_expect_not_null(strstr(out, "1000 tasks wait on each other: 'ring999' -> 'ring0' -> "
+                                 "'ring1' -> 'ring2' -> ... 995 more ... -> 'ring998' -> "
+                                 "'ring999' [deadlock]"), "%s", out);
+  snprintf(cmd, sizeof(cmd), UVT_BUILD_DIR "/uvtask report --format json -o '%s' '%s'",
+           json_path, db);
+  (void)!system(cmd);
+  {
+    FILE *f = fopen(json_path, "r");
+    size_t n = f != NULL ? fread(json, 1, sizeof(json) - 1, f) : 0;
+    if (f != NULL) fclose(f);
+    json[n] = '\0';
+    all = strstr(json, "\"members_total\":1000") != NULL;
+  }
+  cr_expect(all, "no members_total 1000 in:\n%.2000s", json);
+  cr_expect_eq(hang_count(json, "\"ord\":"), 64, "%.2000s", json);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
 #endif

@@ -555,6 +555,14 @@ static void load_members(loader_t *L, uvt__group_t *g, const uvt__session_t *s) 
     load_stack(L, s, col_i64(st, 10), &m->stack);
   }
   sqlite3_finalize(st);
+  g->members_total = g->nmembers;
+  /* A cycle of thousands: the others are counted, and said to be there. */
+  if (g->nmembers == MAX_MEMBERS &&
+      (st = prepare(L, "SELECT count(*) FROM finding_members WHERE finding_id = ?1")) != NULL) {
+    sqlite3_bind_int64(st, 1, g->finding_id);
+    if (row(L, st)) g->members_total = col_i64(st, 0);
+    sqlite3_finalize(st);
+  }
 }
 
 /* A finding the tracer could not place itself (a crash: it has only the

@@ -146,6 +146,10 @@ static void members_html(FILE *o, const uvt__group_t *g) {
     uvt__html_stack(o, "parked stack:", &m->stack, false);
     fputs("</li>\n", o);
   }
+  if (g->members_total > g->nmembers)
+    fprintf(o, "<li class=\"muted\">%lld in all: the other %lld are in the file, "
+               "not shown</li>\n",
+            (long long)g->members_total, (long long)(g->members_total - g->nmembers));
   fputs("</ol>\n", o);
 }
 

@@ -250,6 +250,7 @@ static json_t *group_json(const uvt__group_t *g) {
   set(o, "stack", frames_json(&g->stack));
   set(o, "stack2", frames_json(&g->stack2));
   set(o, "members", members_json(g));
+  set(o, "members_total", json_integer(g->members_total));
   if (g->ndurs > 0) {
     json_t *d = json_object();
     set(d, "count", json_integer((json_int_t)g->ndurs));

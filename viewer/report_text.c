@@ -214,6 +214,11 @@ static void put_members(const out_t *t, const uvt__group_t *g) {
     if (m->where_file != NULL) put_where(t, NULL, "parked", m->where_file, m->where_line);
     put_frames(t, NULL, &m->stack);
   }
+  if (g->members_total > g->nmembers) {
+    label(t, "members");
+    fprintf(t->o, "%lld in all: the other %lld are in the file, not shown\n",
+            (long long)g->members_total, (long long)(g->members_total - g->nmembers));
+  }
 }
 
 static void put_group(const out_t *t, const uvt__group_t *g) {

@@ -284,7 +284,8 @@ typedef struct {
   uvt__frames_t fail;
   int64_t duration_ns;
   uvt__member_t *members;  /* the representative's, in order */
-  int nmembers;
+  int nmembers;            /* loaded: at most MAX_MEMBERS (report.c) */
+  int64_t members_total;   /* in the file */
 } uvt__group_t;
 
 typedef struct {
