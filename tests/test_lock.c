@@ -542,3 +542,47 @@ Test(lock, tasks_ending_holding_their_lock_are_freed_and_the_lock_keeps_a_small_
                 s.heap_after - s.heap_before);
   free(s.locks);
 }
+
+/* A lock left held by a task that ended, with a task queued on it: a
+ * release by a third task hands it to the waiter, who then owns it. */
+struct handed {
+  uvt_lock_t lock;
+  int waiter_got, waiter_was_holder, released_by_main;
+};
+
+static int leave_holding(void *arg) {
+  struct handed *s = arg;
+  cr_expect_eq(uvt_lock_acquire(&s->lock), 0);
+  return 0;
+}
+
+static int wait_for_left_lock(void *arg) {
+  struct handed *s = arg;
+  s->waiter_got = uvt_lock_acquire(&s->lock) == 0;
+  s->waiter_was_holder = s->lock.holder == uvt_current();
+  cr_expect_eq(uvt_lock_release(&s->lock), 0);
+  return 0;
+}
+
+static int handed_main(void *arg) {
+  struct handed *s = arg;
+  uvt_task_t *w;
+  cr_expect_eq(uvt_await(uvt_spawn(leave_holding, s)), 0);
+  w = uvt_spawn(wait_for_left_lock, s);
+  settle();
+  cr_expect_eq(s->waiter_got, 0, "the lock is still taken");
+  s->released_by_main = uvt_lock_release(&s->lock) == 0;
+  cr_expect_eq(uvt_await(w), 0);
+  return 0;
+}
+
+Test(lock, a_lock_left_by_an_ended_task_is_handed_to_its_waiter_on_release) {
+  struct handed s = {0};
+  cr_assert_eq(uvt_lock_init(&s.lock), 0);
+  cr_assert_eq(uvt_run(NULL, handed_main, &s), 0);
+  cr_assert(s.released_by_main);
+  cr_assert(s.waiter_got);
+  cr_assert(s.waiter_was_holder);
+  cr_assert_not(uvt_lock_locked(&s.lock));
+  uvt_lock_destroy(&s.lock);
+}
