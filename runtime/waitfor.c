@@ -321,12 +321,29 @@ static void report_gave_up(walk_t *w, const uvt__site_t *where) {
             where->file, where->line, w->self->obj.name, w->limit);
 }
 
+/* A cycle through `self` needs a parked task with an edge to it: one that
+ * awaits it or gathers it (both are on its waiters), or one queued on a
+ * lock it holds; or `where` is a lock it holds itself.  Without any, the
+ * walk is skipped: a task joining the end of a long chain of awaits (each
+ * awaiting the one before) then costs nothing, where a walk would go down
+ * the whole chain at each park. */
+static bool may_close_a_cycle(const uvt_task_t *self, const uvt__site_t *where) {
+  const uvt_lock_t *l;
+  if (self->out.waiters.head != NULL) return true;
+  if (where->wait == UVT_WAIT_LOCK && (l = where->on) != NULL && l->holder == self)
+    return true;
+  for (l = self->held_locks; l != NULL; l = l->next_held)
+    if (l->waiters.head != NULL) return true;
+  return false;
+}
+
 void uvt__deadlock_check(uvt_task_t *self, const uvt__site_t *where) {
   /* The scheduler's, made at its first walk: one walk runs at a time on a
    * loop. */
   uvt__sched_t *s = self->sched;
   walk_t *w;
   bool gave_up = false;
+  if (!may_close_a_cycle(self, where)) return;
   if (s->walk == NULL && !walk_grow(s, 64)) return;
   w = s->walk;
   w->self = self;
