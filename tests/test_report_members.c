@@ -80,6 +80,44 @@ Test(members, a_deadlock_lists_its_members_in_html) {
   result_free(&r);
 }
 
+/* A cycle of 70 tasks: the report lists the first 64 members and says how
+ * many the file holds, in text, JSON and HTML. */
+Test(members, a_cycle_longer_than_the_listed_members_says_how_many_it_holds) {
+  const char *path = path_in("ring.db"), *html = path_in("ring.html");
+  sqlite3 *db = db_create(path, false);
+  result_t r;
+  char *page;
+  int i;
+  q(db, "INSERT INTO findings (id, session_id, kind, object_id, file, line, message, "
+        "ts_ns) VALUES (9, 1, 'deadlock', 100, 'src/ring.c', 12, "
+        "'70 tasks wait on each other', ?1)", "i", T0);
+  for (i = 0; i < 70; i++) {
+    q(db, "INSERT INTO objects (session_id, id, kind, name, file, line, created_ns) "
+          "VALUES (1, ?1, 'task', 'ring', 'src/ring.c', 30, ?2)", "ii", (long long)(100 + i), T0);
+    q(db, "INSERT INTO finding_members (session_id, finding_id, ord, object_id, name, "
+          "wait, waits_on, where_file, where_line) VALUES (1, 9, ?1, ?2, 'ring', 'task', "
+          "?3, 'src/ring.c', 12)", "iii", (long long)i, (long long)(100 + i),
+      (long long)(100 + (i + 1) % 70));
+  }
+  sqlite3_close(db);
+  r = UVT("report", "--color", "never", path);
+  cr_expect_eq(count_of(r.out, "    member "), 64, "%s", r.out);
+  cr_expect_neq(strstr(r.out, "    members     70 in all: the other 6 are in the file, not shown\n"),
+                NULL, "%s", r.out);
+  result_free(&r);
+  r = UVT("report", "--format", "json", path);
+  cr_expect_eq(count_of(r.out, "\"ord\":"), 64, "%s", r.out);
+  cr_expect_neq(strstr(r.out, "\"members_total\":70"), NULL, "%s", r.out);
+  result_free(&r);
+  r = UVT("report", "--format", "html", "-o", html, path);
+  page = read_file(html, NULL);
+  cr_assert_not_null(page);
+  cr_expect_eq(count_of(page, "<li class=\"member\">"), 64);
+  cr_expect_neq(strstr(page, "70 in all: the other 6 are in the file, not shown"), NULL);
+  free(page);
+  result_free(&r);
+}
+
 /* Four workers made at one line, parked at three: three entries, and only
  * the two parked at the same line fold (issue 10's "x4" that showed one
  * line for four). */
