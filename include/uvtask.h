@@ -619,10 +619,15 @@ typedef struct uvt_barrier_s {
  * tasks parked with nothing left that could wake them (a stall) once it
  * has lasted ASYNCIODEBUG_STALL_MS milliseconds (default 1000, 0: never
  * checked); the program goes on.  README "When it hangs" shows the lines.
+ * A cycle of any length is found; one check looks at most at
+ * ASYNCIODEBUG_DEADLOCK_TASKS parked tasks (default 65536) and says on
+ * stderr, once per loop, when it stopped there.
  * A task that ends holding a uvt_lock_t is freed as any other: the lock
  * keeps a small record of it (its id, name and creation site, for these
  * reports), freed when some task releases the lock or uvt_lock_destroy;
- * its `holder` then points at a placeholder, not at a task. */
+ * its `holder` then points at a placeholder, not at a task.  The locks a
+ * task holds are linked to it: a held lock's memory must not be freed or
+ * reused (uvt_lock_init) before it is released or destroyed. */
 
 /* asyncio.Lock.  acquire awaits (FIFO; the lock is handed to the first
  * waiter on release, where asyncio lets a newcomer race for it: a
