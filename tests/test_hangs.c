@@ -18,6 +18,16 @@
 static const char *const debug_env[] = {
     "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug", NULL};
 
+/* Wait until stream `which` holds `needle` `n` times; if it never does,
+ * kill the program before failing (a failed cr_assert would leave it
+ * hung). */
+static void must_see(hang_proc_t *p, int which, const char *needle, int n) {
+  if (hang_wait_for(p, which, needle, n, BOUND_MS)) return;
+  hang_kill(p);
+  cr_assert_fail("not %d times \"%s\" on %s:\n%s", n, needle,
+                 which == 0 ? "stdout" : "stderr", p->text[1]);
+}
+
 /* "hang_scenario.c:N: warning: deadlock (i/n): task 'name'" for the line
  * holding `marker`. */
 static void expect_member(const char *err, const char *marker, int i, int n,
@@ -48,10 +58,8 @@ static void expect_member(const char *err, const char *marker, int i, int n,
 static void run_until_deadlock(hang_proc_t *p, const char *scenario, int n,
                                bool debug) {
   hang_start(p, PROG, scenario, debug ? debug_env : NULL);
-  cr_assert(hang_wait_for(p, 0, "ready\n", 1, BOUND_MS), "never ready: %s",
-            p->text[1]);
-  cr_assert(hang_wait_for(p, 1, "[deadlock]", n, BOUND_MS),
-            "no %d deadlock lines from %s:\n%s", n, scenario, p->text[1]);
+  must_see(p, 0, "ready\n", 1);
+  must_see(p, 1, "[deadlock]", n);
   /* Still running: hung, as asyncio would be, not aborted. */
   cr_expect_eq(waitpid(p->pid, &p->status, WNOHANG), 0);
   hang_kill(p);
@@ -156,9 +164,8 @@ static void long_cycle(const char *scenario, int n, const char *marker,
   hang_proc_t p;
   if (debug) env[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
   hang_start(&p, PROG, scenario, env);
-  cr_assert(hang_wait_for(&p, 0, "ready\n", 1, BOUND_MS), "never ready: %s", p.text[1]);
-  cr_assert(hang_wait_for(&p, 1, "[deadlock]", lines, BOUND_MS),
-            "no %d deadlock lines from %s:\n%s", lines, scenario, p.text[1]);
+  must_see(&p, 0, "ready\n", 1);
+  must_see(&p, 1, "[deadlock]", lines);
   cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
   hang_kill(&p);
   /* One cycle, said once. */
@@ -210,9 +217,8 @@ Test(hangs, a_cycle_longer_than_the_walk_may_go_is_said_to_be_unchecked) {
   char want[256];
   hang_proc_t p;
   hang_start(&p, PROG, "ring1000", env);
-  cr_assert(hang_wait_for(&p, 0, "ready\n", 1, BOUND_MS), "never ready: %s", p.text[1]);
-  cr_assert(hang_wait_for(&p, 1, "the deadlock check stops there", 1, BOUND_MS), "%s",
-            p.text[1]);
+  must_see(&p, 0, "ready\n", 1);
+  must_see(&p, 1, "the deadlock check stops there", 1);
   cr_expect_eq(waitpid(p.pid, &p.status, WNOHANG), 0, "it should still run");
   hang_kill(&p);
   snprintf(want, sizeof(want),
@@ -234,10 +240,8 @@ static const char *const stall_debug_env[] = {
 static void run_until_stall(hang_proc_t *p, const char *scenario, int n,
                             bool debug) {
   hang_start(p, PROG, scenario, debug ? stall_debug_env : stall_env);
-  cr_assert(hang_wait_for(p, 0, "ready\n", 1, BOUND_MS), "never ready: %s",
-            p->text[1]);
-  cr_assert(hang_wait_for(p, 1, "[stall]", n, BOUND_MS),
-            "no %d stall lines from %s:\n%s", n, scenario, p->text[1]);
+  must_see(p, 0, "ready\n", 1);
+  must_see(p, 1, "[stall]", n);
   cr_expect_eq(waitpid(p->pid, &p->status, WNOHANG), 0);
   hang_kill(p);
   /* Once per episode. */
@@ -364,7 +368,7 @@ Test(hangs, the_recorded_deadlock_lists_its_members_in_text_and_json) {
   env[1] = "LD_LIBRARY_PATH=" UVT_BUILD_DIR "/debug";
   env[2] = NULL;
   hang_start(&p, PROG, "locks2", env);
-  cr_assert(hang_wait_for(&p, 1, "[deadlock]", 2, BOUND_MS), "%s", p.text[1]);
+  must_see(&p, 1, "[deadlock]", 2);
   /* The writer commits within tens of ms: poll, bounded. */
   for (end = hang_now_ms() + BOUND_MS; hang_now_ms() < end && !(text && json);) {
     text = text || report_has(db, "text", "member 2    task 'alice'", out, sizeof(out));
@@ -423,7 +427,7 @@ static void recorded_members_have_stacks(const char *scenario, int n) {
   snprintf(frame, sizeof(frame), "hang_scenario.c:%d", source_line(SRC, "@second-lock"));
   snprintf(json_frame, sizeof(json_frame), "\"stack\":[{\"function\":\"lock_taker\"");
   hang_start(&p, PROG, scenario, env);
-  cr_assert(hang_wait_for(&p, 1, "[deadlock]", n, BOUND_MS), "%s", p.text[1]);
+  must_see(&p, 1, "[deadlock]", n);
   /* The writer commits within tens of ms: poll, bounded. */
   for (end = hang_now_ms() + BOUND_MS; hang_now_ms() < end;) {
     report_has(db, "text", "", out, sizeof(out));
@@ -468,7 +472,7 @@ Test(hangs, a_recorded_ring_of_1000_is_one_finding_holding_every_member) {
   env[2] = "ASYNCIODEBUG_STALL_MS=0";
   env[3] = NULL;
   hang_start(&p, PROG, "ring1000", env);
-  cr_assert(hang_wait_for(&p, 1, "[deadlock]", 49, BOUND_MS), "%s", p.text[1]);
+  must_see(&p, 1, "[deadlock]", 49);
   for (end = hang_now_ms() + BOUND_MS; hang_now_ms() < end && !text;) {
     text = report_has(db, "text", "1000 in all: the other 936 are in the file, not shown",
                       out, sizeof(out));
