@@ -544,8 +544,12 @@ void uvt__yield_in_section(uvt_task_t *t, const char *what, const char *file,
 int uvt__task_cancel(uvt_task_t *t);
 /* A task ends holding locks (t->held_locks): each then names a small
  * record of it (id, name, creation site) instead of the task, whose struct
- * can go (sync_lock.c). */
+ * can go (lock_ended.c). */
 void uvt__lock_holder_ended(uvt_task_t *t);
+/* The placeholder holder of a lock whose task ended holding it, and the
+ * release of that lock's record (lock_ended.c). */
+extern uvt_task_t uvt__ended_holder;
+void uvt__lock_ended_free(uvt_lock_t *l);
 /* The name of the task holding `l` (which is locked), even one that has
  * ended; *ended says which. */
 const char *uvt__lock_holder_name(const uvt_lock_t *l, bool *ended);

@@ -43,40 +43,12 @@ int uvt_lock_init(uvt_lock_t *l) {
  * then names `ended_holder`, a placeholder that is never parked and holds
  * no list, so the task's own struct is freed as any other's. */
 
-typedef struct ended_s {
-  struct ended_s *prev, *next; /* all records: kept reachable (leak checks) */
-  uint64_t id;
-  const char *file;            /* its creation site */
-  int line;
-  char name[];
-} ended_t;
-
-static uvt_task_t ended_holder = {.state = UVT_TASK_DONE,
-                                  .obj = {.name = "(ended)", .file = "?"}};
-
-static uv_mutex_t ended_mutex;
-static uv_once_t ended_once = UV_ONCE_INIT;
-static ended_t *ended_head;
-
-static void ended_init(void) {
-  if (uv_mutex_init(&ended_mutex) != 0)
-    uvt__panic("cannot initialise the ended-holders mutex");
-}
-
 /* `l`'s holder lets go of it (release, hand-off, destroy), off the fast
  * path: a lock not first in its holder's list, or held by a record. */
 static __attribute__((noinline, cold)) void holder_unlink_slow(uvt_lock_t *l) {
   uvt_task_t *t = l->holder;
-  if (t == &ended_holder) {
-    ended_t *e = l->ended;
-    l->ended = NULL;
-    if (e == NULL) return;
-    uv_mutex_lock(&ended_mutex);
-    if (e->prev != NULL) e->prev->next = e->next;
-    else ended_head = e->next;
-    if (e->next != NULL) e->next->prev = e->prev;
-    uv_mutex_unlock(&ended_mutex);
-    free(e);
+  if (t == &uvt__ended_holder) {
+    uvt__lock_ended_free(l);
     return;
   }
   {
@@ -107,43 +79,6 @@ static void lock_set_holder(uvt_lock_t *l, uvt_task_t *t,
   if (t != NULL) holder_link(l, t);
   l->acquired_file = site != NULL ? site->file : NULL;
   l->acquired_line = site != NULL ? site->line : 0;
-}
-
-void uvt__lock_holder_ended(uvt_task_t *t) {
-  uvt_lock_t *l = t->held_locks, *next;
-  uv_once(&ended_once, ended_init);
-  t->held_locks = NULL;
-  for (; l != NULL; l = next) {
-    size_t len = strlen(t->obj.name);
-    ended_t *e = malloc(sizeof(*e) + len + 1);
-    next = l->next_held;
-    l->next_held = NULL;
-    /* A lock on its own stack dies with it: nothing to keep. */
-    if ((char *)l >= (char *)t->stack.lo &&
-        (char *)l < (char *)t->stack.lo + t->stack.size) {
-      l->holder = NULL;
-      continue;
-    }
-    l->holder = &ended_holder;
-    /* Out of memory: the lock stays held by "(ended)". */
-    if ((l->ended = e) == NULL) continue;
-    e->id = t->obj.id;
-    e->file = t->obj.file;
-    e->line = t->obj.line;
-    memcpy(e->name, t->obj.name, len + 1);
-    uv_mutex_lock(&ended_mutex);
-    e->prev = NULL;
-    e->next = ended_head;
-    if (ended_head != NULL) ended_head->prev = e;
-    ended_head = e;
-    uv_mutex_unlock(&ended_mutex);
-  }
-}
-
-const char *uvt__lock_holder_name(const uvt_lock_t *l, bool *ended) {
-  *ended = l->holder == &ended_holder;
-  if (*ended) return l->ended != NULL ? ((const ended_t *)l->ended)->name : "?";
-  return l->holder != NULL ? l->holder->obj.name : "?";
 }
 
 UVT__HOOK_FN hook_lock(uvt_hook_kind_t kind, const uvt_lock_t *l,

@@ -105,9 +105,33 @@ UVT__HOOK_FN hook_detach(uvt_task_t *t) {
   (void)t;
 }
 
+/* Locks still held when the task's function returned, less those that
+ * lived on its own stack: they died with the frame that declared them.
+ * Inlined and calling nothing, so that no frame of ours is pushed over
+ * the dead stack while the list runs through it (a callee's frame would
+ * overwrite the very locks it reads). */
+static inline __attribute__((always_inline)) void
+forget_own_stack_locks(uvt_task_t *t) {
+  uvt_lock_t *l = t->held_locks, **keep = &t->held_locks;
+  uintptr_t lo = (uintptr_t)t->stack.lo;
+  while (l != NULL) {
+    uvt_lock_t *next = l->next_held;
+    if ((uintptr_t)l - lo < t->stack.size) *keep = next;
+    else keep = &l->next_held;
+    l = next;
+  }
+}
+
 /* Inlined into task_entry, the one hot caller. */
 static inline __attribute__((always_inline)) void
 task_complete(uvt_task_t *t, int status) {
+  /* Ended holding locks: they name a record of it from now on.  First,
+   * before any call lays a frame over the stack the task's function
+   * left. */
+  if (UVT__UNLIKELY(t->held_locks != NULL)) {
+    forget_own_stack_locks(t);
+    if (t->held_locks != NULL) uvt__lock_holder_ended(t);
+  }
   /* A cancel the task never observed (requested while it ran, or while it
    * was ready to run and it then returned without awaiting) wins, as in
    * asyncio (test_tasks test_cancel_at_end). */
@@ -117,8 +141,6 @@ task_complete(uvt_task_t *t, int status) {
   }
   if (UVT__UNLIKELY(t->scopes != NULL)) uvt__scopes_abandon(t);
   uvt__task_set_state(t, UVT_TASK_DONE);
-  /* Ended holding locks: they name a record of it from now on. */
-  if (UVT__UNLIKELY(t->held_locks != NULL)) uvt__lock_holder_ended(t);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
   UVT__HOOK_AT(hook_done, t, status);
