@@ -16,11 +16,13 @@ DEMO_PACKAGES=(
 # The test suite on top: Criterion; valgrind, redis and Chromium for the
 # tests that run them; the aarch64 cross compiler (with its C library
 # headers) and qemu-user for the aarch64 context-switch self-test; the
-# sqlite3 shell and gdb for inspecting recordings.
+# sqlite3 shell and gdb for inspecting recordings; python3 for the
+# file-circle check (ctest file_circles, scripts/file-circles.py).
 TEST_PACKAGES=(
   libcriterion-dev
   valgrind redis-server redis-tools sqlite3
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium gdb
+  python3
 )
 
 case "${1:-}" in
