@@ -17,6 +17,9 @@
  * an int is loaded, tested and branched on (x86-64 gcc); three instead of
  * two instructions at each of the eight points of a spawn+await. */
 extern unsigned char uvt__hooks_on __attribute__((visibility("hidden")));
+/* Some subscriber wants every AWAIT, not only those a misuse checker
+ * uses (uvt_hook_filter_awaits). */
+extern unsigned char uvt__hooks_all_awaits __attribute__((visibility("hidden")));
 /* Sets ev->slot per subscriber (hooks.h), so the event is not const. */
 void uvt__hook_dispatch(uvt_hook_event_t *ev);
 #define UVT__HOOK(...)                                \

@@ -10,12 +10,23 @@
 
 #ifdef ASYNCIODEBUG
 unsigned char uvt__hooks_on;
+/* Some subscriber wants every AWAIT (uvt_hook_filter_awaits). */
+unsigned char uvt__hooks_all_awaits;
 
 static struct {
   uvt_hook_fn fn;
   void *data;
+  bool filter_awaits;
 } subs[MAX_SUBSCRIBERS];
+
 static int nsubs;
+static void count_awaits(void) {
+  int i;
+  unsigned char all = 0;
+  for (i = 0; i < nsubs; i++)
+    if (!subs[i].filter_awaits) all = 1;
+  __atomic_store_n(&uvt__hooks_all_awaits, all, __ATOMIC_RELEASE);
+}
 /* The subscriber that claimed the objects' word (uvt_hook_add_slot). */
 static struct {
   uvt_hook_fn fn;
@@ -68,7 +79,9 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   if (fn == NULL || nsubs == MAX_SUBSCRIBERS) return UVT_EINVAL;
   subs[nsubs].fn = fn;
   subs[nsubs].data = data;
+  subs[nsubs].filter_awaits = false;
   nsubs++;
+  count_awaits();
   __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
   return 0;
 }
@@ -90,7 +103,20 @@ int uvt_hook_remove(uvt_hook_fn fn, void *data) {
     if (subs[i].fn == fn && subs[i].data == data) {
       for (; i + 1 < nsubs; i++) subs[i] = subs[i + 1];
       nsubs--;
+      count_awaits();
       if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
+      return 0;
+    }
+  }
+  return UVT_EINVAL;
+}
+
+int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data) {
+  int i;
+  for (i = 0; i < nsubs; i++) {
+    if (subs[i].fn == fn && subs[i].data == data) {
+      subs[i].filter_awaits = true;
+      count_awaits();
       return 0;
     }
   }
@@ -114,6 +140,11 @@ int uvt_hook_add_slot(uvt_hook_fn fn, void *data) {
 int uvt_hook_remove(uvt_hook_fn fn, void *data) {
   (void)fn, (void)data;
   return UVT_EINVAL;
+}
+
+int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data) {
+  (void)fn, (void)data;
+  return UV_ENOTSUP;
 }
 
 int uvt_debug_build(void) { return 0; }

@@ -420,6 +420,12 @@ static void check_cb(uv_check_t *h) { run_passes(h->data); }
  * one to blame); what it waits on is the park's own. */
 UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
   const uvt__site_t *w = t->await_nest > 0 ? &t->outer_await : where;
+#ifdef ASYNCIODEBUG
+  /* Every subscriber asked for the awaits that can be misuse only. */
+  if (!uvt__hooks_all_awaits && t->no_yield_depth == 0 &&
+      t->held_locks == NULL && where->wait != UVT_WAIT_LOCK)
+    return;
+#endif
   UVT__HOOK(.kind = UVT_HOOK_AWAIT, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
             .file = t->obj.file, .line = t->obj.line, .func = t->obj.func,

@@ -482,3 +482,64 @@ Test(hooks, group_child_parent_is_group_owner) {
   cr_assert_eq(events[leaf_ev].parent_id, events[owner_ev].id,
                "the group child's parent is its spawner, not the group owner");
 }
+
+/* uvt_hook_filter_awaits: a subscriber that asked gets AWAIT only where a
+ * misuse checker needs it (a lock wait, a park while holding a lock, a
+ * no-yield section); one that did not gets every AWAIT. */
+static uvt_lock_t filter_lock;
+static int filter_lines[4];
+
+static int filter_holder(void *arg) {
+  (void)arg;
+  if (uvt_lock_acquire(&filter_lock) != 0) return -1;
+  filter_lines[1] = __LINE__ + 1;
+  if (uvt_sleep(1) != 0) return -1; /* parked holding the lock */
+  return uvt_lock_release(&filter_lock);
+}
+
+static int filter_main(void *arg) {
+  uvt_task_t *h;
+  (void)arg;
+  if (uvt_lock_init(&filter_lock) != 0) return -1;
+  filter_lines[0] = __LINE__ + 1;
+  if (uvt_sleep(1) != 0) return -1; /* a plain park */
+  h = uvt_spawn(filter_holder, NULL);
+  if (uvt_yield() != 0) return -1; /* the holder takes the lock */
+  filter_lines[2] = __LINE__ + 1;
+  if (uvt_lock_acquire(&filter_lock) != 0) return -1; /* a lock wait */
+  (void)uvt_lock_release(&filter_lock);
+  UVT_NO_YIELD_BEGIN();
+  filter_lines[3] = __LINE__ + 1;
+  (void)uvt_sleep(0); /* inside a no-yield section */
+  UVT_NO_YIELD_END();
+  return uvt_await(h);
+}
+
+static bool await_at(int line) {
+  int i;
+  for (i = 0; i < nevents; i++)
+    if (events[i].kind == UVT_HOOK_AWAIT && events[i].where_line == line) return true;
+  return false;
+}
+
+Test(hooks, filtered_awaits_are_the_ones_a_misuse_checker_needs) {
+  nevents = 0;
+  cr_assert_eq(uvt_hook_filter_awaits(record, NULL), UVT_EINVAL, "not subscribed");
+  cr_assert_eq(uvt_hook_add(record, NULL), 0);
+  cr_assert_eq(uvt_hook_filter_awaits(record, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, filter_main, NULL), 0);
+  uvt_hook_remove(record, NULL);
+  cr_expect(!await_at(filter_lines[0]), "a plain sleep sent AWAIT");
+  cr_expect(await_at(filter_lines[1]), "no AWAIT for a park holding a lock");
+  cr_expect(await_at(filter_lines[2]), "no AWAIT for a lock wait");
+  cr_expect(await_at(filter_lines[3]), "no AWAIT inside a no-yield section");
+  cr_expect_neq(find(0, UVT_HOOK_SUSPEND, 0), -1, "SUSPEND still sent");
+}
+
+Test(hooks, an_unfiltered_subscriber_still_gets_every_await) {
+  nevents = 0;
+  cr_assert_eq(uvt_hook_add(record, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, filter_main, NULL), 0);
+  uvt_hook_remove(record, NULL);
+  for (int i = 0; i < 4; i++) cr_expect(await_at(filter_lines[i]), "line %d", filter_lines[i]);
+}

@@ -1120,4 +1120,7 @@ void uvt__recorder_start(void) {
   if (uvt_hook_add_slot(hook, NULL) != 0)
     fprintf(stderr, "asynciodebug: another subscriber holds the objects' "
                     "hook slot; not recording objects\n");
+  /* AWAIT serves the no-yield check and the lock tracker only (on_await,
+   * locks.c): those are the awaits the runtime still sends. */
+  (void)uvt_hook_filter_awaits(hook, NULL);
 }

@@ -149,6 +149,15 @@ UVT_EXPORT int uvt_hook_add(uvt_hook_fn fn, void *data);
 UVT_EXPORT int uvt_hook_add_slot(uvt_hook_fn fn, void *data);
 /* Unsubscribe; 0 or UVT_EINVAL if it was not subscribed. */
 UVT_EXPORT int uvt_hook_remove(uvt_hook_fn fn, void *data);
+/* The subscriber (fn, data) needs AWAIT only where a misuse checker can
+ * use it: a park inside a no-yield section, a wait for a uvt_lock_t, or a
+ * park of a task that holds one.  AWAIT is one of the three events of
+ * every task step; leaving the others out makes a recorded step about a
+ * quarter cheaper.  It takes effect while every subscriber asked for it
+ * (one that did not still gets every AWAIT); SUSPEND keeps carrying each
+ * park's site and wait.  0, UVT_EINVAL (not subscribed) or UV_ENOTSUP in
+ * the release library. */
+UVT_EXPORT int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data);
 
 /* ---- accessors: what a subscriber may ask, besides the events ---------- */
 
