@@ -7,6 +7,8 @@
  *                        handle (a no-op after the await: the same loop as
  *                        the figures recorded before the hang checks)
  *   lock                 uncontended uvt_lock_acquire + uvt_lock_release
+ *   gather               per task of 10,000 spawned at once, gathered and
+ *                        detached (issue 12's "100k gathered" path)
  *
  * Usage:
  *   bench_instr               run itself under valgrind --tool=callgrind
@@ -45,6 +47,17 @@ static int loop_main(void *arg) {
       uvt_await(t);
       uvt_detach(t);
     }
+  } else if (strcmp(mode, "gather") == 0) {
+    enum { BATCH = 10000 };
+    uvt_task_t **ts = malloc(BATCH * sizeof(*ts));
+    long done, k;
+    if (ts == NULL) return UVT_ENOMEM;
+    for (done = 0; done < iterations; done += BATCH) {
+      for (k = 0; k < BATCH; k++) ts[k] = uvt_spawn(child, NULL);
+      (void)uvt_gather(ts, BATCH);
+      for (k = 0; k < BATCH; k++) uvt_detach(ts[k]);
+    }
+    free(ts);
   } else {
     uvt_lock_t l;
     uvt_lock_init(&l);
@@ -99,7 +112,8 @@ int main(int argc, char **argv) {
   static const struct {
     const char *mode, *label;
   } modes[] = {{"spawn", "spawn+await+detach"},
-               {"lock", "lock acquire+release (uncontended)"}};
+               {"lock", "lock acquire+release (uncontended)"},
+               {"gather", "spawn+gather+detach, per task of 10k"}};
   size_t i;
   if (argc == 3) {
     mode = argv[1];
