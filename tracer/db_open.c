@@ -350,7 +350,8 @@ sqlite3 *uvt__db_reopen(void) {
 int uvt__db_close_lock(void) {
   struct stat st;
   struct timespec pause = {0, 1000000};
-  int fd, waited;
+  int64_t until;
+  int fd;
   if (opened == NULL) return -1;
   fd = open(opened, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -359,8 +360,11 @@ int uvt__db_close_lock(void) {
     close(fd);
     return -1;
   }
-  for (waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited++) {
-    if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= CLOSE_WAIT_MS) break;
+  /* A deadline, not a count of 1 ms naps: on a loaded machine each nap
+   * can last much longer. */
+  until = ms_now() + CLOSE_WAIT_MS;
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if ((errno != EWOULDBLOCK && errno != EINTR) || ms_now() >= until) break;
     nanosleep(&pause, NULL);
   }
   return fd;
