@@ -547,9 +547,9 @@ typedef struct uvt__waitq_s {
 
 typedef struct uvt_lock_s {
   uvt__waitq_t waiters;
-  int locked;
+  int locked_unused;        /* 0.2.0's `locked`; held == holder set */
   uint32_t magic;
-  uv_loop_t *loop;          /* bound at first use; NULL until then */
+  uv_loop_t *loop;          /* bound at first release or wait */
   uvt_task_t *holder;       /* the task that acquired it, until a release;
                                once that task has ended holding it, no
                                task of the program (see "Hangs" below) */

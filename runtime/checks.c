@@ -35,7 +35,7 @@ int uvt__loop_check_slow(uv_loop_t **bound, const char *call, const char *file,
   uvt__sched_t *s;
   if (*bound == NULL) {
     /* First use: bind it to this thread's loop, if the thread has one. */
-    *bound = uvt__tls_loop;
+    if (uvt__tls_loop != UVT__NO_LOOP) *bound = uvt__tls_loop;
     return 0;
   }
   /* Under the list's mutex, so a loop closing meanwhile is not a race. */

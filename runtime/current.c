@@ -10,7 +10,8 @@
  * from a shared library. */
 _Thread_local uvt__sched_t *uvt__tls_sched
     __attribute__((tls_model("initial-exec")));
-_Thread_local uv_loop_t *uvt__tls_loop __attribute__((tls_model("initial-exec")));
+_Thread_local uv_loop_t *uvt__tls_loop
+    __attribute__((tls_model("initial-exec"))) = UVT__NO_LOOP;
 
 uvt__sched_t *uvt__sched_current(void) { return uvt__tls_sched; }
 
@@ -18,7 +19,7 @@ uvt__sched_t *uvt__sched_current(void) { return uvt__tls_sched; }
  * (the loop-thread check compares against it, internal.h). */
 void uvt__sched_set_current(uvt__sched_t *s) {
   uvt__tls_sched = s;
-  uvt__tls_loop = s != NULL ? s->loop : NULL;
+  uvt__tls_loop = s != NULL ? s->loop : UVT__NO_LOOP;
 }
 
 uvt_task_t *uvt__task_current(void) {

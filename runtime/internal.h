@@ -468,8 +468,12 @@ void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
  * finding, once per section, whether or not the call then suspends. */
 extern _Thread_local uvt__sched_t *uvt__tls_sched
     __attribute__((visibility("hidden"), tls_model("initial-exec")));
+/* This thread's loop, or UVT__NO_LOOP on a thread that runs none: never
+ * NULL, so that an object not yet bound to a loop (loop field NULL) never
+ * passes a thread check by comparing equal to it. */
 extern _Thread_local uv_loop_t *uvt__tls_loop
     __attribute__((visibility("hidden"), tls_model("initial-exec")));
+#define UVT__NO_LOOP ((uv_loop_t *)(uintptr_t)1)
 
 int uvt__loop_check_slow(uv_loop_t **bound, const char *call, const char *file,
                          int line) __attribute__((noinline, cold));

@@ -57,6 +57,9 @@ void uvt__lock_holder_ended(uvt_task_t *t) {
      * task.c, forget_own_stack_locks.) */
     e = malloc(sizeof(*e) + len + 1);
     l->holder = &uvt__ended_holder;
+    /* Taken without a wait and never released: bind it now, while its
+     * loop is known (the thread check of a later release needs it). */
+    if (l->loop == NULL) l->loop = t->sched->loop;
     /* Out of memory: the lock stays held by "(ended)". */
     if ((l->ended = e) == NULL) continue;
     e->id = t->obj.id;

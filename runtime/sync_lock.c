@@ -1,13 +1,16 @@
 /*
  * asyncio.Lock.
  *
- * `locked` says whether some task holds the lock; `waiters` queues the
- * tasks parked in acquire, first come first served.  Release with waiters
+ * The lock is held while `holder` is set (a task, or the placeholder of
+ * one that ended holding it); `waiters` queues the tasks parked in
+ * acquire, first come first served.  The struct's `locked` field is no
+ * longer kept: one word fewer to write on each side of the uncontended
+ * path.  Release with waiters
  * does not unlock: it hands the lock straight to the first waiter (which
  * is woken with the lock already its own), so a task that calls acquire
  * in between cannot barge in ahead of the queue.  Hence the invariant
  *
- *     !locked  =>  waiters is empty
+ *     holder == NULL  =>  waiters is empty
  *
  * and acquire on an unlocked lock takes it at once, without yielding.
  */
@@ -116,7 +119,6 @@ lock_release_to_next(uvt_lock_t *l) {
   uvt__wq_node_t *n = l->waiters.head;
   uvt_task_t *t;
   if (n != NULL) return lock_hand_off(l, n);
-  l->locked = 0;
   t = l->holder;
   if (UVT__UNLIKELY(t->held_locks != l)) return lock_unlock_slow(l);
   t->held_locks = l->next_held;
@@ -140,9 +142,12 @@ lock_wait(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
   int st;
   /* Waiting for a held lock is an edge to its holder. */
   uvt__deadlock_check(self, &site);
-  /* On 0 the releaser has handed us the lock (locked stayed 1, holder
-   * set to us).  On UVT_ECANCELED we were unlinked before anyone gave it
+  /* On 0 the releaser has handed us the lock (holder set to us, never
+   * NULL in between).  On UVT_ECANCELED we were unlinked before anyone gave it
    * to us; on UVT_ECLOSED the lock is gone: do not touch it. */
+  /* The uncontended acquire does not bind the lock to its loop (the
+   * first release does); a lock waited on is bound from here on. */
+  if (l->loop == NULL) l->loop = self->sched->loop;
   node.revoke = lock_revoke;
   node.obj = l;
   st = uvt__waitq_wait(&l->waiters, &node, self, &site);
@@ -155,8 +160,8 @@ lock_wait(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
 static inline __attribute__((always_inline)) int
 lock_take(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
           const char *func, bool hooks) {
-  if (UVT__UNLIKELY(l->locked)) return lock_wait(l, self, file, line, func);
-  l->locked = 1;
+  if (UVT__UNLIKELY(l->holder != NULL))
+    return lock_wait(l, self, file, line, func);
   holder_link(l, self);
   l->acquired_file = file;
   l->acquired_line = line;
@@ -181,7 +186,9 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
   if (!lock_valid(l)) return UVT_EINVAL;
   self = uvt__task_current();
   if (self == NULL) return uvt__no_task_here(&l->loop, "uvt_lock_acquire", file, line);
-  if (l->loop == NULL) l->loop = self->sched->loop;
+  /* No binding to the loop here: the release that must follow binds it
+   * (lock_release_checked), and an acquire needs a task of some loop
+   * anyway.  Three instructions of the uncontended pair. */
 #ifdef ASYNCIODEBUG
   if (UVT__UNLIKELY(self->no_yield_depth > 0) || UVT__HOOKS_ACTIVE())
     return lock_take_watched(l, self, file, line, func);
@@ -191,7 +198,7 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
 
 static inline __attribute__((always_inline)) int
 lock_release_now(uvt_lock_t *l, bool hooks) {
-  if (!l->locked) return UVT_ENOTLOCKED;
+  if (l->holder == NULL) return UVT_ENOTLOCKED;
   if (hooks && uvt__task_current() != NULL)
     hook_lock(UVT_HOOK_LOCK_RELEASED, l, uvt__task_current(), NULL, 0, NULL);
   return lock_release_to_next(l);
@@ -209,7 +216,11 @@ lock_release_hooked(uvt_lock_t *l) {
  * (12 % of an uncontended acquire+release otherwise). */
 static __attribute__((noinline, cold)) int
 lock_release_checked(uvt_lock_t *l, const char *file, int line) {
-  int err = uvt__loop_check_slow(&l->loop, "uvt_lock_release", file, line);
+  int err;
+  /* Not bound yet (acquires do not bind): its loop is its holder's. */
+  if (l->loop == NULL && l->holder != NULL && l->holder != &uvt__ended_holder)
+    l->loop = l->holder->sched->loop;
+  err = uvt__loop_check_slow(&l->loop, "uvt_lock_release", file, line);
   return err != 0 ? err : lock_release_now(l, UVT__HOOKS_ACTIVE());
 }
 
@@ -224,7 +235,7 @@ int uvt_lock_release_at(uvt_lock_t *l, const char *file, int line,
 }
 
 bool uvt_lock_locked(const uvt_lock_t *l) {
-  return lock_valid(l) && l->locked != 0;
+  return lock_valid(l) && l->holder != NULL;
 }
 
 void uvt_lock_destroy_at(uvt_lock_t *l,
@@ -232,7 +243,6 @@ void uvt_lock_destroy_at(uvt_lock_t *l,
   (void)func;
   if (!lock_valid(l) || uvt__loop_check(&l->loop, "uvt_lock_destroy", file, line)) return;
   uvt__waitq_wake_all(&l->waiters, UVT_ECLOSED);
-  l->locked = 0;
   lock_set_holder(l, NULL, NULL);
   l->magic = UVT__MAGIC_DEAD;
 }

@@ -163,7 +163,7 @@ static uvt_task_t *next_edge(step_t *st) {
     return (uvt_task_t *)(uintptr_t)s->on;
   case UVT_WAIT_LOCK: {
     const uvt_lock_t *l = s->on;
-    if (st->next++ != 0 || !l->locked) return NULL;
+    if (st->next++ != 0 || l->holder == NULL) return NULL;
     st->via = l;
     return l->holder;
   }
