@@ -35,7 +35,7 @@ static int task_check(const uvt_task_t *t) {
   return 0;
 }
 
-uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
+__attribute__((flatten)) uvt_task_t *uvt_spawn_at(uvt_fn fn, void *arg, size_t stack_size,
                          const char *name, const char *file, int line,
                          const char *func) {
   uvt__sched_t *s = sched_here();
