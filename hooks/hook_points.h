@@ -11,6 +11,8 @@
 
 #include "uvtask/hooks.h"
 
+#include <stdint.h>
+
 #ifdef ASYNCIODEBUG
 /* Hidden: read RIP-relative, not through the GOT.  A byte: the test is
  * then one compare with memory (cmpb $0, sym(%rip)) and the branch, where
@@ -22,17 +24,58 @@ extern unsigned char uvt__hooks_on __attribute__((visibility("hidden")));
 extern unsigned char uvt__hooks_all_awaits __attribute__((visibility("hidden")));
 /* Sets ev->slot per subscriber (hooks.h), so the event is not const. */
 void uvt__hook_dispatch(uvt_hook_event_t *ev);
-#define UVT__HOOK(...)                                \
-  do {                                                \
-    if (__builtin_expect(uvt__hooks_on, 0)) {         \
-      uvt_hook_event_t uvt__ev = {__VA_ARGS__};       \
-      uvt__hook_dispatch(&uvt__ev);                   \
-    }                                                 \
+
+/* Where this thread entered the library, for ASYNCIODEBUG_STACKS=fp
+ * (tracer/fpstack.c): the return address and the CFA (the caller's stack
+ * pointer at the call) of the function holding the outermost hook point
+ * under way, or ra 0.  A hook point that finds ra 0 sets it before its
+ * event and clears it after; the hook points it leads to keep it.  When
+ * that function was called from outside the library, its return address
+ * is the user's call site and its caller's frame is next on the stack,
+ * whatever frames the library has between: the walk needs no frame
+ * pointer in the library's own functions.  Set only while a subscriber
+ * listens: nothing on the path of a program that records nothing. */
+typedef struct {
+  uintptr_t ra, cfa;
+} uvt__hook_entry_t;
+extern _Thread_local uvt__hook_entry_t uvt__hook_entry
+    __attribute__((visibility("hidden"), tls_model("initial-exec")));
+
+/* __builtin_return_address(0) and the CFA are those of the function the
+ * macro's code ends up in after inlining: the outermost hook point of an
+ * entry point (uvt_spawn_at, uvt_await_at, ...) whose hook was inlined
+ * into it gives the user's call site; one in a function of the library's
+ * own gives a library address, which the walk declines (libunwind then). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define UVT__HOOK_CFA() ((uintptr_t)__builtin_dwarf_cfa())
+#else
+#define UVT__HOOK_CFA() ((uintptr_t)0) /* unknown: the walk declines */
+#endif
+/* Out of line, so that a hook point stays small enough for its function
+ * to be inlined where it was: set the entry if none is (returns whether
+ * it did), and clear it again. */
+int uvt__hook_enter(uintptr_t ra, uintptr_t cfa);
+void uvt__hook_leave(void);
+#define UVT__HOOK_ENTERED(call)                                             \
+  do {                                                                      \
+    const int uvt__he_mine = uvt__hook_enter(                               \
+        (uintptr_t)__builtin_return_address(0), UVT__HOOK_CFA());           \
+    call;                                                                   \
+    if (uvt__he_mine) uvt__hook_leave();                                    \
+  } while (0)
+
+#define UVT__HOOK(...)                                       \
+  do {                                                       \
+    if (__builtin_expect(uvt__hooks_on, 0)) {                \
+      uvt_hook_event_t uvt__ev = {__VA_ARGS__};              \
+      UVT__HOOK_ENTERED(uvt__hook_dispatch(&uvt__ev));       \
+    }                                                        \
   } while (0)
 #define UVT__HOOKS_ACTIVE() __builtin_expect(uvt__hooks_on, 0)
 #else
 #define UVT__HOOK(...) do { } while (0)
 #define UVT__HOOKS_ACTIVE() 0
+#define UVT__HOOK_ENTERED(call) call
 #endif
 
 /* A hook point on the spawn/await path: the event is built in `fn`, a
@@ -41,9 +84,9 @@ void uvt__hook_dispatch(uvt_hook_event_t *ev);
  * place makes each such function too big to inline, which cost the debug
  * library 12 % more instructions per spawn+await than the release one. */
 #define UVT__HOOK_FN static __attribute__((noinline, cold, unused)) void
-#define UVT__HOOK_AT(fn, ...)                 \
-  do {                                        \
-    if (UVT__HOOKS_ACTIVE()) fn(__VA_ARGS__); \
+#define UVT__HOOK_AT(fn, ...)                                   \
+  do {                                                          \
+    if (UVT__HOOKS_ACTIVE()) UVT__HOOK_ENTERED(fn(__VA_ARGS__)); \
   } while (0)
 
 #endif

@@ -6,10 +6,13 @@
 #include "hook_points.h"
 #include "internal.h"
 
+#include <dlfcn.h>
+
 #define MAX_SUBSCRIBERS 8
 
 #ifdef ASYNCIODEBUG
 unsigned char uvt__hooks_on;
+_Thread_local uvt__hook_entry_t uvt__hook_entry __attribute__((tls_model("initial-exec")));
 /* Some subscriber wants every AWAIT (uvt_hook_filter_awaits). */
 unsigned char uvt__hooks_all_awaits;
 
@@ -17,6 +20,7 @@ static struct {
   uvt_hook_fn fn;
   void *data;
   bool filter_awaits;
+  bool foreign; /* fn is not the library's own (the recorder's) */
 } subs[MAX_SUBSCRIBERS];
 
 static int nsubs;
@@ -33,6 +37,37 @@ static struct {
   void *data;
   bool claimed;
 } slot_owner;
+
+__attribute__((noinline, cold)) int uvt__hook_enter(uintptr_t ra, uintptr_t cfa) {
+  if (uvt__hook_entry.ra != 0) return 0;
+  uvt__hook_entry.ra = ra;
+  uvt__hook_entry.cfa = cfa;
+  return 1;
+}
+
+__attribute__((noinline, cold)) void uvt__hook_leave(void) { uvt__hook_entry.ra = 0; }
+
+int uvt_hook_entry_point(uintptr_t *ra, uintptr_t *cfa) {
+  *ra = uvt__hook_entry.ra;
+  *cfa = uvt__hook_entry.cfa;
+  if (*ra == 0) return UVT_EINVAL;
+  return *cfa != 0 ? 0 : UV_ENOTSUP;
+}
+
+/* A subscriber of the program's own may call the library back (spawn
+ * from a hook): those calls are entries of their own, so the entry of
+ * the event under way (hook_points.h) is not theirs.  Hidden from them. */
+static __attribute__((noinline)) void call_foreign(int i, uvt_hook_event_t *ev) {
+  uvt__hook_entry_t saved = uvt__hook_entry;
+  uvt__hook_entry.ra = 0;
+  subs[i].fn(ev, subs[i].data);
+  uvt__hook_entry = saved;
+}
+
+static inline void call_sub(int i, uvt_hook_event_t *ev) {
+  if (subs[i].foreign) call_foreign(i, ev);
+  else subs[i].fn(ev, subs[i].data);
+}
 
 /* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the
  * claimer only; the others get the same event with `slot` NULL.  The
@@ -53,7 +88,7 @@ static __attribute__((noinline)) void dispatch_all(uvt_hook_event_t *ev, void **
                     ? &((uvt__obj_t *)(uintptr_t)m->object)->hook_slot
                     : NULL;
     }
-    subs[i].fn(ev, subs[i].data);
+    call_sub(i, ev);
   }
 }
 
@@ -69,10 +104,19 @@ void uvt__hook_dispatch(uvt_hook_event_t *ev) {
                        subs[0].data == slot_owner.data
                    ? word
                    : NULL;
-    subs[0].fn(ev, subs[0].data);
+    call_sub(0, ev);
     return;
   }
   dispatch_all(ev, word);
+}
+
+/* Whether code at `p` is this library's (the object uvt_hook_add is in);
+ * unknown counts as foreign, the safe side. */
+static bool same_object(void *p) {
+  Dl_info a, b;
+  if (dladdr(p, &a) == 0 || dladdr((void *)(uintptr_t)&uvt_hook_add, &b) == 0)
+    return false;
+  return a.dli_fbase == b.dli_fbase;
 }
 
 int uvt_hook_add(uvt_hook_fn fn, void *data) {
@@ -80,6 +124,7 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   subs[nsubs].fn = fn;
   subs[nsubs].data = data;
   subs[nsubs].filter_awaits = false;
+  subs[nsubs].foreign = !same_object((void *)(uintptr_t)fn);
   nsubs++;
   count_awaits();
   __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
@@ -129,6 +174,12 @@ int uvt_debug_build(void) { return 1; }
 
 int uvt_hook_add(uvt_hook_fn fn, void *data) {
   (void)fn, (void)data;
+  return UV_ENOTSUP;
+}
+
+int uvt_hook_entry_point(uintptr_t *ra, uintptr_t *cfa) {
+  *ra = 0;
+  *cfa = 0;
   return UV_ENOTSUP;
 }
 

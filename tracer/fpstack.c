@@ -67,13 +67,32 @@ static int bounds_of(uintptr_t fp, uintptr_t *lo, uintptr_t *hi) {
   return -1;
 }
 
-/* Reads words of other frames, some of which a sanitizer would call
- * out of bounds for this function: the walk's own checks bound it. */
+static int in_lib(uintptr_t pc, uintptr_t lib_lo, uintptr_t lib_hi) {
+  return pc >= lib_lo && pc < lib_hi;
+}
+
+/* The walk starts at the caller of the library, not at this frame: the
+ * hook point under way recorded the return address and CFA of the
+ * function that holds it (uvt_hook_entry_point).  When
+ * that function was called from outside the library, its return address
+ * is the user's call site and the frame records at or above its CFA are
+ * the user's.  The library's own functions need no frame pointers: built
+ * with the register reserved (-ffixed-rbp, CMakeLists.txt) they leave it
+ * holding the user's frame pointer, and those that do keep a frame (this
+ * one) chain to it.  So the frame records below the CFA must all be the
+ * library's (or the entry function's own, returning to the call site);
+ * anything else means the chain is not what this assumes, and the
+ * capture declines (-1: the caller unwinds with libunwind instead). */
 __attribute__((noinline, no_sanitize_address)) int
-uvt__fp_backtrace(uint64_t *pcs, int max) {
+uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi) {
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0), lo, hi;
+  uintptr_t entry, cfa;
   int n = 0;
-  if (bounds_of(fp, &lo, &hi) != 0) return -1;
+  if (max <= 0 || uvt_hook_entry_point(&entry, &cfa) != 0 ||
+      in_lib(entry, lib_lo, lib_hi))
+    return -1;
+  if (bounds_of(fp, &lo, &hi) != 0 || cfa <= fp || cfa > hi) return -1;
+  pcs[n++] = (uint64_t)entry;
   while (n < max) {
     const uintptr_t *rec;
     uintptr_t next, ret;
@@ -82,7 +101,12 @@ uvt__fp_backtrace(uint64_t *pcs, int max) {
     next = rec[0];
     ret = rec[1];
     if (ret == 0) break;
-    pcs[n++] = (uint64_t)ret;
+    if (fp < cfa) {
+      /* The library's frames, above the entry: none is shown. */
+      if (!in_lib(ret, lib_lo, lib_hi) && ret != entry) return -1;
+    } else {
+      pcs[n++] = (uint64_t)ret;
+    }
     if (next <= fp) break;
     fp = next;
   }

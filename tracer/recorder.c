@@ -236,7 +236,7 @@ static int64_t capture_user_stack(void) {
   int n, i = 0, want = uvt__tcfg.depth + 12;
   wd_slot_t *slot = uvt__wd_slot_peek();
   if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
-  if (uvt__tcfg.fp_stacks && (n = uvt__fp_backtrace(pcs, want)) >= 0) {
+  if (uvt__tcfg.fp_stacks && (n = uvt__fp_backtrace(pcs, want, lib_lo, lib_hi)) >= 0) {
     /* No lock, no signal-unsafe call: the watchdog may sample it. */
     while (i < n && pcs[i] >= lib_lo && pcs[i] < lib_hi) i++;
     if (i >= n) i = n > 3 ? 3 : n - 1;

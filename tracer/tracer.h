@@ -238,11 +238,14 @@ int uvt__module_range(const void *addr, uintptr_t *lo, uintptr_t *hi);
 struct uvt_task_frame;
 int uvt__stack_of_parked(const struct uvt_task_frame *f, uint64_t *pcs,
                          int max);
-/* The calling code's stack by its frame pointers (fpstack.c): return
- * addresses, the caller of this function's first, at most max; -1 when
- * the stack it runs on is not one whose bounds are known (then unwind
- * another way).  The walk ends where the chain leaves that stack. */
-int uvt__fp_backtrace(uint64_t *pcs, int max);
+/* The user's stack under the hook point under way, by frame pointers
+ * (fpstack.c): return addresses, the user's call into the library first
+ * (none of the library's own, [lib_lo, lib_hi)), at most max; -1 when
+ * that cannot be told for sure (no hook point under way, one not inlined
+ * into the function the user called, a stack whose bounds are unknown):
+ * then unwind another way.  The walk ends where the chain leaves the
+ * stack it runs on. */
+int uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi);
 /* Record the loaded modules (paths, build-ids, address ranges). */
 void uvt__modules_record(void);
 /* Reset after fork: stack ids restart in the child's session. */

@@ -191,6 +191,17 @@ UVT_EXPORT int uvt_hook_task_frame(const void *object, uvt_task_frame_t *out);
  * task is current: check which one holds the frame).  Async-signal-safe. */
 UVT_EXPORT int uvt_hook_current_stack(const void **lo, const void **hi);
 
+/* Inside a subscriber: where the program called into the library for the
+ * event under way.  *ra is the return address of the library function
+ * that holds the event's hook point and *cfa its caller's stack pointer
+ * at the call (the frame records of the caller's frames lie at or above
+ * it); 0 and UVT_EINVAL when no event is under way on this thread, and
+ * UV_ENOTSUP in a build that cannot tell.  *ra inside the library means
+ * that function is the library's own, not the one the program called.
+ * Outside a subscriber of the library's own (the recorder), *ra is 0: a
+ * subscriber of the program's is itself a caller of the library. */
+UVT_EXPORT int uvt_hook_entry_point(uintptr_t *ra, uintptr_t *cfa);
+
 /* The id of the task running on the calling thread, 0 if none.
  * Async-signal-safe (a crash handler may ask which task crashed). */
 UVT_EXPORT uint64_t uvt_hook_current_task(void);
