@@ -230,3 +230,22 @@ Test(recorder_cost, fp_walk_stops_at_a_frame_pointer_below_the_last_one) {
 #endif
   broken_chain("low");
 }
+
+/* uvt_spawn, the path whose library frames lost their frame pointers
+ * (the walk starts at the user's call, hooks/hook_points.h): the first
+ * frame is the user's call with its line, never a frame of uvtask's, and
+ * the caller built without frame pointers drops its own caller (fp_outer)
+ * as the README says, which is how this tells that the frame-pointer
+ * walk took the stack (libunwind shows fp_outer). */
+Test(recorder_cost, fp_spawn_stack_starts_at_the_users_call_without_library_frames) {
+  char *json = record_fp("spawn"), *kind = jtext(json, "$.findings[0].kind"), *n;
+  cr_expect(kind != NULL && strcmp(kind, "unretrieved-error") == 0, "%s", json);
+  free(kind);
+  expect_frame(json, 0, "fp_spawner", fp_line("@fp-spawn"));
+  expect_frame(json, 1, "fp_plain_call", 0);
+  expect_frame(json, 2, "fp_main", 0);
+  n = jtext(json, "$.findings[0].created_at[3]");
+  cr_expect_null(n, "a frame after fp_main: %s", n ? n : "");
+  free(n);
+  free(json);
+}
