@@ -13,7 +13,10 @@ static int coro_check(const uvt_coro_t *c) {
   return 0;
 }
 
-uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
+/* Flattened: the creation hook point (uvt__obj_register) then lies in
+ * the function the user called, where ASYNCIODEBUG_STACKS=fp starts its
+ * walk (hooks/hook_points.h); not inlined, the capture takes libunwind. */
+__attribute__((flatten)) uvt_coro_t *uvt_coro_at(uvt_fn fn, void *arg, const char *name,
                         const char *file, int line, const char *func) {
   uvt__sched_t *s = uvt__sched_current();
   uvt_coro_t *c;

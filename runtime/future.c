@@ -22,7 +22,10 @@ static bool on_owner_thread(const uvt__sched_t *s) {
   return uv_thread_equal(&self, &s->owner);
 }
 
-uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
+/* Flattened: the creation hook point (uvt__obj_register) then lies in
+ * the function the user called, where ASYNCIODEBUG_STACKS=fp starts its
+ * walk (hooks/hook_points.h); not inlined, the capture takes libunwind. */
+__attribute__((flatten)) uvt_future_t *uvt_future_new_at(const char *file, int line, const char *func) {
   uvt__sched_t *s = uvt__sched_current();
   uvt_future_t *f;
   if (s == NULL && uvt__off_loop_thread("uvt_future_new", file, line)) return NULL;
