@@ -64,12 +64,26 @@ void uvt__hook_leave(void);
     if (uvt__he_mine) uvt__hook_leave();                                    \
   } while (0)
 
-#define UVT__HOOK(...)                                       \
-  do {                                                       \
-    if (__builtin_expect(uvt__hooks_on, 0)) {                \
-      uvt_hook_event_t uvt__ev = {__VA_ARGS__};              \
-      UVT__HOOK_ENTERED(uvt__hook_dispatch(&uvt__ev));       \
-    }                                                        \
+/* The same in place, for the hook points that build their event in place
+ * (most in the cold functions of UVT__HOOK_FN): no calls. */
+#define UVT__HOOK_ENTERED_INLINE(call)                                  \
+  do {                                                                  \
+    uvt__hook_entry_t *uvt__he = &uvt__hook_entry;                      \
+    const int uvt__he_mine = uvt__he->ra == 0;                          \
+    if (uvt__he_mine) {                                                 \
+      uvt__he->ra = (uintptr_t)__builtin_return_address(0);             \
+      uvt__he->cfa = UVT__HOOK_CFA();                                   \
+    }                                                                   \
+    call;                                                               \
+    if (uvt__he_mine) uvt__he->ra = 0;                                  \
+  } while (0)
+
+#define UVT__HOOK(...)                                          \
+  do {                                                          \
+    if (__builtin_expect(uvt__hooks_on, 0)) {                   \
+      uvt_hook_event_t uvt__ev = {__VA_ARGS__};                 \
+      UVT__HOOK_ENTERED_INLINE(uvt__hook_dispatch(&uvt__ev));   \
+    }                                                           \
   } while (0)
 #define UVT__HOOKS_ACTIVE() __builtin_expect(uvt__hooks_on, 0)
 #else
