@@ -92,6 +92,11 @@ uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi) {
       in_lib(entry, lib_lo, lib_hi))
     return -1;
   if (bounds_of(fp, &lo, &hi) != 0 || cfa <= fp || cfa > hi) return -1;
+#if defined(__x86_64__)
+  /* The call pushed the return address just below the caller's stack
+   * pointer: an entry that is not the live one (a bug) shows here. */
+  if (*(const uintptr_t *)(cfa - sizeof(uintptr_t)) != entry) return -1;
+#endif
   pcs[n++] = (uint64_t)entry;
   while (n < max) {
     const uintptr_t *rec;
