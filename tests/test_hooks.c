@@ -543,3 +543,41 @@ Test(hooks, an_unfiltered_subscriber_still_gets_every_await) {
   uvt_hook_remove(record, NULL);
   for (int i = 0; i < 4; i++) cr_expect(await_at(filter_lines[i]), "line %d", filter_lines[i]);
 }
+
+/* ---- where the program entered the library (uvt_hook_entry_point) ------- */
+
+static int entry_events, entry_seen, entry_outside;
+
+/* A subscriber of the program's own is itself a caller of the library:
+ * the entry of the event under way is not shown to it. */
+static void entry_probe(const uvt_hook_event_t *ev, void *data) {
+  uintptr_t ra = 1, cfa = 1;
+  (void)data;
+  if (ev->kind != UVT_HOOK_CREATE) return;
+  entry_events++;
+  if (uvt_hook_entry_point(&ra, &cfa) != UVT_EINVAL || ra != 0) entry_seen++;
+}
+
+static int entry_child(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int entry_main(void *arg) {
+  uintptr_t ra = 1, cfa = 1;
+  (void)arg;
+  uvt_detach(uvt_spawn(entry_child, NULL));
+  /* Between events the entry is cleared, whatever events came before. */
+  if (uvt_hook_entry_point(&ra, &cfa) != UVT_EINVAL || ra != 0) entry_outside++;
+  return 0;
+}
+
+Test(hooks, the_entry_point_is_hidden_from_a_program_subscriber_and_cleared_after) {
+  cr_assert_eq(uvt_hook_add(entry_probe, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, entry_main, NULL), 0);
+  uvt_hook_remove(entry_probe, NULL);
+  cr_expect_geq(entry_events, 2, "CREATE for the main task and the child");
+  cr_expect_eq(entry_seen, 0, "%d events showed their entry to the program",
+               entry_seen);
+  cr_expect_eq(entry_outside, 0, "an entry was left set after its event");
+}
