@@ -22,6 +22,9 @@ extern unsigned char uvt__hooks_on __attribute__((visibility("hidden")));
 /* Some subscriber wants every AWAIT, not only those a misuse checker
  * uses (uvt_hook_filter_awaits). */
 extern unsigned char uvt__hooks_all_awaits __attribute__((visibility("hidden")));
+/* Every subscriber takes a direct switch as one event
+ * (uvt_hook_combine_switches). */
+extern unsigned char uvt__hooks_combine __attribute__((visibility("hidden")));
 /* Sets ev->slot per subscriber (hooks.h), so the event is not const. */
 void uvt__hook_dispatch(uvt_hook_event_t *ev);
 

@@ -15,21 +15,28 @@ unsigned char uvt__hooks_on;
 _Thread_local uvt__hook_entry_t uvt__hook_entry __attribute__((tls_model("initial-exec")));
 /* Some subscriber wants every AWAIT (uvt_hook_filter_awaits). */
 unsigned char uvt__hooks_all_awaits;
+/* Every subscriber takes a direct switch as one event
+ * (uvt_hook_combine_switches). */
+unsigned char uvt__hooks_combine;
 
 static struct {
   uvt_hook_fn fn;
   void *data;
   bool filter_awaits;
   bool foreign; /* fn is not the library's own (the recorder's) */
+  bool combine;
 } subs[MAX_SUBSCRIBERS];
 
 static int nsubs;
-static void count_awaits(void) {
+static void count_flags(void) {
   int i;
-  unsigned char all = 0;
-  for (i = 0; i < nsubs; i++)
+  unsigned char all = 0, combine = nsubs > 0;
+  for (i = 0; i < nsubs; i++) {
     if (!subs[i].filter_awaits) all = 1;
+    if (!subs[i].combine) combine = 0;
+  }
   __atomic_store_n(&uvt__hooks_all_awaits, all, __ATOMIC_RELEASE);
+  __atomic_store_n(&uvt__hooks_combine, combine, __ATOMIC_RELEASE);
 }
 /* The subscriber that claimed the objects' word (uvt_hook_add_slot). */
 static struct {
@@ -80,6 +87,9 @@ static __attribute__((noinline)) void dispatch_all(uvt_hook_event_t *ev, void **
                  subs[i].data == slot_owner.data;
     int k;
     ev->slot = word != NULL && owner ? word : NULL;
+    ev->next_slot = ev->next != NULL && owner
+                        ? &((uvt__obj_t *)(uintptr_t)ev->next)->hook_slot
+                        : NULL;
     /* Members (a deadlock's tasks) are the hook point's own array, made
      * for this event: their words go to the claimer only, as above. */
     for (k = 0; k < ev->nmembers; k++) {
@@ -100,10 +110,12 @@ void uvt__hook_dispatch(uvt_hook_event_t *ev) {
    * loop: this function was 54 of the ~400 instructions a recorded event
    * cost the loop thread (callgrind, bench_tracer's worker). */
   if (nsubs == 1 && ev->nmembers == 0) {
-    ev->slot = slot_owner.claimed && subs[0].fn == slot_owner.fn &&
-                       subs[0].data == slot_owner.data
-                   ? word
-                   : NULL;
+    bool owner = slot_owner.claimed && subs[0].fn == slot_owner.fn &&
+                 subs[0].data == slot_owner.data;
+    ev->slot = owner ? word : NULL;
+    if (ev->next != NULL)
+      ev->next_slot =
+          owner ? &((uvt__obj_t *)(uintptr_t)ev->next)->hook_slot : NULL;
     call_sub(0, ev);
     return;
   }
@@ -125,8 +137,9 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   subs[nsubs].data = data;
   subs[nsubs].filter_awaits = false;
   subs[nsubs].foreign = !same_object((void *)(uintptr_t)fn);
+  subs[nsubs].combine = false;
   nsubs++;
-  count_awaits();
+  count_flags();
   __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
   return 0;
 }
@@ -148,7 +161,7 @@ int uvt_hook_remove(uvt_hook_fn fn, void *data) {
     if (subs[i].fn == fn && subs[i].data == data) {
       for (; i + 1 < nsubs; i++) subs[i] = subs[i + 1];
       nsubs--;
-      count_awaits();
+      count_flags();
       if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
       return 0;
     }
@@ -161,7 +174,19 @@ int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data) {
   for (i = 0; i < nsubs; i++) {
     if (subs[i].fn == fn && subs[i].data == data) {
       subs[i].filter_awaits = true;
-      count_awaits();
+      count_flags();
+      return 0;
+    }
+  }
+  return UVT_EINVAL;
+}
+
+int uvt_hook_combine_switches(uvt_hook_fn fn, void *data) {
+  int i;
+  for (i = 0; i < nsubs; i++) {
+    if (subs[i].fn == fn && subs[i].data == data) {
+      subs[i].combine = true;
+      count_flags();
       return 0;
     }
   }
@@ -194,6 +219,11 @@ int uvt_hook_remove(uvt_hook_fn fn, void *data) {
 }
 
 int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data) {
+  (void)fn, (void)data;
+  return UV_ENOTSUP;
+}
+
+int uvt_hook_combine_switches(uvt_hook_fn fn, void *data) {
   (void)fn, (void)data;
   return UV_ENOTSUP;
 }

@@ -252,6 +252,31 @@ UVT__HOOK_FN hook_suspend(uvt__sched_t *s, uvt_task_t *p) {
             .wait_timeout = p->state == UVT_TASK_DONE ? 0 : p->parked_at.timeout);
 }
 
+/* A direct switch from `p` to `t` as one event, for subscribers that all
+ * asked (uvt_hook_combine_switches): p's SUSPEND naming t as `next`. */
+UVT__HOOK_FN hook_switch(uvt__sched_t *s, uvt_task_t *p, uvt_task_t *t) {
+  if (!p->hook_step) {
+    hook_resume(s, t);
+    return;
+  }
+  p->hook_step = false;
+  t->hook_step = true;
+  UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
+            .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
+            .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
+            .where_file = p->state == UVT_TASK_DONE ? NULL : p->parked_at.file,
+            .where_line = p->parked_at.line,
+            .what = p->state == UVT_TASK_DONE ? NULL : p->parked_at.what,
+            .status = p->state == UVT_TASK_DONE ? p->out.status : 0,
+            .loop = s->loop, .object = p,
+            .wait = p->state == UVT_TASK_DONE ? UVT_WAIT_NONE
+                                               : (uvt_wait_kind_t)p->parked_at.wait,
+            .wait_on = p->state == UVT_TASK_DONE ? NULL : UVT__SITE_ON_PUBLIC(&p->parked_at),
+            .wait_on_id = p->state == UVT_TASK_DONE ? 0 : UVT__SITE_ON_ID(&p->parked_at),
+            .wait_timeout = p->state == UVT_TASK_DONE ? 0 : p->parked_at.timeout,
+            .next = t, .next_id = t->obj.id, .next_name = t->obj.name);
+}
+
 /* ---- switching -------------------------------------------------------------- */
 
 /* A task's side of a switch it made, once it is resumed: tell ASan where
@@ -296,6 +321,14 @@ static void switch_into(uvt__sched_t *s, uvt_task_t *t) {
 static inline __attribute__((always_inline)) void
 step_to(uvt__sched_t *s, uvt_task_t *from, uvt_task_t *to) {
   if (UVT__HOOKS_ACTIVE()) {
+#ifdef ASYNCIODEBUG
+    if (uvt__hooks_combine) {
+      hook_switch(s, from, to);
+      uvt__task_set_state(to, UVT_TASK_RUNNING);
+      s->current = to;
+      return;
+    }
+#endif
     hook_suspend(s, from);
     uvt__task_set_state(to, UVT_TASK_RUNNING);
     s->current = to;

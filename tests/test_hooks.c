@@ -581,3 +581,122 @@ Test(hooks, the_entry_point_is_hidden_from_a_program_subscriber_and_cleared_afte
                entry_seen);
   cr_expect_eq(entry_outside, 0, "an entry was left set after its event");
 }
+
+/* uvt_hook_combine_switches: a direct switch between two tasks is one
+ * SUSPEND naming the next task, which then gets no RESUME of its own;
+ * every step still begins once and ends once.  A subscriber that did not
+ * ask keeps SUSPEND and RESUME apart (and so does everyone while it
+ * subscribes). */
+#define SW_MAX 512
+static struct {
+  uvt_hook_kind_t kind;
+  uint64_t id, next_id;
+  const void *object, *next;
+  bool next_slot;
+} sw[SW_MAX];
+static int nsw;
+
+static void record_switch(const uvt_hook_event_t *ev, void *data) {
+  (void)data;
+  if ((ev->kind != UVT_HOOK_RESUME && ev->kind != UVT_HOOK_SUSPEND) || nsw == SW_MAX)
+    return;
+  sw[nsw].kind = ev->kind;
+  sw[nsw].id = ev->id;
+  sw[nsw].object = ev->object;
+  sw[nsw].next = ev->kind == UVT_HOOK_SUSPEND ? ev->next : NULL;
+  sw[nsw].next_id = ev->kind == UVT_HOOK_SUSPEND ? ev->next_id : 0;
+  sw[nsw].next_slot = ev->kind == UVT_HOOK_SUSPEND && ev->next_slot != NULL;
+  nsw++;
+}
+
+static void ignore_events(const uvt_hook_event_t *ev, void *data) {
+  (void)ev, (void)data;
+}
+
+static int sw_yielder(void *arg) {
+  int i;
+  (void)arg;
+  for (i = 0; i < 5; i++)
+    if (uvt_yield() != 0) return -1;
+  return 0;
+}
+
+static int sw_main(void *arg) {
+  uvt_task_t *t[2];
+  int err;
+  (void)arg;
+  t[0] = uvt_spawn(sw_yielder, NULL);
+  t[1] = uvt_spawn(sw_yielder, NULL);
+  err = uvt_gather(t, 2);
+  uvt_detach(t[0]);
+  uvt_detach(t[1]);
+  return err;
+}
+
+/* Per task: steps begun (RESUME, or a SUSPEND naming it next) and ended
+ * (SUSPEND of it); they must match, and in order: never two begins or
+ * two ends in a row. */
+static void check_steps(int *combined) {
+  int i, j;
+  *combined = 0;
+  for (i = 0; i < nsw; i++)
+    if (sw[i].kind == UVT_HOOK_SUSPEND && sw[i].next != NULL) (*combined)++;
+  for (i = 0; i < nsw; i++) {
+    uint64_t id = sw[i].id;
+    int running = 0, begun = 0, ended = 0;
+    bool seen = false;
+    for (j = 0; j < i; j++) seen = seen || sw[j].id == id || sw[j].next_id == id;
+    if (seen || id == 0) continue;
+    for (j = 0; j < nsw; j++) {
+      if (sw[j].id == id && sw[j].kind == UVT_HOOK_SUSPEND) {
+        cr_expect_eq(running, 1, "task %llu ended a step it had not begun",
+                     (unsigned long long)id);
+        running = 0;
+        ended++;
+      }
+      if ((sw[j].id == id && sw[j].kind == UVT_HOOK_RESUME) ||
+          (sw[j].kind == UVT_HOOK_SUSPEND && sw[j].next_id == id)) {
+        cr_expect_eq(running, 0, "task %llu began a step twice",
+                     (unsigned long long)id);
+        running = 1;
+        begun++;
+      }
+    }
+    cr_expect_eq(begun, ended, "task %llu: %d steps begun, %d ended",
+                 (unsigned long long)id, begun, ended);
+  }
+}
+
+Test(hooks, combined_switches_are_one_event_per_direct_switch) {
+  int combined;
+  nsw = 0;
+  cr_assert_eq(uvt_hook_combine_switches(record_switch, NULL), UVT_EINVAL,
+               "not subscribed");
+  cr_assert_eq(uvt_hook_add_slot(record_switch, NULL), 0);
+  cr_assert_eq(uvt_hook_combine_switches(record_switch, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, sw_main, NULL), 0);
+  uvt_hook_remove(record_switch, NULL);
+  check_steps(&combined);
+  /* Two tasks yielding to each other five times hand the CPU straight
+   * over at each yield. */
+  cr_expect_geq(combined, 8, "only %d combined switches", combined);
+  for (int i = 0; i < nsw; i++) {
+    if (sw[i].kind != UVT_HOOK_SUSPEND || sw[i].next == NULL) continue;
+    cr_expect(sw[i].next_slot, "the claimer gets the next task's word");
+    cr_expect_neq(sw[i].next_id, 0);
+  }
+}
+
+Test(hooks, switches_stay_apart_while_a_subscriber_did_not_ask) {
+  int combined;
+  nsw = 0;
+  cr_assert_eq(uvt_hook_add(record_switch, NULL), 0);
+  cr_assert_eq(uvt_hook_add(ignore_events, NULL), 0);
+  cr_assert_eq(uvt_hook_combine_switches(record_switch, NULL), 0);
+  cr_assert_eq(uvt_run(NULL, sw_main, NULL), 0);
+  uvt_hook_remove(ignore_events, NULL);
+  uvt_hook_remove(record_switch, NULL);
+  check_steps(&combined);
+  cr_expect_eq(combined, 0, "%d combined switches", combined);
+  cr_expect_geq(nsw, 20, "only %d RESUME/SUSPEND events", nsw);
+}

@@ -602,6 +602,10 @@ static tobj_t *tobj_of(const uvt_hook_event_t *ev) {
   return ev->slot != NULL ? *ev->slot : NULL;
 }
 
+static tobj_t *next_of(const uvt_hook_event_t *ev) {
+  return ev->next_slot != NULL ? *ev->next_slot : NULL;
+}
+
 static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   tobj_t *o;
   if (ev->slot == NULL) return;
@@ -672,7 +676,42 @@ static void on_rename(tobj_t *o, const char *name) {
   o->name = copy;
 }
 
-static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
+/* The step of `o` (the RESUME's object, or a combined SUSPEND's `next`)
+ * begins at `now`. */
+static void step_begins(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
+                        uint64_t now) {
+  /* Before the step's clock starts (and before the watchdog sees a
+   * step): the flush is billed to no task. */
+  if (maybe_flush(s, now)) now = uvt__tclock();
+  if (o != NULL) {
+    wd_slot_t *slot = uvt__wd_slot();
+    o->step_start = now;
+    s->now_hr = now;
+    if (o->kind == UVT_OBJECT_TASK) s->running = o;
+    o->step_start_wall = (int64_t)now + wall_offset;
+    if (slot != NULL) {
+      __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
+      __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
+    }
+    if (o->locks != NULL) {
+      if (ev->kind == UVT_HOOK_RESUME) {
+        uvt__locks_event(ev, o, &o->locks);
+      } else {
+        /* The combined switch's RESUME, as its own event for locks.c. */
+        uvt_hook_event_t r = {.kind = UVT_HOOK_RESUME,
+                              .object_kind = UVT_OBJECT_TASK,
+                              .id = ev->next_id, .task_id = ev->next_id,
+                              .name = ev->next_name, .loop = ev->loop,
+                              .object = ev->next, .slot = ev->next_slot};
+        uvt__locks_event(&r, o, &o->locks);
+      }
+    }
+  }
+}
+
+/* Ends the step of `o` at `now`; true if it wrote a row or a finding
+ * (the recorder's own time, after `now`). */
+static bool on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
                        uint64_t now) {
   uint64_t dur = now - o->step_start;
   bool slow = dur >= (uint64_t)uvt__tcfg.slow_ms * 1000000u;
@@ -714,7 +753,9 @@ static void on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
     } else {
       __atomic_add_fetch(&uvt__stat_shed, 1, __ATOMIC_RELAXED);
     }
+    return true;
   }
+  return false;
 }
 
 /* Where a suspended task is parked (its event's object), 0 if unknown. */
@@ -974,30 +1015,20 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
     on_create(s, ev);
     break;
   case UVT_HOOK_RESUME:
-    now = uvt__tclock();
-    /* Before the step's clock starts (and before the watchdog sees a
-     * step): the flush is billed to no task. */
-    if (maybe_flush(s, now)) now = uvt__tclock();
-    if (o != NULL) {
-      wd_slot_t *slot = uvt__wd_slot();
-      o->step_start = now;
-      s->now_hr = now;
-      if (o->kind == UVT_OBJECT_TASK) s->running = o;
-      o->step_start_wall = (int64_t)now + wall_offset;
-      if (slot != NULL) {
-        __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
-      }
-      if (o->locks != NULL) uvt__locks_event(ev, o, &o->locks);
-    }
+    step_begins(s, o, ev, uvt__tclock());
     break;
   case UVT_HOOK_SUSPEND: {
     wd_slot_t *slot = uvt__wd_slot_peek();
     if (slot != NULL) __atomic_store_n(&slot->step_start, 0, __ATOMIC_RELEASE);
     now = uvt__tclock();
     s->running = NULL;
-    if (o != NULL) on_suspend(s, o, ev, now);
+    /* A step that wrote a row or a finding took the recorder's time
+     * after `now`: the next step's clock starts after it. */
+    if (o != NULL && on_suspend(s, o, ev, now)) now = uvt__tclock();
     s->now_hr = now; /* what follows happens between steps */
+    /* A direct switch (uvt_hook_combine_switches): the next task's step
+     * begins at the same instant, without a RESUME of its own. */
+    if (ev->next != NULL) step_begins(s, next_of(ev), ev, now);
     break;
   }
   case UVT_HOOK_DONE:
@@ -1123,4 +1154,6 @@ void uvt__recorder_start(void) {
   /* AWAIT serves the no-yield check and the lock tracker only (on_await,
    * locks.c): those are the awaits the runtime still sends. */
   (void)uvt_hook_filter_awaits(hook, NULL);
+  /* A direct switch as one event: one clock read and dispatch less. */
+  (void)uvt_hook_combine_switches(hook, NULL);
 }

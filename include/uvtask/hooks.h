@@ -132,6 +132,18 @@ typedef struct uvt_hook_event {
   /* FINDING: the object is on the uvt_leaks_ignore list: the runtime
    * neither prints nor counts it; a recorder keeps it, marked. */
   int ignored;
+  /* Added within ABI 0.2, at the end (a subscriber built before never
+   * reads them).  SUSPEND, for a subscriber that asked for combined
+   * switches (uvt_hook_combine_switches): the task that runs next, at the
+   * same instant, when one task hands the CPU straight to another (or a
+   * yield carries on: `next` is then `object`).  The event then stands for
+   * that task's RESUME too: no RESUME of its own follows.  NULL when the
+   * loop runs next (a RESUME follows later as ever).  `next_slot` is its
+   * subscriber word, the claimer's only, as `slot`. */
+  const void *next;
+  void **next_slot;
+  uint64_t next_id;
+  const char *next_name;
 } uvt_hook_event_t;
 
 typedef void (*uvt_hook_fn)(const uvt_hook_event_t *ev, void *data);
@@ -158,6 +170,15 @@ UVT_EXPORT int uvt_hook_remove(uvt_hook_fn fn, void *data);
  * park's site and wait.  0, UVT_EINVAL (not subscribed) or UV_ENOTSUP in
  * the release library. */
 UVT_EXPORT int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data);
+/* The subscriber (fn, data) takes a direct switch between two tasks as
+ * one event: the SUSPEND of the task that stops, naming in `next` the
+ * task whose step begins (see `next` above), instead of SUSPEND then
+ * RESUME.  A switch is two of the events of every task step; one event
+ * instead of two is one dispatch and one clock read less for a recorder.
+ * It takes effect while every subscriber asked for it (while one did not,
+ * everyone gets SUSPEND and RESUME apart).  0, UVT_EINVAL (not
+ * subscribed) or UV_ENOTSUP in the release library. */
+UVT_EXPORT int uvt_hook_combine_switches(uvt_hook_fn fn, void *data);
 
 /* ---- accessors: what a subscriber may ask, besides the events ---------- */
 
