@@ -121,7 +121,12 @@ typedef struct tstate_s {
   size_t nspare;
 } tstate_t;
 
-#define SPARE_KEEP 4096
+/* Up to this many: a program that had 100k tasks at once will likely
+ * again, and malloc and free of each record was a quarter of the loop
+ * thread's recording cost per gathered task (callgrind; glibc
+ * consolidates 100k frees).  At most ~30 MB, next to the 100k task
+ * stacks such a program had. */
+#define SPARE_KEEP 131072
 
 static void spares_free(tstate_t *s) {
   while (s->spare != NULL) {
