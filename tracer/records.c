@@ -36,7 +36,7 @@ static void give_back_freed(void) {
   nfreed = 0;
 }
 
-rec_t *uvt__rec_new(rec_kind_t kind) {
+UVT__TRACER_TUNE rec_t *uvt__rec_new(rec_kind_t kind) {
   rec_t *r = local_free;
   if (r == NULL) {
     rec_t *last = NULL, *p;
