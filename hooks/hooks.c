@@ -76,6 +76,18 @@ static inline void call_sub(int i, uvt_hook_event_t *ev) {
   else subs[i].fn(ev, subs[i].data);
 }
 
+/* The usual case, one subscriber that claimed the word (a recorder
+ * alone): it, else NULL.  Kept by set_fast() on every change. */
+static uvt_hook_fn fast_fn;
+static void *fast_data;
+
+static void set_fast(void) {
+  bool one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
+             subs[0].data == slot_owner.data && !subs[0].foreign;
+  fast_fn = one ? subs[0].fn : NULL;
+  fast_data = one ? subs[0].data : NULL;
+}
+
 /* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the
  * claimer only; the others get the same event with `slot` NULL.  The
  * event is the hook point's own, on its stack: set in place, not copied. */
@@ -104,6 +116,16 @@ static __attribute__((noinline)) void dispatch_all(uvt_hook_event_t *ev, void **
 
 void uvt__hook_dispatch(uvt_hook_event_t *ev) {
   void **word = NULL;
+  /* A recorder alone: 12 instructions to its call instead of 25 (each
+   * task step raises three to six events). */
+  if (fast_fn != NULL && ev->nmembers == 0) {
+    if (ev->object != NULL)
+      ev->slot = &((uvt__obj_t *)(uintptr_t)ev->object)->hook_slot;
+    if (ev->next != NULL)
+      ev->next_slot = &((uvt__obj_t *)(uintptr_t)ev->next)->hook_slot;
+    fast_fn(ev, fast_data);
+    return;
+  }
   if (ev->object != NULL && slot_owner.claimed)
     word = &((uvt__obj_t *)(uintptr_t)ev->object)->hook_slot;
   /* The usual case, a recorder alone, is a tail call without the general
@@ -140,6 +162,7 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   subs[nsubs].combine = false;
   nsubs++;
   count_flags();
+  set_fast();
   __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
   return 0;
 }
@@ -152,6 +175,7 @@ int uvt_hook_add_slot(uvt_hook_fn fn, void *data) {
   slot_owner.fn = fn;
   slot_owner.data = data;
   slot_owner.claimed = true;
+  set_fast();
   return 0;
 }
 
@@ -162,6 +186,7 @@ int uvt_hook_remove(uvt_hook_fn fn, void *data) {
       for (; i + 1 < nsubs; i++) subs[i] = subs[i + 1];
       nsubs--;
       count_flags();
+      set_fast();
       if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
       return 0;
     }
