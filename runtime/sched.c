@@ -473,6 +473,20 @@ UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
 }
 
 
+/* hook_await's filter, at the call site: a park or yield that no
+ * subscriber wants as AWAIT (the usual one, with a recorder) costs no
+ * call. */
+#ifdef ASYNCIODEBUG
+#define HOOK_AWAIT(t, where)                                                 \
+  do {                                                                       \
+    if (UVT__HOOKS_ACTIVE() &&                                               \
+        (uvt__hooks_all_awaits || (t)->no_yield_depth != 0 ||                \
+         (t)->held_locks != NULL || (where)->wait == UVT_WAIT_LOCK))         \
+      hook_await(t, where);                                                  \
+  } while (0)
+#else
+#define HOOK_AWAIT(t, where) UVT__HOOK_AT(hook_await, t, where)
+#endif
 
 static void cancel_wake_now(uvt_task_t *t, void *data) {
   (void)data;
@@ -490,7 +504,7 @@ int uvt__park(const uvt__site_t *where,
   uvt__sched_t *s = tls_sched;
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
-  UVT__HOOK_AT(hook_await, t, where);
+  HOOK_AWAIT(t, where);
   t->parked_at = *where;
   /* Since when (dumps, snapshots, the stall and lock checks): the clock
    * read that began this run of passes, not a read per park.  As stale
@@ -528,7 +542,7 @@ int uvt__yield(const uvt__site_t *where) {
   uvt__sched_t *s = tls_sched;
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
-  UVT__HOOK_AT(hook_await, t, where);
+  HOOK_AWAIT(t, where);
   t->parked_at = *where;
   t->wake_status = 0;
   uvt__task_set_state(t, UVT_TASK_READY);
