@@ -716,6 +716,34 @@ static void step_begins(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
 
 /* Ends the step of `o` at `now`; true if it wrote a row or a finding
  * (the recorder's own time, after `now`). */
+/* A step over the slow threshold: its finding, with the watchdog's sample
+ * of where the loop was stuck.  Out of line: it is rare, and its buffer
+ * and calls would weigh on every event's hook(). */
+static __attribute__((noinline, cold)) void slow_step(tstate_t *s, tobj_t *o,
+                                                      const uvt_hook_event_t *ev,
+                                                      uint64_t dur) {
+  char text[768];
+  int64_t blocked = 0;
+  wd_slot_t *slot = uvt__wd_slot_peek();
+  /* The watchdog's sample of this very step: where the loop was stuck. */
+  if (slot != NULL &&
+      __atomic_load_n(&slot->sample_done, __ATOMIC_ACQUIRE) == slot->step_seq &&
+      slot->npcs > 0) {
+    int i = 0, n = slot->npcs;
+    while (i < n && slot->pcs[i] >= lib_lo && slot->pcs[i] < lib_hi) i++;
+    if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
+    if (i < n) blocked = uvt__stack_intern(slot->pcs + i, n - i);
+  }
+  snprintf(text, sizeof(text), "task '%s' blocked the loop for %llu ms%s%s%s",
+           o->name ? o->name : "?", (unsigned long long)(dur / 1000000),
+           ev->what ? " before " : "", ev->what ? ev->what : "",
+           ev->what ? "" : " (until it ended)");
+  uvt__tracer_print(o->file, o->line, text, UVT_FINDING_SLOW_CALLBACK);
+  finding(s, o, UVT_FINDING_SLOW_CALLBACK, o->file, o->line, o->func, text, blocked,
+          0, ev->where_file, ev->where_line, ev->what, false, 0,
+          (int64_t)dur, false);
+}
+
 static bool on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
                        uint64_t now) {
   uint64_t dur = now - o->step_start;
@@ -723,28 +751,7 @@ static bool on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
   o->steps++;
   o->busy_ns += dur;
   if (dur > o->max_step_ns) o->max_step_ns = dur;
-  if (slow) {
-    char text[768];
-    int64_t blocked = 0;
-    wd_slot_t *slot = uvt__wd_slot_peek();
-    /* The watchdog's sample of this very step: where the loop was stuck. */
-    if (slot != NULL &&
-        __atomic_load_n(&slot->sample_done, __ATOMIC_ACQUIRE) == slot->step_seq &&
-        slot->npcs > 0) {
-      int i = 0, n = slot->npcs;
-      while (i < n && slot->pcs[i] >= lib_lo && slot->pcs[i] < lib_hi) i++;
-      if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
-      if (i < n) blocked = uvt__stack_intern(slot->pcs + i, n - i);
-    }
-    snprintf(text, sizeof(text), "task '%s' blocked the loop for %llu ms%s%s%s",
-             o->name ? o->name : "?", (unsigned long long)(dur / 1000000),
-             ev->what ? " before " : "", ev->what ? ev->what : "",
-             ev->what ? "" : " (until it ended)");
-    uvt__tracer_print(o->file, o->line, text, UVT_FINDING_SLOW_CALLBACK);
-    finding(s, o, UVT_FINDING_SLOW_CALLBACK, o->file, o->line, o->func, text, blocked,
-            0, ev->where_file, ev->where_line, ev->what, false, 0,
-            (int64_t)dur, false);
-  }
+  if (slow) slow_step(s, o, ev, dur);
   if ((o->emitted && dur >= STEP_MIN_NS) || slow) {
     if (slow || __atomic_add_fetch(&steps_written, 1, __ATOMIC_RELAXED) <= STEP_BUDGET) {
       rec_t *r = uvt__rec_new(REC_STEP);
@@ -825,9 +832,10 @@ static void push_members(const uvt_hook_event_t *ev) {
   }
 }
 
-static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev);
+static __attribute__((noinline)) void on_await(tstate_t *s, tobj_t *o,
+                                                const uvt_hook_event_t *ev);
 
-static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+static __attribute__((noinline)) void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   int64_t stack = 0;
   /* The runtime flags a call that may yield, with the call's site; the
    * section's site and stack are kept here (NO_YIELD_BEGIN). */
@@ -852,7 +860,7 @@ static void on_finding(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   uvt__rec_submit();
 }
 
-static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+static __attribute__((noinline)) void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   char text[768];
   if (ev->no_yield_depth <= 0 || o->section_reported) return;
   o->section_reported = true;
@@ -873,7 +881,7 @@ static void on_await(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
           o->section_file, o->section_line, ev->what, false, 0, 0, false);
 }
 
-static void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+static __attribute__((noinline)) void on_wrong_thread(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   char text[768];
   const char *file = ev->where_file ? ev->where_file : ev->file;
   int line = ev->where_file ? ev->where_line : ev->line;
@@ -958,7 +966,7 @@ static char *awaiter_ids(const uvt_hook_event_t *ev) {
   return out;
 }
 
-static void on_snapshot(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
+static __attribute__((noinline)) void on_snapshot(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev) {
   rec_t *r;
   if (ev->kind == UVT_HOOK_SNAPSHOT_BEGIN) {
     s->snap_id = __atomic_add_fetch(&snapshot_seq, 1, __ATOMIC_RELAXED);
