@@ -253,7 +253,15 @@ UVT__HOOK_FN hook_suspend(uvt__sched_t *s, uvt_task_t *p) {
 }
 
 /* A direct switch from `p` to `t` as one event, for subscribers that all
- * asked (uvt_hook_combine_switches): p's SUSPEND naming t as `next`. */
+ * asked (uvt_hook_combine_switches): p's SUSPEND naming t as `next`.
+ * The event lives per thread and only the fields a SUSPEND carries are
+ * written, each time: clearing a whole event was half of this function's
+ * instructions, at every task switch.  Subscribers may not switch tasks
+ * from an event, so one event per thread is never in use twice. */
+#ifdef ASYNCIODEBUG
+static _Thread_local uvt_hook_event_t switch_ev __attribute__((tls_model("initial-exec")));
+#endif
+
 UVT__HOOK_FN hook_switch(uvt__sched_t *s, uvt_task_t *p, uvt_task_t *t) {
   if (!p->hook_step) {
     hook_resume(s, t);
@@ -261,20 +269,35 @@ UVT__HOOK_FN hook_switch(uvt__sched_t *s, uvt_task_t *p, uvt_task_t *t) {
   }
   p->hook_step = false;
   t->hook_step = true;
-  UVT__HOOK(.kind = UVT_HOOK_SUSPEND, .object_kind = UVT_OBJECT_TASK,
-            .id = p->obj.id, .task_id = p->obj.id, .name = p->obj.name,
-            .file = p->obj.file, .line = p->obj.line, .func = p->obj.func,
-            .where_file = p->state == UVT_TASK_DONE ? NULL : p->parked_at.file,
-            .where_line = p->parked_at.line,
-            .what = p->state == UVT_TASK_DONE ? NULL : p->parked_at.what,
-            .status = p->state == UVT_TASK_DONE ? p->out.status : 0,
-            .loop = s->loop, .object = p,
-            .wait = p->state == UVT_TASK_DONE ? UVT_WAIT_NONE
-                                               : (uvt_wait_kind_t)p->parked_at.wait,
-            .wait_on = p->state == UVT_TASK_DONE ? NULL : UVT__SITE_ON_PUBLIC(&p->parked_at),
-            .wait_on_id = p->state == UVT_TASK_DONE ? 0 : UVT__SITE_ON_ID(&p->parked_at),
-            .wait_timeout = p->state == UVT_TASK_DONE ? 0 : p->parked_at.timeout,
-            .next = t, .next_id = t->obj.id, .next_name = t->obj.name);
+#ifdef ASYNCIODEBUG
+  if (UVT__HOOKS_ACTIVE()) {
+    uvt_hook_event_t *ev = &switch_ev;
+    bool done = p->state == UVT_TASK_DONE;
+    ev->kind = UVT_HOOK_SUSPEND;
+    ev->object_kind = UVT_OBJECT_TASK;
+    ev->id = ev->task_id = p->obj.id;
+    ev->name = p->obj.name;
+    ev->file = p->obj.file;
+    ev->line = p->obj.line;
+    ev->func = p->obj.func;
+    ev->where_file = done ? NULL : p->parked_at.file;
+    ev->where_line = p->parked_at.line;
+    ev->what = done ? NULL : p->parked_at.what;
+    ev->status = done ? p->out.status : 0;
+    ev->loop = s->loop;
+    ev->object = p;
+    ev->slot = NULL;
+    ev->wait = done ? UVT_WAIT_NONE : (uvt_wait_kind_t)p->parked_at.wait;
+    ev->wait_on = done ? NULL : UVT__SITE_ON_PUBLIC(&p->parked_at);
+    ev->wait_on_id = done ? 0 : UVT__SITE_ON_ID(&p->parked_at);
+    ev->wait_timeout = done ? 0 : p->parked_at.timeout;
+    ev->next = t;
+    ev->next_slot = NULL;
+    ev->next_id = t->obj.id;
+    ev->next_name = t->obj.name;
+    uvt__hook_dispatch(ev);
+  }
+#endif
 }
 
 /* ---- switching -------------------------------------------------------------- */
