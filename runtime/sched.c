@@ -263,10 +263,7 @@ static _Thread_local uvt_hook_event_t switch_ev __attribute__((tls_model("initia
 #endif
 
 UVT__HOOK_FN hook_switch(uvt__sched_t *s, uvt_task_t *p, uvt_task_t *t) {
-  if (!p->hook_step) {
-    hook_resume(s, t);
-    return;
-  }
+  (void)s;
   p->hook_step = false;
   t->hook_step = true;
 #ifdef ASYNCIODEBUG
@@ -345,7 +342,9 @@ static inline __attribute__((always_inline)) void
 step_to(uvt__sched_t *s, uvt_task_t *from, uvt_task_t *to) {
   if (UVT__HOOKS_ACTIVE()) {
 #ifdef ASYNCIODEBUG
-    if (uvt__hooks_combine) {
+    /* Only a step the subscribers saw begin ends in a combined event
+     * (one added mid-step gets the next task's RESUME as usual). */
+    if (uvt__hooks_combine && from->hook_step) {
       hook_switch(s, from, to);
       uvt__task_set_state(to, UVT_TASK_RUNNING);
       s->current = to;
