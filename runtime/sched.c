@@ -292,7 +292,7 @@ UVT__HOOK_FN hook_switch(uvt__sched_t *s, uvt_task_t *p, uvt_task_t *t) {
     ev->next_slot = NULL;
     ev->next_id = t->obj.id;
     ev->next_name = t->obj.name;
-    uvt__hook_dispatch(ev);
+    UVT__HOOK_ENTERED_INLINE(uvt__hook_dispatch(ev));
   }
 #endif
 }
@@ -504,7 +504,7 @@ UVT__HOOK_FN hook_await(uvt_task_t *t, const uvt__site_t *where) {
     if (UVT__HOOKS_ACTIVE() &&                                               \
         (uvt__hooks_all_awaits || (t)->no_yield_depth != 0 ||                \
          (t)->held_locks != NULL || (where)->wait == UVT_WAIT_LOCK))         \
-      hook_await(t, where);                                                  \
+      UVT__HOOK_ENTERED(hook_await(t, where));                               \
   } while (0)
 #else
 #define HOOK_AWAIT(t, where) UVT__HOOK_AT(hook_await, t, where)
