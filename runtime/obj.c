@@ -14,35 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* CREATE's event lives per thread (only CREATE's fields are ever written
- * in it, each time), so that this function ends in a tail call: its frame
- * is gone while a subscriber captures the creating call's stack, which an
- * unwinder then walks one frame less (~80 instructions with libunwind).
- * Subscribers create nothing from an event: it is never in use twice. */
-#ifdef ASYNCIODEBUG
-static _Thread_local uvt_hook_event_t create_ev __attribute__((tls_model("initial-exec")));
-#endif
-
 UVT__HOOK_FN hook_create(uvt__sched_t *s, uvt__obj_t *o) {
-#ifdef ASYNCIODEBUG
-  if (UVT__HOOKS_ACTIVE()) {
-    uvt_hook_event_t *ev = &create_ev;
-    uvt_task_t *parent = uvt__spawn_parent(s);
-    ev->kind = UVT_HOOK_CREATE;
-    ev->object_kind = (uvt_object_kind_t)o->kind;
-    ev->id = o->id;
-    ev->parent_id = parent != NULL ? parent->obj.id : 0;
-    ev->task_id = s->current != NULL ? s->current->obj.id : 0;
-    ev->name = o->name;
-    ev->file = o->file;
-    ev->line = o->line;
-    ev->func = o->func;
-    ev->loop = s->loop;
-    ev->object = o;
-    ev->slot = NULL;
-    uvt__hook_dispatch(ev);
-  }
-#endif
+  UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)o->kind,
+            .id = o->id,
+            .parent_id = uvt__spawn_parent(s) != NULL ? uvt__spawn_parent(s)->obj.id : 0,
+            .task_id = s->current != NULL ? s->current->obj.id : 0,
+            .name = o->name, .file = o->file, .line = o->line, .func = o->func,
+            .loop = s->loop, .object = o);
   (void)s, (void)o;
 }
 
