@@ -106,8 +106,14 @@ void uvt__waiters_remove(uvt__waiters_t *l, uvt__waiter_t *w) {
 
 void uvt__waiters_fire_all(uvt__waiters_t *l) {
   uvt__waiter_t *w;
+  /* Each node is the head when it is taken: unlinked by moving the head
+   * (its own links are stale once `linked` is false; nothing reads them). */
   while ((w = l->head) != NULL) {
-    uvt__waiters_remove(l, w);
+    uvt__waiter_t *next = w->next;
+    l->head = next;
+    if (next != NULL) next->prev = NULL;
+    else l->tail = NULL;
+    w->linked = false;
     w->fire(w);
   }
 }

@@ -44,15 +44,21 @@ static int check_tasks(uvt_task_t **ts, size_t n, uvt_task_t *self) {
   return 0;
 }
 
+/* The failure path of group_fire, out of line: most children end well. */
+static void group_child_failed(group_t *g, int status) {
+  if (g->first_error != 0 || !is_failure(status)) return;
+  g->first_error = status;
+  if (g->first_exception) uvt__wake(g->self, 0);
+}
+
+/* A child ended (its node is already unlinked).  The waiting task is
+ * woken once, by the child that completes the count (or, FIRST_EXCEPTION,
+ * by the first failure); a wake of a task already woken is ignored. */
 static void group_fire(uvt__waiter_t *w) {
   group_t *g = w->data;
-  uvt_task_t *t = w->target;
-  g->ndone++;
-  if (g->first_error == 0 && t != NULL && t->out.status < 0 &&
-      is_failure(t->out.status))
-    g->first_error = t->out.status;
-  if (g->ndone >= g->need || (g->first_exception && g->first_error != 0))
-    uvt__wake(g->self, 0);
+  int status = w->target->out.status;
+  if (UVT__UNLIKELY(status < 0)) group_child_failed(g, status);
+  if (++g->ndone >= g->need) uvt__wake(g->self, 0);
 }
 
 static void group_cancel_children(group_t *g) {
@@ -73,30 +79,37 @@ static void timeout_fire(uvt__timer_t *tm) {
   uvt__wake(t, UVT_ETIMEDOUT);
 }
 
-/* Register waiters on every task not done; returns the node array (the
- * caller frees it if it is not `local`), or NULL when out of memory. */
+/* Take a reference to every task for as long as this call waits on them
+ * (so that another task giving up its handle cannot free one under it),
+ * and register a waiter on every one not done.  Returns the node array
+ * (the caller frees it if it is not `local`), or NULL when out of memory
+ * (nothing taken then).  The nodes are not zeroed: a node is either
+ * pushed (which sets its links) or marked unlinked, and group_fire reads
+ * only what is set here.  One pass over the tasks: this is gather's
+ * per-task cost. */
 static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local) {
   uvt__waiter_t *ws = local;
   size_t i;
   if (g->set.n > STACK_WAITERS) {
-    ws = calloc(g->set.n, sizeof(*ws));
+    ws = malloc(g->set.n * sizeof(*ws));
     if (ws == NULL) return NULL;
-  } else {
-    memset(local, 0, sizeof(*local) * STACK_WAITERS);
   }
   g->ndone = 0;
   for (i = 0; i < g->set.n; i++) {
-    if (g->set.tasks[i]->out.done) {
+    uvt_task_t *t = g->set.tasks[i];
+    t->out.refs++;
+    if (t->out.done) {
+      ws[i].linked = false;
       g->ndone++;
-      if (g->first_error == 0 && is_failure(g->set.tasks[i]->out.status))
-        g->first_error = g->set.tasks[i]->out.status;
+      if (g->first_error == 0 && is_failure(t->out.status))
+        g->first_error = t->out.status;
       continue;
     }
-    ws[i].target = g->set.tasks[i];
+    ws[i].target = t;
     ws[i].fire = group_fire;
     ws[i].task = g->self;
     ws[i].data = g;
-    uvt__waiters_push(&g->set.tasks[i]->out.waiters, &ws[i]);
+    uvt__waiters_push(&t->out.waiters, &ws[i]);
   }
   return ws;
 }
@@ -108,13 +121,7 @@ static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local) {
   if (ws != local) free(ws);
 }
 
-/* A reference per task for as long as this call waits on them, so that
- * another task giving up its handle cannot free one under it. */
-static void group_pin(group_t *g) {
-  size_t i;
-  for (i = 0; i < g->set.n; i++) g->set.tasks[i]->out.refs++;
-}
-
+/* Give up group_link's references. */
 static void group_unpin(group_t *g) {
   size_t i;
   for (i = 0; i < g->set.n; i++) uvt__task_unref(g->set.tasks[i]);
@@ -143,7 +150,6 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   g.set.all = true;
   site.on = &g.set;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
-  group_pin(&g);
   if (g.ndone < g.set.n) uvt__deadlock_check(self, &site);
   while (g.ndone < g.set.n) {
     /* Revocable: all done, then cancelled before we ran, the cancel wins
@@ -156,17 +162,22 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
       group_cancel_children(&g);
     }
   }
-  group_unlink(&g, ws, local);
+  /* Every task is done, so no node is linked any more: each was either
+   * never pushed (its task was done) or unlinked before it fired, and
+   * only a fire counts in ndone.  Nothing to unlink. */
+  if (ws != local) free(ws);
   /* The first failure in completion order; else a cancellation, if some
-   * task ended cancelled. */
+   * task ended cancelled.  One pass: each task's status is read, then its
+   * reference given up (which may free it: not touched after). */
   err = g.first_error;
   for (i = 0; i < n; i++) {
+    uvt_task_t *t = ts[i];
     /* Every error counts as read, even when the gather itself was
      * cancelled: as asyncio's gather, it speaks for its children. */
-    uvt__outcome_retrieve(&ts[i]->obj, &ts[i]->out);
-    if (err == 0 && ts[i]->out.status < 0) err = ts[i]->out.status;
+    uvt__outcome_retrieve(&t->obj, &t->out);
+    if (err == 0 && t->out.status < 0) err = t->out.status;
+    uvt__task_unref(t);
   }
-  group_unpin(&g);
   return g.cancelled ? UVT_ECANCELED : err;
 }
 
@@ -199,7 +210,6 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
   g.set.all = mode == UVT_ALL_COMPLETED && timeout_ms < 0;
   site.on = &g.set;
   if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
-  group_pin(&g);
   if (g.ndone >= g.need || (g.first_exception && g.first_error != 0)) {
     st = 0;
   } else if (timeout_ms == 0) {
