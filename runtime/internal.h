@@ -331,7 +331,12 @@ void uvt__sched_set_current(uvt__sched_t *s);
 void uvt__ready_push(uvt__sched_t *s, uvt_task_t *t);
 /* Keep a released object (dead magic) for a while, then free it. */
 void uvt__quarantine(uvt__sched_t *s, uvt__obj_t *o);
-uvt_task_t *uvt__task_alloc(uvt__sched_t *s);
+/* A task struct from the recycled list, zeroed where a spawn does not
+ * set it (uvt__spawn's job): the list must not be empty. */
+uvt_task_t *uvt__task_take(uvt__sched_t *s);
+/* Put one fresh zeroed task struct on the recycled list; false when out
+ * of memory. */
+bool uvt__task_stock(uvt__sched_t *s);
 /* Free what the quarantine and the recycled tasks of `s` hold (the
  * scheduler going away). */
 void uvt__objects_free(uvt__sched_t *s);

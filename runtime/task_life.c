@@ -8,12 +8,24 @@
 #include "internal.h"
 #include "findings.h"
 
+/* uvt__spawn when no recycled struct is left: allocate one, then spawn
+ * again.  Apart, so that the spawn itself makes no call that its
+ * arguments must survive (6 registers saved and restored per spawn). */
+static __attribute__((noinline)) uvt_task_t *
+spawn_stocked(uvt__sched_t *s, uvt_fn fn, void *arg, size_t stack_size,
+              const char *name, const char *file, int line, const char *func) {
+  if (!uvt__task_stock(s)) return NULL;
+  return uvt__spawn(s, fn, arg, stack_size, name, file, line, func);
+}
+
 uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
                        size_t stack_size, const char *name, const char *file,
                        int line, const char *func) {
-  uvt_task_t *t = uvt__task_alloc(s);
-  uvt_task_t *parent = uvt__spawn_parent(s);
-  if (t == NULL) return NULL;
+  uvt_task_t *t, *parent;
+  if (UVT__UNLIKELY(s->free_tasks == NULL))
+    return spawn_stocked(s, fn, arg, stack_size, name, file, line, func);
+  t = uvt__task_take(s);
+  parent = uvt__spawn_parent(s);
   uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
   t->sched = s;
   t->fn = fn;
