@@ -32,15 +32,12 @@ static bool is_failure(int status) {
   return status < 0 && status != UVT_ECANCELED;
 }
 
-static int check_tasks(uvt_task_t **ts, size_t n, uvt_task_t *self) {
-  size_t i;
-  if (ts == NULL && n > 0) return UVT_EINVAL;
-  for (i = 0; i < n; i++) {
-    if (ts[i] == NULL) return UVT_EINVAL;
-    if (ts[i]->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
-    if (ts[i] == self) return UVT_ESELF;
-    if (ts[i]->sched != self->sched) return UVT_EWRONGTHREAD;
-  }
+/* Whether `t` may be waited on by `self`: 0, or why not. */
+static inline int task_bad(const uvt_task_t *t, const uvt_task_t *self) {
+  if (t == NULL) return UVT_EINVAL;
+  if (t->obj.magic != UVT__MAGIC_LIVE) return UVT_ERELEASED;
+  if (t == self) return UVT_ESELF;
+  if (t->sched != self->sched) return UVT_EWRONGTHREAD;
   return 0;
 }
 
@@ -79,24 +76,46 @@ static void timeout_fire(uvt__timer_t *tm) {
   uvt__wake(t, UVT_ETIMEDOUT);
 }
 
-/* Take a reference to every task for as long as this call waits on them
- * (so that another task giving up its handle cannot free one under it),
- * and register a waiter on every one not done.  Returns the node array
- * (the caller frees it if it is not `local`), or NULL when out of memory
- * (nothing taken then).  The nodes are not zeroed: a node is either
- * pushed (which sets its links) or marked unlinked, and group_fire reads
- * only what is set here.  One pass over the tasks: this is gather's
- * per-task cost. */
-static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local) {
+static void group_unlink(group_t *g, uvt__waiter_t *ws, uvt__waiter_t *local);
+static void group_unpin(group_t *g);
+
+/* Check every task (see task_bad), take a reference to each for as long
+ * as this call waits on them (so that another task giving up its handle
+ * cannot free one under it), and register a waiter on every one not
+ * done.  Returns the node array (the caller frees it if it is not
+ * `local`), or NULL with *err set (UVT_EINVAL, UVT_ERELEASED, UVT_ESELF,
+ * UVT_EWRONGTHREAD for the first bad task, or UVT_ENOMEM): nothing is
+ * taken then.  The nodes are not zeroed: a node is either pushed (which
+ * sets its links) or marked unlinked, and group_fire reads only what is
+ * set here.  One pass over the tasks: this is gather's per-task cost. */
+static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local, int *err) {
+  uvt_task_t **ts = g->set.tasks, *self = g->self;
+  size_t i, n = g->set.n;
   uvt__waiter_t *ws = local;
-  size_t i;
-  if (g->set.n > STACK_WAITERS) {
-    ws = malloc(g->set.n * sizeof(*ws));
-    if (ws == NULL) return NULL;
+  if (ts == NULL && n > 0) {
+    *err = UVT_EINVAL;
+    return NULL;
+  }
+  if (n > STACK_WAITERS) {
+    ws = malloc(n * sizeof(*ws));
+    if (ws == NULL) {
+      *err = UVT_ENOMEM;
+      return NULL;
+    }
   }
   g->ndone = 0;
-  for (i = 0; i < g->set.n; i++) {
-    uvt_task_t *t = g->set.tasks[i];
+  for (i = 0; i < n; i++) {
+    uvt_task_t *t = ts[i];
+    int bad = task_bad(t, self);
+    if (UVT__UNLIKELY(bad != 0)) {
+      /* Undo the tasks before this one. */
+      g->set.n = i;
+      group_unlink(g, ws, local);
+      group_unpin(g);
+      g->set.n = n;
+      *err = bad;
+      return NULL;
+    }
     t->out.refs++;
     if (t->out.done) {
       ws[i].linked = false;
@@ -107,7 +126,7 @@ static uvt__waiter_t *group_link(group_t *g, uvt__waiter_t *local) {
     }
     ws[i].target = t;
     ws[i].fire = group_fire;
-    ws[i].task = g->self;
+    ws[i].task = self;
     ws[i].data = g;
     uvt__waiters_push(&t->out.waiters, &ws[i]);
   }
@@ -139,8 +158,6 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
     return uvt__not_in_task(n > 0 && ts != NULL ? UVT__TASK_SCHED(ts[0]) : NULL,
                             n > 0 && ts != NULL ? UVT__TASK_OBJ(ts[0]) : NULL,
                             "uvt_gather", file, line);
-  if ((err = check_tasks(ts, n, self)) != 0) return err;
-  UVT__YIELD_POINT(self, "uvt_gather");
   memset(&g, 0, sizeof(g));
   g.set.tasks = ts;
   g.set.n = n;
@@ -149,7 +166,10 @@ int uvt_gather_at(uvt_task_t **ts, size_t n, const char *file, int line,
   g.cancel_children = true;
   g.set.all = true;
   site.on = &g.set;
-  if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
+  if ((ws = group_link(&g, local, &err)) == NULL) return err;
+  /* After the checks (in group_link): a call refused for its arguments
+   * is no yield point. */
+  UVT__YIELD_POINT(self, "uvt_gather");
   if (g.ndone < g.set.n) uvt__deadlock_check(self, &site);
   while (g.ndone < g.set.n) {
     /* Revocable: all done, then cancelled before we ran, the cancel wins
@@ -197,8 +217,6 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
       mode != UVT_FIRST_EXCEPTION)
     return UVT_EINVAL;
   if (timeout_ms < -1 || n == 0) return UVT_EINVAL;
-  if ((err = check_tasks(ts, n, self)) != 0) return err;
-  UVT__YIELD_POINT(self, "uvt_wait");
   memset(&g, 0, sizeof(g));
   g.set.tasks = ts;
   g.set.n = n;
@@ -209,7 +227,8 @@ int uvt_wait_at(uvt_task_t **ts, size_t n, int mode, int64_t timeout_ms,
    * through any one of them is then a deadlock. */
   g.set.all = mode == UVT_ALL_COMPLETED && timeout_ms < 0;
   site.on = &g.set;
-  if ((ws = group_link(&g, local)) == NULL) return UVT_ENOMEM;
+  if ((ws = group_link(&g, local, &err)) == NULL) return err;
+  UVT__YIELD_POINT(self, "uvt_wait");
   if (g.ndone >= g.need || (g.first_exception && g.first_error != 0)) {
     st = 0;
   } else if (timeout_ms == 0) {
