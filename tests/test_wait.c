@@ -290,6 +290,53 @@ Test(gather, first_error_in_completion_order_with_many_tasks) {
   free(m.jobs);
 }
 
+/* A gather refused for a bad task at the end of its array (a NULL after
+ * 20 tasks: nodes allocated; the caller itself after 3: nodes on its
+ * stack) must leave the good ones as they were: no waiter left on them
+ * (each would fire into freed memory when its task ends), no reference
+ * kept (each would never be freed).  The same tasks then gather. */
+struct refused {
+  struct job jobs[23];
+  uvt_task_t *t[23];
+  int rc_null, rc_self, rc_many, rc_few;
+};
+
+static int refused_main(void *arg) {
+  struct refused *r = arg;
+  size_t i;
+  for (i = 0; i < 20; i++) {
+    r->jobs[i].ms = (int)(i % 3);
+    r->t[i] = uvt_spawn(job_run, &r->jobs[i]);
+  }
+  /* None has run yet: every good task would get a node. */
+  r->t[20] = NULL;
+  r->rc_null = uvt_gather(r->t, 21);
+  r->t[20] = uvt_current();
+  r->rc_self = uvt_gather(r->t + 18, 3);
+  for (i = 20; i < 23; i++) r->t[i] = uvt_spawn(job_run, &r->jobs[i]);
+  r->rc_many = uvt_gather(r->t, 20);
+  r->rc_few = uvt_gather(r->t + 20, 3);
+  for (i = 0; i < 23; i++) uvt_detach(r->t[i]);
+  return 0;
+}
+
+Test(gather, a_bad_task_after_good_ones_leaves_them_unwatched_and_unpinned) {
+  struct refused r;
+  struct outcome o;
+  memset(&r, 0, sizeof r);
+  run_captured(refused_main, &r, &o);
+  cr_assert_eq(o.status, 0);
+  cr_assert_eq(r.rc_null, UVT_EINVAL);
+  cr_assert_eq(r.rc_self, UVT_ESELF);
+  cr_assert_eq(r.rc_many, 0);
+  cr_assert_eq(r.rc_few, 0);
+  for (size_t i = 0; i < 23; i++) cr_assert_eq(r.jobs[i].ended, 1, "job %zu", i);
+  cr_assert_eq(count_findings(&o, "unreleased-handle", NULL), 0,
+               "stderr was:\n%s", o.stderr_text);
+  cr_assert_eq(uvt_assert_no_leaks_after_run(NULL), 0);
+  free(o.stderr_text);
+}
+
 /* ---- wait -------------------------------------------------------------------- */
 
 struct wait_case {
