@@ -256,7 +256,9 @@ void uvt__stack_pool_init(uvt__stack_pool_t *p) {
   uvt__stack_thread_init();
 }
 
-int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
+/* uvt__stack_take past its common case: another size, or an empty pool. */
+static __attribute__((noinline)) int
+stack_take_slow(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
   int err;
   if (size == 0) size = uvt__stack_default_size(); /* already rounded */
   else size = uvt__stack_round(size);
@@ -286,8 +288,25 @@ int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
   return err;
 }
 
-void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st) {
-  p->out--;
+/* The common cases of take and give make no call (the slow paths are
+ * tail calls), so that the scheduler's callers save no registers for
+ * them: a spawned task's start and end are on every spawn's path. */
+int uvt__stack_take(uvt__stack_pool_t *p, size_t size, uvt__stack_t *out) {
+  if (UVT__LIKELY(size == 0 && p->nfree > 0 &&
+                  atomic_load_explicit(&default_size, memory_order_relaxed) ==
+                      p->default_size)) {
+    *out = p->free[--p->nfree];
+    if (out->from != NULL) out->from->nfree--;
+    UNPOISON(out);
+    p->out++;
+    return 0;
+  }
+  return stack_take_slow(p, size, out);
+}
+
+/* uvt__stack_give past its common case (p->out already counted down). */
+static __attribute__((noinline)) void
+stack_give_slow(uvt__stack_pool_t *p, uvt__stack_t *st) {
   if (st->size != p->default_size) {
     stack_unmap(st);
     return;
@@ -313,6 +332,21 @@ void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st) {
   if (st->from != NULL && ++st->from->nfree == SLAB_STACKS &&
       p->nfree > UVT__POOL_KEEP)
     madvise(st->from->base, st->from->len, MADV_DONTNEED);
+}
+
+void uvt__stack_give(uvt__stack_pool_t *p, uvt__stack_t *st) {
+  p->out--;
+  /* The common case: a pooled stack onto a free list with room, not the
+   * last of its slab to come back. */
+  if (UVT__LIKELY(st->size == p->default_size && p->nfree < p->cap &&
+                  (p->nfree < UVT__POOL_KEEP || st->slab) &&
+                  (st->from == NULL || st->from->nfree + 1 < SLAB_STACKS))) {
+    POISON(st);
+    p->free[p->nfree++] = *st;
+    if (st->from != NULL) st->from->nfree++;
+    return;
+  }
+  stack_give_slow(p, st);
 }
 
 void uvt__stack_pool_destroy(uvt__stack_pool_t *p) {
