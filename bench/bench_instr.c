@@ -9,13 +9,17 @@
  *   lock                 uncontended uvt_lock_acquire + uvt_lock_release
  *   gather               per task of 10,000 spawned at once, gathered and
  *                        detached (issue 12's "100k gathered" path)
+ *   group                per task of 10,000 spawned into a task group,
+ *                        which is then left (issue 12: a group of 100k
+ *                        within 1.2x of 100k gathered)
  *
  * Usage:
  *   bench_instr               run itself under valgrind --tool=callgrind
  *                             with N = 100,000 and 200,000 per mode and
  *                             print (count(2N) - count(N)) / N for each:
  *                             start-up and shutdown cancel out
- *   bench_instr MODE N        just run N iterations of MODE (spawn, lock)
+ *   bench_instr MODE N        just run N iterations of MODE (spawn, lock,
+ *                             gather, group)
  *
  * Needs valgrind in PATH; the library is the one this program was linked
  * with (the build's release library).
@@ -58,6 +62,18 @@ static int loop_main(void *arg) {
       for (k = 0; k < BATCH; k++) uvt_detach(ts[k]);
     }
     free(ts);
+  } else if (strcmp(mode, "group") == 0) {
+    enum { BATCH = 10000 };
+    long done, k;
+    for (done = 0; done < iterations; done += BATCH) {
+      uvt_group_t g;
+      int err = uvt_group_init(&g);
+      for (k = 0; k < BATCH && err == 0; k++)
+        if (uvt_group_spawn(&g, child, NULL) == NULL) err = UVT_ENOMEM;
+      err = uvt_group_leave(&g, err);
+      uvt_group_destroy(&g);
+      if (err != 0) return err;
+    }
   } else {
     uvt_lock_t l;
     uvt_lock_init(&l);
@@ -113,7 +129,8 @@ int main(int argc, char **argv) {
     const char *mode, *label;
   } modes[] = {{"spawn", "spawn+await+detach"},
                {"lock", "lock acquire+release (uncontended)"},
-               {"gather", "spawn+gather+detach, per task of 10k"}};
+               {"gather", "spawn+gather+detach, per task of 10k"},
+               {"group", "group spawn+leave, per task of 10k"}};
   size_t i;
   if (argc == 3) {
     mode = argv[1];
