@@ -334,9 +334,8 @@ void uvt__quarantine(uvt__sched_t *s, uvt__obj_t *o);
 /* A task struct from the recycled list, zeroed where a spawn does not
  * set it (uvt__spawn's job): the list must not be empty. */
 uvt_task_t *uvt__task_take(uvt__sched_t *s);
-/* Put one fresh zeroed task struct on the recycled list; false when out
- * of memory. */
-bool uvt__task_stock(uvt__sched_t *s);
+/* A fresh zeroed task struct, or NULL when out of memory. */
+uvt_task_t *uvt__task_fresh(void);
 /* Free what the quarantine and the recycled tasks of `s` hold (the
  * scheduler going away). */
 void uvt__objects_free(uvt__sched_t *s);

@@ -8,24 +8,13 @@
 #include "internal.h"
 #include "findings.h"
 
-/* uvt__spawn when no recycled struct is left: allocate one, then spawn
- * again.  Apart, so that the spawn itself makes no call that its
- * arguments must survive (6 registers saved and restored per spawn). */
-static __attribute__((noinline)) uvt_task_t *
-spawn_stocked(uvt__sched_t *s, uvt_fn fn, void *arg, size_t stack_size,
-              const char *name, const char *file, int line, const char *func) {
-  if (!uvt__task_stock(s)) return NULL;
-  return uvt__spawn(s, fn, arg, stack_size, name, file, line, func);
-}
-
-uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
-                       size_t stack_size, const char *name, const char *file,
-                       int line, const char *func) {
-  uvt_task_t *t, *parent;
-  if (UVT__UNLIKELY(s->free_tasks == NULL))
-    return spawn_stocked(s, fn, arg, stack_size, name, file, line, func);
-  t = uvt__task_take(s);
-  parent = uvt__spawn_parent(s);
+/* What every spawn sets in its struct `t` (zeroed, or recycled and
+ * zeroed where this does not write: task_mem.c), then queue it. */
+static inline __attribute__((always_inline)) uvt_task_t *
+spawn_into(uvt__sched_t *s, uvt_task_t *t, uvt_fn fn, void *arg,
+           size_t stack_size, const char *name, const char *file, int line,
+           const char *func) {
+  uvt_task_t *parent = uvt__spawn_parent(s);
   uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
   t->sched = s;
   t->fn = fn;
@@ -39,6 +28,27 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
   s->live_tasks++;
   uvt__ready_push(s, t);
   return t;
+}
+
+/* uvt__spawn when no recycled struct is left (more tasks alive than the
+ * recycled list keeps): a fresh zeroed one.  Apart, so that the spawn
+ * itself makes no call that its arguments must survive (6 registers
+ * saved and restored per spawn). */
+static __attribute__((noinline)) uvt_task_t *
+spawn_fresh(uvt__sched_t *s, uvt_fn fn, void *arg, size_t stack_size,
+            const char *name, const char *file, int line, const char *func) {
+  uvt_task_t *t = uvt__task_fresh();
+  if (t == NULL) return NULL;
+  return spawn_into(s, t, fn, arg, stack_size, name, file, line, func);
+}
+
+uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
+                       size_t stack_size, const char *name, const char *file,
+                       int line, const char *func) {
+  if (UVT__UNLIKELY(s->free_tasks == NULL))
+    return spawn_fresh(s, fn, arg, stack_size, name, file, line, func);
+  return spawn_into(s, uvt__task_take(s), fn, arg, stack_size, name, file,
+                    line, func);
 }
 
 void uvt__task_unref(uvt_task_t *t) {
