@@ -15,7 +15,6 @@ spawn_into(uvt__sched_t *s, uvt_task_t *t, uvt_fn fn, void *arg,
            size_t stack_size, const char *name, const char *file, int line,
            const char *func) {
   uvt_task_t *parent = uvt__spawn_parent(s);
-  uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
   t->sched = s;
   t->fn = fn;
   t->arg = arg;
@@ -25,6 +24,9 @@ spawn_into(uvt__sched_t *s, uvt_task_t *t, uvt_fn fn, void *arg,
   t->state = UVT_TASK_CREATED;
   t->out.refs = 1;
   uvt__timer_init_zeroed(&t->timer);
+  /* Last: its CREATE hook event sees a task whose fields are all set (a
+   * recycled struct holds the previous task's parent .. arg until then). */
+  uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
   s->live_tasks++;
   uvt__ready_push(s, t);
   return t;
