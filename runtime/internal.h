@@ -436,8 +436,9 @@ void uvt__wake(uvt_task_t *t, int status);
 /* Put the current task at the back of the ready queue and switch away. */
 int uvt__yield(const uvt__site_t *where);
 
-/* Object registry.  `o` must be zeroed memory (calloc, or a recycled task
- * after zero_task): the subscriber word starts NULL without a store. */
+/* Object registry.  `o` must be zeroed memory (calloc, or a task struct
+ * from uvt__task_take or uvt__task_fresh, whose zeroing leaves out only
+ * fields this sets): the subscriber word starts NULL without a store. */
 void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func);
