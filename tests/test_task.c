@@ -530,3 +530,88 @@ Test(task, current_and_loop_name_the_running_task) {
   cr_assert_eq(r.seen_by_child, r.child_handle);
   cr_assert_null(uvt_current());
 }
+
+/* ---- a recycled task struct starts clean -------------------------------- */
+
+/* Task structs are recycled, and a recycled one is zeroed only where a
+ * spawn does not set it (runtime/task_mem.c).  Tasks that left every kind
+ * of state behind (a name of their own, a result, an error message, a
+ * cancel, a park, an inline coroutine await) are released, enough others
+ * pass through the release quarantine after them, and the next tasks,
+ * built on those structs, must look and behave as fresh ones. */
+enum { DIRTY = 300, FLUSH = 300, CLEAN = 600 };
+
+struct recycled {
+  int clean_seen;
+  int clean_bad_inside;  /* a check inside a clean task failed */
+  int clean_bad_handle;  /* a check on a clean task's handle failed */
+};
+
+static int dirty_coro(void *arg) {
+  (void)arg;
+  return uvt_yield();
+}
+
+static int dirty_body(void *arg) {
+  int kind = (int)(intptr_t)arg;
+  uvt_name(NULL, "dirty-%d", kind);
+  uvt_set_result(&dirty_body);
+  if (kind % 3 == 0) return uvt_sleep(60000); /* cancelled while parked */
+  if (kind % 3 == 1) return uvt_fail(-5, "dirty task %d failed", kind);
+  return uvt_await_coro(uvt_coro(dirty_coro, NULL));
+}
+
+static int flush_body(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int clean_body(void *arg) {
+  struct recycled *r = arg;
+  uvt_task_t *self = uvt_current();
+  r->clean_seen++;
+  if (strcmp(uvt_task_name(self), "clean_body") != 0 ||
+      uvt_cancelling(self) != 0 || uvt_result(self) != NULL ||
+      uvt_error_message(self) != NULL || uvt_yield() != 0 ||
+      uvt_sleep(0) != 0)
+    r->clean_bad_inside++;
+  return 0;
+}
+
+static int recycled_main(void *arg) {
+  struct recycled *r = arg;
+  uvt_task_t *ts[CLEAN];
+  size_t i;
+  for (i = 0; i < DIRTY; i++) ts[i] = uvt_spawn(dirty_body, (void *)(intptr_t)i);
+  cr_expect_eq(uvt_yield(), 0); /* all of them run to their park or end */
+  cr_expect_eq(uvt_yield(), 0);
+  for (i = 0; i < DIRTY; i += 3) cr_expect_eq(uvt_cancel(ts[i]), 1);
+  cr_expect_eq(uvt_gather(ts, DIRTY), -5);
+  for (i = 0; i < DIRTY; i++) uvt_detach(ts[i]);
+  for (i = 0; i < FLUSH; i++) cr_expect_eq(uvt_await(uvt_spawn(flush_body, NULL)), 0);
+  for (i = 0; i < CLEAN; i++) {
+    ts[i] = uvt_spawn(clean_body, r);
+    if (ts[i] == NULL || uvt_done(ts[i]) || uvt_result(ts[i]) != NULL ||
+        uvt_error_message(ts[i]) != NULL || uvt_cancelling(ts[i]) != 0 ||
+        strcmp(uvt_task_name(ts[i]), "clean_body") != 0)
+      r->clean_bad_handle++;
+  }
+  for (i = 0; i < CLEAN; i++) {
+    void *result = &result;
+    char *message = NULL;
+    if (uvt_await_result(ts[i], &result, &message) != 0 || result != NULL ||
+        message != NULL)
+      r->clean_bad_handle++;
+    free(message);
+  }
+  return 0;
+}
+
+Test(task, a_recycled_task_struct_starts_as_a_fresh_task) {
+  struct recycled r;
+  memset(&r, 0, sizeof r);
+  cr_assert_eq(uvt_run(NULL, recycled_main, &r), 0);
+  cr_assert_eq(r.clean_seen, CLEAN);
+  cr_assert_eq(r.clean_bad_inside, 0);
+  cr_assert_eq(r.clean_bad_handle, 0);
+}
