@@ -32,25 +32,18 @@ spawn_into(uvt__sched_t *s, uvt_task_t *t, uvt_fn fn, void *arg,
   return t;
 }
 
-/* uvt__spawn when no recycled struct is left (more tasks alive than the
- * recycled list keeps): a fresh zeroed one.  Apart, so that the spawn
- * itself makes no call that its arguments must survive (6 registers
- * saved and restored per spawn). */
-static __attribute__((noinline)) uvt_task_t *
-spawn_fresh(uvt__sched_t *s, uvt_fn fn, void *arg, size_t stack_size,
-            const char *name, const char *file, int line, const char *func) {
-  uvt_task_t *t = uvt__task_fresh();
-  if (t == NULL) return NULL;
-  return spawn_into(s, t, fn, arg, stack_size, name, file, line, func);
-}
-
 uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
                        size_t stack_size, const char *name, const char *file,
                        int line, const char *func) {
-  if (UVT__UNLIKELY(s->free_tasks == NULL))
-    return spawn_fresh(s, fn, arg, stack_size, name, file, line, func);
-  return spawn_into(s, uvt__task_take(s), fn, arg, stack_size, name, file,
-                    line, func);
+  /* A fresh struct when none is recycled (more tasks alive than the
+   * recycled list keeps).  Not a spawn of its own apart (it saved the
+   * registers this call needs): the creation hook point must stay inline
+   * in the public call (uvt_spawn_at is flattened), where the recorder's
+   * frame-pointer walk starts at the user's call. */
+  uvt_task_t *t = UVT__LIKELY(s->free_tasks != NULL) ? uvt__task_take(s)
+                                                     : uvt__task_fresh();
+  if (t == NULL) return NULL;
+  return spawn_into(s, t, fn, arg, stack_size, name, file, line, func);
 }
 
 void uvt__task_unref(uvt_task_t *t) {
