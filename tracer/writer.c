@@ -68,6 +68,8 @@ static uint64_t lost_rows;
 static bool counters_dirty;
 static char lost_why[128]; /* the first reason rows were lost */
 static int wal_fd = -1;     /* the -wal file, to keep space reserved in it */
+static int ballast_fd = -1; /* unlinked file of space kept for the loss record */
+static bool loss_in_file;   /* a committed session row says lost > 0 */
 /* Parking for fork (see tracer.h).  park_state moves RUNNING -> REQUESTED
  * (prepare handler) -> PARKED (writer, connection closed) -> RUNNING
  * (parent handler); the writer reopens when it sees RUNNING again. */
@@ -411,9 +413,16 @@ static int write_end(const session_end_t *end) {
  * to contention.  A commit that fails otherwise (disk full, I/O error)
  * cannot be helped by waiting: its rows are dropped and counted in
  * `lost_rows`, which then goes into the session row by a transaction of
- * its own (small: on a full disk it fits where the failed one had grown
- * the WAL), and is said on stderr at the end.  A row that alone is refused
+ * its own, and is said on stderr at the end.  A row that alone is refused
  * (a constraint) is counted too, and the rest of its batch is kept.
+ *
+ * On a full disk that transaction (one page) usually fits where the failed
+ * one had grown the WAL, but not when the failed one could not write a
+ * single page: the commit before it ended at the disk's end (which load
+ * makes likely: small commits), or a peer took the last bytes.  Then the
+ * ballast (below) gives room.  And each loss record committed on a full
+ * disk takes a page for good, so while the disk stays full only the first
+ * loss is recorded at once; the final count goes with the session's end.
  */
 
 
@@ -469,6 +478,46 @@ static void reserve_wal(void) {
     (void)fallocate(wal_fd, FALLOC_FL_KEEP_SIZE, st.st_size, WAL_RESERVE);
 }
 
+/* The ballast: BALLAST bytes allocated to an unlinked file in the
+ * database's directory (O_TMPFILE: nothing is left behind, however the
+ * process ends), given back BALLAST_STEP at a time when the loss or end
+ * record finds no room (release_ballast).  The WAL's reserve above cannot
+ * do this job: any commit may use it up.  Without O_TMPFILE (or with the
+ * disk already full) there is none, and the reserve is all there is. */
+#define BALLAST (64 * 1024)
+#define BALLAST_STEP (16 * 1024)
+
+static void open_ballast(void) {
+  char dir[4200];
+  const char *name = sqlite3_db_filename(db, "main");
+  const char *slash = name != NULL ? strrchr(name, '/') : NULL;
+  size_t n;
+  if (slash == NULL) return;
+  n = slash == name ? 1 : (size_t)(slash - name); /* "/x.db": the root */
+  if (n >= sizeof(dir)) return;
+  memcpy(dir, name, n);
+  dir[n] = '\0';
+  ballast_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (ballast_fd >= 0 && fallocate(ballast_fd, 0, 0, BALLAST) != 0) {
+    close(ballast_fd);
+    ballast_fd = -1;
+  }
+}
+
+/* Gives BALLAST_STEP bytes back to the file system; false if none are
+ * left.  (ext4 and XFS make freed blocks usable at once: on ENOSPC they
+ * commit the journal and retry the allocation.) */
+static bool release_ballast(void) {
+  struct stat st;
+  if (ballast_fd < 0 || fstat(ballast_fd, &st) != 0 || st.st_size == 0) return false;
+  return ftruncate(ballast_fd, st.st_size > BALLAST_STEP ? st.st_size - BALLAST_STEP : 0) == 0;
+}
+
+static void close_ballast(void) {
+  if (ballast_fd >= 0) close(ballast_fd);
+  ballast_fd = -1;
+}
+
 static void open_wal_reserve(void) {
   const char *name = sqlite3_db_filename(db, "main");
   char wal[4200];
@@ -481,7 +530,12 @@ static void open_wal_reserve(void) {
 
 enum { COMMIT_DONE, COMMIT_BUSY, COMMIT_FAILED };
 
+/* The result code of the last commit that failed (a ROLLBACK after it
+ * resets the connection's own). */
+static int failed_rc;
+
 static int rollback_with(int rc) {
+  failed_rc = rc;
   if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   return is_busy(rc) ? COMMIT_BUSY : COMMIT_FAILED;
 }
@@ -504,6 +558,7 @@ static int try_commit(bool rows, const session_end_t *end) {
   if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
     return rollback_with(rc);
   counters_dirty = false;
+  loss_in_file = lost_rows > 0;
   if (rows) {
     pending_tail = pending_head;
     while (pending_head != NULL) {
@@ -527,14 +582,22 @@ static bool commit_pending(const session_end_t *end) {
     drop_pending("the database could not be reopened after a fork");
     return true;
   }
-  if (pending_head == NULL && end == NULL && !counters_dirty) return true;
+  /* Counters alone are not committed once a loss is in the file: on a
+   * full disk each such commit would take a page for good (see above);
+   * they go with the next rows or the end. */
+  if (pending_head == NULL && end == NULL && (!counters_dirty || loss_in_file)) return true;
   rc = try_commit(true, end);
   if (rc == COMMIT_DONE) return true;
   if (rc == COMMIT_BUSY) return false;
   /* Waiting will not help: drop the rows, then record that they are
-   * lost (and the end) in a transaction of their own. */
-  drop_pending(sqlite3_errmsg(db));
-  return try_commit(false, end) != COMMIT_BUSY;
+   * lost (and the end) in a transaction of their own, given room from
+   * the ballast if the disk has none. */
+  drop_pending(sqlite3_errstr(failed_rc));
+  if (loss_in_file && end == NULL) return true;
+  while ((rc = try_commit(false, end)) == COMMIT_FAILED && (failed_rc & 0xff) == SQLITE_FULL &&
+         release_ballast()) {
+  }
+  return rc != COMMIT_BUSY;
 }
 
 /* Commit until done or `deadline` (CLOCK_MONOTONIC ms); whatever is left
@@ -669,6 +732,9 @@ int uvt__writer_start(void) {
   if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) != 0 ||
       pipe2(ack_fd, O_CLOEXEC | O_NONBLOCK) != 0)
     goto fail;
+  /* Last: with few descriptors left, the pipes matter more.  Kept across
+   * a fork's park and reopen (same directory). */
+  open_ballast();
   if (pthread_create(&thread, NULL, writer_main, NULL) != 0) goto fail;
   running = true;
   return 0;
@@ -679,6 +745,7 @@ fail:
   }
   if (wal_fd >= 0) close(wal_fd);
   wal_fd = -1;
+  close_ballast();
   sqlite3_close(db);
   db = NULL;
   return -1;
@@ -711,6 +778,8 @@ void uvt__writer_finish(const session_end_t *end, int timeout_ms) {
     sqlite3_finalize(stmt[i]);
     stmt[i] = NULL;
   }
+  /* Its room may let the closing checkpoint fold the WAL in. */
+  close_ballast();
   if (db == NULL) return; /* lost at a fork: nothing to close */
   /* No checkpoint of our own: the last connection to close folds the WAL
    * into the main file and deletes the WAL and shm files (so copying the
@@ -795,8 +864,10 @@ bool uvt__writer_forget(void) {
   queue_head = queue_tail = NULL;
   pending_head = pending_tail = NULL;
   npending = lost_rows = 0;
+  loss_in_file = false;
   if (wal_fd >= 0) close(wal_fd);
   wal_fd = -1;
+  close_ballast();
   counters_dirty = false;
   pthread_mutex_init(&queue_mutex, NULL);
   uvt__rec_forget();
