@@ -7,17 +7,37 @@
 #include "context.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef UVT_USE_UCONTEXT
 
-/* makecontext passes only ints: split the two pointers. */
+/* makecontext passes only ints: split the two pointers.
+ *
+ * This is a task's outermost frame, as uvt__ctx_entry is with the
+ * hand-written switch: its return address is marked undefined, or
+ * unwinders would go on into the C library's makecontext trampoline (so
+ * every recorded stack would end in task_entry and an unnamed libc frame,
+ * which the report, trimming only uvtask's own frames, would show), and it
+ * starts with a zero frame pointer (uvt__ctx_make), or a frame-pointer
+ * walk would go on into the stale frame getcontext saw.  Hence entry() is
+ * called, not jumped to. */
 static void ucontext_entry(unsigned e_hi, unsigned e_lo, unsigned a_hi,
                            unsigned a_lo) {
   void (*entry)(void *) =
       (void (*)(void *))(((uintptr_t)e_hi << 32) | (uintptr_t)e_lo);
   void *arg = (void *)(((uintptr_t)a_hi << 32) | (uintptr_t)a_lo);
+#if defined(__x86_64__)
+  __asm__ volatile(".cfi_undefined rip");
+#elif defined(__aarch64__)
+  __asm__ volatile(".cfi_undefined x30");
+#endif
   entry(arg);
+  /* Returning would end the process quietly (uc_link is NULL: exit). */
+  fputs("uvtask: broken invariant: a task's entry function returned "
+        "(runtime/context.c)\n", stderr);
+  abort();
 }
 
 void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
@@ -30,6 +50,12 @@ void uvt__ctx_make(uvt__ctx_t *c, void *lo, size_t size,
   makecontext(&c->uc, (void (*)(void))ucontext_entry, 4,
               (unsigned)(e >> 32), (unsigned)e, (unsigned)(a >> 32),
               (unsigned)a);
+  /* setcontext loads these: the frame-pointer chain ends in ucontext_entry. */
+#if defined(__x86_64__)
+  c->uc.uc_mcontext.gregs[REG_RBP] = 0;
+#elif defined(__aarch64__)
+  c->uc.uc_mcontext.regs[29] = 0;
+#endif
 }
 
 void uvt__ctx_switch(uvt__ctx_t *from, uvt__ctx_t *to) {
