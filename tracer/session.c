@@ -174,7 +174,8 @@ static void on_process_exit(int status, void *arg) {
   uvt__watchdog_stop();
   uvt_hook_scan_at_exit();
   uvt__recorder_flush_all();
-  uvt__writer_finish(&end, CRASH_WAIT_MS);
+  /* The writer's own bound, and a little more to close. */
+  uvt__writer_finish(&end, UVT__FINISH_MAX_MS + 1000);
   if (uvt__tcfg.log) {
     uint64_t n = __atomic_load_n(&uvt__stat_findings, __ATOMIC_RELAXED);
     uvt__tracer_line("asynciodebug: %llu finding%s; see: uvtask report %s",

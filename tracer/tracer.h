@@ -195,6 +195,10 @@ void uvt__writer_wake(void);
 /* Write everything queued, end the session, checkpoint, stop the thread
  * and close the database.  Waits at most timeout_ms for the writer.  */
 void uvt__writer_finish(const session_end_t *end, int timeout_ms);
+/* At exit the writer tries the last rows until UVT__FINISH_IDLE_MS pass in
+ * which no process commits to the file, or UVT__FINISH_MAX_MS in all. */
+#define UVT__FINISH_IDLE_MS 1000
+#define UVT__FINISH_MAX_MS 10000
 /* From a signal handler: ask the writer to commit what it has, the rows of
  * the crashed thread's live objects (`state`: its recorder state, given to
  * the function set below) and `end`; wait for it at most timeout_ms

@@ -34,9 +34,12 @@
 /* A lock wait inside SQLite (busy handler) lasts at most BUSY_MS; the
  * writer retries the commit after it, so a stop request is seen. */
 #define BUSY_MS 100
-/* At exit the last rows are tried for at most FINISH_MS (then counted as
- * lost and said): a peer that holds the lock cannot hold up the exit. */
-#define FINISH_MS 1000
+/* At exit the last rows are tried until UVT__FINISH_IDLE_MS pass in which
+ * no process commits, or UVT__FINISH_MAX_MS in all (then counted as lost
+ * and said; tracer.h): a peer that holds the lock and writes nothing (one
+ * stopped by a debugger or ^Z) cannot hold up the exit, while peers that
+ * keep committing (200 processes ending together) are taking turns, and
+ * our turn comes. */
 /* The same from the crash path, within the handler's wait. */
 #define CRASH_COMMIT_MS 1000
 /* Inserting the session row at start: as db_open.c's set-up bound. */
@@ -602,10 +605,31 @@ static bool commit_pending(const session_end_t *end) {
 
 /* Commit until done or `deadline` (CLOCK_MONOTONIC ms); whatever is left
  * then is lost, and counted. */
-static void commit_until(const session_end_t *end, int64_t deadline) {
+/* Whether another connection committed since the last call: each commit
+ * appends frames to the -wal file (or rewrites it from its start after a
+ * checkpoint), which moves its size or modification time. */
+static bool wal_moved(struct stat *last) {
+  struct stat st;
+  bool moved;
+  if (wal_fd < 0 || fstat(wal_fd, &st) != 0) return false;
+  moved = st.st_size != last->st_size || st.st_mtim.tv_sec != last->st_mtim.tv_sec ||
+          st.st_mtim.tv_nsec != last->st_mtim.tv_nsec;
+  *last = st;
+  return moved;
+}
+
+/* Commit what is pending; give up (the rows counted as lost) once idle_ms
+ * pass without any process committing, or max_ms in all. */
+static void commit_until(const session_end_t *end, int64_t idle_ms, int64_t max_ms) {
+  int64_t start = mono_ms(), idle_from = start;
+  struct stat last;
+  memset(&last, 0, sizeof(last));
+  (void)wal_moved(&last);
   while (!commit_pending(end)) {
     struct pollfd none = {-1, 0, 0};
-    if (mono_ms() >= deadline) {
+    int64_t now = mono_ms();
+    if (wal_moved(&last)) idle_from = now;
+    if (now - idle_from >= idle_ms || now - start >= max_ms) {
       take_queue();
       drop_pending("the database stayed locked by another process");
       return;
@@ -705,7 +729,7 @@ static void *writer_main(void *arg) {
       rec_t *tail = NULL, *rows = NULL;
       if (crash_rows != NULL) rows = crash_rows(crash_state, &final_end, &tail);
       uvt__writer_enqueue(rows, tail);
-      commit_until(&final_end, mono_ms() + CRASH_COMMIT_MS);
+      commit_until(&final_end, CRASH_COMMIT_MS, CRASH_COMMIT_MS);
       (void)!write(ack_fd[1], &c, 1);
       return NULL; /* the process is about to die: leave SQLite as is */
     }
@@ -713,7 +737,7 @@ static void *writer_main(void *arg) {
     if (park_requested() && !db_lost) park();
     (void)commit_pending(NULL);
   }
-  commit_until(&final_end, mono_ms() + FINISH_MS);
+  commit_until(&final_end, UVT__FINISH_IDLE_MS, UVT__FINISH_MAX_MS);
   uvt__rec_thread_exit();
   return NULL;
 }
