@@ -460,19 +460,29 @@ Test(safety, processes_starting_together_all_record) {
  * by a debugger or ^Z while committing would) from before the program's
  * findings until after it has ended.  The program still ends, and says
  * that rows were not written. */
-Test(safety, a_peer_holding_the_lock_cannot_hold_up_the_exit) {
-  char go[600], env_go[700];
-  sqlite3 *h;
-  int fd, status;
+/* Starts the burst scenario, which records and then waits for the file
+ * `go` (its path written there) before its findings; opens a peer
+ * connection to its database in *h. */
+static pid_t burst_waiting_for_go(char *go, size_t go_size, sqlite3 **h) {
+  char env_go[700];
+  int fd;
   pid_t pid;
-  snprintf(go, sizeof(go), "%s/go", dir);
+  snprintf(go, go_size, "%s/go", dir);
   snprintf(env_go, sizeof(env_go), "UVT_GO=%s", go);
   unlink(err_path);
   pid = start_prog_out("exec \"$0\" \"$1\"", SCENARIO, "burst", db_path, env_go,
                        "UVT_BURST=300", &fd);
   wait_ready(fd);
-  cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  sqlite3_busy_timeout(h, 10000);
+  cr_assert_eq(sqlite3_open_v2(db_path, h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(*h, 10000);
+  return pid;
+}
+
+Test(safety, a_peer_holding_the_lock_cannot_hold_up_the_exit) {
+  char go[600];
+  sqlite3 *h;
+  int status;
+  pid_t pid = burst_waiting_for_go(go, sizeof(go), &h);
   cr_assert_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK,
                "%s", sqlite3_errmsg(h));
   touch(go);
@@ -495,20 +505,12 @@ Test(safety, a_peer_holding_the_lock_cannot_hold_up_the_exit) {
  * together lost one's last rows now and then under load:
  * hundreds_of_forks_under_load_never_block_a_child.) */
 Test(safety, peers_that_keep_committing_cannot_make_the_exit_lose_rows) {
-  char go[600], env_go[700];
+  char go[600];
   struct timespec t0, t;
   sqlite3 *h;
-  int fd, status;
+  int status;
   long commits = 0;
-  pid_t pid;
-  snprintf(go, sizeof(go), "%s/go", dir);
-  snprintf(env_go, sizeof(env_go), "UVT_GO=%s", go);
-  unlink(err_path);
-  pid = start_prog_out("exec \"$0\" \"$1\"", SCENARIO, "burst", db_path, env_go,
-                       "UVT_BURST=300", &fd);
-  wait_ready(fd);
-  cr_assert_eq(sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  sqlite3_busy_timeout(h, 10000);
+  pid_t pid = burst_waiting_for_go(go, sizeof(go), &h);
   cr_assert_eq(sqlite3_exec(h, "CREATE TABLE peer_rows(x)", NULL, NULL, NULL), SQLITE_OK,
                "%s", sqlite3_errmsg(h));
   touch(go);
