@@ -179,43 +179,39 @@ int uvt_hook_add_slot(uvt_hook_fn fn, void *data) {
   return 0;
 }
 
-int uvt_hook_remove(uvt_hook_fn fn, void *data) {
+/* The index of the subscriber (fn, data), or -1. */
+static int sub_index(uvt_hook_fn fn, void *data) {
   int i;
-  for (i = 0; i < nsubs; i++) {
-    if (subs[i].fn == fn && subs[i].data == data) {
-      for (; i + 1 < nsubs; i++) subs[i] = subs[i + 1];
-      nsubs--;
-      count_flags();
-      set_fast();
-      if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
-      return 0;
-    }
-  }
-  return UVT_EINVAL;
+  for (i = 0; i < nsubs; i++)
+    if (subs[i].fn == fn && subs[i].data == data) return i;
+  return -1;
+}
+
+int uvt_hook_remove(uvt_hook_fn fn, void *data) {
+  int i = sub_index(fn, data);
+  if (i < 0) return UVT_EINVAL;
+  for (; i + 1 < nsubs; i++) subs[i] = subs[i + 1];
+  nsubs--;
+  count_flags();
+  set_fast();
+  if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
+  return 0;
 }
 
 int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data) {
-  int i;
-  for (i = 0; i < nsubs; i++) {
-    if (subs[i].fn == fn && subs[i].data == data) {
-      subs[i].filter_awaits = true;
-      count_flags();
-      return 0;
-    }
-  }
-  return UVT_EINVAL;
+  int i = sub_index(fn, data);
+  if (i < 0) return UVT_EINVAL;
+  subs[i].filter_awaits = true;
+  count_flags();
+  return 0;
 }
 
 int uvt_hook_combine_switches(uvt_hook_fn fn, void *data) {
-  int i;
-  for (i = 0; i < nsubs; i++) {
-    if (subs[i].fn == fn && subs[i].data == data) {
-      subs[i].combine = true;
-      count_flags();
-      return 0;
-    }
-  }
-  return UVT_EINVAL;
+  int i = sub_index(fn, data);
+  if (i < 0) return UVT_EINVAL;
+  subs[i].combine = true;
+  count_flags();
+  return 0;
 }
 
 int uvt_debug_build(void) { return 1; }
