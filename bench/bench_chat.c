@@ -62,8 +62,8 @@
 #include "uvtask.h"
 #include "uvtask/stream.h"
 #include "median.h"
+#include "spawn_capture.h"
 
-extern char **environ;
 
 #define MAX_LINE 1024
 #define MAX_ROUNDS 15
@@ -549,65 +549,6 @@ static int worker(void) {
 
 /* ---- the driver: variants in fresh processes ----------------------------- */
 
-/* Run argv with the library from `libdir` in front and, if db is not NULL,
- * recording on into it; its stdout goes into buf.  A child still running
- * after `bound_s` seconds is killed.  Returns 0 if it exited 0, -2 if it
- * was killed, else -1. */
-static int spawn_capture(char *const argv[], const char *libdir, const char *db,
-                         double bound_s, char *buf, size_t cap) {
-  char lib_env[4200], db_env[4200];
-  char *envp[128];
-  int n = 0, i, status, fd[2], killed = 0;
-  size_t len = 0;
-  posix_spawn_file_actions_t fa;
-  pid_t pid;
-  uint64_t bound = uv_hrtime() + (uint64_t)(bound_s * 1e9);
-  snprintf(lib_env, sizeof(lib_env), "LD_LIBRARY_PATH=%s", libdir);
-  envp[n++] = lib_env;
-  if (db != NULL) {
-    snprintf(db_env, sizeof(db_env), "ASYNCIODEBUG=%s", db);
-    envp[n++] = db_env;
-    envp[n++] = "ASYNCIODEBUG_LOG=0";
-  }
-  for (i = 0; environ[i] != NULL && n < 120; i++)
-    if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
-        strncmp(environ[i], "LD_LIBRARY_PATH=", 16) != 0)
-      envp[n++] = environ[i];
-  envp[n] = NULL;
-  if (pipe(fd) != 0) return -1;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-  posix_spawn_file_actions_addclose(&fa, fd[0]);
-  i = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fd[1]);
-  if (i != 0) {
-    close(fd[0]);
-    return -1;
-  }
-  for (;;) {
-    struct pollfd p = {fd[0], POLLIN, 0};
-    uint64_t now = uv_hrtime();
-    ssize_t got;
-    if (now >= bound) {
-      kill(pid, SIGKILL);
-      killed = 1;
-      break;
-    }
-    if (poll(&p, 1, (int)((bound - now) / 1000000) + 1) < 0 && errno != EINTR) break;
-    if (p.revents == 0) continue;
-    got = read(fd[0], buf + len, cap - 1 - len);
-    if (got <= 0) break;
-    len += (size_t)got;
-    if (len + 1 >= cap) break;
-  }
-  buf[len] = '\0';
-  close(fd[0]);
-  waitpid(pid, &status, 0);
-  if (killed) return -2;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
 static long long db_int(sqlite3 *db, const char *sql) {
   sqlite3_stmt *st;
   long long v = -1;
@@ -745,7 +686,7 @@ int main(int argc, char **argv) {
     for (j = 0; j < N_VARIANTS && !failed; j++) {
       int mism = 0, st;
       unlink(db);
-      st = spawn_capture(wargv, libs[j == 0 ? 0 : 1], j == 2 ? db : NULL, bound, out,
+      st = spawn_capture(wargv, libs[j == 0 ? 0 : 1], j == 2 ? db : NULL, NULL, bound, out,
                          sizeof(out));
       if (st == -2) {
         fprintf(stderr, "bench_chat: the %s worker ran over %.0f s and was killed "

@@ -32,8 +32,8 @@
 #include <unistd.h>
 #include <uvtask.h>
 #include "median.h"
+#include "spawn_capture.h"
 
-extern char **environ;
 
 static int trivial(void *arg) {
   (void)arg;
@@ -106,53 +106,19 @@ typedef struct {
   double seq, gather, pong, wall_s;
 } result_t;
 
-/* Run argv with the library from `libdir` in front and, if db is not
- * NULL, recording on into it; its stdout goes into buf.  Returns 0 if it
- * exited 0. */
-static int spawn_capture(char *const argv[], const char *libdir,
-                         const char *db, bool fp, char *buf, size_t cap) {
-  char lib_env[4200], db_env[4200];
-  char *envp[128];
-  int n = 0, i, status, fd[2];
-  size_t len = 0;
-  ssize_t got;
-  posix_spawn_file_actions_t fa;
-  pid_t pid;
-  snprintf(lib_env, sizeof(lib_env), "LD_LIBRARY_PATH=%s", libdir);
-  envp[n++] = lib_env;
-  if (db != NULL) {
-    snprintf(db_env, sizeof(db_env), "ASYNCIODEBUG=%s", db);
-    envp[n++] = db_env;
-    envp[n++] = "ASYNCIODEBUG_LOG=0";
-    envp[n++] = "ASYNCIODEBUG_SLOW_MS=60000"; /* spawning 100k in one step is slow on purpose */
-    if (fp) envp[n++] = "ASYNCIODEBUG_STACKS=fp";
-  }
-  for (i = 0; environ[i] != NULL && n < 120; i++)
-    if (strncmp(environ[i], "ASYNCIODEBUG", 12) != 0 &&
-        strncmp(environ[i], "LD_LIBRARY_PATH=", 16) != 0)
-      envp[n++] = environ[i];
-  envp[n] = NULL;
-  if (pipe(fd) != 0) return -1;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-  posix_spawn_file_actions_addclose(&fa, fd[0]);
-  if (posix_spawn(&pid, argv[0], &fa, NULL, argv, envp) != 0) return -1;
-  posix_spawn_file_actions_destroy(&fa);
-  close(fd[1]);
-  while (len + 1 < cap && (got = read(fd[0], buf + len, cap - 1 - len)) > 0)
-    len += (size_t)got;
-  buf[len] = '\0';
-  close(fd[0]);
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
+/* Recording's settings for the worker: spawning 100k tasks in one step is
+ * slow on purpose, so no slow-callback findings; and fp stacks or not. */
+static const char *const rec_plain[] = {"ASYNCIODEBUG_SLOW_MS=60000", NULL};
+static const char *const rec_fp[] = {"ASYNCIODEBUG_SLOW_MS=60000", "ASYNCIODEBUG_STACKS=fp",
+                                     NULL};
 
 static int run_variant(const char *self, const char *libdir, const char *db,
                        bool fp, const char *scale, result_t *out) {
   char *argv[] = {(char *)self, "--worker", (char *)scale, NULL};
   char buf[256];
   uint64_t t0 = uv_hrtime();
-  if (spawn_capture(argv, libdir, db, fp, buf, sizeof(buf)) != 0) return -1;
+  if (spawn_capture(argv, libdir, db, fp ? rec_fp : rec_plain, 0, buf, sizeof(buf)) != 0)
+    return -1;
   out->wall_s = (double)(uv_hrtime() - t0) / 1e9;
   return sscanf(buf, "%lf %lf %lf", &out->seq, &out->gather, &out->pong) == 3 ? 0 : -1;
 }
@@ -165,7 +131,8 @@ static double run_echo(const char *echo, const char *libdir, const char *db, boo
   double v[16];
   int n = 0;
   const char *p;
-  if (spawn_capture(argv, libdir, db, fp, buf, sizeof(buf)) != 0) return -1;
+  if (spawn_capture(argv, libdir, db, fp ? rec_fp : rec_plain, 0, buf, sizeof(buf)) != 0)
+    return -1;
   for (p = buf; (p = strstr(p, "uvtask")) != NULL && n < 16; p += 6) {
     double x = atof(p + 6);
     if (x > 0) v[n++] = x;
