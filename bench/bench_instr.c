@@ -12,6 +12,8 @@
  *   group                per task of 10,000 spawned into a task group,
  *                        which is then left (issue 12: a group of 100k
  *                        within 1.2x of 100k gathered)
+ *   pong                 per hand-off of two tasks taking turns with
+ *                        uvt_yield (bench_tracer's ping-pong)
  *
  * Usage:
  *   bench_instr               run itself under valgrind --tool=callgrind
@@ -19,7 +21,7 @@
  *                             print (count(2N) - count(N)) / N for each:
  *                             start-up and shutdown cancel out
  *   bench_instr MODE N        just run N iterations of MODE (spawn, lock,
- *                             gather, group)
+ *                             gather, group, pong)
  *
  * Needs valgrind in PATH; the library is the one this program was linked
  * with (the build's release library).
@@ -39,6 +41,15 @@ static const char *mode;
 
 static int child(void *arg) {
   (void)arg;
+  return 0;
+}
+
+static int ponger(void *arg) {
+  long i;
+  (void)arg;
+  /* Two of these: each yield hands off to the other, N hand-offs in all. */
+  for (i = 0; i < iterations / 2; i++)
+    if (uvt_yield() != 0) return -1;
   return 0;
 }
 
@@ -74,6 +85,14 @@ static int loop_main(void *arg) {
       uvt_group_destroy(&g);
       if (err != 0) return err;
     }
+  } else if (strcmp(mode, "pong") == 0) {
+    uvt_task_t *ts[2];
+    ts[0] = uvt_spawn(ponger, NULL);
+    ts[1] = uvt_spawn(ponger, NULL);
+    if (ts[0] == NULL || ts[1] == NULL) return UVT_ENOMEM;
+    if (uvt_gather(ts, 2) != 0) return -1;
+    uvt_detach(ts[0]);
+    uvt_detach(ts[1]);
   } else {
     uvt_lock_t l;
     uvt_lock_init(&l);
@@ -130,7 +149,8 @@ int main(int argc, char **argv) {
   } modes[] = {{"spawn", "spawn+await+detach"},
                {"lock", "lock acquire+release (uncontended)"},
                {"gather", "spawn+gather+detach, per task of 10k"},
-               {"group", "group spawn+leave, per task of 10k"}};
+               {"group", "group spawn+leave, per task of 10k"},
+               {"pong", "yield ping-pong, per hand-off"}};
   size_t i;
   if (argc == 3) {
     mode = argv[1];

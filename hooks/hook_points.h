@@ -19,6 +19,28 @@
  * an int is loaded, tested and branched on (x86-64 gcc); three instead of
  * two instructions at each of the eight points of a spawn+await. */
 extern unsigned char uvt__hooks_on __attribute__((visibility("hidden")));
+/* What a yield point must look at, one byte for the debug library's
+ * fast paths: UVT__GATE_HOOKS while uvt__hooks_on is set, and
+ * UVT__GATE_NO_YIELD from the first UVT_NO_YIELD_BEGIN of the process
+ * on (it stays: clearing it would need a count of open sections that
+ * every task's end keeps).  A program that never opens a section pays
+ * one compare and a branch per yield point; one that does, a load of
+ * the task's depth more.  An uncontended lock acquire needs either (the
+ * depth, or its ACQUIRED event), so it tests the whole byte once. */
+extern unsigned char uvt__gate __attribute__((visibility("hidden")));
+#define UVT__GATE_HOOKS 1u
+#define UVT__GATE_NO_YIELD 2u
+/* Read plainly, as uvt__hooks_on is: a relaxed atomic load is one more
+ * instruction (gcc does not fold it into the compare), and a stale read
+ * only moves the moment a subscriber or the first section counts from.
+ * The ThreadSanitizer build reads it atomically, so that this known race
+ * hides no other. */
+#ifdef UVT_TSAN
+#define UVT__GATE_READ() __atomic_load_n(&uvt__gate, __ATOMIC_RELAXED)
+#else
+#define UVT__GATE_READ() uvt__gate
+#endif
+#define UVT__GATE() __builtin_expect(UVT__GATE_READ(), 0)
 /* Some subscriber wants every AWAIT, not only those a misuse checker
  * uses (uvt_hook_filter_awaits). */
 extern unsigned char uvt__hooks_all_awaits __attribute__((visibility("hidden")));
@@ -92,6 +114,7 @@ void uvt__hook_leave(void);
 #else
 #define UVT__HOOK(...) do { } while (0)
 #define UVT__HOOKS_ACTIVE() 0
+#define UVT__GATE() 0
 #define UVT__HOOK_ENTERED(call) call
 #endif
 

@@ -12,6 +12,7 @@
 
 #ifdef ASYNCIODEBUG
 unsigned char uvt__hooks_on;
+unsigned char uvt__gate;
 _Thread_local uvt__hook_entry_t uvt__hook_entry __attribute__((tls_model("initial-exec")));
 /* Some subscriber wants every AWAIT (uvt_hook_filter_awaits). */
 unsigned char uvt__hooks_all_awaits;
@@ -164,6 +165,7 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   count_flags();
   set_fast();
   __atomic_store_n(&uvt__hooks_on, 1, __ATOMIC_RELEASE);
+  __atomic_or_fetch(&uvt__gate, UVT__GATE_HOOKS, __ATOMIC_RELEASE);
   return 0;
 }
 
@@ -194,7 +196,10 @@ int uvt_hook_remove(uvt_hook_fn fn, void *data) {
   nsubs--;
   count_flags();
   set_fast();
-  if (nsubs == 0) __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
+  if (nsubs == 0) {
+    __atomic_store_n(&uvt__hooks_on, 0, __ATOMIC_RELEASE);
+    __atomic_and_fetch(&uvt__gate, (unsigned char)~UVT__GATE_HOOKS, __ATOMIC_RELEASE);
+  }
   return 0;
 }
 

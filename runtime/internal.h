@@ -231,7 +231,9 @@ extern const uvt__task_ops_t uvt__task_ops;
 /* The scheduler's side of a task's first frame (see `entry`): finish
  * the switch into it; switch away from it for good once it ended. */
 void uvt__sched_task_begin(uvt_task_t *t);
-void uvt__sched_task_end(uvt_task_t *t) __attribute__((noreturn));
+/* `hooks` false: the caller found the hook flag clear (the DONE event
+ * it just skipped), so the last switch sends no events either. */
+void uvt__sched_task_end(uvt_task_t *t, bool hooks) __attribute__((noreturn));
 
 /* One scheduler per loop that uvtask runs on. */
 struct uvt__sched_s {
@@ -407,7 +409,8 @@ static inline void uvt__task_abandon(uvt_task_t *t) { t->state = UVT_TASK_DONE; 
 /* The one condition for freeing a task struct: it ended and gave its
  * stack back, no reference is left (handles given up, no await or wait
  * still reading it), and it was not freed already. */
-static inline bool uvt__task_freeable(const uvt_task_t *t) {
+static inline __attribute__((always_inline)) bool
+uvt__task_freeable(const uvt_task_t *t) {
   /* Most often false for a reference still held: tested first. */
   return t->out.refs == 0 && t->out.done && t->stack.lo == NULL &&
          t->obj.magic == UVT__MAGIC_LIVE;
@@ -435,6 +438,12 @@ void uvt__stall_close(uvt__sched_t *s);
 void uvt__wake(uvt_task_t *t, int status);
 /* Put the current task at the back of the ready queue and switch away. */
 int uvt__yield(const uvt__site_t *where);
+/* The same for a caller that found uvt__gate clear: no hook points. */
+#ifdef ASYNCIODEBUG
+int uvt__yield_quiet(const uvt__site_t *where);
+#else
+#define uvt__yield_quiet uvt__yield
+#endif
 
 /* Object registry.  `o` must be zeroed memory (calloc, or a task struct
  * from uvt__task_take or uvt__task_fresh, whose zeroing leaves out only
@@ -442,7 +451,42 @@ int uvt__yield(const uvt__site_t *where);
 void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func);
+/* uvt__obj_register is these two: into the registry, then the CREATE
+ * event (UVT__HOOK_AT).  Apart for the spawn, which the debug library's
+ * inliner would otherwise leave a call (38 instructions a task). */
+static inline __attribute__((always_inline)) void
+uvt__obj_link(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
+              const char *name, const char *file, int line, const char *func) {
+  uvt__obj_t *head = &s->registry;
+  o->magic = UVT__MAGIC_LIVE;
+  o->kind = (uint8_t)kind;
+  o->name = name != NULL ? name : "?";
+  o->name_owned = NULL;
+  o->file = file != NULL ? file : "?";
+  o->line = line;
+  o->func = func != NULL ? func : "?";
+  o->id = ++s->next_id;
+  o->reported = 0;
+  /* hook_slot: NULL, as every object is zeroed when it is allocated. */
+  o->next = head;
+  o->prev = head->prev;
+  head->prev->next = o;
+  head->prev = o;
+}
+void uvt__hook_create(uvt__sched_t *s, uvt__obj_t *o) __attribute__((noinline));
 void uvt__obj_unregister(uvt__obj_t *o);
+/* uvt__obj_unregister is these two: out of the registry, then the
+ * DESTROY event (hook flag tested by the caller: UVT__HOOK_AT).  Apart
+ * for paths that test the flag once for several events. */
+static inline __attribute__((always_inline)) void uvt__obj_unlink(uvt__obj_t *o) {
+  if (o->next != NULL) {
+    o->prev->next = o->next;
+    o->next->prev = o->prev;
+    o->next = o->prev = NULL;
+  }
+  o->magic = UVT__MAGIC_DEAD;
+}
+void uvt__hook_destroy(uvt__obj_t *o) __attribute__((noinline));
 
 /* Outcome helpers shared by tasks and futures.  complete() stores the
  * status and fires the waiters. */
@@ -450,6 +494,10 @@ void uvt__outcome_complete(uvt__outcome_t *o, int status);
 void uvt__outcome_free(uvt__outcome_t *o);
 /* Mark the outcome's status as read (await, gather, wait_for). */
 void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out);
+/* The same for a caller that found the hook flag clear: no RETRIEVED. */
+static inline void uvt__outcome_retrieve_quiet(uvt__outcome_t *out) {
+  out->retrieved = true;
+}
 /* Tell the hooks a loop-thread call came from another thread. */
 void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
                        int line);
@@ -537,9 +585,12 @@ void uvt__yield_in_section(uvt_task_t *t, const char *what, const char *file,
  * spawn+await and 12 % of an uncontended lock acquire+release (callgrind
  * instructions: the cold call makes the fast path save registers). */
 #ifdef ASYNCIODEBUG
+/* The depth is read only once some section was ever opened (uvt__gate):
+ * the test is then one compare with memory and a branch. */
 #define UVT__YIELD_POINT(t, what)                                          \
   do {                                                                     \
-    if (UVT__UNLIKELY((t)->no_yield_depth > 0))                            \
+    if (UVT__UNLIKELY(UVT__GATE_READ() & UVT__GATE_NO_YIELD) &&                   \
+        (t)->no_yield_depth > 0)                                           \
       uvt__yield_in_section((t), (what), file, line, func);                \
   } while (0)
 #else
@@ -577,6 +628,8 @@ void uvt__task_release(uvt_task_t *t);
 void uvt__future_release(uvt_future_t *f);
 /* Give up one reference; the last one of a finished object frees it. */
 void uvt__task_unref(uvt_task_t *t);
+/* The same for a caller that found the hook flag clear: no DESTROY. */
+void uvt__task_unref_quiet(uvt_task_t *t);
 void uvt__future_unref(uvt_future_t *f);
 /* A handle's outcome handed to the awaiter (uvt_await_result): result
  * and a malloc'd copy of the message, each out pointer may be NULL. */

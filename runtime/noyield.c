@@ -10,6 +10,11 @@ void uvt_no_yield_begin_at(const char *file, int line, const char *func) {
   uvt_task_t *t = uvt__task_current();
   (void)file, (void)line, (void)func;
   if (t == NULL) return;
+#ifdef ASYNCIODEBUG
+  /* From now on the yield points look at task depths (hook_points.h). */
+  if (!(UVT__GATE_READ() & UVT__GATE_NO_YIELD))
+    __atomic_or_fetch(&uvt__gate, UVT__GATE_NO_YIELD, __ATOMIC_RELAXED);
+#endif
   if (t->no_yield_depth++ == 0) {
     t->no_yield_reported = false;
     t->no_yield_file = file;

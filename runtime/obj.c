@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-UVT__HOOK_FN hook_create(uvt__sched_t *s, uvt__obj_t *o) {
+UVT__HOOK_TUNE void uvt__hook_create(uvt__sched_t *s, uvt__obj_t *o) {
   UVT__HOOK(.kind = UVT_HOOK_CREATE, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id,
             .parent_id = uvt__spawn_parent(s) != NULL ? uvt__spawn_parent(s)->obj.id : 0,
@@ -30,7 +30,7 @@ UVT__HOOK_FN hook_retrieved(uvt__obj_t *o, uvt__outcome_t *out) {
   (void)o, (void)out;
 }
 
-UVT__HOOK_FN hook_destroy(uvt__obj_t *o) {
+UVT__HOOK_TUNE void uvt__hook_destroy(uvt__obj_t *o) {
   UVT__HOOK(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id, .name = o->name, .object = o);
   (void)o;
@@ -39,22 +39,8 @@ UVT__HOOK_FN hook_destroy(uvt__obj_t *o) {
 void uvt__obj_register(uvt__sched_t *s, uvt__obj_t *o, uvt_object_kind_t kind,
                        const char *name, const char *file, int line,
                        const char *func) {
-  uvt__obj_t *head = &s->registry;
-  o->magic = UVT__MAGIC_LIVE;
-  o->kind = (uint8_t)kind;
-  o->name = name != NULL ? name : "?";
-  o->name_owned = NULL;
-  o->file = file != NULL ? file : "?";
-  o->line = line;
-  o->func = func != NULL ? func : "?";
-  o->id = ++s->next_id;
-  o->reported = 0;
-  /* hook_slot: NULL, as every object is zeroed when it is allocated. */
-  o->next = head;
-  o->prev = head->prev;
-  head->prev->next = o;
-  head->prev = o;
-  UVT__HOOK_AT(hook_create, s, o);
+  uvt__obj_link(s, o, kind, name, file, line, func);
+  UVT__HOOK_AT(uvt__hook_create, s, o);
 }
 
 void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out) {
@@ -76,13 +62,8 @@ void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
 }
 
 void uvt__obj_unregister(uvt__obj_t *o) {
-  if (o->next != NULL) {
-    o->prev->next = o->next;
-    o->next->prev = o->prev;
-    o->next = o->prev = NULL;
-  }
-  o->magic = UVT__MAGIC_DEAD;
-  UVT__HOOK_AT(hook_destroy, o);
+  uvt__obj_unlink(o);
+  UVT__HOOK_AT(uvt__hook_destroy, o);
 }
 
 void uvt__waiters_push(uvt__waiters_t *l, uvt__waiter_t *w) {

@@ -337,10 +337,12 @@ static void switch_into(uvt__sched_t *s, uvt_task_t *t) {
 /* The step of `from` ends and `to`'s begins (`to` may be `from`: a yield
  * that carries on).  One test of the hook flag for both events: in the
  * debug library each test is a load, a test and a branch on every
- * switch. */
+ * switch.  `hooks` (a constant): false when the caller found the flag
+ * clear on its way here, with nothing in between that could have set it
+ * but another thread's subscribe, which then counts from the next step. */
 static inline __attribute__((always_inline)) void
-step_to(uvt__sched_t *s, uvt_task_t *from, uvt_task_t *to) {
-  if (UVT__HOOKS_ACTIVE()) {
+step_to(uvt__sched_t *s, uvt_task_t *from, uvt_task_t *to, bool hooks) {
+  if (hooks && UVT__HOOKS_ACTIVE()) {
 #ifdef ASYNCIODEBUG
     /* Only a step the subscribers saw begin ends in a combined event
      * (one added mid-step gets the next task's RESUME as usual). */
@@ -366,7 +368,7 @@ step_to(uvt__sched_t *s, uvt_task_t *from, uvt_task_t *to) {
  * to the loop's stack.  Returns when `t` is resumed.  `exiting`: `t`
  * will never run again, so ASan may drop its fake stack. */
 static inline __attribute__((always_inline)) void
-switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
+switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting, bool hooks) {
   uvt_task_t *n;
   void *fake = NULL;
   /* Before anything else runs: an overrun may have trampled the frames
@@ -376,12 +378,12 @@ switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
   n = take_direct(s);
   if (n == t) {
     /* A yield that began a pass of its own: carry on. */
-    step_to(s, t, t);
+    step_to(s, t, t, hooks);
     return;
   }
   s->switched_from = t;
   if (n != NULL) {
-    step_to(s, t, n);
+    step_to(s, t, n, hooks);
 #ifdef UVT_ASAN
     __sanitizer_start_switch_fiber(exiting ? NULL : &fake, n->stack.lo,
                                    n->stack.size);
@@ -409,8 +411,8 @@ switch_out(uvt__sched_t *s, uvt_task_t *t, bool exiting) {
  * (LTO): the hot spawn path stays one frame deep. */
 void uvt__sched_task_begin(uvt_task_t *t) { resumed(t->sched, NULL); }
 
-void uvt__sched_task_end(uvt_task_t *t) {
-  switch_out(t->sched, t, true);
+void uvt__sched_task_end(uvt_task_t *t, bool hooks) {
+  switch_out(t->sched, t, true, hooks);
   uvt__panic("task '%s' was resumed after it ended", t->obj.name);
 }
 
@@ -521,12 +523,17 @@ bool uvt__take_pending_cancel(uvt_task_t *t) {
   return true;
 }
 
-int uvt__park(const uvt__site_t *where,
-              void (*on_cancel)(uvt_task_t *, void *), void *data) {
+/* `hooks` (a constant): whether to look at the hook flag at all.  The
+ * callers test it once and run one of two copies, where each of the
+ * AWAIT and the switch's events would test it in turn (two instructions
+ * each, on every park of the debug library). */
+static inline __attribute__((always_inline)) int
+park_now(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
+         void *data, bool hooks) {
   uvt__sched_t *s = tls_sched;
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
-  HOOK_AWAIT(t, where);
+  if (hooks) HOOK_AWAIT(t, where);
   t->parked_at = *where;
   /* Since when (dumps, snapshots, the stall and lock checks): the clock
    * read that began this run of passes, not a read per park.  As stale
@@ -537,8 +544,25 @@ int uvt__park(const uvt__site_t *where,
   t->on_cancel_data = data;
   t->wake_status = 0;
   uvt__task_set_state(t, UVT_TASK_PARKED);
-  switch_out(s, t, false);
+  switch_out(s, t, false, hooks);
   return t->wake_status;
+}
+
+/* The copy with hook points is a function of its own: sharing one with
+ * the plain copy, the plain one would save the registers both need (and,
+ * with the debug library's -ffixed-rbp, one more than the release
+ * library's: 4-5 instructions a park).  Its AWAIT's entry point is then
+ * the library's, so a finding raised from it takes libunwind's stack. */
+static __attribute__((noinline, unused)) int
+park_hooked(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
+            void *data) {
+  return park_now(where, on_cancel, data, true);
+}
+
+int uvt__park(const uvt__site_t *where,
+              void (*on_cancel)(uvt_task_t *, void *), void *data) {
+  if (UVT__HOOKS_ACTIVE()) return park_hooked(where, on_cancel, data);
+  return park_now(where, on_cancel, data, false);
 }
 
 int uvt__park_revocable(const uvt__site_t *where,
@@ -560,18 +584,34 @@ void uvt__wake(uvt_task_t *t, int status) {
   uvt__ready_push(t->sched, t);
 }
 
-int uvt__yield(const uvt__site_t *where) {
+/* As park_now. */
+static inline __attribute__((always_inline)) int
+yield_now(const uvt__site_t *where, bool hooks) {
   uvt__sched_t *s = tls_sched;
   uvt_task_t *t = s->current;
   if (uvt__take_pending_cancel(t)) return UVT_ECANCELED;
-  HOOK_AWAIT(t, where);
+  if (hooks) HOOK_AWAIT(t, where);
   t->parked_at = *where;
   t->wake_status = 0;
   uvt__task_set_state(t, UVT_TASK_READY);
   uvt__ready_push(s, t);
-  switch_out(s, t, false);
+  switch_out(s, t, false, hooks);
   return uvt__take_pending_cancel(t) ? UVT_ECANCELED : 0;
 }
+
+/* As park_hooked. */
+static __attribute__((noinline, unused)) int yield_hooked(const uvt__site_t *where) {
+  return yield_now(where, true);
+}
+
+int uvt__yield(const uvt__site_t *where) {
+  if (UVT__HOOKS_ACTIVE()) return yield_hooked(where);
+  return yield_now(where, false);
+}
+
+#ifdef ASYNCIODEBUG
+int uvt__yield_quiet(const uvt__site_t *where) { return yield_now(where, false); }
+#endif
 
 /* ---- timers ----------------------------------------------------------------- */
 

@@ -169,8 +169,9 @@ lock_take(uvt_lock_t *l, uvt_task_t *self, const char *file, int line,
   return 0;
 }
 
-/* Debug library, inside a no-yield section or with a hook subscriber:
- * the yield-point check, then the acquire with its event.  A tail call
+/* Debug library, once a no-yield section was opened or with a hook
+ * subscriber (uvt__gate): the yield-point check, then the acquire with
+ * its event (lock_take tests the hook flag again).  A tail call
  * from the fast path, which then keeps no register across a call. */
 static __attribute__((noinline, cold, unused)) int
 lock_take_watched(uvt_lock_t *l, uvt_task_t *self, const char *file,
@@ -190,8 +191,7 @@ int uvt_lock_acquire_at(uvt_lock_t *l, const char *file, int line,
    * (lock_release_checked), and an acquire needs a task of some loop
    * anyway.  Three instructions of the uncontended pair. */
 #ifdef ASYNCIODEBUG
-  if (UVT__UNLIKELY(self->no_yield_depth > 0) || UVT__HOOKS_ACTIVE())
-    return lock_take_watched(l, self, file, line, func);
+  if (UVT__GATE()) return lock_take_watched(l, self, file, line, func);
 #endif
   return lock_take(l, self, file, line, func, false);
 }

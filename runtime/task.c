@@ -126,9 +126,10 @@ forget_own_stack_locks(uvt_task_t *t) {
   }
 }
 
-/* Inlined into task_entry, the one hot caller. */
+/* Inlined into task_entry, the one hot caller.  `hooks` (a constant):
+ * whether to look at the hook flag for the DONE event. */
 static inline __attribute__((always_inline)) void
-task_complete(uvt_task_t *t, int status) {
+task_complete(uvt_task_t *t, int status, bool hooks) {
   /* Ended holding locks: they name a record of it from now on.  First,
    * before any call lays a frame over the stack the task's function
    * left. */
@@ -147,19 +148,39 @@ task_complete(uvt_task_t *t, int status) {
   uvt__task_set_state(t, UVT_TASK_DONE);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
-  UVT__HOOK_AT(hook_done, t, status);
+  if (hooks) UVT__HOOK_AT(hook_done, t, status);
   uvt__outcome_complete(&t->out, status);
   if (UVT__UNLIKELY(t->group != NULL)) uvt__group_child_done(t);
 }
 
-void uvt__task_complete(uvt_task_t *t, int status) { task_complete(t, status); }
+void uvt__task_complete(uvt_task_t *t, int status) { task_complete(t, status, true); }
 
-/* The first frame of every task, called by the context trampoline. */
-static void task_entry(void *arg) {
+/* The first frame of every task, called by the context trampoline.  The
+ * end is in two copies, with and without hook points: one test of the
+ * hook flag for the DONE event and the last switch's, not one each.  The
+ * two copies make the debug library's inliner give up on the end's calls
+ * (uvt__sched_task_end, the awaiters' wake-up: 15 instructions a task
+ * more), so it is told to inline them; the release library has one copy
+ * and inlines them by itself (flattened, it comes out 5 worse). */
+static __attribute__((noinline, noreturn, unused)) void
+task_end_hooked(uvt_task_t *t, int status) {
+  task_complete(t, status, true);
+  uvt__sched_task_end(t, true);
+}
+
+#ifdef ASYNCIODEBUG
+#define TASK_ENTRY_ATTR __attribute__((flatten))
+#else
+#define TASK_ENTRY_ATTR
+#endif
+static TASK_ENTRY_ATTR void task_entry(void *arg) {
   uvt_task_t *t = arg;
+  int status;
   uvt__sched_task_begin(t);
-  task_complete(t, t->fn(t->arg));
-  uvt__sched_task_end(t);
+  status = t->fn(t->arg);
+  if (UVT__HOOKS_ACTIVE()) task_end_hooked(t, status);
+  task_complete(t, status, false);
+  uvt__sched_task_end(t, false);
 }
 
 const uvt__task_ops_t uvt__task_ops = {task_entry, uvt__task_complete,
@@ -224,6 +245,33 @@ bool uvt__await_done(uvt_task_t *t, const uvt__site_t *site, bool cancelled) {
   return await_done(uvt__task_current(), t, site, cancelled);
 }
 
+/* What an await that got to the end does: read the status, hand the
+ * result over, give the caller's reference up.  In two copies (`hooks`,
+ * a constant): one test of the hook flag for RETRIEVED and DESTROY. */
+static inline __attribute__((always_inline)) int
+await_end(uvt_task_t *t, bool cancelled, void **result, char **message,
+          bool hooks) {
+  int err;
+  if (UVT__LIKELY(!cancelled)) {
+    if (hooks) uvt__outcome_retrieve(&t->obj, &t->out);
+    else uvt__outcome_retrieve_quiet(&t->out);
+    err = t->out.status;
+  } else {
+    err = UVT_ECANCELED;
+  }
+  if (result != NULL || message != NULL)
+    uvt__outcome_hand_over(&t->out, !cancelled, result, message);
+  if (hooks) uvt__task_unref(t);
+  else uvt__task_unref_quiet(t);
+  return err;
+}
+
+/* A function of its own, as sched.c's park_hooked. */
+static __attribute__((noinline, unused)) int
+await_end_hooked(uvt_task_t *t, bool cancelled, void **result, char **message) {
+  return await_end(t, cancelled, result, message, true);
+}
+
 /* Flattened: park and the switch inlined here leave fewer returns
  * between the switch and the caller, and each return after a switch is
  * one the CPU may mispredict (5-6 % of a spawn+await). */
@@ -242,16 +290,8 @@ __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
   UVT__YIELD_POINT(self, "uvt_await");
   /* The caller's reference, given up below, keeps `t` while parked. */
   if (!t->out.done) cancelled = await_done(self, t, &site, false);
-  if (UVT__LIKELY(!cancelled)) {
-    uvt__outcome_retrieve(&t->obj, &t->out);
-    err = t->out.status;
-  } else {
-    err = UVT_ECANCELED;
-  }
-  if (result != NULL || message != NULL)
-    uvt__outcome_hand_over(&t->out, !cancelled, result, message);
-  uvt__task_unref(t);
-  return err;
+  if (UVT__HOOKS_ACTIVE()) return await_end_hooked(t, cancelled, result, message);
+  return await_end(t, cancelled, result, message, false);
 }
 
 /* ---- detach / cancel -------------------------------------------------------- */
@@ -280,7 +320,7 @@ void uvt_detach_at(uvt_task_t *t, const char *file, int line,
     detach_slow(t, file, line);
     return;
   }
-  uvt__task_unref(t);
+  uvt__task_unref_quiet(t);
 }
 
 int uvt_cancel_at(uvt_task_t *t, const char *file, int line,

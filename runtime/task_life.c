@@ -26,7 +26,8 @@ spawn_into(uvt__sched_t *s, uvt_task_t *t, uvt_fn fn, void *arg,
   uvt__timer_init_zeroed(&t->timer);
   /* Last: its CREATE hook event sees a task whose fields are all set (a
    * recycled struct holds the previous task's parent .. arg until then). */
-  uvt__obj_register(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
+  uvt__obj_link(s, &t->obj, UVT_OBJECT_TASK, name, file, line, func);
+  UVT__HOOK_AT(uvt__hook_create, s, &t->obj);
   s->live_tasks++;
   uvt__ready_push(s, t);
   return t;
@@ -46,17 +47,27 @@ uvt_task_t *uvt__spawn(uvt__sched_t *s, uvt_fn fn, void *arg,
   return spawn_into(s, t, fn, arg, stack_size, name, file, line, func);
 }
 
-void uvt__task_unref(uvt_task_t *t) {
-  --t->out.refs;
-  if (uvt__task_freeable(t)) uvt__task_release(t);
-}
-
-void uvt__task_release(uvt_task_t *t) {
+/* `hooks` (a constant): whether to look at the hook flag for DESTROY. */
+static inline __attribute__((always_inline)) void
+task_release(uvt_task_t *t, bool hooks) {
   if (UVT__UNLIKELY(t->out.status < 0))
     uvt__finding_unretrieved(&t->obj, &t->out);
-  uvt__obj_unregister(&t->obj);
+  uvt__obj_unlink(&t->obj);
+  if (hooks) UVT__HOOK_AT(uvt__hook_destroy, &t->obj);
   uvt__quarantine(t->sched, &t->obj);
 }
+
+void uvt__task_unref(uvt_task_t *t) {
+  --t->out.refs;
+  if (uvt__task_freeable(t)) task_release(t, true);
+}
+
+void uvt__task_unref_quiet(uvt_task_t *t) {
+  --t->out.refs;
+  if (uvt__task_freeable(t)) task_release(t, false);
+}
+
+void uvt__task_release(uvt_task_t *t) { task_release(t, true); }
 
 int uvt__task_cancel(uvt_task_t *t) {
   if (t->state != UVT_TASK_DONE) t->cancel_requests++;
