@@ -20,6 +20,9 @@
  * per second by the writer and the statistics shed (findings never are).
  *
  * Usage: bench_tracer [scale]
+ *        bench_tracer --worker SCALE [seq|gather|pong]   one variant's
+ *        loops in this process (all three, or one), printing the three
+ *        figures (1e30 for a loop not run): for profiling
  */
 #include <spawn.h>
 #include <stdbool.h>
@@ -41,6 +44,10 @@ static int trivial(void *arg) {
 }
 
 static size_t n_seq, n_gather, n_pong;
+/* --worker's loops: all three, or one ("seq", "gather", "pong"), so that
+ * a profile (callgrind) can take one loop's cost apart from the others'. */
+static const char *only;
+static bool wanted(const char *loop) { return only == NULL || strcmp(only, loop) == 0; }
 static double ns_seq, ns_gather, ns_pong;
 
 static int ponger(void *arg) {
@@ -73,20 +80,26 @@ static int worker_main(void *arg) {
   for (r = 0; r < 3; r++) {
     uint64_t t0 = uv_hrtime();
     double v;
-    for (i = 0; i < n_seq; i++) {
-      uvt_task_t *t = uvt_spawn(trivial, NULL);
-      uvt_await(t); /* gives the handle up */
+    if (wanted("seq")) {
+      for (i = 0; i < n_seq; i++) {
+        uvt_task_t *t = uvt_spawn(trivial, NULL);
+        uvt_await(t); /* gives the handle up */
+      }
+      v = (double)(uv_hrtime() - t0) / (double)n_seq;
+      if (v < ns_seq) ns_seq = v;
     }
-    v = (double)(uv_hrtime() - t0) / (double)n_seq;
-    if (v < ns_seq) ns_seq = v;
-    t0 = uv_hrtime();
-    for (i = 0; i < n_gather; i++) ts[i] = uvt_spawn(trivial, NULL);
-    uvt_gather(ts, n_gather);
-    for (i = 0; i < n_gather; i++) uvt_detach(ts[i]);
-    v = (double)(uv_hrtime() - t0) / (double)n_gather;
-    if (v < ns_gather) ns_gather = v;
-    v = ping_pong();
-    if (v < ns_pong) ns_pong = v;
+    if (wanted("gather")) {
+      t0 = uv_hrtime();
+      for (i = 0; i < n_gather; i++) ts[i] = uvt_spawn(trivial, NULL);
+      uvt_gather(ts, n_gather);
+      for (i = 0; i < n_gather; i++) uvt_detach(ts[i]);
+      v = (double)(uv_hrtime() - t0) / (double)n_gather;
+      if (v < ns_gather) ns_gather = v;
+    }
+    if (wanted("pong")) {
+      v = ping_pong();
+      if (v < ns_pong) ns_pong = v;
+    }
   }
   free(ts);
   return 0;
@@ -163,8 +176,10 @@ int main(int argc, char **argv) {
   long long rows, shed, findings;
   char tmpdir[] = "/tmp/bench-tracer-XXXXXX";
 
-  if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
+  if (argc >= 2 && strcmp(argv[1], "--worker") == 0) {
+    only = argc >= 4 ? argv[3] : NULL;
     return worker(argc >= 3 ? atof(argv[2]) : 1.0);
+  }
   if (argc >= 2) scale = argv[1];
 
   len = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -47,6 +47,10 @@ extern unsigned char uvt__hooks_all_awaits __attribute__((visibility("hidden")))
 /* Every subscriber takes a direct switch as one event
  * (uvt_hook_combine_switches). */
 extern unsigned char uvt__hooks_combine __attribute__((visibility("hidden")));
+/* The lone subscriber's switch callback (uvt_hook_switch_callback) while
+ * it applies, else NULL; and its data. */
+extern uvt_hook_switch_fn uvt__hook_switch_fn __attribute__((visibility("hidden")));
+extern void *uvt__hook_switch_data __attribute__((visibility("hidden")));
 /* Sets ev->slot per subscriber (hooks.h), so the event is not const. */
 void uvt__hook_dispatch(uvt_hook_event_t *ev);
 

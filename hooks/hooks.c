@@ -26,6 +26,7 @@ static struct {
   bool filter_awaits;
   bool foreign; /* fn is not the library's own (the recorder's) */
   bool combine;
+  uvt_hook_switch_fn switch_fn; /* uvt_hook_switch_callback */
 } subs[MAX_SUBSCRIBERS];
 
 static int nsubs;
@@ -81,12 +82,23 @@ static inline void call_sub(int i, uvt_hook_event_t *ev) {
  * alone): it, else NULL.  Kept by set_fast() on every change. */
 static uvt_hook_fn fast_fn;
 static void *fast_data;
+uvt_hook_switch_fn uvt__hook_switch_fn;
+void *uvt__hook_switch_data;
 
 static void set_fast(void) {
   bool one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
              subs[0].data == slot_owner.data && !subs[0].foreign;
   fast_fn = one ? subs[0].fn : NULL;
   fast_data = one ? subs[0].data : NULL;
+  /* The switch callback sees the claimer's words: only for the claimer
+   * alone, and only where switches are combined at all.  A program's own
+   * subscriber may have it too: no hook entry is under way at a switch
+   * (subscribers may not switch tasks), so there is none to hide. */
+  one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
+        subs[0].data == slot_owner.data && subs[0].combine &&
+        subs[0].switch_fn != NULL;
+  uvt__hook_switch_fn = one ? subs[0].switch_fn : NULL;
+  uvt__hook_switch_data = one ? subs[0].data : NULL;
 }
 
 /* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the
@@ -161,6 +173,7 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   subs[nsubs].filter_awaits = false;
   subs[nsubs].foreign = !same_object((void *)(uintptr_t)fn);
   subs[nsubs].combine = false;
+  subs[nsubs].switch_fn = NULL;
   nsubs++;
   count_flags();
   set_fast();
@@ -216,6 +229,15 @@ int uvt_hook_combine_switches(uvt_hook_fn fn, void *data) {
   if (i < 0) return UVT_EINVAL;
   subs[i].combine = true;
   count_flags();
+  set_fast();
+  return 0;
+}
+
+int uvt_hook_switch_callback(uvt_hook_fn fn, void *data, uvt_hook_switch_fn sw) {
+  int i = sub_index(fn, data);
+  if (i < 0) return UVT_EINVAL;
+  subs[i].switch_fn = sw;
+  set_fast();
   return 0;
 }
 
@@ -251,6 +273,11 @@ int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data) {
 
 int uvt_hook_combine_switches(uvt_hook_fn fn, void *data) {
   (void)fn, (void)data;
+  return UV_ENOTSUP;
+}
+
+int uvt_hook_switch_callback(uvt_hook_fn fn, void *data, uvt_hook_switch_fn sw) {
+  (void)fn, (void)data, (void)sw;
   return UV_ENOTSUP;
 }
 

@@ -347,7 +347,16 @@ step_to(uvt__sched_t *s, uvt_task_t *from, uvt_task_t *to, bool hooks) {
     /* Only a step the subscribers saw begin ends in a combined event
      * (one added mid-step gets the next task's RESUME as usual). */
     if (uvt__hooks_combine && from->hook_step) {
-      hook_switch(s, from, to);
+      uvt_hook_switch_fn sw = uvt__hook_switch_fn;
+      /* The lone subscriber's own switch path first: most switches need
+       * no event at all (uvt_hook_switch_callback). */
+      if (sw != NULL && sw(from, &from->obj.hook_slot, to, &to->obj.hook_slot,
+                           uvt__hook_switch_data) == 0) {
+        from->hook_step = false;
+        to->hook_step = true;
+      } else {
+        hook_switch(s, from, to);
+      }
       uvt__task_set_state(to, UVT_TASK_RUNNING);
       s->current = to;
       return;

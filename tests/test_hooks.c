@@ -700,3 +700,83 @@ Test(hooks, switches_stay_apart_while_a_subscriber_did_not_ask) {
   cr_expect_eq(combined, 0, "%d combined switches", combined);
   cr_expect_geq(nsw, 20, "only %d RESUME/SUSPEND events", nsw);
 }
+
+/* uvt_hook_switch_callback: the switches it takes are logged in `sw` as
+ * the combined SUSPEND they stand for; every other one it declines, and
+ * that one must then come as the event. */
+static int swcb_calls, swcb_declined, swcb_no_word;
+
+static int take_every_other(const void *prev, void **prev_slot, const void *next,
+                            void **next_slot, void *data) {
+  (void)data;
+  swcb_calls++;
+  if (prev_slot == NULL || next_slot == NULL) swcb_no_word++;
+  if (swcb_calls % 2 == 0) {
+    swcb_declined++;
+    return 1;
+  }
+  if (nsw < SW_MAX) {
+    sw[nsw].kind = UVT_HOOK_SUSPEND;
+    sw[nsw].id = uvt_hook_current_task(); /* still prev: not switched yet */
+    sw[nsw].object = prev;
+    sw[nsw].next = next;
+    sw[nsw].next_id = 0;
+    sw[nsw].next_slot = true;
+    nsw++;
+  }
+  return 0;
+}
+
+/* The ids of the switches the callback took, from the events around. */
+static void name_taken_switches(void) {
+  int i, j;
+  for (i = 0; i < nsw; i++) {
+    if (sw[i].next_id != 0 || sw[i].next == NULL) continue;
+    for (j = 0; j < nsw; j++)
+      if (sw[j].object == sw[i].next && sw[j].id != 0) sw[i].next_id = sw[j].id;
+  }
+}
+
+Test(hooks, a_switch_callback_takes_direct_switches_and_what_it_declines_comes_as_events) {
+  int combined, i, taken = 0;
+  nsw = swcb_calls = swcb_declined = swcb_no_word = 0;
+  cr_assert_eq(uvt_hook_switch_callback(record_switch, NULL, take_every_other),
+               UVT_EINVAL, "not subscribed");
+  cr_assert_eq(uvt_hook_add_slot(record_switch, NULL), 0);
+  cr_assert_eq(uvt_hook_combine_switches(record_switch, NULL), 0);
+  cr_assert_eq(uvt_hook_switch_callback(record_switch, NULL, take_every_other), 0);
+  cr_assert_eq(uvt_run(NULL, sw_main, NULL), 0);
+  uvt_hook_remove(record_switch, NULL);
+  name_taken_switches();
+  for (i = 0; i < nsw; i++)
+    if (sw[i].kind == UVT_HOOK_SUSPEND && sw[i].next != NULL && sw[i].next_id == 0)
+      cr_expect_fail("a switch to a task seen nowhere else");
+  check_steps(&combined);
+  cr_expect_geq(swcb_calls, 8, "only %d switches went through the callback", swcb_calls);
+  cr_expect_eq(swcb_no_word, 0, "the claimer gets both words");
+  for (i = 0; i < nsw; i++) taken += sw[i].kind == UVT_HOOK_SUSPEND && sw[i].next != NULL;
+  /* Each call is one direct switch: taken by it, or sent as the event. */
+  cr_expect_eq(taken, swcb_calls, "%d combined switches, %d calls", taken, swcb_calls);
+  cr_expect_eq(combined, swcb_calls);
+  cr_expect_geq(swcb_declined, 4);
+}
+
+Test(hooks, a_switch_callback_is_used_only_for_a_lone_claimer) {
+  int combined;
+  nsw = swcb_calls = 0;
+  cr_assert_eq(uvt_hook_add_slot(record_switch, NULL), 0);
+  cr_assert_eq(uvt_hook_add(ignore_events, NULL), 0);
+  cr_assert_eq(uvt_hook_combine_switches(record_switch, NULL), 0);
+  cr_assert_eq(uvt_hook_combine_switches(ignore_events, NULL), 0);
+  cr_assert_eq(uvt_hook_switch_callback(record_switch, NULL, take_every_other), 0);
+  cr_assert_eq(uvt_run(NULL, sw_main, NULL), 0);
+  uvt_hook_remove(ignore_events, NULL);
+  cr_expect_eq(swcb_calls, 0, "the callback ran with two subscribers");
+  check_steps(&combined);
+  cr_expect_geq(combined, 8, "the switches came as events");
+  /* Alone again: the callback applies from the next switch on. */
+  nsw = 0;
+  cr_assert_eq(uvt_run(NULL, sw_main, NULL), 0);
+  uvt_hook_remove(record_switch, NULL);
+  cr_expect_geq(swcb_calls, 8, "alone, only %d calls", swcb_calls);
+}

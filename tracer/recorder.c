@@ -63,7 +63,6 @@ typedef struct tobj_s {
   const char *fail_file;
   int fail_line;
   uint64_t steps, busy_ns, max_step_ns, step_start;
-  int64_t step_start_wall;
   int64_t section_stack;
   const char *section_file;
   int section_line;
@@ -144,6 +143,8 @@ static _Thread_local tstate_t *ts __attribute__((tls_model("initial-exec")));
  * time the step.  On these virtual machines a clock read costs as much as
  * a task switch; a timestamp a step early is fine for a timeline. */
 static int64_t wall_offset;
+/* ASYNCIODEBUG_SLOW_MS in ns, set at start. */
+static uint64_t slow_ns;
 
 static int64_t step_wall(tstate_t *s) {
   if (s->now_hr == 0) s->now_hr = uvt__tclock();
@@ -703,7 +704,6 @@ static void step_begins(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
     o->step_start = now;
     s->now_hr = now;
     if (o->kind == UVT_OBJECT_TASK) s->running = o;
-    o->step_start_wall = (int64_t)now + wall_offset;
     if (slot != NULL) {
       __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
       __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
@@ -767,7 +767,7 @@ static bool on_suspend(tstate_t *s, tobj_t *o, const uvt_hook_event_t *ev,
       rec_t *r = uvt__rec_new(REC_STEP);
       if (r != NULL) {
         r->object_id = o->id;
-        r->ts_ns = o->step_start_wall;
+        r->ts_ns = (int64_t)o->step_start + wall_offset;
         r->duration_ns = (int64_t)dur;
         r->slow = slow;
         uvt__rec_push(r);
@@ -1163,9 +1163,43 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   }
 }
 
+/* A direct switch from `prev` to `next` without an event
+ * (uvt_hook_switch_callback): the usual case, a short step of a task
+ * that holds no lock, with no flush due.  Anything else (a slow step, a
+ * timeline row, locks to track, a flush, a record missing) is declined
+ * to the combined SUSPEND event, before anything here changed. */
+static int fast_switch(const void *prev, void **prev_slot, const void *next,
+                       void **next_slot, void *data) {
+  tstate_t *s = ts;
+  tobj_t *o, *n;
+  wd_slot_t *slot;
+  uint64_t now, dur;
+  (void)prev, (void)next, (void)data;
+  if (s == NULL || (o = *prev_slot) == NULL || (n = *next_slot) == NULL ||
+      o->locks != NULL || n->locks != NULL)
+    return 1;
+  now = uvt__tclock();
+  dur = now - o->step_start;
+  if (dur >= slow_ns || (o->emitted && dur >= STEP_MIN_NS) ||
+      now - s->last_flush_ns >= (uint64_t)FLUSH_MS * 1000000u)
+    return 1;
+  o->steps++;
+  o->busy_ns += dur;
+  if (dur > o->max_step_ns) o->max_step_ns = dur;
+  n->step_start = now;
+  s->now_hr = now;
+  s->running = n;
+  if ((slot = uvt__wd_slot_peek()) != NULL) {
+    __atomic_store_n(&slot->step_seq, slot->step_seq + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&slot->step_start, now, __ATOMIC_RELEASE);
+  }
+  return 0;
+}
+
 void uvt__recorder_start(void) {
   pthread_key_create(&state_key, state_release);
   uvt__tclock_init();
+  slow_ns = (uint64_t)uvt__tcfg.slow_ms * 1000000u;
   wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
   uvt__writer_set_crash_rows(crash_rows);
@@ -1179,4 +1213,5 @@ void uvt__recorder_start(void) {
   (void)uvt_hook_filter_awaits(hook, NULL);
   /* A direct switch as one event: one clock read and dispatch less. */
   (void)uvt_hook_combine_switches(hook, NULL);
+  (void)uvt_hook_switch_callback(hook, NULL, fast_switch);
 }

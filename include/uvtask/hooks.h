@@ -180,6 +180,28 @@ UVT_EXPORT int uvt_hook_filter_awaits(uvt_hook_fn fn, void *data);
  * subscribed) or UV_ENOTSUP in the release library. */
 UVT_EXPORT int uvt_hook_combine_switches(uvt_hook_fn fn, void *data);
 
+/* Added within ABI 0.2.  A direct switch without an event: the previous
+ * task `prev` (whose step ends), the next task `next` (whose step
+ * begins), each with its subscriber word as the claimer sees it (`slot`
+ * above), and `data`.  Returns 0 when it took the switch, or nonzero to
+ * have the combined SUSPEND event (uvt_hook_combine_switches) sent for it
+ * after all; it must then leave its own state as if it had not been
+ * called.  Runs on the loop thread, between the two tasks' steps, on
+ * either task's stack: it may not switch tasks or call into uvtask. */
+typedef int (*uvt_hook_switch_fn)(const void *prev, void **prev_slot,
+                                  const void *next, void **next_slot,
+                                  void *data);
+/* The subscriber (fn, data) takes direct switches through sw first: an
+ * event is built and dispatched only for those sw declines.  A switch is
+ * two of the events of every task step and the only ones of a yield; most
+ * need nothing but two slot words and a clock.  It takes effect while
+ * (fn, data) is the only subscriber, has claimed the objects' word
+ * (uvt_hook_add_slot) and asked for combined switches; otherwise every
+ * switch is an event as before.  sw NULL takes it back.  0, UVT_EINVAL
+ * (not subscribed) or UV_ENOTSUP in the release library. */
+UVT_EXPORT int uvt_hook_switch_callback(uvt_hook_fn fn, void *data,
+                                        uvt_hook_switch_fn sw);
+
 /* ---- accessors: what a subscriber may ask, besides the events ---------- */
 
 /* A suspended task's saved registers, as the context switch left them
