@@ -111,6 +111,10 @@ typedef struct tstate_s {
   tobj_t young, mid, old; /* sentinels */
   uint64_t last_flush_ns;
   uint64_t live_tasks;
+  /* Objects created since the count was last added to the session's
+   * (uvt__stat_objects): at each flush, not per object, since a locked
+   * add costs the loop thread as much as a task switch. */
+  uint64_t new_objects;
   uint64_t cb_start;
   stat_t stats[STATS_SLOTS];
   size_t nstats;
@@ -137,6 +141,13 @@ static void spares_free(tstate_t *s) {
 }
 
 static _Thread_local tstate_t *ts __attribute__((tls_model("initial-exec")));
+
+/* Add the objects `s` counted to the session's count. */
+static void count_objects(tstate_t *s) {
+  if (s->new_objects == 0) return;
+  __atomic_add_fetch(&uvt__stat_objects, s->new_objects, __ATOMIC_RELAXED);
+  s->new_objects = 0;
+}
 
 /* Wall-clock time without a clock read: object timestamps use the time of
  * the step (or callback) they happen in, which the recorder read anyway to
@@ -169,6 +180,7 @@ static void state_release(void *p) {
     uvt__writer_enqueue(head, tail);
     uvt__writer_wake();
   }
+  count_objects(s);
   uvt__rec_thread_exit();
   spares_free(s);
   if (s->young.next == &s->young && s->mid.next == &s->mid &&
@@ -407,6 +419,7 @@ static rec_t *crash_rows(void *state, const session_end_t *end, rec_t **tail) {
   tobj_t *o;
   *tail = NULL;
   if (s != NULL) {
+    count_objects(s);
     head = uvt__rec_take(s->batch, &last);
     /* Both lists hold objects without a written row. */
     tobj_t *const lists[] = {&s->young, &s->mid};
@@ -490,6 +503,7 @@ static void flush_lists(tstate_t *s, uint64_t now, bool all) {
     }
   }
   stats_flush(s);
+  count_objects(s);
   uvt__rec_submit();
 }
 
@@ -651,7 +665,7 @@ static void on_create(tstate_t *s, const uvt_hook_event_t *ev) {
   *ev->slot = o;
   list_add(&s->young, o);
   arm_flush_timer(s, ev->loop);
-  __atomic_add_fetch(&uvt__stat_objects, 1, __ATOMIC_RELAXED);
+  s->new_objects++;
   if (o->kind == UVT_OBJECT_TASK) {
     uint64_t live = ++s->live_tasks, peak;
     peak = __atomic_load_n(&uvt__stat_peak_tasks, __ATOMIC_RELAXED);
@@ -669,8 +683,9 @@ static void tobj_release(tstate_t *s, tobj_t *o) {
   while (o != NULL && o->destroyed && o->children == 0) {
     tobj_t *p = o->parent;
     if (!o->emitted) stats_add(s, o);
-    free(o->name_owned);
-    free(o->message);
+    /* Most have neither: no call into free for them. */
+    if (o->name_owned != NULL) free(o->name_owned);
+    if (o->message != NULL) free(o->message);
     if (s->nspare < SPARE_KEEP) {
       o->next = s->spare;
       s->spare = o;
@@ -1196,8 +1211,15 @@ static int fast_switch(const void *prev, void **prev_slot, const void *next,
   return 0;
 }
 
+/* A forked child's session counts its own objects (session.c zeroes the
+ * count): not those its parent's thread had not added yet. */
+static void forget_counts_in_child(void) {
+  if (ts != NULL) ts->new_objects = 0;
+}
+
 void uvt__recorder_start(void) {
   pthread_key_create(&state_key, state_release);
+  pthread_atfork(NULL, NULL, forget_counts_in_child);
   uvt__tclock_init();
   slow_ns = (uint64_t)uvt__tcfg.slow_ms * 1000000u;
   wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
