@@ -557,12 +557,17 @@ park_now(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
   return t->wake_status;
 }
 
-/* The copy with hook points is a function of its own: sharing one with
- * the plain copy, the plain one would save the registers both need (and,
- * with the debug library's -ffixed-rbp, one more than the release
- * library's: 4-5 instructions a park).  Its AWAIT's entry point is then
- * the library's, so a finding raised from it takes libunwind's stack. */
-static __attribute__((noinline, unused)) int
+/* The copy with hook points is inlined into uvt__park beside the plain
+ * one, not a function of its own: there, the task switched away one call
+ * deeper and returned through it when resumed, and the returns after a
+ * switch are mispredicted (the return stack holds the other task's
+ * calls): with task_end_hooked and await_end_hooked (task.c), ~27 ns of
+ * a recorded spawn+await of ~135 (bench_tracer --worker 0.5 seq, fp,
+ * pinned), for 4-6 instructions more with recording off (bench_instr
+ * spawn+await+detach 605.8 -> 611.8 against release 597.4).  Its AWAIT's
+ * entry point is uvt__park's, the library's, so a finding raised from it
+ * takes libunwind's stack. */
+static inline __attribute__((always_inline, unused)) int
 park_hooked(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
             void *data) {
   return park_now(where, on_cancel, data, true);
@@ -609,7 +614,7 @@ yield_now(const uvt__site_t *where, bool hooks) {
 }
 
 /* As park_hooked. */
-static __attribute__((noinline, unused)) int yield_hooked(const uvt__site_t *where) {
+static inline __attribute__((always_inline, unused)) int yield_hooked(const uvt__site_t *where) {
   return yield_now(where, true);
 }
 

@@ -161,8 +161,10 @@ void uvt__task_complete(uvt_task_t *t, int status) { task_complete(t, status, tr
  * two copies make the debug library's inliner give up on the end's calls
  * (uvt__sched_task_end, the awaiters' wake-up: 15 instructions a task
  * more), so it is told to inline them; the release library has one copy
- * and inlines them by itself (flattened, it comes out 5 worse). */
-static __attribute__((noinline, noreturn, unused)) void
+ * and inlines them by itself (flattened, it comes out 5 worse).  The
+ * hooked copy is inlined too, for the reason sched.c's park_hooked
+ * gives. */
+static inline __attribute__((always_inline, noreturn, unused)) void
 task_end_hooked(uvt_task_t *t, int status) {
   task_complete(t, status, true);
   uvt__sched_task_end(t, true);
@@ -266,8 +268,8 @@ await_end(uvt_task_t *t, bool cancelled, void **result, char **message,
   return err;
 }
 
-/* A function of its own, as sched.c's park_hooked. */
-static __attribute__((noinline, unused)) int
+/* Inlined, as sched.c's park_hooked (and for the same reason). */
+static inline __attribute__((always_inline, unused)) int
 await_end_hooked(uvt_task_t *t, bool cancelled, void **result, char **message) {
   return await_end(t, cancelled, result, message, true);
 }
