@@ -7,9 +7,12 @@
  *                         UVT_TRACE_MAX_DEPTH)
  *   ASYNCIODEBUG_LOG      0: no finding lines on stderr (default 1)
  *   ASYNCIODEBUG_LOCK_MS  lock-held-across-await threshold (default 20)
- *   ASYNCIODEBUG_STACKS   how stacks are captured: "unwind" (libunwind,
- *                         the default) or "fp" (frame pointers: faster,
- *                         right only where the code keeps them; README)
+ *   ASYNCIODEBUG_STACKS   how stacks are captured: unset (the default):
+ *                         frame pointers through code whose DWARF says it
+ *                         keeps them, libunwind elsewhere (fpknown.c);
+ *                         "unwind": libunwind only; "fp": frame pointers
+ *                         wherever they lead (faster, right only where
+ *                         the code keeps them; README)
  * A bad value gets one line on stderr naming the variable and the value
  * used instead.
  *
@@ -68,12 +71,15 @@ void uvt__tracer_config_load(void) {
   uvt__tcfg.log = int_env("ASYNCIODEBUG_LOG", 1, 0, 1) != 0;
   {
     const char *st = secure_getenv("ASYNCIODEBUG_STACKS");
-    uvt__tcfg.fp_stacks = false;
+    uvt__tcfg.stacks = UVT__STACKS_AUTO;
     if (st != NULL && strcmp(st, "fp") == 0)
-      uvt__tcfg.fp_stacks = true;
-    else if (st != NULL && *st != '\0' && strcmp(st, "unwind") != 0)
+      uvt__tcfg.stacks = UVT__STACKS_FP;
+    else if (st != NULL && strcmp(st, "unwind") == 0)
+      uvt__tcfg.stacks = UVT__STACKS_UNWIND;
+    else if (st != NULL && *st != '\0')
       uvt__tracer_line("asynciodebug: ASYNCIODEBUG_STACKS=%s is not \"fp\" or "
-                       "\"unwind\"; using unwind", st);
+                       "\"unwind\"; using the default (frame pointers where "
+                       "the code is known to keep them)", st);
   }
   uvt__tcfg.on = true;
 }

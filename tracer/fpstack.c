@@ -19,6 +19,8 @@
 #include "tracer.h"
 #include "uvtask/hooks.h"
 
+#include "fpknown.h"
+
 #include <pthread.h>
 #include <stdint.h>
 
@@ -53,15 +55,16 @@ static int thread_stack(uintptr_t *lo, uintptr_t *hi) {
   return 0;
 }
 
-/* The bounds of the stack that holds `fp`: the running task's or the
- * thread's; -1 if neither holds it (a stack nobody told us about). */
+/* The bounds of the stack that holds `fp`: 1 for the running task's, 0
+ * for the thread's; -1 if neither holds it (a stack nobody told us
+ * about). */
 static int bounds_of(uintptr_t fp, uintptr_t *lo, uintptr_t *hi) {
   const void *tlo, *thi;
   if (uvt_hook_current_stack(&tlo, &thi) == 0 && fp >= (uintptr_t)tlo &&
       fp < (uintptr_t)thi) {
     *lo = (uintptr_t)tlo;
     *hi = (uintptr_t)thi;
-    return 0;
+    return 1;
   }
   if (thread_stack(lo, hi) == 0 && fp >= *lo && fp < *hi) return 0;
   return -1;
@@ -91,7 +94,7 @@ uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi) {
   if (max <= 0 || uvt_hook_entry_point(&entry, &cfa) != 0 ||
       in_lib(entry, lib_lo, lib_hi))
     return -1;
-  if (bounds_of(fp, &lo, &hi) != 0 || cfa <= fp || cfa > hi) return -1;
+  if (bounds_of(fp, &lo, &hi) < 0 || cfa <= fp || cfa > hi) return -1;
 #if defined(__x86_64__)
   /* The call pushed the return address just below the caller's stack
    * pointer: an entry that is not the live one (a bug) shows here. */
@@ -113,6 +116,92 @@ uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi) {
       pcs[n++] = (uint64_t)ret;
     }
     if (next <= fp) break;
+    fp = next;
+  }
+  return n;
+}
+
+/* ---- the walk where code is known to keep frame pointers ------------------ */
+
+/* Task bottoms confirmed by libunwind (uvt__fp_bottom_learn): few, since
+ * a task's stack always starts the same way.  Entries are written before
+ * the count that publishes them and never change. */
+#define BOTTOMS_MAX 4
+static uvt__fp_bottom_t bottoms[BOTTOMS_MAX];
+static int nbottoms;
+static pthread_mutex_t bottoms_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static bool is_bottom(uintptr_t ret, uintptr_t dist) {
+  int i, n = __atomic_load_n(&nbottoms, __ATOMIC_ACQUIRE);
+  for (i = 0; i < n; i++)
+    if (bottoms[i].ret == ret && bottoms[i].dist == dist) return true;
+  return false;
+}
+
+void uvt__fp_bottom_learn(uvt__fp_bottom_t b) {
+  pthread_mutex_lock(&bottoms_mutex);
+  if (!is_bottom(b.ret, b.dist) && nbottoms < BOTTOMS_MAX) {
+    bottoms[nbottoms] = b;
+    __atomic_store_n(&nbottoms, nbottoms + 1, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&bottoms_mutex);
+}
+
+/* As uvt__fp_backtrace, but a record is followed only out of code known
+ * to keep frame pointers: the record at or above the CFA belongs to the
+ * user's function that holds `entry` (known, or decline), and each record
+ * after it to the function its predecessor returns into, which must be
+ * known in turn.  So every frame is the one libunwind would find, and so
+ * is every frame left out: none, up to `max` or to the bottom of a task's
+ * stack, where a return into the library's task entry (whose caller is
+ * the context trampoline, which zeroed the register) ends the chain.  A
+ * bottom is taken as such only at a return address and distance from the
+ * top of the stack that libunwind was seen to end at; an unseen one is
+ * left in *bottom, with the frames before it in *upto, and the walk
+ * declines.  Anything else out of the ordinary declines too: the chain
+ * leaving the stack, a frame pointer that does not grow, a return into
+ * code not known. */
+__attribute__((noinline, no_sanitize_address)) int
+uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi,
+                        const uvt__fpknown_t *known, uvt__fp_bottom_t *bottom,
+                        int *upto) {
+  uintptr_t fp = (uintptr_t)__builtin_frame_address(0), lo, hi;
+  uintptr_t entry, cfa;
+  int n = 0, where;
+  bottom->ret = 0;
+  if (max <= 0 || uvt_hook_entry_point(&entry, &cfa) != 0 ||
+      !uvt__fpknown_has(known, entry))
+    return -1;
+  where = bounds_of(fp, &lo, &hi);
+  if (where < 0 || cfa <= fp || cfa > hi) return -1;
+#if defined(__x86_64__)
+  if (*(const uintptr_t *)(cfa - sizeof(uintptr_t)) != entry) return -1;
+#endif
+  pcs[n++] = (uint64_t)entry;
+  while (n < max) {
+    const uintptr_t *rec;
+    uintptr_t next, ret;
+    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || fp % FRAME_ALIGN != 0) return -1;
+    rec = (const uintptr_t *)fp;
+    next = rec[0];
+    ret = rec[1];
+    if (fp < cfa) {
+      if (!in_lib(ret, lib_lo, lib_hi) && ret != entry) return -1;
+    } else if (n + 1 == max) {
+      pcs[n++] = (uint64_t)ret; /* right whatever its code: its caller is not asked */
+      break;
+    } else if (!uvt__fpknown_has(known, ret)) {
+      if (where == 1 && next == 0 && in_lib(ret, lib_lo, lib_hi)) {
+        if (is_bottom(ret, hi - fp)) break;
+        bottom->ret = ret;
+        bottom->dist = hi - fp;
+        *upto = n;
+      }
+      return -1;
+    } else {
+      pcs[n++] = (uint64_t)ret;
+    }
+    if (next <= fp) return -1;
     fp = next;
   }
   return n;

@@ -26,6 +26,7 @@
 #define UNW_LOCAL_ONLY
 #include "tracer.h"
 #include "uvtask/hooks.h"
+#include "fpknown.h"
 #include "locks.h"
 #include "watchdog.h"
 
@@ -250,15 +251,64 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
-/* The caller's stack without uvtask's own frames on top, so that the first
- * frame is the user's call (the spawn, the await). */
+/* The frames libunwind finds, as they are stored: uvtask's own dropped
+ * from the top, so that the first frame is the user's call (the spawn,
+ * the await); with `trim_bottom`, also from the bottom of a whole stack
+ * (a task's entry and the context trampoline, under every task's stack,
+ * which the report trims anyway), as the frame-pointer walk leaves them
+ * out; at most the configured depth.  *complete: libunwind reached the
+ * end of the stack. */
+static inline __attribute__((always_inline)) int
+unwind_user_stack(uint64_t *pcs, int want, bool trim_bottom, bool *complete) {
+  void *buf[UVT_TRACE_MAX_PCS];
+  int n, i = 0, m;
+  wd_slot_t *slot = uvt__wd_slot_peek();
+  if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
+  n = unw_backtrace(buf, want);
+  if (slot != NULL) __atomic_store_n(&slot->in_capture, 0, __ATOMIC_RELEASE);
+  while (i < n && ours((uintptr_t)buf[i])) i++;
+  /* All frames are ours when the user's frame was a tail call into
+   * uvtask (`return uvt_fail(...)`): keep the stack below the tracer. */
+  if (i >= n) {
+    i = n > 3 ? 3 : n - 1;
+    if (i < 0) return 0;
+  } else if (trim_bottom && n < want && n - i <= uvt__tcfg.depth) {
+    while (n - i > 1 && ours((uintptr_t)buf[n - 1])) n--;
+  }
+  m = n - i > uvt__tcfg.depth ? uvt__tcfg.depth : n - i;
+  _Static_assert(sizeof(void *) == sizeof(uint64_t), "a return address is 64 bits");
+  memcpy(pcs, buf + i, (size_t)m * sizeof(*pcs));
+  *complete = n < want;
+  return m;
+}
+
+/* The caller's stack without uvtask's own frames (unwind_user_stack), by
+ * frame pointers where that gives the same frames (fpstack.c). */
 static int64_t capture_user_stack(void) {
   uint64_t pcs[UVT_TRACE_MAX_PCS];
-  void *buf[UVT_TRACE_MAX_PCS];
   int n, i = 0, want = uvt__tcfg.depth + 12;
-  wd_slot_t *slot = uvt__wd_slot_peek();
+  bool complete;
   if (want > UVT_TRACE_MAX_PCS) want = UVT_TRACE_MAX_PCS;
-  if (uvt__tcfg.fp_stacks && (n = uvt__fp_backtrace(pcs, want, lib_lo, lib_hi)) >= 0) {
+  if (uvt__tcfg.stacks == UVT__STACKS_AUTO && uvt__fpknown_table() != NULL) {
+    uint64_t fp[UVT_TRACE_MAX_DEPTH];
+    uvt__fp_bottom_t bottom;
+    int upto = 0, k;
+    n = uvt__fp_backtrace_known(fp, uvt__tcfg.depth, lib_lo, lib_hi, uvt__fpknown_table(),
+                                &bottom, &upto);
+    if (n > 0) return uvt__stack_intern(fp, n);
+    n = unwind_user_stack(pcs, want, true, &complete);
+    /* A task's bottom the walk met for the first time: confirmed when
+     * libunwind found the same frames up to it and nothing after it but
+     * the library's (dropped), to the end. */
+    if (bottom.ret != 0 && complete && n == upto) {
+      for (k = 0; k < n && pcs[k] == fp[k]; k++)
+        ;
+      if (k == n) uvt__fp_bottom_learn(bottom);
+    }
+    return uvt__stack_intern(pcs, n);
+  }
+  if (uvt__tcfg.stacks == UVT__STACKS_FP &&
+      (n = uvt__fp_backtrace(pcs, want, lib_lo, lib_hi)) >= 0) {
     /* No lock, no signal-unsafe call: the watchdog may sample it. */
     while (i < n && ours(pcs[i])) i++;
     if (i >= n) i = n > 3 ? 3 : n - 1;
@@ -266,19 +316,7 @@ static int64_t capture_user_stack(void) {
     if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
     return uvt__stack_intern(pcs + i, n - i);
   }
-  if (slot != NULL) __atomic_store_n(&slot->in_capture, 1, __ATOMIC_RELEASE);
-  n = unw_backtrace(buf, want);
-  if (slot != NULL) __atomic_store_n(&slot->in_capture, 0, __ATOMIC_RELEASE);
-  while (i < n && ours((uintptr_t)buf[i])) i++;
-  /* All frames are ours when the user's frame was a tail call into
-   * uvtask (`return uvt_fail(...)`): keep the stack below the tracer. */
-  if (i >= n) i = n > 3 ? 3 : n - 1;
-  if (i < 0) return 0;
-  {
-    int k, m = n - i > uvt__tcfg.depth ? uvt__tcfg.depth : n - i;
-    for (k = 0; k < m; k++) pcs[k] = (uint64_t)(uintptr_t)buf[i + k];
-    return uvt__stack_intern(pcs, m);
-  }
+  return uvt__stack_intern(pcs, unwind_user_stack(pcs, want, false, &complete));
 }
 
 /* ---- rows ------------------------------------------------------------------- */
@@ -529,6 +567,8 @@ static void arm_flush_timer(tstate_t *s, uv_loop_t *loop) {
     if (lt == NULL) return;
     lt->loop = loop;
     uvt__inspect_loop_seen(loop);
+    /* Modules loaded since start (dlopen) are read too. */
+    if (uvt__tcfg.stacks == UVT__STACKS_AUTO) uvt__fpknown_refresh(lib_lo, lib_hi);
     uv_timer_init(loop, &lt->timer);
     uv_unref((uv_handle_t *)&lt->timer);
     lt->next = s->timers;
@@ -1224,6 +1264,7 @@ void uvt__recorder_start(void) {
   slow_ns = (uint64_t)uvt__tcfg.slow_ms * 1000000u;
   wall_offset = uvt__now_ns() - (int64_t)uvt__tclock();
   dl_iterate_phdr(find_self, (void *)(uintptr_t)uvt__recorder_start);
+  if (uvt__tcfg.stacks == UVT__STACKS_AUTO) uvt__fpknown_refresh(lib_lo, lib_hi);
   uvt__writer_set_crash_rows(crash_rows);
   uvt_hook_set_findings_log(uvt__tcfg.log);
   uvt__locks_start(&lock_ops);

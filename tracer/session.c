@@ -225,7 +225,9 @@ static void session_begin(void) {
   if (uvt__tcfg.log)
     uvt__tracer_line("asynciodebug: recording to %s (pid %d, slow > %d ms, depth %d%s)",
             uvt__tcfg.path, (int)getpid(), uvt__tcfg.slow_ms, uvt__tcfg.depth,
-            uvt__tcfg.fp_stacks ? ", frame-pointer stacks" : "");
+            uvt__tcfg.stacks == UVT__STACKS_FP       ? ", frame-pointer stacks"
+            : uvt__tcfg.stacks == UVT__STACKS_UNWIND ? ", libunwind stacks"
+                                                     : "");
 }
 
 __attribute__((constructor)) static void tracer_init(void) {

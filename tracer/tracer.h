@@ -51,7 +51,13 @@ typedef struct tracer_config_s {
   int depth;           /* ASYNCIODEBUG_DEPTH, 1..UVT_TRACE_MAX_DEPTH */
   bool log;            /* ASYNCIODEBUG_LOG: findings on stderr */
   int lock_ms;         /* ASYNCIODEBUG_LOCK_MS: lock-held-across-await */
-  bool fp_stacks;      /* ASYNCIODEBUG_STACKS=fp: walk frame pointers */
+  /* ASYNCIODEBUG_STACKS: how stacks are taken */
+  enum {
+    UVT__STACKS_AUTO,   /* unset: frame pointers through code known to keep
+                           them (fpknown.c), libunwind elsewhere */
+    UVT__STACKS_UNWIND, /* "unwind": libunwind only */
+    UVT__STACKS_FP      /* "fp": frame pointers wherever they lead */
+  } stacks;
 } tracer_config_t;
 
 extern tracer_config_t uvt__tcfg;
@@ -260,6 +266,23 @@ int uvt__stack_of_parked(const struct uvt_task_frame *f, uint64_t *pcs,
  * then unwind another way.  The walk ends where the chain leaves the
  * stack it runs on. */
 int uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi);
+/* The default capture (fpstack.c): the same walk, but only through code
+ * `known` to keep frame pointers (fpknown.h), so that it gives exactly
+ * libunwind's frames (less the library's own at the bottom of a task's
+ * stack); -1 to let libunwind take the stack.  A -1 with bottom->ret set
+ * met a task's bottom not yet confirmed: pcs[0..*upto) are the frames
+ * before it, for the caller to compare with libunwind's and, if they
+ * match and libunwind's go on only through the library to the end,
+ * confirm the bottom with uvt__fp_bottom_learn. */
+struct uvt__fpknown_s;
+typedef struct {
+  uintptr_t ret;  /* the return address into the library */
+  uintptr_t dist; /* the top of the task's stack minus its record's address */
+} uvt__fp_bottom_t;
+int uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi,
+                            const struct uvt__fpknown_s *known, uvt__fp_bottom_t *bottom,
+                            int *upto);
+void uvt__fp_bottom_learn(uvt__fp_bottom_t b);
 /* Record the loaded modules (paths, build-ids, address ranges). */
 void uvt__modules_record(void);
 /* Reset after fork: stack ids restart in the child's session. */
