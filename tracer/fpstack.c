@@ -190,16 +190,18 @@ uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_
     } else if (n + 1 == max) {
       pcs[n++] = (uint64_t)ret; /* right whatever its code: its caller is not asked */
       break;
-    } else if (!uvt__fpknown_has(known, ret)) {
-      if (where == 1 && next == 0 && in_lib(ret, lib_lo, lib_hi)) {
+    } else if (in_lib(ret, lib_lo, lib_hi)) { /* never known (fpknown.c) */
+      if (where == 1 && next == 0) {
         if (is_bottom(ret, hi - fp)) break;
         bottom->ret = ret;
         bottom->dist = hi - fp;
         *upto = n;
       }
       return -1;
-    } else {
+    } else if (uvt__fpknown_has(known, ret)) {
       pcs[n++] = (uint64_t)ret;
+    } else {
+      return -1;
     }
     if (next <= fp) return -1;
     fp = next;

@@ -65,6 +65,14 @@ static uint64_t fnv1a(const uint64_t *pcs, int n) {
   return h != 0 ? h : 1;
 }
 
+/* memcmp's call costs more than the compare of the few PCs of a stack. */
+static inline bool same_pcs(const uint64_t *a, const uint64_t *b, int n) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 static int grow(void) {
   size_t cap = nslots ? nslots * 2 : 4096, i;
   slot_t *ns = calloc(cap, sizeof(*ns));
@@ -93,8 +101,7 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n) {
   h = fnv1a(pcs, n);
   gen = __atomic_load_n(&intern_gen, __ATOMIC_ACQUIRE);
   c = &cache[h & (CACHE_SLOTS - 1)];
-  if (c->gen == gen && c->hash == h && c->n == n &&
-      memcmp(c->pcs, pcs, (size_t)n * sizeof(*pcs)) == 0)
+  if (c->gen == gen && c->hash == h && c->n == n && same_pcs(c->pcs, pcs, n))
     return c->id;
   pthread_mutex_lock(&intern_mutex);
   if ((used + 1) * 2 > nslots && grow() != 0) goto out;
