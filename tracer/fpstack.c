@@ -147,6 +147,26 @@ void uvt__fp_bottom_learn(uvt__fp_bottom_t b) {
   pthread_mutex_unlock(&bottoms_mutex);
 }
 
+/* Whether the records from fp on lead through the library's frames only to
+ * the zeroed frame pointer of a task's entry (the context trampoline
+ * zeroes it).  Built with the register reserved, the library keeps no
+ * records, and the first one's link is that zero; built with frame
+ * pointers (sanitizers, aarch64), its records come first. */
+static bool lib_to_the_end(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t lib_lo,
+                           uintptr_t lib_hi) {
+  int k;
+  for (k = 0; k < UVT_TRACE_MAX_PCS; k++) {
+    const uintptr_t *rec = (const uintptr_t *)fp;
+    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || fp % FRAME_ALIGN != 0 ||
+        !in_lib(rec[1], lib_lo, lib_hi))
+      return false;
+    if (rec[0] == 0) return true;
+    if (rec[0] <= fp) return false;
+    fp = rec[0];
+  }
+  return false;
+}
+
 /* As uvt__fp_backtrace, but a record is followed only out of code known
  * to keep frame pointers: the record at or above the CFA belongs to the
  * user's function that holds `entry` (known, or decline), and each record
@@ -155,10 +175,11 @@ void uvt__fp_bottom_learn(uvt__fp_bottom_t b) {
  * is every frame left out: none, up to `max` or to the bottom of a task's
  * stack, where a return into the library's task entry (whose caller is
  * the context trampoline, which zeroed the register) ends the chain.  A
- * bottom is taken as such only at a return address and distance from the
- * top of the stack that libunwind was seen to end at; an unseen one is
- * left in *bottom, with the frames before it in *upto, and the walk
- * declines.  Anything else out of the ordinary declines too: the chain
+ * bottom is taken as such only where the records go on through the
+ * library alone to that zero, and only at a return address and distance
+ * from the top of the stack that libunwind was seen to end at (the same
+ * call at the same depth: the same frames above); an unseen one is left
+ * in *bottom, with the frames before it in *upto, and the walk declines.  Anything else out of the ordinary declines too: the chain
  * leaving the stack, a frame pointer that does not grow, a return into
  * code not known. */
 __attribute__((noinline, no_sanitize_address)) int
@@ -191,7 +212,7 @@ uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_
       pcs[n++] = (uint64_t)ret; /* right whatever its code: its caller is not asked */
       break;
     } else if (in_lib(ret, lib_lo, lib_hi)) { /* never known (fpknown.c) */
-      if (where == 1 && next == 0) {
+      if (where == 1 && lib_to_the_end(fp, lo, hi, lib_lo, lib_hi)) {
         if (is_bottom(ret, hi - fp)) break;
         bottom->ret = ret;
         bottom->dist = hi - fp;
