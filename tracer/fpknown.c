@@ -17,6 +17,7 @@
  * Each module's file is read once, when it first appears (libdw: one pass
  * over the unit headers, no line tables), and only if the file still has
  * the build-id of the loaded copy; one without a build-id is not read.
+ * A library with known code is pinned (see pinned()).
  * The ranges are merged into one sorted table, published with one atomic
  * store.  A table replaced by a later refresh (dlopen) is kept, linked
  * from its successor, because a walk on another thread may be reading it.
@@ -25,6 +26,7 @@
 #include "tracer.h"
 #include "build_id.h"
 
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
@@ -175,6 +177,7 @@ static void read_module(const char *path, uintptr_t bias, const char *build_id,
 typedef struct {
   char *path, *build_id;
   uintptr_t bias;
+  bool program; /* the executable, which is never unloaded */
 } module_t;
 
 typedef struct {
@@ -199,7 +202,8 @@ static int list_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     if (ph->p_type == PT_LOAD && ms->skip_lo >= a && ms->skip_lo < a + ph->p_memsz)
       return 0; /* the library itself */
   }
-  if (path == NULL || path[0] == '\0') { /* the program */
+  bool program = path == NULL || path[0] == '\0';
+  if (program) {
     ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (k <= 0) return 0;
     exe[k] = '\0';
@@ -216,12 +220,29 @@ static int list_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   ms->v[ms->n].build_id = uvt__build_id_hex(info);
   ms->v[ms->n].path = strdup(path);
   ms->v[ms->n].bias = info->dlpi_addr;
+  ms->v[ms->n].program = program;
   if (ms->v[ms->n].path == NULL) {
     free(ms->v[ms->n].build_id);
     return 1;
   }
   ms->n++;
   return 0;
+}
+
+/* A library whose code is known must stay where it is: unloaded, its
+ * addresses could come to hold other code that the table would still call
+ * known.  So it is made never to unload (RTLD_NODELETE; a plugin the
+ * program dlcloses stays mapped while it records: the README says so),
+ * and kept only if the copy pinned is the one read (same load bias).
+ * Libraries without such code (the system's: no DWARF) are left alone. */
+static bool pinned(const module_t *m) {
+  void *h = dlopen(m->path, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+  struct link_map *lm = NULL;
+  bool same;
+  if (h == NULL) return false;
+  same = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL && lm->l_addr == m->bias;
+  dlclose(h); /* the reference just taken; the library stays (NODELETE) */
+  return same;
 }
 
 static int count_cb(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -258,7 +279,11 @@ void uvt__fpknown_refresh(uintptr_t skip_lo, uintptr_t skip_hi) {
   if (refreshed && counts[0] == seen_adds && counts[1] == seen_subs) goto out;
   elf_version(EV_CURRENT);
   dl_iterate_phdr(list_cb, &ms);
-  for (i = 0; i < ms.n; i++) read_module(ms.v[i].path, ms.v[i].bias, ms.v[i].build_id, &c);
+  for (i = 0; i < ms.n && !c.failed; i++) {
+    size_t before = c.good.n;
+    read_module(ms.v[i].path, ms.v[i].bias, ms.v[i].build_id, &c);
+    if (c.good.n > before && !ms.v[i].program && !pinned(&ms.v[i])) c.good.n = before;
+  }
   t = c.failed ? NULL : table_of(&c);
   if (t != NULL && t->n == 0 && uvt__fpknown_published == NULL) {
     free(t); /* nothing known: no walk is tried */

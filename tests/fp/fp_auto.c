@@ -13,6 +13,8 @@
  *     bottom after one frame);
  *   - a spawn from a function called by code without frame pointers
  *     (fp_plain_call): there a walk would lose a frame;
+ *   - a spawn from a function called back by a shared library built with
+ *     frame pointers (fp_lib_call);
  *   - a coroutine made and run.
  * Usage: fp_auto [rounds]
  */
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <uvtask.h>
 
+#include "fp_lib.h"
 #include "fp_plain.h"
 
 #define MAX_DEPTH 20
@@ -54,6 +57,13 @@ __attribute__((noinline)) static void from_plain(void) {
   __asm__ volatile("" ::: "memory");
 }
 
+static int lib_status;
+
+__attribute__((noinline)) static void from_lib(void) {
+  lib_status |= spawn_await();
+  __asm__ volatile("" ::: "memory");
+}
+
 static int fp_auto_main(void *arg) {
   int rounds = *(int *)arg, r, d;
   for (r = 0; r < rounds; r++) {
@@ -65,6 +75,8 @@ static int fp_auto_main(void *arg) {
     if (t == NULL || uvt_await(t) != 0) return -1;
     fp_plain_call(from_plain);
     if (plain_status != 0) return -1;
+    fp_lib_call(from_lib);
+    if (lib_status != 0) return -1;
     c = uvt_coro(quick, NULL);
     if (c == NULL || uvt_await_coro(c) != 0) return -1;
   }
