@@ -12,7 +12,10 @@
  * without -g), a unit built otherwise, an LTO unit ("GNU GIMPLE", whose
  * recorded switches are the link's) or one by a compiler that does not
  * list its switches is not known, and the walk declines to libunwind
- * where it meets it.
+ * where it meets it.  What a unit's command line cannot tell: a function
+ * in it that does without a frame record on its own (an optimize
+ * attribute or pragma, a naked function, top-level asm); the README
+ * says so.
  *
  * Each module's file is read once, when it first appears (libdw: one pass
  * over the unit headers, no line tables), and only if the file still has
