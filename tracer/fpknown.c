@@ -312,3 +312,10 @@ out:
   free(c.good.v);
   free(c.bad.v);
 }
+
+void uvt__fpknown_forget(void) {
+  /* The child of a fork: another thread may have held the lock at the
+   * fork, and is not there to release it.  The table published stays
+   * right (same address space). */
+  pthread_mutex_init(&refresh_mutex, NULL);
+}

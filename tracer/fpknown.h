@@ -38,6 +38,9 @@ static inline const uvt__fpknown_t *uvt__fpknown_table(void) {
  * of the loaded copy: code whose file changed is never known. */
 void uvt__fpknown_refresh(uintptr_t skip_lo, uintptr_t skip_hi);
 
+/* After fork, in the child: the refresh lock starts free. */
+void uvt__fpknown_forget(void);
+
 /* Whether `producer` (a compile unit's DW_AT_producer) says every function
  * of the unit keeps a frame record: GCC's C or C++ at -O0 or with
  * -fno-omit-frame-pointer (the last of the two spellings wins), and

@@ -138,6 +138,12 @@ static bool is_bottom(uintptr_t ret, uintptr_t dist) {
   return false;
 }
 
+void uvt__fp_bottoms_forget(void) {
+  /* After fork, in the child: the bottoms learnt stay right (same code,
+   * same stacks); the lock a thread of the parent held does not. */
+  pthread_mutex_init(&bottoms_mutex, NULL);
+}
+
 void uvt__fp_bottom_learn(uvt__fp_bottom_t b) {
   pthread_mutex_lock(&bottoms_mutex);
   if (!is_bottom(b.ret, b.dist) && nbottoms < BOTTOMS_MAX) {

@@ -17,6 +17,7 @@
 #include "tracer.h"
 #include "uvtask/hooks.h"
 #include "build_id.h"
+#include "fpknown.h"
 
 #include <elf.h>
 #include <libunwind.h>
@@ -239,6 +240,8 @@ void uvt__stacks_forget(void) {
   /* The child keeps the parent's table memory but not its ids: a new
    * session starts numbering again, and must re-emit every stack. */
   pthread_mutex_init(&intern_mutex, NULL);
+  uvt__fpknown_forget();
+  uvt__fp_bottoms_forget();
   __atomic_add_fetch(&intern_gen, 1, __ATOMIC_RELEASE);
   for (i = 0; i < nslots; i++) free(slots[i].pcs);
   free(slots);

@@ -283,6 +283,8 @@ int uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t 
                             const struct uvt__fpknown_s *known, uvt__fp_bottom_t *bottom,
                             int *upto);
 void uvt__fp_bottom_learn(uvt__fp_bottom_t b);
+/* After fork, in the child (uvt__stacks_forget). */
+void uvt__fp_bottoms_forget(void);
 /* Record the loaded modules (paths, build-ids, address ranges). */
 void uvt__modules_record(void);
 /* Reset after fork: stack ids restart in the child's session. */
