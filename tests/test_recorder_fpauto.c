@@ -28,6 +28,7 @@ extern char **environ;
 
 #define PROG_FP UVT_BUILD_DIR "/tests/fp_auto_fp"
 #define PROG_NOFP UVT_BUILD_DIR "/tests/fp_auto_nofp"
+#define PROG_NOID UVT_BUILD_DIR "/tests/fp_auto_noid"
 #define UNW_COUNT UVT_BUILD_DIR "/tests/libunw_count.so"
 
 static char dir[256];
@@ -220,6 +221,19 @@ Test(recorder_fpauto, a_program_built_with_frame_pointers_gets_libunwinds_frames
 
 Test(recorder_fpauto, a_program_built_without_frame_pointers_gets_libunwind_stacks) {
   run_t aut = load(PROG_NOFP, NULL, "nofp-default"), unw = load(PROG_NOFP, "unwind", "nofp-unwind");
+  cr_assert_geq(unw.n, MIN_STACKS, "only %d stacks", unw.n);
+  expect_same_stacks(&aut, &unw);
+  cr_expect_eq(aut.unw_calls, unw.unw_calls, "default: %ld libunwind calls, =unwind: %ld",
+               aut.unw_calls, unw.unw_calls);
+  run_free(&aut);
+  run_free(&unw);
+}
+
+/* Frame pointers and DWARF, but no build-id: the file read could be
+ * another than the one loaded, so its code is not known. */
+Test(recorder_fpauto, a_program_without_a_build_id_gets_libunwind_stacks) {
+  run_t aut = load(PROG_NOID, NULL, "noid-default");
+  run_t unw = load(PROG_NOID, "unwind", "noid-unwind");
   cr_assert_geq(unw.n, MIN_STACKS, "only %d stacks", unw.n);
   expect_same_stacks(&aut, &unw);
   cr_expect_eq(aut.unw_calls, unw.unw_calls, "default: %ld libunwind calls, =unwind: %ld",
