@@ -158,8 +158,8 @@ void uvt__fp_bottom_learn(uvt__fp_bottom_t b) {
  * zeroes it).  Built with the register reserved, the library keeps no
  * records, and the first one's link is that zero; built with frame
  * pointers (sanitizers, aarch64), its records come first. */
-static bool lib_to_the_end(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t lib_lo,
-                           uintptr_t lib_hi) {
+__attribute__((no_sanitize_address)) static bool
+lib_to_the_end(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t lib_lo, uintptr_t lib_hi) {
   int k;
   for (k = 0; k < UVT_TRACE_MAX_PCS; k++) {
     const uintptr_t *rec = (const uintptr_t *)fp;
@@ -185,9 +185,10 @@ static bool lib_to_the_end(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t l
  * library alone to that zero, and only at a return address and distance
  * from the top of the stack that libunwind was seen to end at (the same
  * call at the same depth: the same frames above); an unseen one is left
- * in *bottom, with the frames before it in *upto, and the walk declines.  Anything else out of the ordinary declines too: the chain
- * leaving the stack, a frame pointer that does not grow, a return into
- * code not known. */
+ * in *bottom, with the frames before it in *upto, and the walk declines.
+ * Anything else out of the ordinary declines too: the chain leaving the
+ * stack, a frame pointer that does not grow, a return into code not
+ * known. */
 __attribute__((noinline, no_sanitize_address)) int
 uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi,
                         const uvt__fpknown_t *known, uvt__fp_bottom_t *bottom,
