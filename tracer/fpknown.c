@@ -17,9 +17,10 @@
  * attribute or pragma, a naked function, top-level asm); the README
  * says so.
  *
- * Each module's file is read once, when it first appears (libdw: one pass
- * over the unit headers, no line tables), and only if the file still has
- * the build-id of the loaded copy; one without a build-id is not read.
+ * The modules' files are read at start and again whenever a loop appears
+ * after the set of loaded modules changed (libdw: one pass over the unit
+ * headers, no line tables), each only if the file still has the build-id
+ * of the loaded copy; one without a build-id is not read.
  * A library with known code is pinned (see pinned()).
  * The ranges are merged into one sorted table, published with one atomic
  * store.  A table replaced by a later refresh (dlopen) is kept, linked
