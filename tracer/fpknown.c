@@ -249,15 +249,6 @@ static bool pinned(const module_t *m) {
   return same;
 }
 
-static int count_cb(struct dl_phdr_info *info, size_t size, void *arg) {
-  unsigned long long *c = arg;
-  if (size < offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
-    return 1;
-  c[0] = info->dlpi_adds;
-  c[1] = info->dlpi_subs;
-  return 1;
-}
-
 /* The table of `good` minus whatever meets `bad`, or NULL. */
 static uvt__fpknown_t *table_of(collect_t *c) {
   uvt__fpknown_t *t;
@@ -273,13 +264,13 @@ static uvt__fpknown_t *table_of(collect_t *c) {
 }
 
 void uvt__fpknown_refresh(uintptr_t skip_lo, uintptr_t skip_hi) {
-  unsigned long long counts[2] = {0, 0};
+  unsigned long long counts[2];
   modules_t ms = {NULL, 0, 0, skip_lo, skip_hi, 0, 0};
   collect_t c = {{NULL, 0, 0}, {NULL, 0, 0}, false};
   uvt__fpknown_t *t;
   size_t i;
   pthread_mutex_lock(&refresh_mutex);
-  dl_iterate_phdr(count_cb, counts);
+  uvt__dl_counts(counts);
   if (refreshed && counts[0] == seen_adds && counts[1] == seen_subs) goto out;
   elf_version(EV_CURRENT);
   dl_iterate_phdr(list_cb, &ms);

@@ -86,20 +86,33 @@ static int in_lib(uintptr_t pc, uintptr_t lib_lo, uintptr_t lib_hi) {
  * library's (or the entry function's own, returning to the call site);
  * anything else means the chain is not what this assumes, and the
  * capture declines (-1: the caller unwinds with libunwind instead). */
+/* Where a walk from the frame record at fp (the walker's own) starts:
+ * the entry point of the hook point under way (*entry, *cfa) and the
+ * bounds of the stack (*lo, *hi); 1 on a task's stack, 0 on the thread's,
+ * -1 when the walk cannot start (no entry point, an unknown stack, a CFA
+ * outside it or below the walker). */
+static inline __attribute__((always_inline, no_sanitize_address)) int
+walk_start(uintptr_t fp, uintptr_t *entry, uintptr_t *cfa, uintptr_t *lo, uintptr_t *hi) {
+  int where;
+  if (uvt_hook_entry_point(entry, cfa) != 0) return -1;
+  where = bounds_of(fp, lo, hi);
+  if (where < 0 || *cfa <= fp || *cfa > *hi) return -1;
+#if defined(__x86_64__)
+  /* The call pushed the return address just below the caller's stack
+   * pointer: an entry that is not the live one (a bug) shows here. */
+  if (*(const uintptr_t *)(*cfa - sizeof(uintptr_t)) != *entry) return -1;
+#endif
+  return where;
+}
+
 __attribute__((noinline, no_sanitize_address)) int
 uvt__fp_backtrace(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_hi) {
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0), lo, hi;
   uintptr_t entry, cfa;
   int n = 0;
-  if (max <= 0 || uvt_hook_entry_point(&entry, &cfa) != 0 ||
+  if (max <= 0 || walk_start(fp, &entry, &cfa, &lo, &hi) < 0 ||
       in_lib(entry, lib_lo, lib_hi))
     return -1;
-  if (bounds_of(fp, &lo, &hi) < 0 || cfa <= fp || cfa > hi) return -1;
-#if defined(__x86_64__)
-  /* The call pushed the return address just below the caller's stack
-   * pointer: an entry that is not the live one (a bug) shows here. */
-  if (*(const uintptr_t *)(cfa - sizeof(uintptr_t)) != entry) return -1;
-#endif
   pcs[n++] = (uint64_t)entry;
   while (n < max) {
     const uintptr_t *rec;
@@ -197,14 +210,9 @@ uvt__fp_backtrace_known(uint64_t *pcs, int max, uintptr_t lib_lo, uintptr_t lib_
   uintptr_t entry, cfa;
   int n = 0, where;
   bottom->ret = 0;
-  if (max <= 0 || uvt_hook_entry_point(&entry, &cfa) != 0 ||
+  if (max <= 0 || (where = walk_start(fp, &entry, &cfa, &lo, &hi)) < 0 ||
       !uvt__fpknown_has(known, entry))
     return -1;
-  where = bounds_of(fp, &lo, &hi);
-  if (where < 0 || cfa <= fp || cfa > hi) return -1;
-#if defined(__x86_64__)
-  if (*(const uintptr_t *)(cfa - sizeof(uintptr_t)) != entry) return -1;
-#endif
   pcs[n++] = (uint64_t)entry;
   while (n < max) {
     const uintptr_t *rec;

@@ -84,11 +84,16 @@ static int fill_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+void uvt__dl_counts(unsigned long long counts[2]) {
+  counts[0] = counts[1] = 0;
+  dl_iterate_phdr(count_cb, counts);
+}
+
 void uvt__modtab_refresh(void) {
-  unsigned long long c[2] = {0, 0};
+  unsigned long long c[2];
   modtab_t *t;
   pthread_mutex_lock(&refresh_mutex);
-  dl_iterate_phdr(count_cb, c);
+  uvt__dl_counts(c);
   t = __atomic_load_n(&published, __ATOMIC_ACQUIRE);
   if (t == NULL || c[0] != seen_adds || c[1] != seen_subs) {
     t = t == &tabs[0] ? &tabs[1] : &tabs[0];

@@ -331,6 +331,10 @@ void uvt__inspect_quit_print(int fd, void *uctx);
 
 /* Walk the loaded objects again if any came or went (not in a handler). */
 void uvt__modtab_refresh(void);
+/* The dynamic loader's counts of objects loaded and unloaded so far
+ * (dl_iterate_phdr's dlpi_adds, dlpi_subs; 0, 0 if it does not say): a
+ * change means the set of modules changed.  Takes the loader's lock. */
+void uvt__dl_counts(unsigned long long counts[2]);
 /* The path of the module holding `pc` and pc's offset in it as an ELF
  * address (what addr2line takes), or NULL.  Async-signal-safe. */
 const char *uvt__modtab_find(uintptr_t pc, uintptr_t *offset);
