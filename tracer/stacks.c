@@ -1,9 +1,9 @@
 /*
  * Stack capture, interning and the module map.
  *
- * A stack is captured as raw return addresses with libunwind
- * (unw_backtrace: ~120 ns for 15 frames here) and never symbolised in the
- * traced process.  Identical stacks — the same spawn site reached the same
+ * A stack is captured as raw return addresses, by libunwind
+ * (unw_backtrace: ~120 ns for 15 frames here) or by a frame-pointer walk
+ * (fpstack.c), and never symbolised in the traced process.  Identical stacks — the same spawn site reached the same
  * way — are stored once: a process-wide open-addressing table maps the
  * FNV-1a hash of the addresses to a stack id; a new stack is handed to the
  * writer as a REC_STACK record the first time it is seen.  The table is

@@ -14,9 +14,10 @@
  * steps have a budget per session; past it they are counted (sessions.shed)
  * instead of written.
  *
- * Stacks are raw return addresses (libunwind), interned process-wide by
- * hash (stacks.c), and symbolised later by the `uvtask` command from the
- * module map recorded at start.
+ * Stacks are raw return addresses (a frame-pointer walk through code
+ * known to keep frame pointers, fpstack.c and fpknown.c; libunwind
+ * elsewhere), interned process-wide by hash (stacks.c), and symbolised
+ * later by the `uvtask` command from the module map recorded at start.
  */
 #ifndef UVT_TRACER_TRACER_H
 #define UVT_TRACER_TRACER_H
