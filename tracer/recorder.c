@@ -27,6 +27,7 @@
 #include "tracer.h"
 #include "uvtask/hooks.h"
 #include "fpknown.h"
+#include "intern.h"
 #include "locks.h"
 #include "watchdog.h"
 
@@ -295,7 +296,7 @@ static inline __attribute__((always_inline)) int64_t capture_user_stack_here(voi
     int upto = 0, k;
     n = uvt__fp_backtrace_known(fp, uvt__tcfg.depth, lib_lo, lib_hi, uvt__fpknown_table(),
                                 &bottom, &upto);
-    if (n > 0) return uvt__stack_intern(fp, n);
+    if (n > 0) return uvt__stack_intern_fast(fp, n);
     n = unwind_user_stack(pcs, want, true, &complete);
     /* A task's bottom the walk met for the first time: confirmed when
      * libunwind found the same frames up to it and nothing after it but
@@ -305,7 +306,7 @@ static inline __attribute__((always_inline)) int64_t capture_user_stack_here(voi
         ;
       if (k == n) uvt__fp_bottom_learn(bottom);
     }
-    return uvt__stack_intern(pcs, n);
+    return uvt__stack_intern_fast(pcs, n);
   }
   if (uvt__tcfg.stacks == UVT__STACKS_FP &&
       (n = uvt__fp_backtrace(pcs, want, lib_lo, lib_hi)) >= 0) {
@@ -314,9 +315,9 @@ static inline __attribute__((always_inline)) int64_t capture_user_stack_here(voi
     if (i >= n) i = n > 3 ? 3 : n - 1;
     if (i < 0) return 0;
     if (n - i > uvt__tcfg.depth) n = i + uvt__tcfg.depth;
-    return uvt__stack_intern(pcs + i, n - i);
+    return uvt__stack_intern_fast(pcs + i, n - i);
   }
-  return uvt__stack_intern(pcs, unwind_user_stack(pcs, want, false, &complete));
+  return uvt__stack_intern_fast(pcs, unwind_user_stack(pcs, want, false, &complete));
 }
 
 /* Out of line for the rare captures; inlined into the creation event's

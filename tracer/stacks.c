@@ -18,6 +18,7 @@
 #include "uvtask/hooks.h"
 #include "build_id.h"
 #include "fpknown.h"
+#include "intern.h"
 
 #include <elf.h>
 #include <libunwind.h>
@@ -40,39 +41,11 @@ static slot_t *slots;
 static size_t nslots, used;
 static int64_t next_stack_id;
 
-/* Each thread remembers the stacks it interned last, so that the common
- * case (the same creation site again) takes no lock.  An entry points at
- * the table's own copy of the PCs, which lives until uvt__stacks_forget;
- * that bumps the generation, which empties every cache. */
-#define CACHE_SLOTS 64
-typedef struct {
-  uint64_t hash;
-  unsigned gen;
-  int n;
-  const uint64_t *pcs;
-  int64_t id;
-} cache_t;
-static unsigned intern_gen = 1;
-static _Thread_local cache_t cache[CACHE_SLOTS]
+/* The per-thread cache (intern.h); the generation starts at 1, so that a
+ * zeroed entry matches nothing. */
+unsigned uvt__stack_gen = 1;
+_Thread_local uvt__stack_cache_t uvt__stack_cache[UVT__STACK_CACHE_SLOTS]
     __attribute__((tls_model("initial-exec")));
-
-static uint64_t fnv1a(const uint64_t *pcs, int n) {
-  uint64_t h = 1469598103934665603ull;
-  int i;
-  for (i = 0; i < n; i++) {
-    h ^= pcs[i];
-    h *= 1099511628211ull;
-  }
-  return h != 0 ? h : 1;
-}
-
-/* memcmp's call costs more than the compare of the few PCs of a stack. */
-static inline bool same_pcs(const uint64_t *a, const uint64_t *b, int n) {
-  int i;
-  for (i = 0; i < n; i++)
-    if (a[i] != b[i]) return false;
-  return true;
-}
 
 static int grow(void) {
   size_t cap = nslots ? nslots * 2 : 4096, i;
@@ -96,21 +69,21 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n) {
   size_t j;
   int64_t id = 0;
   rec_t *r = NULL;
-  cache_t *c;
+  const uvt__stack_cache_t *hit;
+  uvt__stack_cache_t *c;
   unsigned gen;
   if (n <= 0) return 0;
-  h = fnv1a(pcs, n);
-  gen = __atomic_load_n(&intern_gen, __ATOMIC_ACQUIRE);
-  c = &cache[h & (CACHE_SLOTS - 1)];
-  if (c->gen == gen && c->hash == h && c->n == n && same_pcs(c->pcs, pcs, n))
-    return c->id;
+  h = uvt__stack_hash(pcs, n);
+  if ((hit = uvt__stack_cached(pcs, n, h)) != NULL) return hit->id;
+  gen = __atomic_load_n(&uvt__stack_gen, __ATOMIC_ACQUIRE);
+  c = &uvt__stack_cache[h & (UVT__STACK_CACHE_SLOTS - 1)];
   pthread_mutex_lock(&intern_mutex);
   if ((used + 1) * 2 > nslots && grow() != 0) goto out;
   for (j = h & (nslots - 1); slots[j].hash != 0; j = (j + 1) & (nslots - 1)) {
     if (slots[j].hash == h && slots[j].n == n &&
         memcmp(slots[j].pcs, pcs, (size_t)n * sizeof(*pcs)) == 0) {
       id = slots[j].id;
-      *c = (cache_t){h, gen, n, slots[j].pcs, id};
+      *c = (uvt__stack_cache_t){h, gen, n, slots[j].pcs, id};
       goto out;
     }
   }
@@ -130,7 +103,7 @@ int64_t uvt__stack_intern(const uint64_t *pcs, int n) {
   slots[j].n = n;
   slots[j].id = id = ++next_stack_id;
   used++;
-  *c = (cache_t){h, gen, n, slots[j].pcs, id};
+  *c = (uvt__stack_cache_t){h, gen, n, slots[j].pcs, id};
   r->id = (uint64_t)id;
   r->npcs = n;
 out:
@@ -242,7 +215,7 @@ void uvt__stacks_forget(void) {
   pthread_mutex_init(&intern_mutex, NULL);
   uvt__fpknown_forget();
   uvt__fp_bottoms_forget();
-  __atomic_add_fetch(&intern_gen, 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&uvt__stack_gen, 1, __ATOMIC_RELEASE);
   for (i = 0; i < nslots; i++) free(slots[i].pcs);
   free(slots);
   slots = NULL;
