@@ -57,9 +57,10 @@ static int thread_stack(uintptr_t *lo, uintptr_t *hi) {
 
 /* The bounds of the stack that holds `fp`: 1 for the running task's, 0
  * for the thread's; -1 if neither holds it (a stack nobody told us
- * about). */
-static inline __attribute__((always_inline)) int bounds_of(uintptr_t fp, uintptr_t *lo,
-                                                            uintptr_t *hi) {
+ * about).  Not inlined into the walks: they are not instrumented by ASan
+ * and this is (its locals' scopes would be poisoned and never unpoisoned:
+ * a false stack-use-after-scope). */
+static int bounds_of(uintptr_t fp, uintptr_t *lo, uintptr_t *hi) {
   const void *tlo, *thi;
   if (uvt_hook_current_stack(&tlo, &thi) == 0 && fp >= (uintptr_t)tlo &&
       fp < (uintptr_t)thi) {
