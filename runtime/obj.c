@@ -25,13 +25,13 @@ UVT__HOOK_TUNE void uvt__hook_create(uvt__sched_t *s, uvt__obj_t *o) {
 }
 
 UVT__HOOK_FN hook_retrieved(uvt__obj_t *o, uvt__outcome_t *out) {
-  UVT__HOOK(.kind = UVT_HOOK_RETRIEVED, .object_kind = (uvt_object_kind_t)o->kind,
+  UVT__HOOK_NOENTRY(.kind = UVT_HOOK_RETRIEVED, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id, .name = o->name, .status = out->status, .object = o);
   (void)o, (void)out;
 }
 
 UVT__HOOK_TUNE void uvt__hook_destroy(uvt__obj_t *o) {
-  UVT__HOOK(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
+  UVT__HOOK_NOENTRY(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id, .name = o->name, .object = o);
   (void)o;
 }
@@ -47,7 +47,7 @@ void uvt__outcome_retrieve(uvt__obj_t *o, uvt__outcome_t *out) {
   (void)o;
   if (out->retrieved) return;
   out->retrieved = true;
-  UVT__HOOK_AT(hook_retrieved, o, out);
+  UVT__HOOK_AT_NOENTRY(hook_retrieved, o, out);
 }
 
 void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
@@ -63,7 +63,7 @@ void uvt__wrong_thread(const uvt__obj_t *o, const char *call, const char *file,
 
 void uvt__obj_unregister(uvt__obj_t *o) {
   uvt__obj_unlink(o);
-  UVT__HOOK_AT(uvt__hook_destroy, o);
+  UVT__HOOK_AT_NOENTRY(uvt__hook_destroy, o);
 }
 
 void uvt__waiters_push(uvt__waiters_t *l, uvt__waiter_t *w) {

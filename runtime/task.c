@@ -96,7 +96,7 @@ uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
 }
 
 UVT__HOOK_FN hook_done(uvt_task_t *t, int status) {
-  UVT__HOOK(.kind = UVT_HOOK_DONE, .object_kind = UVT_OBJECT_TASK,
+  UVT__HOOK_NOENTRY(.kind = UVT_HOOK_DONE, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
             .status = status, .message = t->out.message, .loop = t->sched->loop,
             .object = t);
@@ -148,7 +148,7 @@ task_complete(uvt_task_t *t, int status, bool hooks) {
   uvt__task_set_state(t, UVT_TASK_DONE);
   t->no_yield_depth = 0;
   if (t->is_main) uv_stop(t->sched->loop);
-  if (hooks) UVT__HOOK_AT(hook_done, t, status);
+  if (hooks) UVT__HOOK_AT_NOENTRY(hook_done, t, status);
   uvt__outcome_complete(&t->out, status);
   if (UVT__UNLIKELY(t->group != NULL)) uvt__group_child_done(t);
 }

@@ -53,7 +53,7 @@ task_release(uvt_task_t *t, bool hooks) {
   if (UVT__UNLIKELY(t->out.status < 0))
     uvt__finding_unretrieved(&t->obj, &t->out);
   uvt__obj_unlink(&t->obj);
-  if (hooks) UVT__HOOK_AT(uvt__hook_destroy, &t->obj);
+  if (hooks) UVT__HOOK_AT_NOENTRY(uvt__hook_destroy, &t->obj);
   uvt__quarantine(t->sched, &t->obj);
 }
 

@@ -242,7 +242,11 @@ UVT_EXPORT int uvt_hook_current_stack(const void **lo, const void **hi);
  * UV_ENOTSUP in a build that cannot tell.  *ra inside the library means
  * that function is the library's own, not the one the program called.
  * Outside a subscriber of the library's own (the recorder), *ra is 0: a
- * subscriber of the program's is itself a caller of the library. */
+ * subscriber of the program's is itself a caller of the library.
+ * RETRIEVED, DESTROY and a task's DONE carry no entry point (UVT_EINVAL
+ * when no other event is under way): they come from the library's own
+ * bookkeeping, where no subscriber of its takes a stack, and recording it
+ * would cost every recorded task. */
 UVT_EXPORT int uvt_hook_entry_point(uintptr_t *ra, uintptr_t *cfa);
 
 /* The id of the task running on the calling thread, 0 if none.
