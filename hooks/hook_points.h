@@ -51,6 +51,15 @@ extern unsigned char uvt__hooks_combine __attribute__((visibility("hidden")));
  * it applies, else NULL; and its data. */
 extern uvt_hook_switch_fn uvt__hook_switch_fn __attribute__((visibility("hidden")));
 extern void *uvt__hook_switch_data __attribute__((visibility("hidden")));
+/* The same for uvt_hook_life_callback. */
+extern uvt_hook_life_fn uvt__hook_life_fn __attribute__((visibility("hidden")));
+extern void *uvt__hook_life_data __attribute__((visibility("hidden")));
+/* A life event (DONE, RETRIEVED, DESTROY) of `o` through the lone
+ * subscriber's callback: true if it took it (no event to build). */
+#define UVT__HOOK_LIFE_TAKEN(kind, o, status, message)                       \
+  (uvt__hook_life_fn != NULL &&                                             \
+   uvt__hook_life_fn((kind), (o), &(o)->hook_slot, (status), (message),     \
+                     uvt__hook_life_data) == 0)
 /* Sets ev->slot per subscriber (hooks.h), so the event is not const. */
 void uvt__hook_dispatch(uvt_hook_event_t *ev);
 

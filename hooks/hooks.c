@@ -27,6 +27,7 @@ static struct {
   bool foreign; /* fn is not the library's own (the recorder's) */
   bool combine;
   uvt_hook_switch_fn switch_fn; /* uvt_hook_switch_callback */
+  uvt_hook_life_fn life_fn;     /* uvt_hook_life_callback */
 } subs[MAX_SUBSCRIBERS];
 
 static int nsubs;
@@ -84,6 +85,8 @@ static uvt_hook_fn fast_fn;
 static void *fast_data;
 uvt_hook_switch_fn uvt__hook_switch_fn;
 void *uvt__hook_switch_data;
+uvt_hook_life_fn uvt__hook_life_fn;
+void *uvt__hook_life_data;
 
 static void set_fast(void) {
   bool one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
@@ -99,6 +102,11 @@ static void set_fast(void) {
         subs[0].switch_fn != NULL;
   uvt__hook_switch_fn = one ? subs[0].switch_fn : NULL;
   uvt__hook_switch_data = one ? subs[0].data : NULL;
+  /* The life callback too, without the switches' condition. */
+  one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
+        subs[0].data == slot_owner.data && subs[0].life_fn != NULL;
+  uvt__hook_life_fn = one ? subs[0].life_fn : NULL;
+  uvt__hook_life_data = one ? subs[0].data : NULL;
 }
 
 /* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the
@@ -174,6 +182,7 @@ int uvt_hook_add(uvt_hook_fn fn, void *data) {
   subs[nsubs].foreign = !same_object((void *)(uintptr_t)fn);
   subs[nsubs].combine = false;
   subs[nsubs].switch_fn = NULL;
+  subs[nsubs].life_fn = NULL;
   nsubs++;
   count_flags();
   set_fast();
@@ -241,6 +250,14 @@ int uvt_hook_switch_callback(uvt_hook_fn fn, void *data, uvt_hook_switch_fn sw) 
   return 0;
 }
 
+int uvt_hook_life_callback(uvt_hook_fn fn, void *data, uvt_hook_life_fn life) {
+  int i = sub_index(fn, data);
+  if (i < 0) return UVT_EINVAL;
+  subs[i].life_fn = life;
+  set_fast();
+  return 0;
+}
+
 int uvt_debug_build(void) { return 1; }
 
 #else
@@ -278,6 +295,11 @@ int uvt_hook_combine_switches(uvt_hook_fn fn, void *data) {
 
 int uvt_hook_switch_callback(uvt_hook_fn fn, void *data, uvt_hook_switch_fn sw) {
   (void)fn, (void)data, (void)sw;
+  return UV_ENOTSUP;
+}
+
+int uvt_hook_life_callback(uvt_hook_fn fn, void *data, uvt_hook_life_fn life) {
+  (void)fn, (void)data, (void)life;
   return UV_ENOTSUP;
 }
 

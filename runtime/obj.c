@@ -25,12 +25,18 @@ UVT__HOOK_TUNE void uvt__hook_create(uvt__sched_t *s, uvt__obj_t *o) {
 }
 
 UVT__HOOK_FN hook_retrieved(uvt__obj_t *o, uvt__outcome_t *out) {
+#ifdef ASYNCIODEBUG
+  if (UVT__HOOK_LIFE_TAKEN(UVT_HOOK_RETRIEVED, o, out->status, NULL)) return;
+#endif
   UVT__HOOK_NOENTRY(.kind = UVT_HOOK_RETRIEVED, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id, .name = o->name, .status = out->status, .object = o);
   (void)o, (void)out;
 }
 
 UVT__HOOK_TUNE void uvt__hook_destroy(uvt__obj_t *o) {
+#ifdef ASYNCIODEBUG
+  if (UVT__HOOK_LIFE_TAKEN(UVT_HOOK_DESTROY, o, 0, NULL)) return;
+#endif
   UVT__HOOK_NOENTRY(.kind = UVT_HOOK_DESTROY, .object_kind = (uvt_object_kind_t)o->kind,
             .id = o->id, .name = o->name, .object = o);
   (void)o;

@@ -96,6 +96,9 @@ uvt_task_t *uvt_spawn_on_at(uv_loop_t *loop, uvt_fn fn, void *arg,
 }
 
 UVT__HOOK_FN hook_done(uvt_task_t *t, int status) {
+#ifdef ASYNCIODEBUG
+  if (UVT__HOOK_LIFE_TAKEN(UVT_HOOK_DONE, &t->obj, status, t->out.message)) return;
+#endif
   UVT__HOOK_NOENTRY(.kind = UVT_HOOK_DONE, .object_kind = UVT_OBJECT_TASK,
             .id = t->obj.id, .task_id = t->obj.id, .name = t->obj.name,
             .status = status, .message = t->out.message, .loop = t->sched->loop,

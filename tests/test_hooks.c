@@ -780,3 +780,132 @@ Test(hooks, a_switch_callback_is_used_only_for_a_lone_claimer) {
   uvt_hook_remove(record_switch, NULL);
   cr_expect_geq(swcb_calls, 8, "alone, only %d calls", swcb_calls);
 }
+
+/* uvt_hook_life_callback: each task's DONE, RETRIEVED and DESTROY comes
+ * once, through the callback (which takes every other one here) or as an
+ * event, with the word its CREATE set; a failed task's DONE carries its
+ * status and message either way. */
+enum { LIFE_TASKS = 12, LIFE_MAX = 64 };
+static struct {
+  uint64_t id;
+  int done, retrieved, destroyed, status, via_cb;
+  char message[32];
+} lives[LIFE_MAX];
+static int nlives, life_calls, life_declined, life_bad_word;
+
+static int life_index(void **slot) {
+  intptr_t i = slot != NULL ? (intptr_t)*slot : 0;
+  return i >= 1 && i <= nlives ? (int)i - 1 : -1;
+}
+
+static void life_note(int i, uvt_hook_kind_t kind, int status, const char *message,
+                      bool via_cb) {
+  if (kind == UVT_HOOK_DONE) {
+    lives[i].done++;
+    lives[i].status = status;
+    snprintf(lives[i].message, sizeof(lives[i].message), "%s", message ? message : "");
+  } else if (kind == UVT_HOOK_RETRIEVED) {
+    lives[i].retrieved++;
+  } else if (kind == UVT_HOOK_DESTROY) {
+    lives[i].destroyed++;
+  }
+  lives[i].via_cb += via_cb;
+}
+
+static void life_subscriber(const uvt_hook_event_t *ev, void *data) {
+  int i;
+  (void)data;
+  if (ev->object_kind != UVT_OBJECT_TASK || ev->slot == NULL) return;
+  if (ev->kind == UVT_HOOK_CREATE) {
+    if (nlives == LIFE_MAX) return;
+    lives[nlives].id = ev->id;
+    *ev->slot = (void *)(intptr_t)(++nlives); /* the word: index + 1 */
+    return;
+  }
+  if ((i = life_index(ev->slot)) >= 0) life_note(i, ev->kind, ev->status, ev->message, false);
+}
+
+static int life_every_other(uvt_hook_kind_t kind, const void *object, void **slot,
+                            int status, const char *message, void *data) {
+  int i = life_index(slot);
+  (void)object, (void)data;
+  life_calls++;
+  if (i < 0) {
+    life_bad_word++;
+    return 1;
+  }
+  if (life_calls % 2 == 0) {
+    life_declined++;
+    return 1; /* comes as the event */
+  }
+  life_note(i, kind, status, message, true);
+  return 0;
+}
+
+static int life_child(void *arg) {
+  intptr_t k = (intptr_t)arg;
+  if (k % 3 == 0) return uvt_fail(UV_EIO, "child %d", (int)k);
+  return 0;
+}
+
+static int life_main(void *arg) {
+  intptr_t k;
+  (void)arg;
+  for (k = 0; k < LIFE_TASKS; k++) {
+    uvt_task_t *t = uvt_spawn(life_child, (void *)k);
+    if (t == NULL) return UVT_ENOMEM;
+    (void)uvt_await(t);
+  }
+  return 0;
+}
+
+Test(hooks, a_life_callback_takes_task_ends_and_what_it_declines_comes_as_events) {
+  int i, via_cb = 0;
+  nlives = life_calls = life_declined = life_bad_word = 0;
+  memset(lives, 0, sizeof(lives));
+  cr_assert_eq(uvt_hook_life_callback(life_subscriber, NULL, life_every_other), UVT_EINVAL,
+               "not subscribed");
+  cr_assert_eq(uvt_hook_add_slot(life_subscriber, NULL), 0);
+  cr_assert_eq(uvt_hook_life_callback(life_subscriber, NULL, life_every_other), 0);
+  cr_assert_eq(uvt_run(NULL, life_main, NULL), 0);
+  uvt_hook_remove(life_subscriber, NULL);
+  cr_expect_eq(life_bad_word, 0, "the callback got a word its CREATE did not set");
+  cr_expect_geq(nlives, LIFE_TASKS + 1, "only %d tasks created", nlives);
+  /* The spawned tasks (the main task's end is not awaited). */
+  for (i = 1; i < nlives; i++) {
+    cr_expect_eq(lives[i].done, 1, "task %d: %d DONE", i, lives[i].done);
+    cr_expect_eq(lives[i].retrieved, 1, "task %d: %d RETRIEVED", i, lives[i].retrieved);
+    cr_expect_eq(lives[i].destroyed, 1, "task %d: %d DESTROY", i, lives[i].destroyed);
+    if ((i - 1) % 3 == 0) {
+      char want[32];
+      snprintf(want, sizeof(want), "child %d", i - 1);
+      cr_expect_eq(lives[i].status, UV_EIO, "task %d: status %d", i, lives[i].status);
+      cr_expect_str_eq(lives[i].message, want);
+    } else {
+      cr_expect_eq(lives[i].status, 0, "task %d: status %d", i, lives[i].status);
+    }
+    via_cb += lives[i].via_cb;
+  }
+  cr_expect_geq(life_calls, 3 * LIFE_TASKS, "only %d calls", life_calls);
+  cr_expect_geq(life_declined, LIFE_TASKS, "only %d declined", life_declined);
+  cr_expect_geq(via_cb, LIFE_TASKS, "only %d taken", via_cb);
+}
+
+Test(hooks, a_life_callback_is_used_only_for_a_lone_claimer) {
+  nlives = life_calls = 0;
+  memset(lives, 0, sizeof(lives));
+  cr_assert_eq(uvt_hook_add_slot(life_subscriber, NULL), 0);
+  cr_assert_eq(uvt_hook_add(ignore_events, NULL), 0);
+  cr_assert_eq(uvt_hook_life_callback(life_subscriber, NULL, life_every_other), 0);
+  cr_assert_eq(uvt_run(NULL, life_main, NULL), 0);
+  uvt_hook_remove(ignore_events, NULL);
+  cr_expect_eq(life_calls, 0, "the callback ran with two subscribers");
+  cr_expect_eq(lives[1].done + lives[1].retrieved + lives[1].destroyed, 3,
+               "the ends came as events");
+  /* Alone again: the callback applies. */
+  nlives = 0;
+  memset(lives, 0, sizeof(lives));
+  cr_assert_eq(uvt_run(NULL, life_main, NULL), 0);
+  uvt_hook_remove(life_subscriber, NULL);
+  cr_expect_geq(life_calls, 3 * LIFE_TASKS, "alone, only %d calls", life_calls);
+}

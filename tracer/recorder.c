@@ -1089,6 +1089,37 @@ static __attribute__((noinline)) void on_snapshot(tstate_t *s, tobj_t *o, const 
   uvt__rec_push(r);
 }
 
+/* What DONE, RETRIEVED and DESTROY do to a record `o`, after its locks'
+ * events: shared by hook() and life_event(). */
+static inline void record_done(tstate_t *s, tobj_t *o, int status) {
+  o->ended = true;
+  o->ended_ns = step_wall(s);
+  o->has_status = true;
+  o->status = status;
+  if (o->kind == UVT_OBJECT_TASK && s->live_tasks > 0) s->live_tasks--;
+}
+
+static inline void record_retrieved(tstate_t *s, tobj_t *o) {
+  if (o->retrieved) return;
+  o->retrieved = true;
+  o->retrieved_ns = step_wall(s);
+}
+
+static inline void record_destroyed(tstate_t *s, tobj_t *o, void **slot) {
+  if (!o->ended) {
+    o->ended = true;
+    o->ended_ns = step_wall(s);
+  }
+  if (o == s->running) s->running = NULL;
+  if (o->emitted || o->involved || o->survived ||
+      __atomic_load_n(&o->remote_involved, __ATOMIC_ACQUIRE))
+    emit_object(o);
+  list_del(o);
+  *slot = NULL;
+  o->destroyed = true;
+  tobj_release(s, o);
+}
+
 static void hook(const uvt_hook_event_t *ev, void *data) {
   tstate_t *s = state();
   tobj_t *o;
@@ -1120,10 +1151,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   case UVT_HOOK_DONE:
     if (o == NULL) break;
     if (o->locks != NULL) uvt__locks_event(ev, o, &o->locks);
-    o->ended = true;
-    o->ended_ns = step_wall(s);
-    o->has_status = true;
-    o->status = ev->status;
+    record_done(s, o, ev->status);
     if (ev->message != NULL) {
       free(o->message);
       o->message = strdup(ev->message);
@@ -1133,13 +1161,9 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
      * stack was taken at uvt_fail). */
     if (o->kind == UVT_OBJECT_FUTURE && ev->status < 0 && o->fail_stack == 0)
       o->fail_stack = capture_user_stack();
-    if (o->kind == UVT_OBJECT_TASK && s->live_tasks > 0) s->live_tasks--;
     break;
   case UVT_HOOK_RETRIEVED:
-    if (o != NULL && !o->retrieved) {
-      o->retrieved = true;
-      o->retrieved_ns = step_wall(s);
-    }
+    if (o != NULL) record_retrieved(s, o);
     break;
   case UVT_HOOK_RENAME:
     if (o != NULL) on_rename(o, ev->name);
@@ -1154,18 +1178,7 @@ static void hook(const uvt_hook_event_t *ev, void *data) {
   case UVT_HOOK_DESTROY:
     if (o == NULL) break;
     if (o->locks != NULL) uvt__locks_event(ev, o, &o->locks);
-    if (!o->ended) {
-      o->ended = true;
-      o->ended_ns = step_wall(s);
-    }
-    if (o == s->running) s->running = NULL;
-    if (o->emitted || o->involved || o->survived ||
-        __atomic_load_n(&o->remote_involved, __ATOMIC_ACQUIRE))
-      emit_object(o);
-    list_del(o);
-    *ev->slot = NULL;
-    o->destroyed = true;
-    tobj_release(s, o);
+    record_destroyed(s, o, ev->slot);
     break;
   case UVT_HOOK_NO_YIELD_BEGIN:
     if (o != NULL && ev->no_yield_depth == 1) {
@@ -1259,6 +1272,32 @@ static int fast_switch(const void *prev, void **prev_slot, const void *next,
   return 0;
 }
 
+/* DONE, RETRIEVED, DESTROY without an event (uvt_hook_life_callback):
+ * the usual case, a record without locks, and a task's DONE without a
+ * message.  Anything else is declined to the event, before anything here
+ * changed. */
+static int life_event(uvt_hook_kind_t kind, const void *object, void **slot,
+                      int status, const char *message, void *data) {
+  tstate_t *s = ts;
+  tobj_t *o;
+  (void)object, (void)data;
+  if (s == NULL || (o = *slot) == NULL || o->locks != NULL) return 1;
+  switch (kind) {
+  case UVT_HOOK_DONE:
+    if (message != NULL || o->kind != UVT_OBJECT_TASK) return 1;
+    record_done(s, o, status);
+    return 0;
+  case UVT_HOOK_RETRIEVED:
+    record_retrieved(s, o);
+    return 0;
+  case UVT_HOOK_DESTROY:
+    record_destroyed(s, o, slot);
+    return 0;
+  default:
+    return 1;
+  }
+}
+
 /* A forked child's session counts its own objects (session.c zeroes the
  * count): not those its parent's thread had not added yet. */
 static void forget_counts_in_child(void) {
@@ -1285,4 +1324,6 @@ void uvt__recorder_start(void) {
   /* A direct switch as one event: one clock read and dispatch less. */
   (void)uvt_hook_combine_switches(hook, NULL);
   (void)uvt_hook_switch_callback(hook, NULL, fast_switch);
+  /* And the end of an object's life without events. */
+  (void)uvt_hook_life_callback(hook, NULL, life_event);
 }

@@ -202,6 +202,27 @@ typedef int (*uvt_hook_switch_fn)(const void *prev, void **prev_slot,
 UVT_EXPORT int uvt_hook_switch_callback(uvt_hook_fn fn, void *data,
                                         uvt_hook_switch_fn sw);
 
+/* Added within ABI 0.2.  The end of an object's life without events: a
+ * task's DONE (`status`, `message`), RETRIEVED (`status`) and DESTROY,
+ * as `kind`, with the object's identity, its subscriber word as the
+ * claimer sees it (`slot` above) and `data`.  Returns 0 when it took the
+ * event, or nonzero to have the event sent after all; it must then leave
+ * its own state as if it had not been called.  Runs where the event
+ * would; it may not call into uvtask.  A future's DONE is always an
+ * event. */
+typedef int (*uvt_hook_life_fn)(uvt_hook_kind_t kind, const void *object,
+                                void **slot, int status, const char *message,
+                                void *data);
+/* The subscriber (fn, data) takes those three kinds through life first:
+ * an event is built and dispatched only for those it declines.  Three of
+ * the four events of every task that ends, and all they carry is a word
+ * and a status.  It takes effect while (fn, data) is the only subscriber
+ * and has claimed the objects' word (uvt_hook_add_slot); otherwise they
+ * are events as before.  life NULL takes it back.  0, UVT_EINVAL (not
+ * subscribed) or UV_ENOTSUP in the release library. */
+UVT_EXPORT int uvt_hook_life_callback(uvt_hook_fn fn, void *data,
+                                      uvt_hook_life_fn life);
+
 /* ---- accessors: what a subscriber may ask, besides the events ---------- */
 
 /* A suspended task's saved registers, as the context switch left them
