@@ -305,6 +305,39 @@ Test(safety, a_low_fd_limit_turns_recording_off_with_one_line) {
   }
 }
 
+/* The writer's start failing after the database opened (no pipe, no
+ * thread: the system's limits, made to fail once by a preload): the
+ * program runs as with the release library, one line says why recording
+ * is off, and no session is left that began and never ended, which a
+ * report would show as a crash. */
+Test(safety, a_writer_that_cannot_start_says_so_and_leaves_no_session) {
+  static const struct {
+    const char *call, *says;
+  } cases[] = {{"pipe2", "cannot create the writer's pipes"},
+               {"pthread_create", "cannot start the writer thread"}};
+  size_t k;
+  for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    char script[600];
+    int status;
+    snprintf(script, sizeof(script),
+             "LD_PRELOAD=%s UVT_FAIL_CALL=%s "
+             "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\" "
+             "exec \"$0\" \"$1\"",
+             UVT_BUILD_DIR "/tests/libfail_call.so", cases[k].call);
+    unlink(db_path);
+    status = run_prog(script, SCENARIO, "clean", db_path, "ASYNCIODEBUG_LOG=0");
+    expect_exit_0(status);
+    cr_expect(strstr(stderr_text(), cases[k].says) != NULL, "%s failing: %s", cases[k].call,
+              stderr_text());
+    cr_expect(strstr(stderr_text(), "recording off") != NULL, "%s", stderr_text());
+    cr_expect_eq(count_lines(stderr_text()), 1, "%s failing: %s", cases[k].call,
+                 stderr_text());
+    if (exists(db_path))
+      cr_expect_eq(q_int(db_path, "SELECT count(*) FROM sessions"), 0,
+                   "%s failing: a session was left", cases[k].call);
+  }
+}
+
 /* ---- item 14: the deepest stacks ---------------------------------------- */
 
 /* A task parked 100 frames deep with ASYNCIODEBUG_DEPTH at its maximum:

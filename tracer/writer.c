@@ -742,31 +742,56 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+/* The session row of a start that failed after inserting it: gone, so
+ * that no report shows a session that began and never ended (a crash). */
+static void session_forget(void) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "DELETE FROM sessions WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+    return;
+  sqlite3_bind_int64(st, 1, session_id);
+  (void)sqlite3_step(st);
+  sqlite3_finalize(st);
+}
+
 int uvt__writer_start(void) {
-  int i;
+  int i, err;
+  bool inserted = false;
   if ((db = uvt__db_open()) == NULL) return -1;
   sqlite3_busy_timeout(db, BUSY_MS);
+  /* The pipes first: with few descriptors left they are what fails, and
+   * nothing is in the file yet. */
+  if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) != 0 ||
+      pipe2(ack_fd, O_CLOEXEC | O_NONBLOCK) != 0) {
+    uvt__tracer_line("asynciodebug: %s: cannot create the writer's pipes: %s; "
+                     "recording off", uvt__tcfg.path, strerror(errno));
+    goto fail;
+  }
   if (session_insert() != 0) {
     uvt__tracer_line("asynciodebug: %s: cannot insert the session: %s; "
             "recording off", uvt__tcfg.path, sqlite3_errmsg(db));
     goto fail;
   }
+  inserted = true;
   if (prepare_statements(true) != 0) goto fail;
   open_wal_reserve();
-  if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) != 0 ||
-      pipe2(ack_fd, O_CLOEXEC | O_NONBLOCK) != 0)
-    goto fail;
   /* Last: with few descriptors left, the pipes matter more.  Kept across
    * a fork's park and reopen (same directory). */
   open_ballast();
-  if (pthread_create(&thread, NULL, writer_main, NULL) != 0) goto fail;
+  if ((err = pthread_create(&thread, NULL, writer_main, NULL)) != 0) {
+    uvt__tracer_line("asynciodebug: %s: cannot start the writer thread: %s; "
+                     "recording off", uvt__tcfg.path, strerror(err));
+    goto fail;
+  }
   running = true;
   return 0;
 fail:
-  for (i = 0; i < NSTMT; i++) {
-    sqlite3_finalize(stmt[i]);
-    stmt[i] = NULL;
+  close_statements();
+  if (inserted) session_forget();
+  for (i = 0; i < 2; i++) {
+    if (wake_fd[i] >= 0) close(wake_fd[i]);
+    if (ack_fd[i] >= 0) close(ack_fd[i]);
   }
+  wake_fd[0] = wake_fd[1] = ack_fd[0] = ack_fd[1] = -1;
   if (wal_fd >= 0) close(wal_fd);
   wal_fd = -1;
   close_ballast();
