@@ -89,24 +89,22 @@ uvt_hook_life_fn uvt__hook_life_fn;
 void *uvt__hook_life_data;
 
 static void set_fast(void) {
-  bool one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
-             subs[0].data == slot_owner.data && !subs[0].foreign;
-  fast_fn = one ? subs[0].fn : NULL;
-  fast_data = one ? subs[0].data : NULL;
-  /* The switch callback sees the claimer's words: only for the claimer
-   * alone, and only where switches are combined at all.  A program's own
-   * subscriber may have it too: no hook entry is under way at a switch
-   * (subscribers may not switch tasks), so there is none to hide. */
-  one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
-        subs[0].data == slot_owner.data && subs[0].combine &&
-        subs[0].switch_fn != NULL;
-  uvt__hook_switch_fn = one ? subs[0].switch_fn : NULL;
-  uvt__hook_switch_data = one ? subs[0].data : NULL;
-  /* The life callback too, without the switches' condition. */
-  one = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
-        subs[0].data == slot_owner.data && subs[0].life_fn != NULL;
-  uvt__hook_life_fn = one ? subs[0].life_fn : NULL;
-  uvt__hook_life_data = one ? subs[0].data : NULL;
+  /* The one subscriber, which claimed the objects' word. */
+  bool lone = nsubs == 1 && slot_owner.claimed && subs[0].fn == slot_owner.fn &&
+              subs[0].data == slot_owner.data;
+  bool fast = lone && !subs[0].foreign;
+  /* The callbacks see the claimer's words, so only for the claimer alone;
+   * the switch callback only where switches are combined at all.  A
+   * program's own subscriber may have them too: no hook entry is under
+   * way at a switch or an object's end, so there is none to hide. */
+  bool sw = lone && subs[0].combine && subs[0].switch_fn != NULL;
+  bool life = lone && subs[0].life_fn != NULL;
+  fast_fn = fast ? subs[0].fn : NULL;
+  fast_data = fast ? subs[0].data : NULL;
+  uvt__hook_switch_fn = sw ? subs[0].switch_fn : NULL;
+  uvt__hook_switch_data = sw ? subs[0].data : NULL;
+  uvt__hook_life_fn = life ? subs[0].life_fn : NULL;
+  uvt__hook_life_data = life ? subs[0].data : NULL;
 }
 
 /* Every event's `object` is a uvt__obj_t (or NULL): its word goes to the

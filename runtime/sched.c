@@ -557,25 +557,17 @@ park_now(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
   return t->wake_status;
 }
 
-/* The copy with hook points is inlined into uvt__park beside the plain
- * one, not a function of its own: there, the task switched away one call
- * deeper and returned through it when resumed, and the returns after a
- * switch are mispredicted (the return stack holds the other task's
- * calls): with task_end_hooked and await_end_hooked (task.c), ~27 ns of
- * a recorded spawn+await of ~135 (bench_tracer --worker 0.5 seq, fp,
- * pinned), for 4-6 instructions more with recording off (bench_instr
- * spawn+await+detach 605.8 -> 611.8 against release 597.4).  Its AWAIT's
- * entry point is uvt__park's, the library's, so a finding raised from it
- * takes libunwind's stack. */
-static inline __attribute__((always_inline, unused)) int
-park_hooked(const uvt__site_t *where, void (*on_cancel)(uvt_task_t *, void *),
-            void *data) {
-  return park_now(where, on_cancel, data, true);
-}
-
+/* Both copies are inlined here, the hooked one too: as a function of its
+ * own, the task switched away one call deeper and returned through it
+ * when resumed, and the returns after a switch are mispredicted (the
+ * return stack holds the other task's calls).  With the task end and
+ * the await end (task.c) done the same way, ~27 ns of a recorded
+ * spawn+await of ~135 (bench_tracer --worker 0.5 seq, fp, pinned), for
+ * 4-6 instructions more with recording off (bench_instr spawn+await+detach
+ * 605.8 -> 611.8 against release 597.4). */
 int uvt__park(const uvt__site_t *where,
               void (*on_cancel)(uvt_task_t *, void *), void *data) {
-  if (UVT__HOOKS_ACTIVE()) return park_hooked(where, on_cancel, data);
+  if (UVT__HOOKS_ACTIVE()) return park_now(where, on_cancel, data, true);
   return park_now(where, on_cancel, data, false);
 }
 
@@ -613,13 +605,9 @@ yield_now(const uvt__site_t *where, bool hooks) {
   return uvt__take_pending_cancel(t) ? UVT_ECANCELED : 0;
 }
 
-/* As park_hooked. */
-static inline __attribute__((always_inline, unused)) int yield_hooked(const uvt__site_t *where) {
-  return yield_now(where, true);
-}
-
+/* Both copies inlined, as in uvt__park. */
 int uvt__yield(const uvt__site_t *where) {
-  if (UVT__HOOKS_ACTIVE()) return yield_hooked(where);
+  if (UVT__HOOKS_ACTIVE()) return yield_now(where, true);
   return yield_now(where, false);
 }
 

@@ -165,7 +165,7 @@ void uvt__task_complete(uvt_task_t *t, int status) { task_complete(t, status, tr
  * (uvt__sched_task_end, the awaiters' wake-up: 15 instructions a task
  * more), so it is told to inline them; the release library has one copy
  * and inlines them by itself (flattened, it comes out 5 worse).  The
- * hooked copy is inlined too, for the reason sched.c's park_hooked
+ * hooked copy is inlined too, for the reason sched.c's uvt__park
  * gives. */
 static inline __attribute__((always_inline, noreturn, unused)) void
 task_end_hooked(uvt_task_t *t, int status) {
@@ -271,12 +271,6 @@ await_end(uvt_task_t *t, bool cancelled, void **result, char **message,
   return err;
 }
 
-/* Inlined, as sched.c's park_hooked (and for the same reason). */
-static inline __attribute__((always_inline, unused)) int
-await_end_hooked(uvt_task_t *t, bool cancelled, void **result, char **message) {
-  return await_end(t, cancelled, result, message, true);
-}
-
 /* Flattened: park and the switch inlined here leave fewer returns
  * between the switch and the caller, and each return after a switch is
  * one the CPU may mispredict (5-6 % of a spawn+await). */
@@ -295,7 +289,8 @@ __attribute__((flatten)) int uvt_await_at(uvt_task_t *t, void **result,
   UVT__YIELD_POINT(self, "uvt_await");
   /* The caller's reference, given up below, keeps `t` while parked. */
   if (!t->out.done) cancelled = await_done(self, t, &site, false);
-  if (UVT__HOOKS_ACTIVE()) return await_end_hooked(t, cancelled, result, message);
+  /* Both copies inlined, as in sched.c's uvt__park. */
+  if (UVT__HOOKS_ACTIVE()) return await_end(t, cancelled, result, message, true);
   return await_end(t, cancelled, result, message, false);
 }
 
